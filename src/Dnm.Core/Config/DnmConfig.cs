@@ -1,0 +1,164 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Dnm.Core.Config;
+
+/// <summary>
+/// The one configuration record of a run. Every key matches a `dnm train` flag (kebab-case in JSON).
+/// It is logged in full at start-up, written to the run directory and saved in every checkpoint.
+/// </summary>
+public sealed record DnmConfig
+{
+    // ---- data ----
+    /// <summary>mnist | fashion-mnist-style idx:&lt;images&gt;[,&lt;labels&gt;] | folder:&lt;dir&gt;.</summary>
+    public string Dataset { get; init; } = "mnist";
+    /// <summary>Dataset cache; null means $DNM_DATA, else ~/.cache/dnm.</summary>
+    public string? DataDir { get; init; }
+    /// <summary>Use only the first N training samples (quick runs). Null: all.</summary>
+    public int? Limit { get; init; }
+    /// <summary>Folder datasets are resized to this square size (COIL-20: 64).</summary>
+    public int ImageSize { get; init; } = 64;
+    /// <summary>Folder datasets are converted to this many channels (1 = grayscale, 3 = RGB).</summary>
+    public int ImageChannels { get; init; } = 1;
+    /// <summary>Folder datasets: fail on an unreadable image, or skip it and count it.</summary>
+    public string OnBadImage { get; init; } = "fail";
+
+    // ---- model (the paper: conv 10-8-5 with 5x5 kernels, dense 100) ----
+    public int[] Channels { get; init; } = [10, 8, 5];
+    public int Kernel { get; init; } = 5;
+    public int Latent { get; init; } = 100;
+    /// <summary>none | sigmoid (the authors' code puts a sigmoid on z).</summary>
+    public string LatentActivation { get; init; } = "none";
+
+    // ---- map ----
+    /// <summary>Lattice size RxC; the paper uses 20x30.</summary>
+    public string Map { get; init; } = "20x30";
+
+    // ---- optimisation ----
+    public int Epochs { get; init; } = 10;
+    /// <summary>Autoencoder-only epochs before the SOM is fitted.</summary>
+    public int PretrainEpochs { get; init; } = 3;
+    /// <summary>SOM pre-training iterations on the pre-trained embeddings (the paper: 10 000).</summary>
+    public int SomIterations { get; init; } = 10_000;
+    /// <summary>Global batch size (summed over all workers).</summary>
+    public int BatchSize { get; init; } = 256;
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Weight of the reconstruction term (mean squared error per pixel).</summary>
+    public double Gamma { get; init; } = 1.0;
+    /// <summary>Weight of the L2 penalty on the encoder weights θ.</summary>
+    public double Beta { get; init; } = 1e-5;
+    /// <summary>fixed (P computed without gradient, DEC-style, default) | authors (gradient flows through P, no 1/f).</summary>
+    public string Target { get; init; } = "fixed";
+    public ulong Seed { get; init; } = 0;
+
+    // ---- SOM schedule: sigma(n) = max(sigma0 exp(-n/alpha), sigma-floor), eta(n) = eta0 exp(-n/alpha) ----
+    public double Alpha { get; init; } = 2000;
+    /// <summary>Initial neighbourhood width in lattice units. Null: max(R, C) / 3 (10 for the paper's 20x30).</summary>
+    public double? Sigma0 { get; init; }
+    public double Eta0 { get; init; } = 0.3;
+    public double SigmaFloor { get; init; } = 0.5;
+    /// <summary>What n counts in the joint phase: step | epoch (the paper's pseudo-code).</summary>
+    public string ScheduleCounter { get; init; } = "step";
+    /// <summary>minibatch: w += eta (S - H w)/b | batch: w = (1-eta) w + eta S/H.</summary>
+    public string SomRule { get; init; } = "minibatch";
+
+    // ---- run ----
+    /// <summary>auto | cpu | cuda | cuda:N.</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>Torch intra-op threads; 0 = one per core.</summary>
+    public int Threads { get; init; }
+    /// <summary>Run directory.</summary>
+    public string Out { get; init; } = "runs/dnm";
+    /// <summary>Write a checkpoint every this many steps (and at each epoch end).</summary>
+    public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Evaluate (metrics.jsonl) every this many joint epochs; 0 = only at the end.</summary>
+    public int EvalEvery { get; init; } = 1;
+    /// <summary>Cap on test samples used by periodic evaluation (the final one uses the whole test split).</summary>
+    public int EvalLimit { get; init; } = 10_000;
+
+    [JsonIgnore] public int MapRows => ParseMap(Map).Rows;
+    [JsonIgnore] public int MapCols => ParseMap(Map).Cols;
+    [JsonIgnore] public double Sigma0Resolved => Sigma0 ?? Math.Max(MapRows, MapCols) / 3.0;
+
+    public static (int Rows, int Cols) ParseMap(string map)
+    {
+        var parts = map.ToLowerInvariant().Split('x');
+        if (parts.Length == 2
+            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var r)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var c)
+            && r > 0 && c > 0 && r * c <= 1_000_000)
+            return (r, c);
+        throw new ConfigException($"map '{map}' is not RxC with positive integers (for example 20x30)");
+    }
+
+    /// <summary>Every problem with the configuration, phrased so that the user can fix it.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var p = new List<string>();
+        try { _ = ParseMap(Map); } catch (ConfigException e) { p.Add(e.Message); }
+        if (Channels.Length == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
+        if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
+        if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
+        if (LatentActivation is not ("none" or "sigmoid")) p.Add($"latent-activation must be none or sigmoid, got '{LatentActivation}'");
+        if (Epochs < 0) p.Add($"epochs must be >= 0, got {Epochs}");
+        if (PretrainEpochs < 0) p.Add($"pretrain-epochs must be >= 0, got {PretrainEpochs}");
+        if (SomIterations < 0) p.Add($"som-iterations must be >= 0, got {SomIterations}");
+        if (BatchSize <= 0) p.Add($"batch-size must be positive, got {BatchSize}");
+        if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
+        if (LearningRate <= 0 || double.IsNaN(LearningRate)) p.Add($"learning-rate must be positive, got {LearningRate}");
+        if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
+        if (Target is not ("fixed" or "authors")) p.Add($"target must be fixed or authors, got '{Target}'");
+        if (Alpha <= 0) p.Add($"alpha must be positive, got {Alpha}");
+        if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
+        if (Eta0 <= 0 || Eta0 > 1) p.Add($"eta0 must be in (0, 1], got {Eta0}");
+        if (SigmaFloor < 0) p.Add($"sigma-floor must be >= 0, got {SigmaFloor}");
+        if (ScheduleCounter is not ("step" or "epoch")) p.Add($"schedule-counter must be step or epoch, got '{ScheduleCounter}'");
+        if (SomRule is not ("minibatch" or "batch")) p.Add($"som-rule must be minibatch or batch, got '{SomRule}'");
+        if (ImageSize <= 0) p.Add($"image-size must be positive, got {ImageSize}");
+        if (ImageChannels is not (1 or 3)) p.Add($"image-channels must be 1 or 3, got {ImageChannels}");
+        if (OnBadImage is not ("fail" or "skip")) p.Add($"on-bad-image must be fail or skip, got '{OnBadImage}'");
+        if (Threads < 0) p.Add($"threads must be >= 0, got {Threads}");
+        if (CheckpointEvery <= 0) p.Add($"checkpoint-every must be positive, got {CheckpointEvery}");
+        if (EvalEvery < 0) p.Add($"eval-every must be >= 0, got {EvalEvery}");
+        if (EvalLimit <= 0) p.Add($"eval-limit must be positive, got {EvalLimit}");
+        if (string.IsNullOrWhiteSpace(Out)) p.Add("out must name a directory");
+        try { DeviceSpec.Parse(Device); } catch (ConfigException e) { p.Add(e.Message); }
+        return p;
+    }
+
+    /// <summary>Throws <see cref="ConfigException"/> naming the first problem.</summary>
+    public DnmConfig Validated()
+    {
+        var p = Problems();
+        if (p.Count > 0) throw new ConfigException(string.Join("; ", p));
+        return this;
+    }
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.KebabCaseLower,
+        WriteIndented = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static DnmConfig FromJson(string json, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<DnmConfig>(json, Json)
+                   ?? throw new ConfigException($"config {source} is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"config {source} is not valid: {e.Message} (keys are the `dnm train` flag names, e.g. \"batch-size\")");
+        }
+    }
+}
+
+/// <summary>A bad flag or configuration value. The CLI prints it as one `error:` line and exits with code 2.</summary>
+public sealed class ConfigException(string message) : Exception(message);

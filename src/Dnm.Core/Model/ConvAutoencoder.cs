@@ -1,0 +1,89 @@
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Dnm.Core.Model;
+
+/// <summary>
+/// The paper's convolutional autoencoder, written for one device.
+/// Encoder E_θ: conv C→c1→c2→c3 (k×k, 'same' padding, ReLU) → flatten → dense → z.
+/// Decoder D_φ: dense z → c3·H·W (ReLU) → transposed convs back to C channels → sigmoid.
+/// Encode and Decode stay apart: the SOM works on z alone.
+/// </summary>
+public sealed class ConvAutoencoder : Module<Tensor, Tensor>
+{
+    private readonly Sequential encoderConvs;
+    private readonly Linear encoderDense;
+    private readonly Linear decoderDense;
+    private readonly Sequential decoderConvs;
+    private readonly ImageShape shape;
+    private readonly int lastChannels;
+    private readonly bool sigmoidLatent;
+
+    public ConvAutoencoder(ImageShape shape, DnmConfig config) : base(nameof(ConvAutoencoder))
+    {
+        this.shape = shape;
+        var k = config.Kernel;
+        var pad = k / 2;
+        var channels = config.Channels;
+        lastChannels = channels[^1];
+        sigmoidLatent = config.LatentActivation == "sigmoid";
+
+        var enc = new List<(string, Module<Tensor, Tensor>)>();
+        var cin = shape.Channels;
+        for (int i = 0; i < channels.Length; i++)
+        {
+            enc.Add(($"conv{i + 1}", Conv2d(cin, channels[i], k, padding: pad)));
+            enc.Add(($"relu{i + 1}", ReLU()));
+            cin = channels[i];
+        }
+        encoderConvs = Sequential(enc);
+        var flat = (long)lastChannels * shape.Height * shape.Width;
+        encoderDense = Linear(flat, config.Latent);
+
+        decoderDense = Linear(config.Latent, flat);
+        var dec = new List<(string, Module<Tensor, Tensor>)>();
+        for (int i = channels.Length - 1; i >= 0; i--)
+        {
+            var cout = i == 0 ? shape.Channels : channels[i - 1];
+            dec.Add(($"deconv{channels.Length - i}", ConvTranspose2d(channels[i], cout, k, padding: pad)));
+            dec.Add(i == 0 ? ($"sigmoid", Sigmoid()) : ($"relu{channels.Length - i}", ReLU()));
+        }
+        decoderConvs = Sequential(dec);
+        RegisterComponents();
+    }
+
+    public ImageShape Shape => shape;
+
+    /// <summary>The encoder's parameters θ (the L2 penalty applies to these).</summary>
+    public IEnumerable<Parameter> EncoderParameters() => encoderConvs.parameters().Concat(encoderDense.parameters());
+
+    public Tensor Encode(Tensor x)
+    {
+        var z = encoderDense.forward(encoderConvs.forward(x).flatten(1));
+        return sigmoidLatent ? z.sigmoid() : z;
+    }
+
+    public Tensor Decode(Tensor z)
+    {
+        var h = functional.relu(decoderDense.forward(z)).view(-1, lastChannels, shape.Height, shape.Width);
+        return decoderConvs.forward(h);
+    }
+
+    public override Tensor forward(Tensor x) => Decode(Encode(x));
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            encoderConvs.Dispose();
+            encoderDense.Dispose();
+            decoderDense.Dispose();
+            decoderConvs.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}

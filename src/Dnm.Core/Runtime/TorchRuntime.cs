@@ -1,0 +1,79 @@
+using Dnm.Core.Config;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Runtime;
+
+/// <summary>What start-up decided about the native runtime, for the log and the run directory.</summary>
+public sealed record RuntimeReport(string Device, int Threads, bool MkldnnEnabled, bool HeapTuned, IReadOnlyList<string> Notes);
+
+/// <summary>
+/// Initialises torch for this process: device, threads, allocator and the numerics self-check.
+/// Call once at start-up, before any model is built.
+/// </summary>
+public static class TorchRuntime
+{
+    // The oneDNN and NNPACK switches are process-wide native state, so the decision is too: it is
+    // made once, by whichever comes first, Initialize or the first StepEngine.
+    private static readonly Lazy<CpuNumerics> cpuNumerics = new(DecideCpuNumerics, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private sealed record CpuNumerics(bool MkldnnEnabled, IReadOnlyList<string> Notes);
+
+    public static (Device Device, RuntimeReport Report) Initialize(DeviceSpec spec, int threads, Action<string>? log = null)
+    {
+        var heapTuned = NativeTuning.KeepLargeAllocationsOnHeap();
+        var device = Resolve(spec);
+        if (threads > 0) torch.set_num_threads(threads);
+        var numerics = device.type == DeviceType.CPU ? cpuNumerics.Value : new CpuNumerics(true, []);
+        foreach (var n in numerics.Notes) log?.Invoke(n);
+        return (device, new RuntimeReport(device.ToString(), torch.get_num_threads(), numerics.MkldnnEnabled, heapTuned, numerics.Notes));
+    }
+
+    /// <summary>Makes sure CPU convolutions are numerically sound before any model runs on the CPU.</summary>
+    public static void EnsureCpuNumerics() => _ = cpuNumerics.Value;
+
+    private static CpuNumerics DecideCpuNumerics()
+    {
+        var notes = new List<string>();
+        void Note(string s) => notes.Add(s);
+        var device = CPU;
+        var mkldnn = true;
+        {
+            if (NativeTuning.DisableNnpackWhereUnsupported()) Note("NNPACK disabled: this CPU does not support it");
+            var check = NumericsSelfCheck.Run(device);
+            if (!check.Passed)
+            {
+                NativeTuning.SetMkldnnEnabled(false);
+                var again = NumericsSelfCheck.Run(device);
+                if (!again.Passed)
+                    throw new InvalidOperationException(
+                        $"CPU convolution kernels give wrong results even with oneDNN off ({again.Detail}); this machine cannot train reliably");
+                mkldnn = false;
+                Note($"oneDNN disabled: float32 conv/conv-transpose self-check failed against float64 ({check.Detail}); " +
+                     $"without oneDNN it passes ({again.Detail})");
+            }
+        }
+        return new CpuNumerics(mkldnn, notes);
+    }
+
+    public static Device Resolve(DeviceSpec spec)
+    {
+        var cudaAvailable = torch.cuda.is_available();
+        switch (spec.Kind)
+        {
+            case "cpu":
+                return CPU;
+            case "auto":
+                return cudaAvailable ? CUDA : CPU;
+            default:
+                if (!cudaAvailable)
+                    throw new ConfigException(
+                        $"device '{spec}' requested but CUDA is not available (this build uses the CPU TorchSharp backend, " +
+                        "or no GPU is visible); use --device cpu, or build with -p:TorchBackend=cuda on a GPU host");
+                var count = torch.cuda.device_count();
+                if (spec.Index is { } i && i >= count)
+                    throw new ConfigException($"device '{spec}' requested but only {count} CUDA device(s) are visible");
+                return spec.Index is { } idx ? new Device(DeviceType.CUDA, idx) : CUDA;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Som;
+
+/// <summary>How the prototypes move given the neighbourhood-weighted sums S and H.</summary>
+public enum SomRule
+{
+    /// <summary>w_j ← w_j + η·(S_j − H_j·w_j)/b.</summary>
+    Minibatch,
+    /// <summary>w_j ← (1−η)·w_j + η·S_j/H_j where H_j &gt; 0.</summary>
+    Batch,
+}
+
+/// <summary>
+/// An R×C lattice of prototypes w_j ∈ R^D. The prototypes are long-lived state, created outside every
+/// dispose scope and changed in place. They get no gradient: only the Kohonen rule moves them.
+/// </summary>
+public sealed class SomLattice : IDisposable
+{
+    private readonly Tensor latticeSquaredDistance; // (K, K): ||p_j − p_k||² on the grid
+
+    public SomLattice(int rows, int cols, int dim, Device device)
+    {
+        Rows = rows;
+        Cols = cols;
+        Dim = dim;
+        Prototypes = zeros(new long[] { rows * cols, dim }, dtype: float32, device: device).DetachFromDisposeScope();
+        using var scope = NewDisposeScope();
+        var idx = arange(rows * cols, dtype: int64, device: device);
+        var pos = stack(new[] { idx.div(cols, rounding_mode: RoundingMode.floor), idx.remainder(cols) }, 1).to(float32);
+        latticeSquaredDistance = cdist(pos, pos).pow(2).DetachFromDisposeScope();
+    }
+
+    public int Rows { get; }
+    public int Cols { get; }
+    public int Dim { get; }
+    public int Nodes => Rows * Cols;
+
+    /// <summary>W: (K, D).</summary>
+    public Tensor Prototypes { get; }
+
+    /// <summary>d_ij = ||z_i − w_j||², (b, K), as one matrix product.</summary>
+    public Tensor SquaredDistances(Tensor z)
+    {
+        var zz = z.pow(2).sum(1, keepdim: true);
+        var ww = Prototypes.pow(2).sum(dim: 1).unsqueeze(0);
+        return torch.addmm(zz + ww, z, Prototypes.t(), beta: 1, alpha: -2).clamp_min(0);
+    }
+
+    /// <summary>Sets W to the given rows of <paramref name="samples"/> (K, D) — used to seed the map from data.</summary>
+    public void SetPrototypes(Tensor values)
+    {
+        using var _ = no_grad();
+        Prototypes.copy_(values);
+    }
+
+    /// <summary>
+    /// The mergeable SOM statistics of a batch: per-node sums of the z whose BMU the node is (K, D),
+    /// and per-node BMU counts (K). The neighbourhood is applied later, once, to the reduced sums:
+    /// S = N_σ·sums and H = N_σ·counts equal Σ_i h_ij z_i and Σ_i h_ij exactly, because h_ij
+    /// depends on sample i only through its BMU.
+    /// </summary>
+    public (Tensor BmuSums, Tensor BmuCounts) BmuStatistics(Tensor z, Tensor bmu)
+    {
+        var sums = zeros(new long[] { Nodes, Dim }, dtype: z.dtype, device: z.device).index_add_(0, bmu, z, 1.0);
+        var counts = zeros(new long[] { Nodes }, dtype: z.dtype, device: z.device)
+            .index_add_(0, bmu, ones(new long[] { bmu.shape[0] }, dtype: z.dtype, device: z.device), 1.0);
+        return (sums, counts);
+    }
+
+    /// <summary>Applies the Kohonen rule with the reduced statistics of a global batch of <paramref name="batch"/> samples.</summary>
+    public void Update(Tensor bmuSums, Tensor bmuCounts, long batch, ScheduleValues schedule, SomRule rule)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var kernel = (latticeSquaredDistance / (-2.0 * schedule.Sigma * schedule.Sigma)).exp_(); // (K, K), symmetric
+        var s = kernel.mm(bmuSums);                 // S_j = Σ_i h_ij z_i
+        var h = kernel.mv(bmuCounts).unsqueeze(1);  // H_j = Σ_i h_ij
+        if (rule == SomRule.Minibatch)
+        {
+            Prototypes.add_((s - h * Prototypes) * (schedule.Eta / batch));
+        }
+        else
+        {
+            var target = s / h.clamp_min(1e-12);
+            var moved = Prototypes * (1 - schedule.Eta) + target * schedule.Eta;
+            Prototypes.copy_(where(h > 1e-12, moved, Prototypes));
+        }
+    }
+
+    public void Dispose()
+    {
+        Prototypes.Dispose();
+        latticeSquaredDistance.Dispose();
+    }
+}

@@ -1,0 +1,122 @@
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Som;
+using Dnm.Core.Training;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Tests.Training;
+
+public class StepEngineSpec
+{
+    internal static readonly DnmConfig Small = new()
+    {
+        Channels = [4, 4, 2], Kernel = 3, Latent = 8, Map = "4x5", BatchSize = 32, Seed = 7, LearningRate = 1e-3,
+    };
+    internal static readonly ImageShape Shape = new(1, 12, 12);
+
+    internal static float[] SyntheticImages(int count, int seed)
+    {
+        // Blobs at a position that depends on the sample: structured enough for the map to organise.
+        var rng = new Random(seed);
+        var data = new float[count * Shape.Pixels];
+        for (int i = 0; i < count; i++)
+        {
+            int cx = rng.Next(2, 10), cy = rng.Next(2, 10);
+            for (int y = 0; y < 12; y++)
+                for (int x = 0; x < 12; x++)
+                    data[i * Shape.Pixels + y * 12 + x] = MathF.Exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / 6f);
+        }
+        return data;
+    }
+
+    private static void SeedPrototypes(StepEngine e)
+    {
+        using var scope = NewDisposeScope();
+        e.Som.SetPrototypes(randn(new long[] { e.Som.Nodes, e.Som.Dim }, generator: new TorchSharp.torch.Generator(3)) * 0.5f);
+    }
+
+    [Fact]
+    public void Two_engines_on_half_batches_equal_one_engine_on_the_whole_batch()
+    {
+        const int steps = 20, b = 32, half = 16;
+        using var whole = new StepEngine(Small, Shape, CPU, b);
+        using var left = new StepEngine(Small, Shape, CPU, half);
+        using var right = new StepEngine(Small, Shape, CPU, half);
+        foreach (var e in new[] { whole, left, right }) SeedPrototypes(e);
+        var layout = whole.Layout;
+        var pixels = Shape.Pixels;
+        var f1 = new float[layout.Nodes]; var f2 = new float[layout.Nodes]; var fAll = new float[layout.Nodes];
+        var s1 = new float[layout.Length]; var s2 = new float[layout.Length]; var sAll = new float[layout.Length];
+        var schedule = new SomSchedule(2, 0.3, 50, 0.5);
+        for (int step = 0; step < steps; step++)
+        {
+            var images = SyntheticImages(b, 100 + step);
+            var mode = step < 5 ? StepMode.Autoencoder : StepMode.Joint;
+            var sched = new ScheduleValues(schedule.Sigma(step), schedule.Eta(step));
+
+            whole.Forward(images, b, mode, fAll);
+            whole.Backward(fAll, b, sAll);
+            var lossWhole = whole.Apply(sAll, b, sched);
+
+            left.Forward(images.AsSpan(0, half * pixels), half, mode, f1);
+            right.Forward(images.AsSpan(half * pixels), half, mode, f2);
+            var f = f1.Zip(f2, (x, y) => x + y).ToArray();
+            left.Backward(f, b, s1);
+            right.Backward(f, b, s2);
+            var s = s1.Zip(s2, (x, y) => x + y).ToArray();
+            var lossL = left.Apply(s, b, sched);
+            var lossR = right.Apply(s, b, sched);
+
+            Assert.Equal(lossL, lossR);
+            Assert.Equal(lossWhole.Total, lossL.Total, 4);
+            Assert.Equal(b, lossL.Samples);
+        }
+        // Replicas that applied the same reduced statistics are bitwise identical.
+        Assert.Equal(EngineState.Checksum(left), EngineState.Checksum(right));
+        var a = EngineState.Export(whole);
+        var c = EngineState.Export(left);
+        for (int i = 0; i < a.Count; i++)
+        {
+            if (a[i].Name.StartsWith("adam", StringComparison.Ordinal)) continue;
+            var err = RelativeError(a[i].Data, c[i].Data);
+            Assert.True(err < 1e-5, $"{a[i].Name}: relative error {err:E2}");
+        }
+    }
+
+    [Fact]
+    public void Joint_training_lowers_the_loss_and_moves_prototypes_towards_the_data()
+    {
+        using var e = new StepEngine(Small, Shape, CPU, 32);
+        SeedPrototypes(e);
+        var f = new float[e.Layout.Nodes];
+        var s = new float[e.Layout.Length];
+        var schedule = new SomSchedule(2, 0.3, 100, 0.5);
+        double first = 0, last = 0;
+        for (int step = 0; step < 60; step++)
+        {
+            var images = SyntheticImages(32, step % 4);
+            e.Forward(images, 32, StepMode.Joint, f);
+            Assert.Equal(32, f.Sum(), 3); // soft assignments are distributions: Σ_j q_ij = 1 per sample
+            e.Backward(f, 32, s);
+            var loss = e.Apply(s, 32, new ScheduleValues(schedule.Sigma(step), schedule.Eta(step)));
+            Assert.False(double.IsNaN(loss.Total));
+            if (step == 0) first = loss.Total;
+            last = loss.Total;
+        }
+        Assert.True(last < first, $"loss went from {first} to {last}");
+    }
+
+    [Fact]
+    public void Apply_without_Forward_is_an_error()
+    {
+        using var e = new StepEngine(Small, Shape, CPU, 4);
+        Assert.Throws<InvalidOperationException>(() => e.Apply(new float[e.Layout.Length], 4, new ScheduleValues(1, 0.1)));
+    }
+
+    internal static double RelativeError(float[] a, float[] b)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++) { num += (a[i] - b[i]) * (double)(a[i] - b[i]); den += a[i] * (double)a[i]; }
+        return Math.Sqrt(num / Math.Max(den, 1e-30));
+    }
+}
