@@ -89,11 +89,7 @@ public sealed class IdxDataset : IImageDataset
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));
         int p = Shape.Pixels;
-        if (destination.Length != p)
-            throw new ArgumentException($"Destination has {destination.Length} floats; an image has {p}.", nameof(destination));
-        ReadOnlySpan<byte> source = _pixels.AsSpan(index * p, p);
-        for (int i = 0; i < source.Length; i++)
-            destination[i] = source[i] * (1f / 255f);
+        PixelBytes.ToUnitFloats(_pixels.AsSpan(index * p, p), destination);
     }
 
     /// <summary>Holds only managed memory; disposing is a no-op kept for the <see cref="IImageDataset"/> contract.</summary>
