@@ -1,0 +1,38 @@
+namespace Dnm.Core.Training;
+
+/// <summary>One finished optimisation step (or SOM pre-training iteration), for progress and metrics.</summary>
+public sealed record StepReport(
+    TrainingPhase Phase,
+    int Epoch,
+    int Epochs,
+    int StepInEpoch,
+    int StepsPerEpoch,
+    long GlobalStep,
+    int Samples,
+    StepLoss Loss,
+    double Sigma,
+    double Eta,
+    TimeSpan Duration);
+
+/// <summary>An evaluation of the map on held-out data.</summary>
+public sealed record EvaluationReport(TrainingPhase Phase, int Epoch, long GlobalStep, Evaluation.MapQuality Quality, int Samples, TimeSpan Duration);
+
+/// <summary>Receives what a run does. The console display and the metrics exporter both implement it.</summary>
+public interface ITrainingObserver
+{
+    void OnPhaseStarted(TrainingPhase phase, int epochs, int stepsPerEpoch) { }
+    void OnStep(StepReport report) { }
+    void OnEvaluation(EvaluationReport report) { }
+    void OnCheckpoint(string path, long bytes, TimeSpan duration) { }
+    void OnMessage(string message) { }
+}
+
+/// <summary>Fans one event out to several observers.</summary>
+public sealed class CompositeObserver(params ITrainingObserver[] observers) : ITrainingObserver
+{
+    public void OnPhaseStarted(TrainingPhase phase, int epochs, int stepsPerEpoch) { foreach (var o in observers) o.OnPhaseStarted(phase, epochs, stepsPerEpoch); }
+    public void OnStep(StepReport report) { foreach (var o in observers) o.OnStep(report); }
+    public void OnEvaluation(EvaluationReport report) { foreach (var o in observers) o.OnEvaluation(report); }
+    public void OnCheckpoint(string path, long bytes, TimeSpan duration) { foreach (var o in observers) o.OnCheckpoint(path, bytes, duration); }
+    public void OnMessage(string message) { foreach (var o in observers) o.OnMessage(message); }
+}

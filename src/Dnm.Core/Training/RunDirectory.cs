@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Dnm.Core.Config;
+
+namespace Dnm.Core.Training;
+
+/// <summary>
+/// The files of a run (--out): config.json, checkpoints/, metrics.jsonl, final-metrics.json and the
+/// pictures. Whole files are written to a temporary name and renamed; metrics.jsonl only grows.
+/// </summary>
+public sealed class RunDirectory
+{
+    public RunDirectory(string root)
+    {
+        Root = Path.GetFullPath(root);
+        Directory.CreateDirectory(Root);
+        Directory.CreateDirectory(Checkpoints);
+    }
+
+    public string Root { get; }
+    public string Checkpoints => Path.Combine(Root, "checkpoints");
+    public string ConfigJson => Path.Combine(Root, "config.json");
+    public string MetricsJsonl => Path.Combine(Root, "metrics.jsonl");
+    public string FinalMetricsJson => Path.Combine(Root, "final-metrics.json");
+    public string PrototypesPng => Path.Combine(Root, "prototypes.png");
+    public string LabelMapPng => Path.Combine(Root, "map-labels.png");
+    public string UMatrixPng => Path.Combine(Root, "umatrix.png");
+    public string FinalCheckpoint => Path.Combine(Checkpoints, "final.ckpt");
+
+    public void WriteConfig(DnmConfig config) => WriteAtomically(ConfigJson, config.ToJson());
+
+    public void AppendMetrics(object line) =>
+        File.AppendAllText(MetricsJsonl, JsonSerializer.Serialize(line, LineJson) + "\n");
+
+    public void WriteFinalMetrics(object metrics) =>
+        WriteAtomically(FinalMetricsJson, JsonSerializer.Serialize(metrics, new JsonSerializerOptions(LineJson) { WriteIndented = true }));
+
+    /// <summary>Keeps the newest <paramref name="keep"/> step checkpoints and deletes older ones.</summary>
+    public void PruneCheckpoints(int keep)
+    {
+        var files = Directory.GetFiles(Checkpoints, "step-*.ckpt").OrderBy(f => f, StringComparer.Ordinal).ToArray();
+        foreach (var f in files.Take(Math.Max(0, files.Length - keep))) File.Delete(f);
+    }
+
+    public static void WriteAtomically(string path, string text)
+    {
+        var tmp = path + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static readonly JsonSerializerOptions LineJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Som;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Training;
+
+/// <summary>
+/// The single-process trainer: a thin loop over one <see cref="StepEngine"/> whose "reduction" is the
+/// identity. It is the reference that distributed training must equal. Phases: autoencoder
+/// pre-training, SOM pre-training on the embeddings, joint training; then the final evaluation.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly DnmConfig config;
+    private readonly IImageDataset train;
+    private readonly RunDirectory run;
+    private readonly ITrainingObserver observer;
+    private readonly SomSchedule somSchedule;
+    private readonly BatchBuffer batch;
+    private readonly float[] softCounts;
+    private readonly float[] stats;
+    private RunState state = new();
+
+    public Trainer(DnmConfig config, IImageDataset train, Device device, RunDirectory run, ITrainingObserver observer)
+    {
+        this.config = config;
+        this.train = train;
+        this.run = run;
+        this.observer = observer;
+        Engine = new StepEngine(config, train.Shape, device, config.BatchSize);
+        somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
+        batch = new BatchBuffer(train.Shape, config.BatchSize);
+        softCounts = new float[Engine.Layout.Nodes];
+        stats = new float[Engine.Layout.Length];
+    }
+
+    public StepEngine Engine { get; }
+    public RunState State => state;
+
+    /// <summary>Continues from a checkpoint of the same model (the config may differ in run-length keys only).</summary>
+    public void Resume(Checkpoint checkpoint)
+    {
+        if (checkpoint.Shape != train.Shape)
+            throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
+        EngineState.Import(Engine, checkpoint.Tensors, checkpoint.AdamSteps);
+        state = checkpoint.State;
+        observer.OnMessage($"resumed at phase {state.Phase}, epoch {state.Epoch}, step {state.StepInEpoch} (global step {state.GlobalStep})");
+    }
+
+    /// <summary>Runs every remaining phase. <paramref name="evaluate"/> is called at the end of each joint epoch that should be evaluated.</summary>
+    public void Run(Action<Trainer, int>? evaluate, CancellationToken cancel)
+    {
+        if (state.Phase == TrainingPhase.Pretrain)
+        {
+            RunEpochs(TrainingPhase.Pretrain, config.PretrainEpochs, StepMode.Autoencoder, null, cancel);
+            state = state with { Phase = TrainingPhase.SomPretrain, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
+        }
+        if (state.Phase == TrainingPhase.SomPretrain)
+        {
+            new SomPretrainer(config, Engine, train, somSchedule, observer).Run(ref state, SaveCheckpoint, cancel);
+            state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
+            SaveCheckpoint();
+        }
+        if (state.Phase == TrainingPhase.Joint)
+        {
+            RunEpochs(TrainingPhase.Joint, config.Epochs, StepMode.Joint, evaluate, cancel);
+            state = state with { Phase = TrainingPhase.Done, Epoch = 0, StepInEpoch = 0 };
+        }
+    }
+
+    private void RunEpochs(TrainingPhase phase, int epochs, StepMode mode, Action<Trainer, int>? evaluate, CancellationToken cancel)
+    {
+        var stepsPerEpoch = ShardSampler.StepsPerEpoch(train.Count, config.BatchSize);
+        observer.OnPhaseStarted(phase, epochs, stepsPerEpoch);
+        // Joint epochs continue the data order after the pre-training epochs, so no epoch repeats one.
+        var dataEpochOffset = phase == TrainingPhase.Joint ? config.PretrainEpochs : 0;
+        for (; state.Epoch < epochs; state = state with { Epoch = state.Epoch + 1, StepInEpoch = 0 })
+        {
+            var order = ShardSampler.EpochOrder(train.Count, config.Seed, state.Epoch + dataEpochOffset);
+            while (state.StepInEpoch < stepsPerEpoch)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var sw = Stopwatch.StartNew();
+                var indices = ShardSampler.GlobalBatch(order, state.StepInEpoch, config.BatchSize);
+                var n = batch.Fill(train, indices);
+                var counter = config.ScheduleCounter == "epoch" ? state.Epoch : state.PhaseStep;
+                var schedule = new ScheduleValues(somSchedule.Sigma(counter), somSchedule.Eta(counter));
+                StepLoss loss;
+                // Everything a step allocates on the native side is released when the step ends.
+                using (NewDisposeScope())
+                {
+                    Engine.Forward(batch.FilledPixels, n, mode, softCounts);
+                    Engine.Backward(softCounts, n, stats);
+                    loss = Engine.Apply(stats, n, schedule);
+                }
+                state = state with { StepInEpoch = state.StepInEpoch + 1, PhaseStep = state.PhaseStep + 1, GlobalStep = state.GlobalStep + 1 };
+                observer.OnStep(new StepReport(phase, state.Epoch, epochs, state.StepInEpoch, stepsPerEpoch, state.GlobalStep, n, loss,
+                    mode == StepMode.Joint ? schedule.Sigma : double.NaN, mode == StepMode.Joint ? schedule.Eta : double.NaN, sw.Elapsed));
+                if (state.GlobalStep % config.CheckpointEvery == 0 && state.StepInEpoch < stepsPerEpoch) SaveCheckpoint();
+            }
+            // The epoch is complete: checkpoint it as such, so a resume starts the next one.
+            state = state with { Epoch = state.Epoch + 1, StepInEpoch = 0 };
+            SaveCheckpoint();
+            if (evaluate is not null && config.EvalEvery > 0 && state.Epoch % config.EvalEvery == 0 && state.Epoch < epochs)
+                evaluate(this, state.Epoch);
+            state = state with { Epoch = state.Epoch - 1 }; // the for-increment adds it back
+        }
+    }
+
+    public Checkpoint ToCheckpoint() => new(config, state, train.Shape, Engine.Optimizer.Steps, EngineState.Export(Engine));
+
+    public void SaveCheckpoint() => SaveCheckpoint(Path.Combine(run.Checkpoints, Checkpoint.FileName(state.GlobalStep)));
+
+    public void SaveCheckpoint(string path)
+    {
+        var sw = Stopwatch.StartNew();
+        ToCheckpoint().Save(path);
+        run.PruneCheckpoints(keep: 3);
+        observer.OnCheckpoint(path, new FileInfo(path).Length, sw.Elapsed);
+    }
+
+    public void Dispose() => Engine.Dispose();
+}
