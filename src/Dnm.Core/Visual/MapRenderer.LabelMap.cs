@@ -5,8 +5,8 @@ namespace Dnm.Core.Visual;
 
 public static partial class MapRenderer
 {
-    private const int Margin = 12;
-    private const float TextSize = 14f;
+    internal const int Margin = 12;
+    internal const float TextSize = 14f;
 
     /// <summary>
     /// Draws each node as a square in the colour of its majority label (<see cref="Palettes.ForLabel"/>;

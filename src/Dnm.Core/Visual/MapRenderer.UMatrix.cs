@@ -5,7 +5,7 @@ namespace Dnm.Core.Visual;
 
 public static partial class MapRenderer
 {
-    private const int ColourBarWidth = 20;
+    internal const int ColourBarWidth = 20;
 
     /// <summary>
     /// The U-matrix: for each node, the mean Euclidean distance from its prototype to the prototypes of

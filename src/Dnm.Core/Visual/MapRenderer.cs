@@ -78,5 +78,5 @@ public static partial class MapRenderer
     }
 
     /// <summary>Side of one node's square in the label map and U-matrix: large enough for a ~400 px wide map.</summary>
-    private static int CellSize(int cols) => Math.Max(16, (MinWidth + cols - 1) / cols);
+    internal static int CellSize(int cols) => Math.Max(16, (MinWidth + cols - 1) / cols);
 }
