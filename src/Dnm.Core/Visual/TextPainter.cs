@@ -31,8 +31,9 @@ internal static class TextPainter
 
     /// <summary>
     /// A painter with text of <paramref name="size"/> pixels. The Linux "NoDependencies" build of Skia
-    /// has no fontconfig, so its default typeface can be empty and draw nothing; then a font file is
-    /// loaded from the usual directories, and on a machine without any font a built-in 5×7 pixel font
+    /// has no fontconfig, so its default typeface can be an arbitrary font or an empty one that draws
+    /// nothing. Hence: a known sans-serif file, else Skia's default if it has glyphs, else any font file
+    /// under the usual directories, and on a machine without any font a built-in 5×7 pixel font that
     /// keeps the legend readable.
     /// </summary>
     public static ITextPainter Create(float size, bool useSystemFonts = true)
@@ -48,9 +49,19 @@ internal static class TextPainter
 
     private static SKTypeface? FindTypeface()
     {
+        // A known sans-serif first: Skia's own default is whichever font its directory scan met first
+        // (on Debian, "DejaVu Math TeX Gyre"), which is legible but looks out of place in a legend.
+        var known = LoadFirstUsable(KnownFonts);
+        if (known is not null)
+            return known;
         if (IsUsable(SKTypeface.Default))
             return SKTypeface.Default;
-        foreach (var file in KnownFonts.Concat(FontFiles()))
+        return LoadFirstUsable(FontFiles());
+    }
+
+    private static SKTypeface? LoadFirstUsable(IEnumerable<string> files)
+    {
+        foreach (var file in files)
         {
             if (!File.Exists(file))
                 continue;
