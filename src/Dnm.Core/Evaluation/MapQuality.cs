@@ -1,0 +1,20 @@
+using System.Text.Json.Serialization;
+
+namespace Dnm.Core.Evaluation;
+
+/// <summary>
+/// The evaluation numbers reported for one trained map on one test set (see dnm-algorithm.md,
+/// "Evaluation"). <see cref="Purity"/> and <see cref="Nmi"/> need labels: they are null, and serialize
+/// as JSON null, for an unlabelled dataset, so a missing number is never mistaken for a bad one.
+/// </summary>
+/// <param name="Purity">Fraction of test samples whose BMU's majority label is their own label.</param>
+/// <param name="Nmi">Normalized mutual information between BMU index and label (arithmetic-mean normalisation).</param>
+/// <param name="Qe">Quantization error: mean ‖z − w_bmu‖ in latent space.</param>
+/// <param name="Te">Topographic error: fraction of samples whose two best nodes are not 4-neighbours.</param>
+/// <param name="ReconMse">Mean squared error of the autoencoder's reconstruction, per pixel.</param>
+public sealed record MapQuality(
+    [property: JsonPropertyName("purity")] double? Purity,
+    [property: JsonPropertyName("nmi")] double? Nmi,
+    [property: JsonPropertyName("qe")] double Qe,
+    [property: JsonPropertyName("te")] double Te,
+    [property: JsonPropertyName("recon_mse")] double ReconMse);

@@ -1,0 +1,106 @@
+using System.Globalization;
+using SkiaSharp;
+
+namespace Dnm.Core.Visual;
+
+public static partial class MapRenderer
+{
+    internal const int ColourBarWidth = 20;
+
+    /// <summary>
+    /// The U-matrix: for each node, the mean Euclidean distance from its prototype to the prototypes of
+    /// its 4-neighbours on the lattice (2 at a corner, 3 on an edge, 4 inside; no wrap-around). High
+    /// values mark borders between clusters. A 1×1 lattice has no neighbours and gets 0.
+    /// </summary>
+    public static float[] UMatrix(ReadOnlySpan<float> w, int rows, int cols, int dim)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (w.Length != rows * cols * dim)
+            throw new ArgumentException($"Expected {rows * cols} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
+
+        var u = new float[rows * cols];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var c = 0; c < cols; c++)
+            {
+                var node = r * cols + c;
+                double sum = 0;
+                var count = 0;
+                foreach (var (nr, nc) in (ReadOnlySpan<(int, int)>)[(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)])
+                {
+                    if (nr < 0 || nr >= rows || nc < 0 || nc >= cols)
+                        continue;
+                    sum += Distance(w.Slice(node * dim, dim), w.Slice((nr * cols + nc) * dim, dim));
+                    count++;
+                }
+                u[node] = count == 0 ? 0f : (float)(sum / count);
+            }
+        }
+        return u;
+    }
+
+    /// <summary>
+    /// Draws the <see cref="UMatrix"/> with the viridis colormap (dark purple = close neighbours,
+    /// yellow = far apart, i.e. cluster borders), scaled from its minimum to its maximum, with a colour
+    /// bar labelled with both values on the right.
+    /// </summary>
+    public static void RenderUMatrix(string path, ReadOnlySpan<float> w, int rows, int cols, int dim)
+    {
+        using var text = TextPainter.Create(TextSize);
+        RenderUMatrix(path, w, rows, cols, dim, text);
+    }
+
+    internal static void RenderUMatrix(string path, ReadOnlySpan<float> w, int rows, int cols, int dim, ITextPainter text)
+    {
+        var u = UMatrix(w, rows, cols, dim);
+        float min = u.Min(), max = u.Max();
+        // A flat map (all distances equal) is drawn in the middle colour rather than dividing by zero.
+        double Normalise(float v) => max > min ? (v - min) / (double)(max - min) : 0.5;
+
+        var cell = CellSize(cols);
+        int mapWidth = cols * cell, mapHeight = rows * cell;
+        var barHeight = Math.Max(mapHeight, 120);
+        var barLeft = Margin + mapWidth + 2 * Margin;
+        string maxText = max.ToString("G4", CultureInfo.InvariantCulture), minText = min.ToString("G4", CultureInfo.InvariantCulture);
+        var width = (int)MathF.Ceiling(barLeft + ColourBarWidth + 6 + Math.Max(text.Measure(maxText), text.Measure(minText)) + Margin);
+        var height = 2 * Margin + barHeight;
+
+        using var bitmap = PngFile.White(width, height);
+        using (var canvas = new SKCanvas(bitmap))
+        using (var fill = new SKPaint { Style = SKPaintStyle.Fill, IsAntialias = false })
+        using (var outline = new SKPaint { Style = SKPaintStyle.Stroke, IsAntialias = false, Color = SKColors.DimGray, StrokeWidth = 1 })
+        {
+            for (var node = 0; node < u.Length; node++)
+            {
+                fill.Color = Palettes.Viridis(Normalise(u[node]));
+                // No gaps here: the U-matrix reads as a continuous landscape.
+                canvas.DrawRect(Margin + node % cols * cell, Margin + node / cols * cell, cell, cell, fill);
+            }
+
+            // Colour bar, maximum at the top, one row of pixels per colour step.
+            for (var y = 0; y < barHeight; y++)
+            {
+                fill.Color = Palettes.Viridis(1.0 - y / (double)(barHeight - 1));
+                canvas.DrawRect(barLeft, Margin + y, ColourBarWidth, 1, fill);
+            }
+            canvas.DrawRect(barLeft, Margin, ColourBarWidth - 1, barHeight - 1, outline);
+            var labelLeft = barLeft + ColourBarWidth + 6;
+            text.Draw(canvas, maxText, labelLeft, Margin, SKColors.Black);
+            text.Draw(canvas, minText, labelLeft, Margin + barHeight - text.LineHeight, SKColors.Black);
+        }
+        PngFile.Save(bitmap, path);
+    }
+
+    private static double Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double sum = 0;
+        for (var k = 0; k < a.Length; k++)
+        {
+            double d = a[k] - b[k];
+            sum += d * d;
+        }
+        return Math.Sqrt(sum);
+    }
+}
