@@ -1,0 +1,84 @@
+using Dnm.Core.Data;
+using Dnm.Core.Training;
+using Dnm.Core.Visual;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Evaluation;
+
+/// <summary>Where each sample of a dataset lands on the map.</summary>
+public sealed record Placement(int[] Bmu, int[] Second, float[] Distance, int[] Labels, double ReconstructionMse);
+
+/// <summary>
+/// Evaluates a trained map: places samples on the lattice, labels the nodes from a reference set
+/// (labels are used here and nowhere in training), and computes purity, NMI, QE, TE and the
+/// reconstruction MSE on the evaluation set.
+/// </summary>
+public static class MapEvaluator
+{
+    /// <summary>Embeds, reconstructs and places the first <paramref name="limit"/> samples of <paramref name="data"/>.</summary>
+    public static Placement Place(StepEngine engine, IImageDataset data, int batchSize, int? limit, CancellationToken cancel)
+    {
+        var count = Math.Min(limit ?? data.Count, data.Count);
+        var dim = engine.Som.Dim;
+        var z = new float[(long)count * dim];
+        var labels = new int[count];
+        var buffer = new BatchBuffer(data.Shape, Math.Min(batchSize, engine.MaxLocalBatch));
+        double squaredError = 0;
+        using (no_grad())
+        {
+            for (int start = 0; start < count; start += buffer.Capacity)
+            {
+                cancel.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                var n = Math.Min(buffer.Capacity, count - start);
+                buffer.Fill(data, Enumerable.Range(start, n).ToArray());
+                buffer.Labels.AsSpan(0, n).CopyTo(labels.AsSpan(start));
+                var zb = engine.Embed(buffer.FilledPixels, n);
+                var x = tensor(buffer.FilledPixels.ToArray(), new long[] { n, data.Shape.Channels, data.Shape.Height, data.Shape.Width }, device: engine.Device);
+                squaredError += (engine.Model.Decode(zb) - x).pow(2).sum().item<float>();
+                zb.cpu().data<float>().CopyTo(z.AsSpan(start * dim, n * dim));
+            }
+        }
+        var w = Prototypes(engine);
+        var (bmu, second, dist) = MapMetrics.BestMatches(z, count, w, engine.Som.Nodes, dim);
+        return new Placement(bmu, second, dist, labels, squaredError / ((double)count * data.Shape.Pixels));
+    }
+
+    /// <summary>Node labels: the majority label of the reference samples whose BMU each node is; null without labels.</summary>
+    public static int[]? LabelMap(Placement reference, IImageDataset referenceData, int nodes) =>
+        referenceData.HasLabels ? MapMetrics.LabelMap(reference.Bmu, reference.Labels, nodes, referenceData.ClassNames.Count) : null;
+
+    public static MapQuality Quality(Placement eval, int[]? labelMap, bool evalHasLabels, int rows, int cols)
+    {
+        double? purity = null, nmi = null;
+        if (labelMap is not null && evalHasLabels)
+        {
+            purity = MapMetrics.Purity(eval.Bmu, eval.Labels, labelMap);
+            nmi = MapMetrics.Nmi(eval.Bmu, eval.Labels);
+        }
+        return new MapQuality(purity, nmi, MapMetrics.QuantizationError(eval.Distance),
+            MapMetrics.TopographicError(eval.Bmu, eval.Second, rows, cols), eval.ReconstructionMse);
+    }
+
+    /// <summary>prototypes.png (the decoder applied to every w_j), map-labels.png and umatrix.png.</summary>
+    public static void RenderPictures(StepEngine engine, int[]? labelMap, IReadOnlyList<string> classNames, string prototypesPng, string labelMapPng, string umatrixPng)
+    {
+        var som = engine.Som;
+        var shape = engine.Model.Shape;
+        var images = new float[(long)som.Nodes * shape.Pixels];
+        using (no_grad())
+        using (NewDisposeScope())
+        {
+            engine.Model.Decode(som.Prototypes).cpu().data<float>().CopyTo(images);
+        }
+        MapRenderer.RenderPrototypes(prototypesPng, images, som.Rows, som.Cols, shape);
+        if (labelMap is not null) MapRenderer.RenderLabelMap(labelMapPng, labelMap, som.Rows, som.Cols, classNames);
+        MapRenderer.RenderUMatrix(umatrixPng, Prototypes(engine), som.Rows, som.Cols, som.Dim);
+    }
+
+    private static float[] Prototypes(StepEngine engine)
+    {
+        using var w = engine.Som.Prototypes.detach().cpu();
+        return w.data<float>().ToArray();
+    }
+}
