@@ -58,8 +58,12 @@ public sealed record DnmConfig
     public double? Sigma0 { get; init; }
     public double Eta0 { get; init; } = 0.3;
     public double SigmaFloor { get; init; } = 0.5;
-    /// <summary>What n counts in the joint phase: step | epoch (the paper's pseudo-code).</summary>
-    public string ScheduleCounter { get; init; } = "step";
+    /// <summary>
+    /// What n counts in the joint phase: continue (SOM pre-training's iterations, then joint steps: σ and η
+    /// keep decaying from where pre-training left them) | step (joint steps from 0: σ restarts at σ0) |
+    /// epoch (the paper's pseudo-code: σ stays near σ0 for the whole run).
+    /// </summary>
+    public string ScheduleCounter { get; init; } = "continue";
     /// <summary>minibatch: w += eta (S - H w)/b | batch: w = (1-eta) w + eta S/H.</summary>
     public string SomRule { get; init; } = "minibatch";
 
@@ -113,7 +117,7 @@ public sealed record DnmConfig
         if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
         if (Eta0 <= 0 || Eta0 > 1) p.Add($"eta0 must be in (0, 1], got {Eta0}");
         if (SigmaFloor < 0) p.Add($"sigma-floor must be >= 0, got {SigmaFloor}");
-        if (ScheduleCounter is not ("step" or "epoch")) p.Add($"schedule-counter must be step or epoch, got '{ScheduleCounter}'");
+        if (ScheduleCounter is not ("continue" or "step" or "epoch")) p.Add($"schedule-counter must be continue, step or epoch, got '{ScheduleCounter}'");
         if (SomRule is not ("minibatch" or "batch")) p.Add($"som-rule must be minibatch or batch, got '{SomRule}'");
         if (ImageSize <= 0) p.Add($"image-size must be positive, got {ImageSize}");
         if (ImageChannels is not (1 or 3)) p.Add($"image-channels must be 1 or 3, got {ImageChannels}");

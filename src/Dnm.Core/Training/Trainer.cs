@@ -86,7 +86,12 @@ public sealed class Trainer : IDisposable
                 var sw = Stopwatch.StartNew();
                 var indices = ShardSampler.GlobalBatch(order, state.StepInEpoch, config.BatchSize);
                 var n = batch.Fill(train, indices);
-                var counter = config.ScheduleCounter == "epoch" ? state.Epoch : state.PhaseStep;
+                var counter = config.ScheduleCounter switch
+                {
+                    "epoch" => state.Epoch,                             // the paper's pseudo-code
+                    "continue" => config.SomIterations + state.PhaseStep, // SOM pre-training's decay goes on
+                    _ => state.PhaseStep,                               // restart at σ0 for the joint phase
+                };
                 var schedule = new ScheduleValues(somSchedule.Sigma(counter), somSchedule.Eta(counter));
                 StepLoss loss;
                 // Everything a step allocates on the native side is released when the step ends.
