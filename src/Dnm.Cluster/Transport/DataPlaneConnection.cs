@@ -115,23 +115,24 @@ public sealed class DataPlaneConnection : IDisposable
         {
             var payloadBytes = checked(payload.Length * sizeof(float));
             new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer);
-            if (payloadBytes <= InlinePayloadBytes)
-            {
+            var inline = payloadBytes <= InlinePayloadBytes;
+            if (inline)
                 MemoryMarshal.AsBytes(payload.Span).CopyTo(_sendBuffer.AsSpan(FrameHeader.Size));
-                await SendAllAsync(_sendBuffer.AsMemory(0, FrameHeader.Size + payloadBytes), cancellationToken).ConfigureAwait(false);
-            }
-            else
+            using var pin = inline ? default : payload.Pin();
+            try
             {
-                await SendAllAsync(_sendBuffer.AsMemory(0, FrameHeader.Size), cancellationToken).ConfigureAwait(false);
-                using var pin = payload.Pin();
-                try
-                {
-                    await SendAllAsync(_sendWindow.Over(pin, payloadBytes), cancellationToken).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _sendWindow.Clear();
-                }
+                // The loops are inline rather than helper methods: each async helper is one more state
+                // machine box per frame when the pooling builder's cache misses.
+                ReadOnlyMemory<byte> head = _sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0));
+                while (!head.IsEmpty)
+                    head = head[await _socket.SendAsync(head, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+                ReadOnlyMemory<byte> body = inline ? default : _sendWindow.Over(pin, payloadBytes);
+                while (!body.IsEmpty)
+                    body = body[await _socket.SendAsync(body, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+            }
+            finally
+            {
+                _sendWindow.Clear();
             }
             Interlocked.Add(ref _bytesSent, FrameHeader.Size + payloadBytes);
         }
@@ -160,7 +161,8 @@ public sealed class DataPlaneConnection : IDisposable
         Enter(ref _receiving, "ReceiveAsync");
         try
         {
-            await ReceiveExactlyAsync(_receiveHeader, checksum: false, cancellationToken).ConfigureAwait(false);
+            for (var done = 0; done < FrameHeader.Size;)
+                done += Received(await _socket.ReceiveAsync(_receiveHeader.AsMemory(done), SocketFlags.None, cancellationToken).ConfigureAwait(false), done > 0);
             var header = FrameHeader.ReadFrom(_receiveHeader, Peer);
             Validate(header, destination.Length);
             uint actual = 0;
@@ -169,8 +171,14 @@ public sealed class DataPlaneConnection : IDisposable
                 using var pin = destination.Pin();
                 try
                 {
-                    var bytes = _receiveWindow.Over(pin, header.PayloadBytes);
-                    actual = await ReceiveExactlyAsync(bytes, checksum: true, cancellationToken).ConfigureAwait(false);
+                    var body = _receiveWindow.Over(pin, header.PayloadBytes);
+                    for (var done = 0; done < body.Length;)
+                    {
+                        var n = Received(await _socket.ReceiveAsync(body[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), midFrame: true);
+                        // Checksumming each chunk as it lands overlaps the CRC with the kernel receiving the rest.
+                        actual = Crc32C.Append(actual, body.Span.Slice(done, n));
+                        done += n;
+                    }
                 }
                 finally
                 {
@@ -210,35 +218,11 @@ public sealed class DataPlaneConnection : IDisposable
                 $"{header.Kind} frame from {Peer} (step {header.Step}) has {header.PayloadBytes} payload bytes; the destination holds {destinationFloats} floats ({destinationFloats * (long)sizeof(float)} bytes).");
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask SendAllAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
-    {
-        while (!bytes.IsEmpty)
-        {
-            var sent = await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            bytes = bytes[sent..];
-        }
-    }
-
-    // Checksums each chunk as it lands, so the CRC overlaps with the kernel receiving the rest.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<uint> ReceiveExactlyAsync(Memory<byte> buffer, bool checksum, CancellationToken cancellationToken)
-    {
-        uint crc = 0;
-        var done = 0;
-        while (done < buffer.Length)
-        {
-            var n = await _socket.ReceiveAsync(buffer[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-                throw new DataPlaneException(Peer, "Connection", checksum || done > 0
-                    ? $"{Peer} closed the connection in the middle of a frame."
-                    : $"{Peer} closed the connection.");
-            if (checksum)
-                crc = Crc32C.Append(crc, buffer.Span.Slice(done, n));
-            done += n;
-        }
-        return crc;
-    }
+    private int Received(int count, bool midFrame) => count > 0
+        ? count
+        : throw new DataPlaneException(Peer, "Connection", midFrame
+            ? $"{Peer} closed the connection in the middle of a frame."
+            : $"{Peer} closed the connection.");
 
     private void Enter(ref int flag, string operation)
     {

@@ -28,8 +28,10 @@ public sealed class StarReduceClient : IAllReducer, IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask AllReduceAsync(long step, FrameKind kind, Memory<float> data, CancellationToken cancellationToken = default)
     {
-        await ContributeAsync(step, kind, data, cancellationToken).ConfigureAwait(false);
-        await ReceiveBroadcastAsync(step, kind, data, cancellationToken).ConfigureAwait(false);
+        await Connection.SendAsync(kind, step, data, cancellationToken).ConfigureAwait(false);
+        // Not via ReceiveBroadcastAsync: one async state machine fewer per step.
+        var header = await Connection.ReceiveAsync(data, cancellationToken).ConfigureAwait(false);
+        header.Expect(step, kind, Connection.Peer);
     }
 
     /// <summary>Sends this worker's vector for <paramref name="step"/>.</summary>
