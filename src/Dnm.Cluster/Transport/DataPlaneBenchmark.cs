@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Dnm.Cluster.Transport;
+
+/// <summary>What the data-plane benchmark runs; see docs/BENCHMARKS.md.</summary>
+public sealed record DataPlaneBenchmarkOptions
+{
+    /// <summary>Length of each measurement (raw stream, framed stream, small-frame ping-pong).</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Floats per large frame: 1 Mi floats = 4 MiB, the size of a gradient message.</summary>
+    public int LargeFloats { get; init; } = 1 << 20;
+
+    /// <summary>Floats per small frame: 600, the soft counts (R·C) of the reference map.</summary>
+    public int SmallFloats { get; init; } = 600;
+
+    /// <summary>Socket settings, applied to the raw baseline too so that only framing and checksums differ.</summary>
+    public DataPlaneOptions Transport { get; init; } = DataPlaneOptions.Default;
+}
+
+/// <summary>Throughputs in MB/s (10^6 bytes per second, payload bytes only) and round trips in microseconds.</summary>
+public sealed record DataPlaneBenchmarkResult(
+    double RawMBps, double FramedMBps, double RoundTripMeanMicros, double RoundTripP50Micros, double RoundTripP99Micros, int RoundTrips)
+{
+    public double Ratio => FramedMBps / RawMBps;
+}
+
+/// <summary>
+/// Measures the data plane between two OS processes on loopback: this process receives and measures, a
+/// peer process (started through a callback, so the host decides how) sends. (a) a raw NetworkStream of
+/// 4 MiB writes; (b) DataPlaneConnection frames of 4 MiB floats, framed and checksummed, received into one
+/// reused destination; (c) round trips of a small frame. All over the same socket options.
+/// </summary>
+public static class DataPlaneBenchmark
+{
+    /// <summary>The first argument that makes a host run <see cref="RunPeerAsync"/>.</summary>
+    public const string PeerCommand = "dataplane-peer";
+
+    // A frame with a negative step ends a phase: a benchmark convention, not part of the protocol.
+    internal const long EndOfPhase = -1;
+
+    public static async Task<DataPlaneBenchmarkResult> RunAsync(
+        DataPlaneBenchmarkOptions options, Func<IReadOnlyList<string>, Process> startPeer, CancellationToken cancellationToken = default)
+    {
+        var runId = Guid.NewGuid();
+        using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        DataPlaneConnection.Configure(raw, options.Transport);
+        raw.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        raw.Listen();
+        using var framed = DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, StarReducer.CoordinatorRank, options.Transport);
+
+        using var peer = startPeer(
+        [
+            "--raw", raw.LocalEndPoint!.ToString()!, "--framed", framed.LocalEndPoint.ToString(), "--run-id", runId.ToString(),
+            "--seconds", options.Duration.TotalSeconds.ToString(CultureInfo.InvariantCulture),
+            "--large", options.LargeFloats.ToString(CultureInfo.InvariantCulture),
+            "--small", options.SmallFloats.ToString(CultureInfo.InvariantCulture),
+            "--socket-buffer", options.Transport.SocketBufferBytes.ToString(CultureInfo.InvariantCulture),
+        ]);
+        try
+        {
+            var rawMBps = await MeasureRawAsync(raw, options, cancellationToken).ConfigureAwait(false);
+            using var connection = await framed.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            var framedMBps = await MeasureFramedAsync(connection, options, cancellationToken).ConfigureAwait(false);
+            var (mean, p50, p99, count) = await MeasureRoundTripsAsync(connection, options, cancellationToken).ConfigureAwait(false);
+            await peer.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            if (peer.ExitCode != 0)
+                throw new InvalidOperationException($"The benchmark peer process exited with code {peer.ExitCode}.");
+            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, mean, p50, p99, count);
+        }
+        catch
+        {
+            if (!peer.HasExited)
+                peer.Kill();
+            throw;
+        }
+    }
+
+    /// <summary>The sending side, run in the peer process with the arguments <see cref="RunAsync"/> passed.</summary>
+    public static Task RunPeerAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)
+        => DataPlaneBenchmarkPeer.RunAsync(args, cancellationToken);
+
+    private static async Task<double> MeasureRawAsync(Socket listener, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    {
+        using var socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+        DataPlaneConnection.Configure(socket, options.Transport);
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        var buffer = new byte[options.LargeFloats * sizeof(float)];
+        // The clock starts at the first bytes, so connection set-up and process start are not measured.
+        Stopwatch? clock = null;
+        long bytes = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (clock is null)
+                clock = Stopwatch.StartNew();
+            else
+                bytes += n;
+        }
+        return bytes / 1e6 / clock!.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<double> MeasureFramedAsync(DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    {
+        var destination = new float[options.LargeFloats];
+        Stopwatch? clock = null;
+        long bytes = 0;
+        while (true)
+        {
+            var header = await connection.ReceiveAsync(destination, cancellationToken).ConfigureAwait(false);
+            if (header.Step == EndOfPhase)
+                break;
+            if (clock is null)
+                clock = Stopwatch.StartNew();
+            else
+                bytes += header.PayloadBytes;
+        }
+        return bytes / 1e6 / clock!.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<(double Mean, double P50, double P99, int Count)> MeasureRoundTripsAsync(
+        DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    {
+        var outgoing = new float[options.SmallFloats];
+        var incoming = new float[options.SmallFloats];
+        var samples = new long[1 << 21];
+        var count = 0;
+        var step = 0L;
+        for (var i = 0; i < 500; i++) // warm-up: JIT tiers, socket paths
+            await RoundTripAsync().ConfigureAwait(false);
+
+        var end = Stopwatch.GetTimestamp() + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
+        while (count < samples.Length)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await RoundTripAsync().ConfigureAwait(false);
+            var stop = Stopwatch.GetTimestamp();
+            samples[count++] = stop - start;
+            if (stop >= end)
+                break;
+        }
+        await connection.SendAsync(FrameKind.SoftCounts, EndOfPhase, outgoing, cancellationToken).ConfigureAwait(false);
+
+        Array.Sort(samples, 0, count);
+        double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+        long total = 0;
+        foreach (var ticks in samples.AsSpan(0, count))
+            total += ticks;
+        var mean = Micros(total) / count;
+        return (mean, Micros(samples[count / 2]), Micros(samples[(int)(count * 0.99)]), count);
+
+        async Task RoundTripAsync()
+        {
+            outgoing[0] = step;
+            await connection.SendAsync(FrameKind.SoftCounts, step, outgoing, cancellationToken).ConfigureAwait(false);
+            var header = await connection.ReceiveAsync(incoming, cancellationToken).ConfigureAwait(false);
+            header.Expect(step, FrameKind.SoftCounts, connection.Peer);
+            step++;
+        }
+    }
+}
