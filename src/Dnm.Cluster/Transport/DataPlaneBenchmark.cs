@@ -23,7 +23,8 @@ public sealed record DataPlaneBenchmarkOptions
 
 /// <summary>Throughputs in MB/s (10^6 bytes per second, payload bytes only) and round trips in microseconds.</summary>
 public sealed record DataPlaneBenchmarkResult(
-    double RawMBps, double FramedMBps, double RoundTripMeanMicros, double RoundTripP50Micros, double RoundTripP99Micros, int RoundTrips)
+    double RawMBps, double FramedMBps, double RoundTripMeanMicros, double RoundTripP50Micros, double RoundTripP99Micros, int RoundTrips,
+    double ChecksumMBps)
 {
     public double Ratio => FramedMBps / RawMBps;
 }
@@ -69,7 +70,7 @@ public static class DataPlaneBenchmark
             await peer.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
             if (peer.ExitCode != 0)
                 throw new InvalidOperationException($"The benchmark peer process exited with code {peer.ExitCode}.");
-            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, mean, p50, p99, count);
+            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, mean, p50, p99, count, MeasureChecksum(options));
         }
         catch
         {
@@ -82,6 +83,21 @@ public static class DataPlaneBenchmark
     /// <summary>The sending side, run in the peer process with the arguments <see cref="RunAsync"/> passed.</summary>
     public static Task RunPeerAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)
         => DataPlaneBenchmarkPeer.RunAsync(args, cancellationToken);
+
+    // Context for (b): how much CPU a frame's checksum costs on this machine, single core.
+    private static double MeasureChecksum(DataPlaneBenchmarkOptions options)
+    {
+        var bytes = new byte[options.LargeFloats * sizeof(float)];
+        new Random(2).NextBytes(bytes);
+        var clock = Stopwatch.StartNew();
+        long done = 0;
+        while (clock.Elapsed < TimeSpan.FromSeconds(0.5))
+        {
+            Crc32C.Compute(bytes);
+            done += bytes.Length;
+        }
+        return done / 1e6 / clock.Elapsed.TotalSeconds;
+    }
 
     private static async Task<double> MeasureRawAsync(Socket listener, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
     {
