@@ -32,10 +32,14 @@ Console.WriteLine(FormattableString.Invariant($"""
     (a) raw NetworkStream, 4 MiB writes:        {r.RawMBps,8:F0} MB/s
     (b) DataPlaneConnection, 4 MiB float frames: {r.FramedMBps,8:F0} MB/s
     ratio (b)/(a):                               {r.Ratio,8:F2}
-    (c) {options.SmallFloats}-float frame round trip: mean {r.RoundTripMeanMicros:F1} us, p50 {r.RoundTripP50Micros:F1} us, p99 {r.RoundTripP99Micros:F1} us ({r.RoundTrips} round trips)
+    (c) {options.SmallFloats}-float frame round trip:   {Describe(r.FramedRoundTrip)}
+        same bytes, raw socket:         {Describe(r.RawRoundTrip)}
     CRC-32C of 4 MiB on one core:                {r.ChecksumMBps,8:F0} MB/s
     """));
 return 0;
+
+static string Describe(RoundTripLatency l)
+    => FormattableString.Invariant($"p50 {l.P50Micros,6:F1} us, p99 {l.P99Micros,6:F1} us, mean {l.MeanMicros,6:F1} us ({l.Count} round trips)");
 
 // The peer is this same program in another process; under `dotnet x.dll` the path is the dotnet host.
 static Process StartPeer(IReadOnlyList<string> peerArgs)

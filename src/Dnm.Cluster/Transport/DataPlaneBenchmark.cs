@@ -21,10 +21,12 @@ public sealed record DataPlaneBenchmarkOptions
     public DataPlaneOptions Transport { get; init; } = DataPlaneOptions.Default;
 }
 
-/// <summary>Throughputs in MB/s (10^6 bytes per second, payload bytes only) and round trips in microseconds.</summary>
+/// <summary>Round-trip times of one small message, in microseconds.</summary>
+public sealed record RoundTripLatency(double MeanMicros, double P50Micros, double P99Micros, int Count);
+
+/// <summary>Throughputs in MB/s (10^6 bytes per second, payload bytes only).</summary>
 public sealed record DataPlaneBenchmarkResult(
-    double RawMBps, double FramedMBps, double RoundTripMeanMicros, double RoundTripP50Micros, double RoundTripP99Micros, int RoundTrips,
-    double ChecksumMBps)
+    double RawMBps, double FramedMBps, RoundTripLatency RawRoundTrip, RoundTripLatency FramedRoundTrip, double ChecksumMBps)
 {
     public double Ratio => FramedMBps / RawMBps;
 }
@@ -33,7 +35,8 @@ public sealed record DataPlaneBenchmarkResult(
 /// Measures the data plane between two OS processes on loopback: this process receives and measures, a
 /// peer process (started through a callback, so the host decides how) sends. (a) a raw NetworkStream of
 /// 4 MiB writes; (b) DataPlaneConnection frames of 4 MiB floats, framed and checksummed, received into one
-/// reused destination; (c) round trips of a small frame. All over the same socket options.
+/// reused destination; (c) round trips of a small frame, and of the same bytes on the raw socket for
+/// reference. All over the same socket options.
 /// </summary>
 public static class DataPlaneBenchmark
 {
@@ -63,14 +66,14 @@ public static class DataPlaneBenchmark
         ]);
         try
         {
-            var rawMBps = await MeasureRawAsync(raw, options, cancellationToken).ConfigureAwait(false);
+            var (rawMBps, rawRoundTrip) = await MeasureRawAsync(raw, options, cancellationToken).ConfigureAwait(false);
             using var connection = await framed.AcceptAsync(cancellationToken).ConfigureAwait(false);
             var framedMBps = await MeasureFramedAsync(connection, options, cancellationToken).ConfigureAwait(false);
-            var (mean, p50, p99, count) = await MeasureRoundTripsAsync(connection, options, cancellationToken).ConfigureAwait(false);
+            var framedRoundTrip = await MeasureFramedRoundTripsAsync(connection, options, cancellationToken).ConfigureAwait(false);
             await peer.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
             if (peer.ExitCode != 0)
                 throw new InvalidOperationException($"The benchmark peer process exited with code {peer.ExitCode}.");
-            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, mean, p50, p99, count, MeasureChecksum(options));
+            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, rawRoundTrip, framedRoundTrip, MeasureChecksum(options));
         }
         catch
         {
@@ -99,11 +102,24 @@ public static class DataPlaneBenchmark
         return done / 1e6 / clock.Elapsed.TotalSeconds;
     }
 
-    private static async Task<double> MeasureRawAsync(Socket listener, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    private static async Task<(double MBps, RoundTripLatency RoundTrip)> MeasureRawAsync(
+        Socket listener, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
     {
         using var socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
         DataPlaneConnection.Configure(socket, options.Transport);
         await using var stream = new NetworkStream(socket, ownsSocket: false);
+
+        // Round trips first: fixed-size messages whose first 8 bytes are the sequence number, -1 ends.
+        var message = new byte[options.SmallFloats * sizeof(float)];
+        var roundTrip = await MeasureRoundTripsAsync(async sequence =>
+        {
+            BitConverter.TryWriteBytes(message, sequence);
+            await stream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+            await stream.ReadExactlyAsync(message, cancellationToken).ConfigureAwait(false);
+        }, options.Duration).ConfigureAwait(false);
+        BitConverter.TryWriteBytes(message, EndOfPhase);
+        await stream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+
         var buffer = new byte[options.LargeFloats * sizeof(float)];
         // The clock starts at the first bytes, so connection set-up and process start are not measured.
         Stopwatch? clock = null;
@@ -116,7 +132,7 @@ public static class DataPlaneBenchmark
             else
                 bytes += n;
         }
-        return bytes / 1e6 / clock!.Elapsed.TotalSeconds;
+        return (bytes / 1e6 / clock!.Elapsed.TotalSeconds, roundTrip);
     }
 
     private static async Task<double> MeasureFramedAsync(DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
@@ -137,44 +153,46 @@ public static class DataPlaneBenchmark
         return bytes / 1e6 / clock!.Elapsed.TotalSeconds;
     }
 
-    private static async Task<(double Mean, double P50, double P99, int Count)> MeasureRoundTripsAsync(
+    private static async Task<RoundTripLatency> MeasureFramedRoundTripsAsync(
         DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
     {
         var outgoing = new float[options.SmallFloats];
         var incoming = new float[options.SmallFloats];
+        var latency = await MeasureRoundTripsAsync(async step =>
+        {
+            outgoing[0] = step;
+            await connection.SendAsync(FrameKind.SoftCounts, step, outgoing, cancellationToken).ConfigureAwait(false);
+            var header = await connection.ReceiveAsync(incoming, cancellationToken).ConfigureAwait(false);
+            header.Expect(step, FrameKind.SoftCounts, connection.Peer);
+        }, options.Duration).ConfigureAwait(false);
+        await connection.SendAsync(FrameKind.SoftCounts, EndOfPhase, outgoing, cancellationToken).ConfigureAwait(false);
+        return latency;
+    }
+
+    private static async Task<RoundTripLatency> MeasureRoundTripsAsync(Func<long, Task> roundTrip, TimeSpan duration)
+    {
+        const int WarmUp = 500; // JIT tiers, socket paths
         var samples = new long[1 << 21];
         var count = 0;
-        var step = 0L;
-        for (var i = 0; i < 500; i++) // warm-up: JIT tiers, socket paths
-            await RoundTripAsync().ConfigureAwait(false);
+        for (var i = 0; i < WarmUp; i++)
+            await roundTrip(i).ConfigureAwait(false);
 
-        var end = Stopwatch.GetTimestamp() + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
+        var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         while (count < samples.Length)
         {
             var start = Stopwatch.GetTimestamp();
-            await RoundTripAsync().ConfigureAwait(false);
+            await roundTrip(WarmUp + count).ConfigureAwait(false);
             var stop = Stopwatch.GetTimestamp();
             samples[count++] = stop - start;
             if (stop >= end)
                 break;
         }
-        await connection.SendAsync(FrameKind.SoftCounts, EndOfPhase, outgoing, cancellationToken).ConfigureAwait(false);
 
         Array.Sort(samples, 0, count);
         double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
         long total = 0;
         foreach (var ticks in samples.AsSpan(0, count))
             total += ticks;
-        var mean = Micros(total) / count;
-        return (mean, Micros(samples[count / 2]), Micros(samples[(int)(count * 0.99)]), count);
-
-        async Task RoundTripAsync()
-        {
-            outgoing[0] = step;
-            await connection.SendAsync(FrameKind.SoftCounts, step, outgoing, cancellationToken).ConfigureAwait(false);
-            var header = await connection.ReceiveAsync(incoming, cancellationToken).ConfigureAwait(false);
-            header.Expect(step, FrameKind.SoftCounts, connection.Peer);
-            step++;
-        }
+        return new RoundTripLatency(Micros(total) / count, Micros(samples[count / 2]), Micros(samples[(int)(count * 0.99)]), count);
     }
 }

@@ -25,12 +25,21 @@ internal static class DataPlaneBenchmarkPeer
         var payload = new float[large];
         new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(payload.AsSpan()));
 
-        // (a) raw: the same bytes, no header, no checksum, plain NetworkStream writes.
+        // (a) raw: echo small messages, then stream the same bytes as (b): no header, no checksum.
         using (var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
         {
             DataPlaneConnection.Configure(raw, transport);
             await raw.ConnectAsync(IPEndPoint.Parse(Arg("--raw")), cancellationToken).ConfigureAwait(false);
             await using var stream = new NetworkStream(raw, ownsSocket: false);
+            var message = new byte[small * sizeof(float)];
+            while (true)
+            {
+                await stream.ReadExactlyAsync(message, cancellationToken).ConfigureAwait(false);
+                if (BitConverter.ToInt64(message) == DataPlaneBenchmark.EndOfPhase)
+                    break;
+                await stream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+            }
+
             var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(payload.AsSpan()).ToArray();
             var clock = Stopwatch.StartNew();
             while (clock.Elapsed < duration)

@@ -21,13 +21,14 @@ namespace Dnm.Cluster.Transport;
 /// </summary>
 public sealed class DataPlaneConnection : IDisposable
 {
-    // Small payloads are copied behind the header and leave in one send (one syscall, one segment):
-    // that is the latency-bound soft-count round trip. Larger ones are sent from the caller's memory.
+    // Small payloads travel through per-connection buffers, header and payload in one send and one
+    // receive (one syscall each): that is the latency-bound soft-count round trip. Larger ones are sent
+    // from the caller's memory and received straight into the destination.
     private const int InlinePayloadBytes = 64 * 1024;
 
     private readonly Socket _socket;
     private readonly byte[] _sendBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
-    private readonly byte[] _receiveHeader = new byte[FrameHeader.Size];
+    private readonly byte[] _receiveBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
     private readonly PinnedByteWindow _sendWindow = new();
     private readonly PinnedByteWindow _receiveWindow = new();
     private int _sending;
@@ -161,12 +162,31 @@ public sealed class DataPlaneConnection : IDisposable
         Enter(ref _receiving, "ReceiveAsync");
         try
         {
-            for (var done = 0; done < FrameHeader.Size;)
-                done += Received(await _socket.ReceiveAsync(_receiveHeader.AsMemory(done), SocketFlags.None, cancellationToken).ConfigureAwait(false), done > 0);
-            var header = FrameHeader.ReadFrom(_receiveHeader, Peer);
-            Validate(header, destination.Length);
+            // A small frame is read whole into the connection's buffer (one syscall, no pin) and copied
+            // out; a large one lands directly in the destination. Either way the header is validated as
+            // soon as its bytes are in, so a frame of the wrong length fails at once instead of waiting.
+            var destinationBytes = destination.Length * sizeof(float);
+            var inline = destinationBytes <= InlinePayloadBytes;
+            var head = _receiveBuffer.AsMemory(0, FrameHeader.Size + (inline ? destinationBytes : 0));
+            FrameHeader header = default;
+            for (var done = 0; done < head.Length;)
+            {
+                var before = done;
+                done += Received(await _socket.ReceiveAsync(head[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), done > 0);
+                if (before < FrameHeader.Size && done >= FrameHeader.Size)
+                {
+                    header = FrameHeader.ReadFrom(_receiveBuffer.AsSpan(0, FrameHeader.Size), Peer);
+                    Validate(header, destination.Length);
+                }
+            }
             uint actual = 0;
-            if (header.PayloadBytes > 0)
+            if (inline)
+            {
+                var payload = _receiveBuffer.AsSpan(FrameHeader.Size, destinationBytes);
+                actual = Crc32C.Compute(payload);
+                payload.CopyTo(MemoryMarshal.AsBytes(destination.Span));
+            }
+            else
             {
                 using var pin = destination.Pin();
                 try

@@ -88,17 +88,43 @@ public sealed class DataPlaneConnectionSpec
         Assert.Equal("RunId", ex.Field);
     }
 
-    [Fact]
-    public async Task Should_reject_a_payload_that_does_not_match_the_destination_length()
+    [Theory]
+    [InlineData(600, 599)]
+    [InlineData(599, 600)]          // shorter than expected: must fail on the header, not wait for more bytes
+    [InlineData(100_000, 200_000)]  // large-frame path
+    public async Task Should_reject_a_payload_that_does_not_match_the_destination_length(int sent, int expected)
     {
         var (server, client) = await Loopback.PairAsync(_runId);
         using (server)
         using (client)
         {
-            await client.SendAsync(FrameKind.SoftCounts, 1, new float[600], Loopback.Deadline());
-            var ex = await Assert.ThrowsAsync<DataPlaneException>(async () => await server.ReceiveAsync(new float[599], Loopback.Deadline()));
+            await client.SendAsync(FrameKind.SoftCounts, 1, new float[sent], Loopback.Deadline());
+            var ex = await Assert.ThrowsAsync<DataPlaneException>(async () => await server.ReceiveAsync(new float[expected], Loopback.Deadline()));
             Assert.Equal("PayloadBytes", ex.Field);
         }
+    }
+
+    [Theory]
+    [InlineData(0, "closed the connection.")]
+    [InlineData(100, "in the middle of a frame")]
+    public async Task Should_report_a_peer_that_closed(int bytesBeforeClosing, string expected)
+    {
+        using var listener = DataPlaneListener.Start(Loopback.AnyPort, _runId, StarReducer.CoordinatorRank);
+        var accept = listener.AcceptAsync(Loopback.Deadline());
+        using var raw = await RawPeer.ConnectAsync(listener.LocalEndPoint);
+        await raw.HandshakeAsync(_runId, rank: 4);
+        using var server = await accept;
+
+        var frame = new byte[FrameHeader.Size + 40_000];
+        new FrameHeader(_runId, 1, 4, FrameKind.Gradients, 40_000, 0).WriteTo(frame);
+        if (bytesBeforeClosing > 0)
+            await raw.SendAsync(frame[..(FrameHeader.Size + bytesBeforeClosing)]);
+        raw.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+
+        var ex = await Assert.ThrowsAsync<DataPlaneException>(async () => await server.ReceiveAsync(new float[10_000], Loopback.Deadline()));
+        Assert.Equal("Connection", ex.Field);
+        Assert.Contains("rank 4", ex.Message);
+        Assert.Contains(expected, ex.Message);
     }
 
     [Fact]
