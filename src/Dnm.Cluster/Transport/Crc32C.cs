@@ -7,7 +7,7 @@ namespace Dnm.Cluster.Transport;
 
 /// <summary>
 /// CRC-32C (Castagnoli), the checksum of every data-plane frame. Hand-written because System.IO.Hashing
-/// has no CRC-32C and is not a dependency we want on a partial package mirror. The SSE4.2 / ARMv8 CRC
+/// gains CRC-32C only in .NET 11 and is not a dependency we want on a partial package mirror. The SSE4.2 / ARMv8 CRC
 /// instructions, run as three interleaved chains, checksum far faster than loopback TCP moves bytes, so
 /// checksums cost little CPU; the table-driven fallback keeps the protocol identical on any CPU.
 /// </summary>
