@@ -111,10 +111,12 @@ public sealed class DataPlaneConnection : IDisposable
     {
         if (!FrameKinds.IsData(kind))
             throw new ArgumentException($"{kind} is not a data frame kind.", nameof(kind));
+        if (payload.Length > int.MaxValue / sizeof(float))
+            throw new ArgumentException($"A frame carries at most {int.MaxValue / sizeof(float)} floats.", nameof(payload));
+        var payloadBytes = payload.Length * sizeof(float);
         Enter(ref _sending, "SendAsync");
         try
         {
-            var payloadBytes = checked(payload.Length * sizeof(float));
             new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer);
             var inline = payloadBytes <= InlinePayloadBytes;
             if (inline)
@@ -165,9 +167,9 @@ public sealed class DataPlaneConnection : IDisposable
             // A small frame is read whole into the connection's buffer (one syscall, no pin) and copied
             // out; a large one lands directly in the destination. Either way the header is validated as
             // soon as its bytes are in, so a frame of the wrong length fails at once instead of waiting.
-            var destinationBytes = destination.Length * sizeof(float);
-            var inline = destinationBytes <= InlinePayloadBytes;
-            var head = _receiveBuffer.AsMemory(0, FrameHeader.Size + (inline ? destinationBytes : 0));
+            var inline = destination.Length <= InlinePayloadBytes / sizeof(float);
+            var destinationBytes = inline ? destination.Length * sizeof(float) : 0;
+            var head = _receiveBuffer.AsMemory(0, FrameHeader.Size + destinationBytes);
             FrameHeader header = default;
             for (var done = 0; done < head.Length;)
             {

@@ -20,11 +20,13 @@ public enum FrameKind : ushort
     State = 20,
     /// <summary>Loss parts, summed for logging.</summary>
     LossParts = 21,
+
+    // A new kind goes here and extends FrameKinds.IsData.
 }
 
 internal static class FrameKinds
 {
     public static bool IsHandshake(FrameKind kind) => kind is FrameKind.Hello or FrameKind.Welcome or FrameKind.Reject;
 
-    public static bool IsData(FrameKind kind) => !IsHandshake(kind) && Enum.IsDefined(kind);
+    public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.LossParts;
 }
