@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Dnm.Cluster.Transport;
+
+/// <summary>What the data-plane benchmark runs; see docs/BENCHMARKS.md.</summary>
+public sealed record DataPlaneBenchmarkOptions
+{
+    /// <summary>Length of each measurement (raw stream, framed stream, small-frame ping-pong).</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Floats per large frame: 1 Mi floats = 4 MiB, the size of a gradient message.</summary>
+    public int LargeFloats { get; init; } = 1 << 20;
+
+    /// <summary>Floats per small frame: 600, the soft counts (R·C) of the reference map.</summary>
+    public int SmallFloats { get; init; } = 600;
+
+    /// <summary>Socket settings, applied to the raw baseline too so that only framing and checksums differ.</summary>
+    public DataPlaneOptions Transport { get; init; } = DataPlaneOptions.Default;
+}
+
+/// <summary>Round-trip times of one small message, in microseconds.</summary>
+public sealed record RoundTripLatency(double MeanMicros, double P50Micros, double P99Micros, int Count);
+
+/// <summary>Throughputs in MB/s (10^6 bytes per second, payload bytes only).</summary>
+public sealed record DataPlaneBenchmarkResult(
+    double RawMBps, double FramedMBps, RoundTripLatency RawRoundTrip, RoundTripLatency FramedRoundTrip, double ChecksumMBps)
+{
+    public double Ratio => FramedMBps / RawMBps;
+}
+
+/// <summary>
+/// Measures the data plane between two OS processes on loopback: this process receives and measures, a
+/// peer process (started through a callback, so the host decides how) sends. (a) a raw NetworkStream of
+/// 4 MiB writes; (b) DataPlaneConnection frames of 4 MiB floats, framed and checksummed, received into one
+/// reused destination; (c) round trips of a small frame, and of the same bytes on the raw socket for
+/// reference. All over the same socket options.
+/// </summary>
+public static class DataPlaneBenchmark
+{
+    /// <summary>The first argument that makes a host run <see cref="RunPeerAsync"/>.</summary>
+    public const string PeerCommand = "dataplane-peer";
+
+    // A frame with a negative step ends a phase: a benchmark convention, not part of the protocol.
+    internal const long EndOfPhase = -1;
+
+    public static async Task<DataPlaneBenchmarkResult> RunAsync(
+        DataPlaneBenchmarkOptions options, Func<IReadOnlyList<string>, Process> startPeer, CancellationToken cancellationToken = default)
+    {
+        var runId = Guid.NewGuid();
+        using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        DataPlaneConnection.Configure(raw, options.Transport);
+        raw.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        raw.Listen();
+        using var framed = DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, StarReducer.CoordinatorRank, options.Transport);
+
+        using var peer = startPeer(
+        [
+            "--raw", raw.LocalEndPoint!.ToString()!, "--framed", framed.LocalEndPoint.ToString(), "--run-id", runId.ToString(),
+            "--seconds", options.Duration.TotalSeconds.ToString(CultureInfo.InvariantCulture),
+            "--large", options.LargeFloats.ToString(CultureInfo.InvariantCulture),
+            "--small", options.SmallFloats.ToString(CultureInfo.InvariantCulture),
+            "--socket-buffer", options.Transport.SocketBufferBytes.ToString(CultureInfo.InvariantCulture),
+        ]);
+        try
+        {
+            var (rawMBps, rawRoundTrip) = await MeasureRawAsync(raw, options, cancellationToken).ConfigureAwait(false);
+            using var connection = await framed.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            var framedMBps = await MeasureFramedAsync(connection, options, cancellationToken).ConfigureAwait(false);
+            var framedRoundTrip = await MeasureFramedRoundTripsAsync(connection, options, cancellationToken).ConfigureAwait(false);
+            await peer.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            if (peer.ExitCode != 0)
+                throw new InvalidOperationException($"The benchmark peer process exited with code {peer.ExitCode}.");
+            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, rawRoundTrip, framedRoundTrip, MeasureChecksum(options));
+        }
+        catch
+        {
+            if (!peer.HasExited)
+                peer.Kill();
+            throw;
+        }
+    }
+
+    /// <summary>The sending side, run in the peer process with the arguments <see cref="RunAsync"/> passed.</summary>
+    public static Task RunPeerAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)
+        => DataPlaneBenchmarkPeer.RunAsync(args, cancellationToken);
+
+    // Context for (b): how much CPU a frame's checksum costs on this machine, single core.
+    private static double MeasureChecksum(DataPlaneBenchmarkOptions options)
+    {
+        var bytes = new byte[options.LargeFloats * sizeof(float)];
+        new Random(2).NextBytes(bytes);
+        var clock = Stopwatch.StartNew();
+        long done = 0;
+        while (clock.Elapsed < TimeSpan.FromSeconds(0.5))
+        {
+            Crc32C.Compute(bytes);
+            done += bytes.Length;
+        }
+        return done / 1e6 / clock.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<(double MBps, RoundTripLatency RoundTrip)> MeasureRawAsync(
+        Socket listener, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    {
+        using var socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+        DataPlaneConnection.Configure(socket, options.Transport);
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+
+        // Round trips first: fixed-size messages whose first 8 bytes are the sequence number, -1 ends.
+        var message = new byte[options.SmallFloats * sizeof(float)];
+        var roundTrip = await MeasureRoundTripsAsync(async sequence =>
+        {
+            BitConverter.TryWriteBytes(message, sequence);
+            await stream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+            await stream.ReadExactlyAsync(message, cancellationToken).ConfigureAwait(false);
+        }, options.Duration).ConfigureAwait(false);
+        BitConverter.TryWriteBytes(message, EndOfPhase);
+        await stream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+
+        var buffer = new byte[options.LargeFloats * sizeof(float)];
+        // The clock starts at the first bytes, so connection set-up and process start are not measured.
+        Stopwatch? clock = null;
+        long bytes = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (clock is null)
+                clock = Stopwatch.StartNew();
+            else
+                bytes += n;
+        }
+        return (bytes / 1e6 / clock!.Elapsed.TotalSeconds, roundTrip);
+    }
+
+    private static async Task<double> MeasureFramedAsync(DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    {
+        var destination = new float[options.LargeFloats];
+        Stopwatch? clock = null;
+        long bytes = 0;
+        while (true)
+        {
+            var header = await connection.ReceiveAsync(destination, cancellationToken).ConfigureAwait(false);
+            if (header.Step == EndOfPhase)
+                break;
+            if (clock is null)
+                clock = Stopwatch.StartNew();
+            else
+                bytes += header.PayloadBytes;
+        }
+        return bytes / 1e6 / clock!.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<RoundTripLatency> MeasureFramedRoundTripsAsync(
+        DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+    {
+        var outgoing = new float[options.SmallFloats];
+        var incoming = new float[options.SmallFloats];
+        var latency = await MeasureRoundTripsAsync(async step =>
+        {
+            outgoing[0] = step;
+            await connection.SendAsync(FrameKind.SoftCounts, step, outgoing, cancellationToken).ConfigureAwait(false);
+            var header = await connection.ReceiveAsync(incoming, cancellationToken).ConfigureAwait(false);
+            header.Expect(step, FrameKind.SoftCounts, connection.Peer);
+        }, options.Duration).ConfigureAwait(false);
+        await connection.SendAsync(FrameKind.SoftCounts, EndOfPhase, outgoing, cancellationToken).ConfigureAwait(false);
+        return latency;
+    }
+
+    private static async Task<RoundTripLatency> MeasureRoundTripsAsync(Func<long, Task> roundTrip, TimeSpan duration)
+    {
+        const int WarmUp = 500; // JIT tiers, socket paths
+        var samples = new long[1 << 21];
+        var count = 0;
+        for (var i = 0; i < WarmUp; i++)
+            await roundTrip(i).ConfigureAwait(false);
+
+        var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        while (count < samples.Length)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await roundTrip(WarmUp + count).ConfigureAwait(false);
+            var stop = Stopwatch.GetTimestamp();
+            samples[count++] = stop - start;
+            if (stop >= end)
+                break;
+        }
+
+        Array.Sort(samples, 0, count);
+        double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+        long total = 0;
+        foreach (var ticks in samples.AsSpan(0, count))
+            total += ticks;
+        return new RoundTripLatency(Micros(total) / count, Micros(samples[count / 2]), Micros(samples[(int)(count * 0.99)]), count);
+    }
+}

@@ -1,0 +1,268 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Dnm.Cluster.Transport;
+
+/// <summary>
+/// One TCP connection of the data plane, after a successful handshake; the connecting and the accepting
+/// side get the same type. Frames are a <see cref="FrameHeader"/> followed by float payload bytes.
+/// <para>
+/// Hot path: no allocation per frame. Payloads are sent straight from the caller's memory and received
+/// straight into the caller's destination (pinned for the frame); header buffers are per connection and
+/// the async state machines are pooled.
+/// </para>
+/// <para>
+/// Concurrency: one SendAsync and one ReceiveAsync may run at the same time (full duplex), never two of
+/// the same. Any error or cancellation mid-frame leaves the byte stream unusable, so it faults the
+/// connection: the socket is closed and later calls throw. Recovery is the control plane's decision.
+/// </para>
+/// </summary>
+public sealed class DataPlaneConnection : IDisposable
+{
+    // Small payloads travel through per-connection buffers, header and payload in one send and one
+    // receive (one syscall each): that is the latency-bound soft-count round trip. Larger ones are sent
+    // from the caller's memory and received straight into the destination.
+    private const int InlinePayloadBytes = 64 * 1024;
+
+    private readonly Socket _socket;
+    private readonly byte[] _sendBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
+    private readonly byte[] _receiveBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
+    private readonly PinnedByteWindow _sendWindow = new();
+    private readonly PinnedByteWindow _receiveWindow = new();
+    private int _sending;
+    private int _receiving;
+    private long _bytesSent;
+    private long _bytesReceived;
+    private Exception? _fault;
+
+    internal DataPlaneConnection(Socket socket, Guid runId, int localRank, int remoteRank)
+    {
+        _socket = socket;
+        RunId = runId;
+        LocalRank = localRank;
+        RemoteRank = remoteRank;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        Peer = $"rank {remoteRank} at {RemoteEndPoint}";
+    }
+
+    public Guid RunId { get; }
+
+    public int LocalRank { get; }
+
+    /// <summary>The rank the peer announced in the handshake; every frame it sends must carry it.</summary>
+    public int RemoteRank { get; }
+
+    public EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>"rank R at host:port", used in every error message.</summary>
+    public string Peer { get; }
+
+    /// <summary>Header and payload bytes sent since the handshake (for dnm_allreduce_bytes_total).</summary>
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
+
+    /// <summary>Header and payload bytes received since the handshake.</summary>
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
+    /// <summary>Connects to a <see cref="DataPlaneListener"/> and performs the handshake.</summary>
+    /// <exception cref="DataPlaneException">The server rejected us (run id, version) or is not a data-plane peer.</exception>
+    public static async Task<DataPlaneConnection> ConnectAsync(
+        EndPoint server, Guid runId, int localRank, DataPlaneOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= DataPlaneOptions.Default;
+        var socket = server is IPEndPoint ip
+            ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+            : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            Configure(socket, options);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.HandshakeTimeout);
+            await socket.ConnectAsync(server, timeout.Token).ConfigureAwait(false);
+            var remoteRank = await DataPlaneHandshake.ClientAsync(socket, runId, localRank, timeout.Token).ConfigureAwait(false);
+            return new DataPlaneConnection(socket, runId, localRank, remoteRank);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    internal static void Configure(Socket socket, DataPlaneOptions options)
+    {
+        // Frames are already large or latency-critical; Nagle would only delay the small ones.
+        socket.NoDelay = true;
+        if (options.SocketBufferBytes > 0)
+        {
+            socket.SendBufferSize = options.SocketBufferBytes;
+            socket.ReceiveBufferSize = options.SocketBufferBytes;
+        }
+    }
+
+    /// <summary>Sends one frame whose payload is <paramref name="payload"/>, checksummed here.</summary>
+    public ValueTask SendAsync(FrameKind kind, long step, ReadOnlyMemory<float> payload, CancellationToken cancellationToken = default)
+        => SendAsync(kind, step, payload, Crc32C.Compute(MemoryMarshal.AsBytes(payload.Span)), cancellationToken);
+
+    /// <summary>Sends with a checksum the caller computed once (a broadcast sends one payload to N peers).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    internal async ValueTask SendAsync(FrameKind kind, long step, ReadOnlyMemory<float> payload, uint checksum, CancellationToken cancellationToken)
+    {
+        if (!FrameKinds.IsData(kind))
+            throw new ArgumentException($"{kind} is not a data frame kind.", nameof(kind));
+        if (payload.Length > int.MaxValue / sizeof(float))
+            throw new ArgumentException($"A frame carries at most {int.MaxValue / sizeof(float)} floats.", nameof(payload));
+        var payloadBytes = payload.Length * sizeof(float);
+        Enter(ref _sending, "SendAsync");
+        try
+        {
+            new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer);
+            var inline = payloadBytes <= InlinePayloadBytes;
+            if (inline)
+                MemoryMarshal.AsBytes(payload.Span).CopyTo(_sendBuffer.AsSpan(FrameHeader.Size));
+            using var pin = inline ? default : payload.Pin();
+            try
+            {
+                // The loops are inline rather than helper methods: each async helper is one more state
+                // machine box per frame when the pooling builder's cache misses.
+                ReadOnlyMemory<byte> head = _sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0));
+                while (!head.IsEmpty)
+                    head = head[await _socket.SendAsync(head, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+                ReadOnlyMemory<byte> body = inline ? default : _sendWindow.Over(pin, payloadBytes);
+                while (!body.IsEmpty)
+                    body = body[await _socket.SendAsync(body, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+            }
+            finally
+            {
+                _sendWindow.Clear();
+            }
+            Interlocked.Add(ref _bytesSent, FrameHeader.Size + payloadBytes);
+        }
+        catch (Exception ex)
+        {
+            Fault(ex);
+            if (ex is SocketException or ObjectDisposedException)
+                throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+            throw;
+        }
+        finally
+        {
+            Volatile.Write(ref _sending, 0);
+        }
+    }
+
+    /// <summary>
+    /// Receives one frame straight into <paramref name="destination"/>, whose length must equal the
+    /// payload's. Checks run id, sender rank, kind, length and payload checksum; returns the header so the
+    /// caller can check step and kind.
+    /// </summary>
+    /// <exception cref="DataPlaneException">A check failed (names the peer and field) or the peer closed.</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, CancellationToken cancellationToken = default)
+    {
+        Enter(ref _receiving, "ReceiveAsync");
+        try
+        {
+            // A small frame is read whole into the connection's buffer (one syscall, no pin) and copied
+            // out; a large one lands directly in the destination. Either way the header is validated as
+            // soon as its bytes are in, so a frame of the wrong length fails at once instead of waiting.
+            var inline = destination.Length <= InlinePayloadBytes / sizeof(float);
+            var destinationBytes = inline ? destination.Length * sizeof(float) : 0;
+            var head = _receiveBuffer.AsMemory(0, FrameHeader.Size + destinationBytes);
+            FrameHeader header = default;
+            for (var done = 0; done < head.Length;)
+            {
+                var before = done;
+                done += Received(await _socket.ReceiveAsync(head[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), done > 0);
+                if (before < FrameHeader.Size && done >= FrameHeader.Size)
+                {
+                    header = FrameHeader.ReadFrom(_receiveBuffer.AsSpan(0, FrameHeader.Size), Peer);
+                    Validate(header, destination.Length);
+                }
+            }
+            uint actual = 0;
+            if (inline)
+            {
+                var payload = _receiveBuffer.AsSpan(FrameHeader.Size, destinationBytes);
+                actual = Crc32C.Compute(payload);
+                payload.CopyTo(MemoryMarshal.AsBytes(destination.Span));
+            }
+            else
+            {
+                using var pin = destination.Pin();
+                try
+                {
+                    var body = _receiveWindow.Over(pin, header.PayloadBytes);
+                    for (var done = 0; done < body.Length;)
+                    {
+                        var n = Received(await _socket.ReceiveAsync(body[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), midFrame: true);
+                        // Checksumming each chunk as it lands overlaps the CRC with the kernel receiving the rest.
+                        actual = Crc32C.Append(actual, body.Span.Slice(done, n));
+                        done += n;
+                    }
+                }
+                finally
+                {
+                    _receiveWindow.Clear();
+                }
+            }
+            if (actual != header.Checksum)
+                throw new DataPlaneException(Peer, nameof(FrameHeader.Checksum),
+                    $"Payload checksum mismatch from {Peer}: {header.Kind} step {header.Step}, {header.PayloadBytes} bytes, " +
+                    $"CRC-32C 0x{actual:X8} but the header says 0x{header.Checksum:X8}.");
+            Interlocked.Add(ref _bytesReceived, FrameHeader.Size + header.PayloadBytes);
+            return header;
+        }
+        catch (Exception ex)
+        {
+            Fault(ex);
+            if (ex is SocketException or ObjectDisposedException)
+                throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+            throw;
+        }
+        finally
+        {
+            Volatile.Write(ref _receiving, 0);
+        }
+    }
+
+    private void Validate(in FrameHeader header, int destinationFloats)
+    {
+        if (header.RunId != RunId)
+            throw new DataPlaneException(Peer, nameof(FrameHeader.RunId), $"Frame from {Peer} belongs to run {header.RunId}, this connection to run {RunId}.");
+        if (header.Rank != RemoteRank)
+            throw new DataPlaneException(Peer, nameof(FrameHeader.Rank), $"Frame from {Peer} claims rank {header.Rank}.");
+        if (!FrameKinds.IsData(header.Kind))
+            throw new DataPlaneException(Peer, nameof(FrameHeader.Kind), $"Frame from {Peer} has kind {(ushort)header.Kind}, which is not a data frame kind.");
+        if (header.PayloadBytes != (long)destinationFloats * sizeof(float))
+            throw new DataPlaneException(Peer, nameof(FrameHeader.PayloadBytes),
+                $"{header.Kind} frame from {Peer} (step {header.Step}) has {header.PayloadBytes} payload bytes; the destination holds {destinationFloats} floats ({destinationFloats * (long)sizeof(float)} bytes).");
+    }
+
+    private int Received(int count, bool midFrame) => count > 0
+        ? count
+        : throw new DataPlaneException(Peer, "Connection", midFrame
+            ? $"{Peer} closed the connection in the middle of a frame."
+            : $"{Peer} closed the connection.");
+
+    private void Enter(ref int flag, string operation)
+    {
+        if (Volatile.Read(ref _fault) is { } fault)
+            throw new InvalidOperationException($"The data-plane connection to {Peer} is faulted: {fault.Message}", fault);
+        if (Interlocked.Exchange(ref flag, 1) != 0)
+            throw new InvalidOperationException($"Concurrent {operation} on the data-plane connection to {Peer}: at most one at a time.");
+    }
+
+    private void Fault(Exception ex)
+    {
+        Interlocked.CompareExchange(ref _fault, ex, null);
+        _socket.Dispose();
+    }
+
+    public void Dispose()
+    {
+        Interlocked.CompareExchange(ref _fault, new ObjectDisposedException(nameof(DataPlaneConnection)), null);
+        _socket.Dispose();
+    }
+}

@@ -1,0 +1,32 @@
+namespace Dnm.Cluster.Transport;
+
+/// <summary>What a data-plane frame carries. The value travels on the wire as a ushort, so never renumber.</summary>
+public enum FrameKind : ushort
+{
+    // Handshake frames (1–15) are reserved for the connection itself; SendAsync refuses them.
+    Hello = 1,
+    Welcome = 2,
+    Reject = 3,
+
+    /// <summary>Soft counts f (R·C floats): summed over workers before the loss is computed.</summary>
+    SoftCounts = 16,
+    /// <summary>Flattened gradients of θ and φ.</summary>
+    Gradients = 17,
+    /// <summary>SOM statistics S, H and BMU counts.</summary>
+    SomStats = 18,
+    /// <summary>Flattened model parameters (θ, φ) or prototypes W.</summary>
+    Parameters = 19,
+    /// <summary>Optimizer or other state sent to a joining worker.</summary>
+    State = 20,
+    /// <summary>Loss parts, summed for logging.</summary>
+    LossParts = 21,
+
+    // A new kind goes here and extends FrameKinds.IsData.
+}
+
+internal static class FrameKinds
+{
+    public static bool IsHandshake(FrameKind kind) => kind is FrameKind.Hello or FrameKind.Welcome or FrameKind.Reject;
+
+    public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.LossParts;
+}

@@ -1,0 +1,157 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
+
+namespace Dnm.Cluster.Transport;
+
+/// <summary>
+/// Coordinator side of the star all-reduce: one data-plane connection per worker (rank 0..N-1). It
+/// receives every worker's vector concurrently, sums them in rank order — so the result is bitwise the
+/// same whatever order they arrive in — and broadcasts. Receive buffers are kept between steps, so a
+/// steady-state step allocates nothing. Owns (and disposes) its connections.
+/// </summary>
+public sealed class StarReducer : IAllReducer, IDisposable
+{
+    /// <summary>The rank the coordinator announces on its data-plane connections (it holds no shard).</summary>
+    public const int CoordinatorRank = -1;
+
+    private readonly DataPlaneConnection[] _workers;
+    private readonly ValueTask<FrameHeader>[] _receives;
+    private readonly ValueTask[] _sends;
+    private readonly float[][] _scratch;
+
+    /// <summary>Takes connections whose remote ranks are exactly 0..N-1, in any order.</summary>
+    public StarReducer(IEnumerable<DataPlaneConnection> workers)
+    {
+        var list = workers.ToList();
+        if (list.Count == 0)
+            throw new ArgumentException("A star reducer needs at least one worker.", nameof(workers));
+        _workers = new DataPlaneConnection[list.Count];
+        foreach (var connection in list)
+        {
+            var rank = connection.RemoteRank;
+            if (rank < 0 || rank >= list.Count)
+                throw new DataPlaneException(connection.Peer, "Rank", $"Worker {connection.Peer} has rank {rank}, outside 0..{list.Count - 1}.");
+            if (_workers[rank] is { } other)
+                throw new DataPlaneException(connection.Peer, "Rank", $"Rank {rank} connected twice: {other.Peer} and {connection.Peer}.");
+            _workers[rank] = connection;
+        }
+        _receives = new ValueTask<FrameHeader>[list.Count];
+        _sends = new ValueTask[list.Count];
+        _scratch = new float[list.Count][];
+    }
+
+    /// <summary>Accepts connections until ranks 0..<paramref name="workerCount"/>-1 have all joined.</summary>
+    public static async Task<StarReducer> AcceptWorkersAsync(DataPlaneListener listener, int workerCount, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(workerCount, 1);
+        var accepted = new List<DataPlaneConnection>(workerCount);
+        try
+        {
+            while (accepted.Count < workerCount)
+                accepted.Add(await listener.AcceptAsync(cancellationToken).ConfigureAwait(false));
+            return new StarReducer(accepted);
+        }
+        catch
+        {
+            foreach (var connection in accepted)
+                connection.Dispose();
+            throw;
+        }
+    }
+
+    public int WorkerCount => _workers.Length;
+
+    /// <summary>Connections indexed by rank (for byte counters).</summary>
+    public IReadOnlyList<DataPlaneConnection> Workers => _workers;
+
+    /// <inheritdoc />
+    /// <remarks>Reduces into <paramref name="data"/>, then broadcasts it back to every worker.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask AllReduceAsync(long step, FrameKind kind, Memory<float> data, CancellationToken cancellationToken = default)
+    {
+        await ReduceAsync(step, kind, data, cancellationToken).ConfigureAwait(false);
+        await BroadcastAsync(step, kind, data, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Receives one <paramref name="kind"/> frame of <paramref name="step"/> from every worker and writes
+    /// their rank-ordered sum ((v0 + v1) + v2) + ... into <paramref name="sum"/>.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask ReduceAsync(long step, FrameKind kind, Memory<float> sum, CancellationToken cancellationToken = default)
+    {
+        var length = sum.Length;
+        // All receives run at once; rank 0 lands directly in the sum, the others in kept scratch buffers.
+        for (var rank = 0; rank < _workers.Length; rank++)
+            _receives[rank] = _workers[rank].ReceiveAsync(rank == 0 ? sum : Scratch(rank, length), cancellationToken);
+
+        // Await in rank order and add each as soon as its turn comes: the additions' order is the ranks',
+        // never the arrival order. Every receive is awaited, even after a failure, so none is left running.
+        Exception? failure = null;
+        for (var rank = 0; rank < _workers.Length; rank++)
+        {
+            try
+            {
+                var header = await _receives[rank].ConfigureAwait(false);
+                if (failure is not null)
+                    continue;
+                header.Expect(step, kind, _workers[rank].Peer);
+                if (rank > 0)
+                    RankOrderedSum.AddInPlace(sum.Span, _scratch[rank].AsSpan(0, length));
+            }
+            catch (Exception ex)
+            {
+                failure ??= ex;
+            }
+            finally
+            {
+                _receives[rank] = default;
+            }
+        }
+        if (failure is not null)
+            ExceptionDispatchInfo.Throw(failure);
+    }
+
+    /// <summary>Sends <paramref name="data"/> to every worker; the checksum is computed once for all.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask BroadcastAsync(long step, FrameKind kind, ReadOnlyMemory<float> data, CancellationToken cancellationToken = default)
+    {
+        var checksum = Crc32C.Compute(MemoryMarshal.AsBytes(data.Span));
+        for (var rank = 0; rank < _workers.Length; rank++)
+            _sends[rank] = _workers[rank].SendAsync(kind, step, data, checksum, cancellationToken);
+
+        Exception? failure = null;
+        for (var rank = 0; rank < _workers.Length; rank++)
+        {
+            try
+            {
+                await _sends[rank].ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= ex;
+            }
+            finally
+            {
+                _sends[rank] = default;
+            }
+        }
+        if (failure is not null)
+            ExceptionDispatchInfo.Throw(failure);
+    }
+
+    private Memory<float> Scratch(int rank, int length)
+    {
+        // Grown to the largest vector seen (gradients) and sliced for smaller ones (soft counts).
+        if (_scratch[rank] is not { } buffer || buffer.Length < length)
+            _scratch[rank] = buffer = new float[length];
+        return buffer.AsMemory(0, length);
+    }
+
+    public void Dispose()
+    {
+        foreach (var worker in _workers)
+            worker.Dispose();
+    }
+}

@@ -1,0 +1,55 @@
+using System.Diagnostics;
+using System.Globalization;
+using Dnm.Cluster.Transport;
+
+// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES]: measures, and starts its own peer process.
+// dnm-bench dataplane-peer ...: the peer half, started by the above.
+if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
+{
+    await DataPlaneBenchmark.RunPeerAsync(peerArgs);
+    return 0;
+}
+
+if (args is not ["dataplane", .. var rest])
+{
+    Console.Error.WriteLine("usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]");
+    return 2;
+}
+
+string? Option(string name) => rest.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+var options = new DataPlaneBenchmarkOptions
+{
+    Duration = TimeSpan.FromSeconds(double.Parse(Option("--seconds") ?? "3", CultureInfo.InvariantCulture)),
+    Transport = new DataPlaneOptions
+    {
+        SocketBufferBytes = int.Parse(Option("--socket-buffer") ?? DataPlaneOptions.Default.SocketBufferBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+    },
+};
+
+var r = await DataPlaneBenchmark.RunAsync(options, StartPeer);
+Console.WriteLine(FormattableString.Invariant($"""
+    data plane, 2 processes on loopback, {options.Duration.TotalSeconds:F0} s each, socket buffers {options.Transport.SocketBufferBytes} B, CRC-32C hardware: {Crc32C.IsHardwareAccelerated}
+    (a) raw NetworkStream, 4 MiB writes:        {r.RawMBps,8:F0} MB/s
+    (b) DataPlaneConnection, 4 MiB float frames: {r.FramedMBps,8:F0} MB/s
+    ratio (b)/(a):                               {r.Ratio,8:F2}
+    (c) {options.SmallFloats}-float frame round trip:   {Describe(r.FramedRoundTrip)}
+        same bytes, raw socket:         {Describe(r.RawRoundTrip)}
+    CRC-32C of 4 MiB on one core:                {r.ChecksumMBps,8:F0} MB/s
+    """));
+return 0;
+
+static string Describe(RoundTripLatency l)
+    => FormattableString.Invariant($"p50 {l.P50Micros,6:F1} us, p99 {l.P99Micros,6:F1} us, mean {l.MeanMicros,6:F1} us ({l.Count} round trips)");
+
+// The peer is this same program in another process; under `dotnet x.dll` the path is the dotnet host.
+static Process StartPeer(IReadOnlyList<string> peerArgs)
+{
+    var host = Environment.ProcessPath!;
+    var start = new ProcessStartInfo(host) { UseShellExecute = false };
+    if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+        start.ArgumentList.Add(System.Reflection.Assembly.GetEntryAssembly()!.Location);
+    start.ArgumentList.Add(DataPlaneBenchmark.PeerCommand);
+    foreach (var arg in peerArgs)
+        start.ArgumentList.Add(arg);
+    return Process.Start(start) ?? throw new InvalidOperationException("Could not start the benchmark peer.");
+}
