@@ -63,6 +63,8 @@ public sealed class Trainer : IDisposable
             new SomPretrainer(config, Engine, train, somSchedule, observer).Run(ref state, SaveCheckpoint, cancel);
             state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
             SaveCheckpoint();
+            // The map as pre-training leaves it: the baseline the joint phase should improve on.
+            if (evaluate is not null && config.EvalEvery > 0) evaluate(this, 0);
         }
         if (state.Phase == TrainingPhase.Joint)
         {

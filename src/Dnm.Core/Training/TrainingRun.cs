@@ -48,7 +48,7 @@ public static class TrainingRun
         {
             var q = EvaluateNow(t.Engine, config, train, test, config.EvalLimit, cancel, out _);
             var report = new EvaluationReport(t.State.Phase, epoch, t.State.GlobalStep, q.Quality, q.Samples, q.Duration);
-            run.AppendMetrics(new { phase = "joint", epoch, global_step = t.State.GlobalStep, q.Quality.Purity, q.Quality.Nmi, q.Quality.Qe, q.Quality.Te, recon_mse = q.Quality.ReconMse, samples = q.Samples, seconds = q.Duration.TotalSeconds });
+            run.AppendMetrics(new { phase = epoch == 0 ? "som-pretrain" : "joint", epoch, global_step = t.State.GlobalStep, q.Quality.Purity, q.Quality.Nmi, q.Quality.Qe, q.Quality.Te, recon_mse = q.Quality.ReconMse, samples = q.Samples, seconds = q.Duration.TotalSeconds });
             observer.OnEvaluation(report);
         }
 
