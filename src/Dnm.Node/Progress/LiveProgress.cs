@@ -15,7 +15,7 @@ public sealed class LiveProgress : ITrainingDisplay
     private readonly TextWriter output;
     private readonly ProgressTracker tracker;
     private readonly Func<int> width;
-    private TimeSpan lastDraw = TimeSpan.MinValue;
+    private TimeSpan? lastDraw;
     private string? status;
 
     public LiveProgress(TextWriter output, DnmConfig config, TimeProvider clock, Func<int> width)
@@ -41,7 +41,7 @@ public sealed class LiveProgress : ITrainingDisplay
     {
         tracker.Step(report);
         var now = tracker.Elapsed;
-        if (now - lastDraw < RedrawEvery && !tracker.IsMilestone(report)) return;
+        if (lastDraw is { } last && now - last < RedrawEvery && !tracker.IsMilestone(report)) return;
         lastDraw = now;
         var meter = tracker.Meter;
         var fraction = meter.TotalSteps > 0 ? Math.Clamp(meter.Position / (double)meter.TotalSteps, 0, 1) : 0;
@@ -52,7 +52,12 @@ public sealed class LiveProgress : ITrainingDisplay
         }
     }
 
-    public void OnEvaluation(EvaluationReport report) => Line(ProgressText.Evaluation(report));
+    public void OnEvaluation(EvaluationReport report)
+    {
+        // After the final evaluation nothing moves any more: keep the last status as a line of its own.
+        if (report.Phase == TrainingPhase.Done) Dispose();
+        Line(ProgressText.Evaluation(report));
+    }
 
     public void OnCheckpoint(string path, long bytes, TimeSpan duration) => Line(ProgressText.Checkpoint(path, bytes, duration));
 
@@ -93,7 +98,7 @@ public sealed class LiveProgress : ITrainingDisplay
 
     private static string Bar(double fraction)
     {
-        const int cells = 20;
+        const int cells = 12;
         var filled = (int)Math.Round(fraction * cells);
         return "[" + new string('#', filled) + new string('-', cells - filled) + "]";
     }

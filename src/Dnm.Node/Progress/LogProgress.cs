@@ -14,7 +14,7 @@ public sealed class LogProgress : ITrainingDisplay
     private readonly ProgressTracker tracker;
     private readonly TimeSpan interval;
     private readonly TimeProvider clock;
-    private TimeSpan lastStepLine = TimeSpan.MinValue;
+    private TimeSpan? lastStepLine;
     private long phaseStartedAt;
     private int stepsInPhase;
 
@@ -40,14 +40,19 @@ public sealed class LogProgress : ITrainingDisplay
         tracker.Step(report);
         stepsInPhase++;
         var now = tracker.Elapsed;
-        if (stepsInPhase == 1 || tracker.IsMilestone(report) || now - lastStepLine >= interval)
+        if (stepsInPhase == 1 || tracker.IsMilestone(report) || lastStepLine is not { } last || now - last >= interval)
         {
             lastStepLine = now;
             Line(ProgressText.Status(report, tracker.Meter));
         }
     }
 
-    public void OnEvaluation(EvaluationReport report) => Line(ProgressText.Evaluation(report));
+    public void OnEvaluation(EvaluationReport report)
+    {
+        // The final evaluation comes after the last phase: close that phase first, so the log reads in order.
+        if (report.Phase == TrainingPhase.Done) EndPhase();
+        Line(ProgressText.Evaluation(report));
+    }
 
     public void OnCheckpoint(string path, long bytes, TimeSpan duration) => Line(ProgressText.Checkpoint(path, bytes, duration));
 

@@ -15,13 +15,14 @@ public static class ProgressText
         _ => "done",
     };
 
-    /// <summary>One step's status, e.g. "joint epoch 3/10 step 120/235 | 1843 samples/s | kl 0.0101 recon 0.031 l2 1e-05 | σ 4.21 η 0.262 | ETA 0:58".</summary>
+    /// <summary>One step's status, e.g. "joint epoch 3/10 step 120/235 | 1843 samples/s | ETA 0:58 | kl 0.0101 recon 0.031 l2 1E-05 | σ 4.21 η 0.262".</summary>
     public static string Status(StepReport r, ThroughputMeter meter)
     {
         var where = r.Phase == TrainingPhase.SomPretrain
             ? $"iteration {meter.Position}/{meter.TotalSteps}"
             : $"epoch {r.Epoch + 1}/{r.Epochs} step {r.StepInEpoch}/{r.StepsPerEpoch}";
-        var parts = new List<string> { $"{Phase(r.Phase)} {where}", Rate(meter.SamplesPerSecond) };
+        // Most useful first: a narrow terminal cuts the live line from the right.
+        var parts = new List<string> { $"{Phase(r.Phase)} {where}", Rate(meter.SamplesPerSecond), $"ETA {Duration(meter.Remaining)}" };
         var loss = r.Phase switch
         {
             TrainingPhase.Pretrain => $"recon {Num(r.Loss.Reconstruction)} l2 {Num(r.Loss.L2)}",
@@ -30,7 +31,6 @@ public static class ProgressText
         };
         if (loss is not null) parts.Add(loss);
         if (!double.IsNaN(r.Sigma)) parts.Add($"σ {Num(r.Sigma)} η {Num(r.Eta)}");
-        parts.Add($"ETA {Duration(meter.Remaining)}");
         return string.Join(" | ", parts);
     }
 
