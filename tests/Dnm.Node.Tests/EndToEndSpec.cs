@@ -139,7 +139,7 @@ public sealed class EndToEndSpec(TrainedRunFixture run) : IClassFixture<TrainedR
 
         var resumed = Cli.Run("train", "--out", outDir, "--resume", "--epochs", "5");
         Assert.True(resumed.ExitCode == 0, resumed.Error);
-        Assert.Contains("resuming from Pretrain epoch 1, global step 4", resumed.Out);
+        Assert.Contains("resuming from pretrain epoch 1, global step 4", resumed.Out);
         Assert.Contains("--epochs ignored", resumed.Out);
         Assert.True(File.Exists(Path.Combine(outDir, "final-metrics.json")));
     }

@@ -60,7 +60,7 @@ public static class TrainCommand
         context.Out.WriteLine($"dnm train: run directory {Path.GetFullPath(effective.Out)}");
         if (checkpoint is not null)
         {
-            context.Out.WriteLine($"resuming from {checkpoint.State.Phase} epoch {checkpoint.State.Epoch}, global step {checkpoint.State.GlobalStep}");
+            context.Out.WriteLine($"resuming from {ProgressText.Phase(checkpoint.State.Phase)} epoch {checkpoint.State.Epoch}, global step {checkpoint.State.GlobalStep}");
             var ignored = resolved.GivenKeys.Except(ResumeKeys).Order(StringComparer.Ordinal).ToArray();
             if (ignored.Length > 0)
                 context.Out.WriteLine($"note: the checkpoint's configuration is used; {string.Join(", ", ignored.Select(k => "--" + k))} ignored (only --device, --threads and --out apply on resume)");
