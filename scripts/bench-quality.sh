@@ -5,6 +5,7 @@
 # Usage: scripts/bench-quality.sh [extra dnm train flags...]      e.g. --epochs 4 for a quicker look
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 dotnet build src/Dnm.Node -c Release -nologo -v q >/dev/null
 dnm=src/Dnm.Node/bin/Release/net10.0/dnm
 stamp=$(date -u +%Y%m%d-%H%M%S)
@@ -35,13 +36,7 @@ MD
 )
 f=docs/BENCHMARKS.md
 if grep -q '<!-- quality:begin -->' "$f"; then
-  python3 - "$f" "$block" <<'PY'
-import re, sys
-path, block = sys.argv[1], sys.argv[2]
-s = open(path).read()
-s = re.sub(r'<!-- quality:begin -->.*?<!-- quality:end -->', lambda _: block, s, flags=re.S)
-open(path, 'w').write(s)
-PY
+  BLOCK="$block" perl -0pi -e 's/<!-- quality:begin -->.*?<!-- quality:end -->/$ENV{BLOCK}/s' "$f"
 else
   printf '\n## Map quality (MNIST)\n\n%s\n' "$block" >> "$f"
 fi
