@@ -36,9 +36,9 @@ public sealed record DnmConfig
     public string Map { get; init; } = "20x30";
 
     // ---- optimisation ----
-    public int Epochs { get; init; } = 10;
+    public int Epochs { get; init; } = 6;
     /// <summary>Autoencoder-only epochs before the SOM is fitted.</summary>
-    public int PretrainEpochs { get; init; } = 3;
+    public int PretrainEpochs { get; init; } = 5;
     /// <summary>SOM pre-training iterations on the pre-trained embeddings (the paper: 10 000).</summary>
     public int SomIterations { get; init; } = 10_000;
     /// <summary>Global batch size (summed over all workers).</summary>
