@@ -86,6 +86,7 @@ public static class TrainCommand
             try
             {
                 result = TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer);
+                telemetry.AwaitFinalScrape(display.Line, context.Cancel);
             }
             catch (OperationCanceledException) when (context.Cancel.IsCancellationRequested)
             {

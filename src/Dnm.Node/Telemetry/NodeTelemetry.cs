@@ -122,6 +122,17 @@ public sealed class NodeTelemetry : IDisposable
         return CudaMemoryProbe.TryOpen(index, environment("CUDA_VISIBLE_DEVICES"));
     }
 
+    /// <summary>
+    /// At the end of a run: lets a scraper that has been watching collect the final numbers (see
+    /// <see cref="MetricsEndpoint.AwaitNextScrape"/>). Waits at most a minute; Ctrl+C or SIGTERM end the wait.
+    /// </summary>
+    public void AwaitFinalScrape(Action<string> say, CancellationToken cancel)
+    {
+        if (Endpoint is not { Scrapes: > 0 } endpoint) return;
+        say("metrics: waiting for a last scrape, so the final numbers reach Prometheus");
+        endpoint.AwaitNextScrape(TimeSpan.FromMinutes(1), cancel);
+    }
+
     public void Dispose()
     {
         // In this order: no scrape may start once the meter or probe is going; the providers flush their
