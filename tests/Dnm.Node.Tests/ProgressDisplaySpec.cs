@@ -95,4 +95,20 @@ public sealed class ProgressDisplaySpec
         Assert.Matches(@"\r\u001b\[K\[00:00:02\] hello\n\r\u001b\[K\[#", text);
         Assert.EndsWith("\n", text);
     }
+
+    [Fact]
+    public void A_log_line_written_inside_a_traced_span_should_end_with_its_trace_id()
+    {
+        var output = new StringWriter();
+        var (_, display) = Fed(new ManualClock(), t => new LogProgress(output, t, TimeSpan.FromSeconds(10)));
+        using var activity = new System.Diagnostics.Activity("dnm.step").Start();
+
+        display.Line("inside");
+        activity.Stop();
+        display.Line("outside");
+
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith($"inside trace={activity.TraceId.ToHexString()}", lines[0]);
+        Assert.EndsWith("outside", lines[1]);
+    }
 }
