@@ -34,7 +34,7 @@ internal static class IdxFile
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new DataException($"{path} cannot be read: {e.Message}. {fix}", e);
+            throw new DataException($"{path} cannot be read: {e.Message.TrimEnd('.')}. {fix}", e);
         }
 
         using (file)
@@ -48,7 +48,7 @@ internal static class IdxFile
             }
             catch (InvalidDataException e)
             {
-                throw new DataException($"{path} is a corrupt gzip file: {e.Message}. {fix}", e);
+                throw new DataException($"{path} is a corrupt gzip file: {e.Message.TrimEnd('.')}. {fix}", e);
             }
         }
     }

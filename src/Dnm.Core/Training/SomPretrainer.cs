@@ -24,6 +24,7 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
         var sw = Stopwatch.StartNew();
         // SOM passes use data epochs after all training epochs, so their order differs from training's.
         var epochBase = config.PretrainEpochs + config.Epochs + 1;
+        var sinceReport = 0;
         while (state.PhaseStep < iterations)
         {
             cancel.ThrowIfCancellationRequested();
@@ -42,10 +43,13 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
                 engine.Som.Update(sums, counts, n, sched, rule);
             }
             state = state with { PhaseStep = state.PhaseStep + 1, Epoch = epoch, StepInEpoch = step + 1 };
+            sinceReport++;
             if ((it + 1) % 100 == 0 || it + 1 == iterations)
             {
+                // The report covers the iterations since the last one: fewer than 100 at the end or after a resume.
                 observer.OnStep(new StepReport(TrainingPhase.SomPretrain, epoch, (int)Math.Ceiling(iterations / (double)stepsPerEpoch),
-                    step + 1, stepsPerEpoch, state.GlobalStep, n * 100, default, sched.Sigma, sched.Eta, sw.Elapsed));
+                    step + 1, stepsPerEpoch, state.GlobalStep, n * sinceReport, default, sched.Sigma, sched.Eta, sw.Elapsed));
+                sinceReport = 0;
                 sw.Restart();
             }
             if (state.PhaseStep % config.CheckpointEvery == 0 && state.PhaseStep < iterations) checkpoint();

@@ -32,11 +32,11 @@ public static class TrainingRun
         if (resumeFrom is not null)
             config = resumeFrom.Config with { Device = config.Device, Threads = config.Threads, Out = config.Out };
         config.Validated();
-        var run = new RunDirectory(config.Out);
-        run.WriteConfig(config);
-
+        // Open the data first: a missing or corrupt dataset must not leave an empty run directory behind.
         using var train = OpenSplit(config, "train", config.Limit, fetchProgress);
         using var test = OpenSplit(config, "test", null, fetchProgress);
+        var run = new RunDirectory(config.Out);
+        run.WriteConfig(config);
         observer.OnMessage($"data: {train.Name} ({train.Count} samples, {train.Shape}), evaluation on {test.Name} ({test.Count} samples)");
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples); lower --batch-size or raise --limit");

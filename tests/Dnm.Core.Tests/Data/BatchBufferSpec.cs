@@ -4,7 +4,7 @@ namespace Dnm.Core.Tests.Data;
 
 public sealed class BatchBufferSpec : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly ScratchDirectory _dir = new();
     private readonly IdxDataset _data;
 
     public BatchBufferSpec()

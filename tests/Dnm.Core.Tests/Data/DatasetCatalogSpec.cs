@@ -5,7 +5,7 @@ namespace Dnm.Core.Tests.Data;
 
 public sealed class DatasetCatalogSpec : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly ScratchDirectory _dir = new();
 
     // A store that cannot fetch: these tests must never reach the network.
     private static readonly MnistStore Offline = new(new MnistStoreOptions { Mirrors = [], UseNpm = false });

@@ -6,7 +6,7 @@ namespace Dnm.Core.Tests.Data;
 public sealed class FolderDatasetSpec : IDisposable
 {
     private const float Tolerance = 2.5f / 255f;
-    private readonly TempDir _dir = new();
+    private readonly ScratchDirectory _dir = new();
 
     public FolderDatasetSpec()
     {
@@ -91,7 +91,7 @@ public sealed class FolderDatasetSpec : IDisposable
     [Fact]
     public void Should_keep_rows_and_columns_in_place_when_resizing()
     {
-        using var dir = new TempDir();
+        using var dir = new ScratchDirectory();
         // Left half black, right half white: after resizing, columns must still go dark to bright.
         WriteImage(dir.File("x.png"), 8, 8, SKEncodedImageFormat.Png, (x, _) => x < 4 ? SKColors.Black : SKColors.White);
         using var data = FolderDataset.Open(dir.Path, new FolderOptions { Height = 4, Width = 4 });
@@ -117,7 +117,7 @@ public sealed class FolderDatasetSpec : IDisposable
     [Fact]
     public void Should_reject_empty_missing_and_mixed_folders()
     {
-        using var empty = new TempDir();
+        using var empty = new ScratchDirectory();
         Directory.CreateDirectory(empty.File("class"));
         Assert.Contains(empty.Path, Assert.Throws<DataException>(() => FolderDataset.Open(empty.Path)).Message);
 
@@ -133,7 +133,7 @@ public sealed class FolderDatasetSpec : IDisposable
     [Fact]
     public void Should_report_a_folder_whose_images_all_fail()
     {
-        using var dir = new TempDir();
+        using var dir = new ScratchDirectory();
         Directory.CreateDirectory(dir.File("k"));
         File.WriteAllText(dir.File("k", "x.jpg"), "garbage");
         var e = Assert.Throws<DataException>(() => FolderDataset.Open(dir.Path, new FolderOptions { OnBadFile = BadFilePolicy.Skip }));

@@ -4,7 +4,7 @@ namespace Dnm.Core.Tests.Data;
 
 public sealed class IdxDatasetSpec : IDisposable
 {
-    private readonly TempDir _dir = new();
+    private readonly ScratchDirectory _dir = new();
 
     // Pixel i of the whole file is i mod 251, so every image has distinct, predictable content.
     private static byte Pixel(int i) => (byte)(i % 251);

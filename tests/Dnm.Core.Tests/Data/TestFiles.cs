@@ -3,18 +3,6 @@ using System.IO.Compression;
 
 namespace Dnm.Core.Tests.Data;
 
-/// <summary>A fresh temporary folder, deleted with everything in it on dispose.</summary>
-internal sealed class TempDir : IDisposable
-{
-    public TempDir() => Path = Directory.CreateTempSubdirectory("dnm-test-").FullName;
-
-    public string Path { get; }
-
-    public string File(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
-
-    public void Dispose() => Directory.Delete(Path, recursive: true);
-}
-
 /// <summary>Writes small synthetic IDX files, so the reader is tested without the real datasets.</summary>
 internal static class Idx
 {

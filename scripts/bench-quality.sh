@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Quality bar (a benchmark, not a CI test): trains `dnm train` with its defaults on full MNIST
+# (60k train, 10k test) at 8x8 and at the paper's 20x30, and writes the final test metrics and wall
+# times into docs/BENCHMARKS.md (between the quality markers).
+# Usage: scripts/bench-quality.sh [extra dnm train flags...]      e.g. --epochs 4 for a quicker look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+dotnet build src/Dnm.Node -c Release -nologo -v q >/dev/null
+dnm=src/Dnm.Node/bin/Release/net10.0/dnm
+stamp=$(date -u +%Y%m%d-%H%M%S)
+rows=""
+for map in 8x8 20x30; do
+  out=runs/bench-quality-$map-$stamp
+  start=$(date +%s)
+  "$dnm" train --map "$map" --out "$out" "$@" > "$out.log" 2>&1 || { echo "error: training $map failed; see $out.log" >&2; exit 1; }
+  secs=$(( $(date +%s) - start ))
+  m="$out/final-metrics.json"
+  row=$(jq -r --arg map "$map" --arg t "$((secs / 60))m$((secs % 60))s" \
+    '"| \($map) | \(.purity | .*1000 | round / 1000) | \(.nmi | .*1000 | round / 1000) | \(.qe | .*1000 | round / 1000) | \(.te | .*1000 | round / 1000) | \(.recon_mse | .*100000 | round / 100000) | \($t) |"' "$m")
+  echo "$row"
+  rows+="$row"$'\n'
+done
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+block=$(cat <<MD
+<!-- quality:begin -->
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($cpu), load average $load, commit $(git rev-parse --short HEAD),
+command \`scripts/bench-quality.sh $*\` (defaults of \`dnm train\` otherwise; test split, 10,000 images).
+
+| map | purity | NMI | QE | TE | recon MSE | wall time |
+| --- | --- | --- | --- | --- | --- | --- |
+${rows%$'\n'}
+<!-- quality:end -->
+MD
+)
+f=docs/BENCHMARKS.md
+if grep -q '<!-- quality:begin -->' "$f"; then
+  BLOCK="$block" perl -0pi -e 's/<!-- quality:begin -->.*?<!-- quality:end -->/$ENV{BLOCK}/s' "$f"
+else
+  printf '\n## Map quality (MNIST)\n\n%s\n' "$block" >> "$f"
+fi
+echo "updated $f"

@@ -1,0 +1,113 @@
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Training;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Evaluation;
+
+/// <summary>
+/// A trained map loaded from a checkpoint, ready to place, evaluate and draw datasets of the same
+/// image shape. `dnm eval` and `dnm map` are thin wrappers around it.
+/// </summary>
+public sealed class TrainedMap : IDisposable
+{
+    private TrainedMap(Checkpoint checkpoint, string source, StepEngine engine)
+    {
+        Checkpoint = checkpoint;
+        Source = source;
+        Engine = engine;
+    }
+
+    public Checkpoint Checkpoint { get; }
+    /// <summary>Where the checkpoint came from, for messages.</summary>
+    public string Source { get; }
+    public StepEngine Engine { get; }
+    public DnmConfig Config => Checkpoint.Config;
+    public ImageShape Shape => Checkpoint.Shape;
+
+    /// <summary>Loads a checkpoint file; a missing, corrupt or incompatible one is a <see cref="CheckpointException"/>.</summary>
+    public static TrainedMap Load(string path, Device device) => From(Checkpoint.Load(path), path, device);
+
+    public static TrainedMap From(Checkpoint checkpoint, string source, Device device)
+    {
+        var engine = new StepEngine(checkpoint.Config, checkpoint.Shape, device, checkpoint.Config.BatchSize);
+        try
+        {
+            EngineState.Import(engine, checkpoint.Tensors, checkpoint.AdamSteps);
+            return new TrainedMap(checkpoint, source, engine);
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens a split of <paramref name="dataset"/> the way the run opened its data (folder datasets get
+    /// the checkpoint's image size and channels), and checks that its images fit the model.
+    /// </summary>
+    public IImageDataset Open(string dataset, string split, string? dataDir, int? limit, IProgress<FetchProgress>? progress)
+    {
+        var config = Config with { Dataset = dataset, DataDir = dataDir ?? Config.DataDir };
+        var data = TrainingRun.OpenSplit(config, split, limit, progress);
+        try
+        {
+            RequireShape(data);
+            return data;
+        }
+        catch
+        {
+            data.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model only accepts images of the shape it was trained on.</summary>
+    public void RequireShape(IImageDataset data)
+    {
+        if (data.Shape != Shape)
+            throw new CheckpointException(
+                $"checkpoint {Source} was trained on {Shape} images (channels x height x width) but {data.Name} has {data.Shape} images");
+    }
+
+    /// <summary>Embeds and places the first <paramref name="limit"/> samples (all by default).</summary>
+    public Placement Place(IImageDataset data, CancellationToken cancel, int? limit = null)
+    {
+        RequireShape(data);
+        return MapEvaluator.Place(Engine, data, Config.BatchSize, limit, cancel);
+    }
+
+    /// <summary>Node labels from a labelled reference set (normally the training split); null without one.</summary>
+    public int[]? LabelNodes(IImageDataset? reference, CancellationToken cancel) =>
+        reference is { HasLabels: true } ? MapEvaluator.LabelMap(Place(reference, cancel), reference, Engine.Som.Nodes) : null;
+
+    /// <summary>Quality of the map on <paramref name="data"/>, with node labels taken from <paramref name="reference"/>.</summary>
+    public MapQuality Evaluate(IImageDataset? reference, IImageDataset data, CancellationToken cancel)
+    {
+        var labelMap = LabelNodes(reference, cancel);
+        var placed = Place(data, cancel);
+        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+    }
+
+    /// <summary>Writes placements.csv: one row per sample with its label (when known), BMU row and column, and distance.</summary>
+    public void WritePlacements(string path, Placement placement, bool hasLabels) =>
+        MapCsv.Write(path, placement.Bmu, placement.Distance, Engine.Som.Rows, Engine.Som.Cols,
+            hasLabels ? placement.Labels : ReadOnlySpan<int>.Empty);
+
+    /// <summary>
+    /// prototypes.png, map-labels.png (only with a label map) and umatrix.png in <paramref name="directory"/>,
+    /// named as in a run directory. Returns the files written.
+    /// </summary>
+    public IReadOnlyList<string> RenderPictures(string directory, int[]? labelMap, IReadOnlyList<string> classNames)
+    {
+        Directory.CreateDirectory(directory);
+        var prototypes = Path.Combine(directory, "prototypes.png");
+        var labels = Path.Combine(directory, "map-labels.png");
+        var umatrix = Path.Combine(directory, "umatrix.png");
+        MapEvaluator.RenderPictures(Engine, labelMap, classNames, prototypes, labels, umatrix);
+        return labelMap is null ? [prototypes, umatrix] : [prototypes, labels, umatrix];
+    }
+
+    public void Dispose() => Engine.Dispose();
+}

@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Dnm.Core.Config;
+
+namespace Dnm.Node.Commands;
+
+/// <summary>A configuration and the keys that a config file or a flag set explicitly (the rest are defaults).</summary>
+public sealed record ResolvedConfig(DnmConfig Config, IReadOnlySet<string> GivenKeys);
+
+/// <summary>
+/// One `dnm train` flag per <see cref="DnmConfig"/> key, named exactly like the key in a config file.
+/// Precedence: the record's defaults, then the config file, then the flags given on the command line.
+/// </summary>
+public sealed class ConfigFlags
+{
+    private static readonly DnmConfig Defaults = new();
+    private readonly List<IFlag> flags;
+
+    public ConfigFlags() => flags =
+    [
+        // data
+        Flag<string>("dataset", "mnist, fashion-mnist, idx:<images>[,<labels>] or folder:<dir>", c => c.Dataset, (c, v) => c with { Dataset = v }, helpName: "spec"),
+        Flag<string>("data-dir", "Dataset cache", c => c.DataDir, (c, v) => c with { DataDir = v }, "$DNM_DATA, else ~/.cache/dnm", "dir"),
+        Flag<int>("limit", "Use only the first N training samples", c => c.Limit, (c, v) => c with { Limit = v }, "all"),
+        Flag<int>("image-size", "Folder datasets: resize images to this square size", c => c.ImageSize, (c, v) => c with { ImageSize = v }),
+        Flag<int>("image-channels", "Folder datasets: 1 (grayscale) or 3 (RGB)", c => c.ImageChannels, (c, v) => c with { ImageChannels = v }),
+        Flag<string>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }, allowed: ["fail", "skip"]),
+        // model
+        Flag<string>("channels", "Encoder conv channels, comma-separated", c => string.Join(',', c.Channels), (c, v) => c with { Channels = ParseChannels(v) }, helpName: "c1,c2,..."),
+        Flag<int>("kernel", "Conv kernel size (odd)", c => c.Kernel, (c, v) => c with { Kernel = v }),
+        Flag<int>("latent", "Latent (embedding) dimension", c => c.Latent, (c, v) => c with { Latent = v }),
+        Flag<string>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }, allowed: ["none", "sigmoid"]),
+        // map
+        Flag<string>("map", "Lattice size RxC", c => c.Map, (c, v) => c with { Map = v }, helpName: "RxC"),
+        // optimisation
+        Flag<int>("epochs", "Joint-training epochs", c => c.Epochs, (c, v) => c with { Epochs = v }),
+        Flag<int>("pretrain-epochs", "Autoencoder-only epochs before the SOM is fitted", c => c.PretrainEpochs, (c, v) => c with { PretrainEpochs = v }),
+        Flag<int>("som-iterations", "SOM pre-training iterations on the pre-trained embeddings", c => c.SomIterations, (c, v) => c with { SomIterations = v }),
+        Flag<int>("batch-size", "Global batch size", c => c.BatchSize, (c, v) => c with { BatchSize = v }),
+        Flag<double>("learning-rate", "Adam learning rate", c => c.LearningRate, (c, v) => c with { LearningRate = v }),
+        Flag<double>("gamma", "Weight of the reconstruction loss", c => c.Gamma, (c, v) => c with { Gamma = v }),
+        Flag<double>("beta", "Weight of the L2 penalty on the encoder weights", c => c.Beta, (c, v) => c with { Beta = v }),
+        Flag<string>("target", "Target distribution P: fixed (no gradient) or authors (gradient through P)", c => c.Target, (c, v) => c with { Target = v }, allowed: ["fixed", "authors"]),
+        Flag<ulong>("seed", "Random seed (model init and data order)", c => c.Seed, (c, v) => c with { Seed = v }),
+        // SOM schedule
+        Flag<double>("alpha", "Decay constant of sigma and eta", c => c.Alpha, (c, v) => c with { Alpha = v }),
+        Flag<double>("sigma0", "Initial neighbourhood width in lattice units", c => c.Sigma0, (c, v) => c with { Sigma0 = v }, "max(R, C) / 3"),
+        Flag<double>("eta0", "Initial SOM learning rate, in (0, 1]", c => c.Eta0, (c, v) => c with { Eta0 = v }),
+        Flag<double>("sigma-floor", "Lower bound of sigma", c => c.SigmaFloor, (c, v) => c with { SigmaFloor = v }),
+        Flag<string>("schedule-counter", "What the schedule's n counts in the joint phase", c => c.ScheduleCounter, (c, v) => c with { ScheduleCounter = v }, allowed: ["step", "epoch"]),
+        Flag<string>("som-rule", "Kohonen update rule", c => c.SomRule, (c, v) => c with { SomRule = v }, allowed: ["minibatch", "batch"]),
+        // run
+        Flag<string>("device", "auto, cpu, cuda or cuda:N", c => c.Device, (c, v) => c with { Device = v }),
+        Flag<int>("threads", "Torch intra-op threads; 0 = one per core", c => c.Threads, (c, v) => c with { Threads = v }),
+        Flag<string>("out", "Run directory", c => c.Out, (c, v) => c with { Out = v }, "runs/<dataset>-<yyyyMMdd-HHmmss>", "dir"),
+        Flag<int>("checkpoint-every", "Write a checkpoint every this many steps (and at each epoch end)", c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }),
+        Flag<int>("eval-every", "Evaluate every this many joint epochs; 0 = only at the end", c => c.EvalEvery, (c, v) => c with { EvalEvery = v }),
+        Flag<int>("eval-limit", "Test samples used by periodic evaluations (the final one uses all)", c => c.EvalLimit, (c, v) => c with { EvalLimit = v }),
+    ];
+
+    public IEnumerable<Option> Options => flags.Select(f => f.Option);
+
+    /// <summary>The config keys (and flag names without "--") this class knows.</summary>
+    public IEnumerable<string> Keys => flags.Select(f => f.Key);
+
+    /// <summary>Defaults, overridden by the config file, overridden by the flags on the command line.</summary>
+    public ResolvedConfig Resolve(ParseResult parsed, string? configFile)
+    {
+        var given = new HashSet<string>(StringComparer.Ordinal);
+        var config = configFile is null ? new DnmConfig() : LoadFile(configFile, given);
+        foreach (var flag in flags)
+        {
+            if (!flag.IsGiven(parsed)) continue;
+            config = flag.Apply(config, parsed);
+            given.Add(flag.Key);
+        }
+        return new ResolvedConfig(config, given);
+    }
+
+    private static DnmConfig LoadFile(string path, HashSet<string> given)
+    {
+        if (!File.Exists(path)) throw new ConfigException($"config file {path} does not exist");
+        var json = File.ReadAllText(path);
+        var config = DnmConfig.FromJson(json, path);
+        // FromJson has accepted the file, so it is an object of known keys: remember which ones it sets.
+        using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        foreach (var property in doc.RootElement.EnumerateObject()) given.Add(property.Name);
+        return config;
+    }
+
+    private static int[] ParseChannels(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var channels = new int[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out channels[i]) || channels[i] <= 0)
+                throw new ConfigException($"channels '{text}' is not a comma-separated list of positive integers (for example 10,8,5)");
+        return channels;
+    }
+
+    private static TypedFlag<T> Flag<T>(string key, string description, Func<DnmConfig, object?> current,
+        Func<DnmConfig, T, DnmConfig> set, string? defaultText = null, string? helpName = null, string[]? allowed = null)
+    {
+        var shown = defaultText ?? Convert.ToString(current(Defaults), CultureInfo.InvariantCulture);
+        var option = new Option<T>("--" + key) { Description = $"{description} [default: {shown}]" };
+        if (helpName is not null) option.HelpName = helpName;
+        if (allowed is not null) option.AcceptOnlyFromAmong(allowed);
+        return new TypedFlag<T>(key, option, set);
+    }
+
+    private interface IFlag
+    {
+        string Key { get; }
+        Option Option { get; }
+        bool IsGiven(ParseResult parsed);
+        DnmConfig Apply(DnmConfig config, ParseResult parsed);
+    }
+
+    private sealed record TypedFlag<T>(string Key, Option<T> Typed, Func<DnmConfig, T, DnmConfig> Set) : IFlag
+    {
+        public Option Option => Typed;
+        // No DefaultValueFactory: a flag that is absent has no result, so it cannot mask the config file.
+        public bool IsGiven(ParseResult parsed) => parsed.GetResult(Typed) is not null;
+        public DnmConfig Apply(DnmConfig config, ParseResult parsed) => Set(config, parsed.GetValue(Typed)!);
+    }
+}

@@ -1,0 +1,40 @@
+using System.Text.Json;
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Training;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Tests.Training;
+
+/// <summary>
+/// A small-data version of `dnm train` on real MNIST (the first 3,000 training images, the whole test
+/// split), end to end through <see cref="TrainingRun"/>: it must learn a map far better than chance.
+/// The full-size quality bar is a benchmark (scripts/bench-quality.sh), not a test.
+/// </summary>
+public sealed class MnistTrainingSpec
+{
+    [Fact]
+    [Trait("Category", "Network")] // MNIST is fetched into $DNM_DATA (default ~/.cache/dnm) on first use
+    public void Small_mnist_run_beats_chance_by_a_wide_margin_and_joint_training_lowers_the_quantization_error()
+    {
+        using var dir = new ScratchDirectory();
+        var config = new DnmConfig
+        {
+            Dataset = "mnist", Limit = 3000, Map = "8x8", PretrainEpochs = 3, SomIterations = 1500, Alpha = 300,
+            Epochs = 3, BatchSize = 128, EvalEvery = 1, EvalLimit = 3000, Seed = 1, Out = dir.Path,
+        };
+        var result = TrainingRun.Execute(config, CPU, null, new NullObserver(), null, CancellationToken.None);
+
+        // Ten classes: a map that ignored the images would score about 0.1.
+        Assert.True(result.Final.Purity > 0.5, $"purity {result.Final.Purity}");
+        Assert.True(result.Final.Nmi > 0.3, $"NMI {result.Final.Nmi}");
+        var lines = File.ReadAllLines(Path.Combine(dir.Path, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        var afterSom = lines.Single(l => l.GetProperty("phase").GetString() == "som-pretrain").GetProperty("qe").GetDouble();
+        var final = lines.Single(l => l.GetProperty("phase").GetString() == "final").GetProperty("qe").GetDouble();
+        Assert.True(final < afterSom, $"QE after SOM pre-training {afterSom}, after joint training {final}");
+        foreach (var f in new[] { "config.json", "final-metrics.json", "prototypes.png", "map-labels.png", "umatrix.png", "checkpoints/final.ckpt" })
+            Assert.True(File.Exists(Path.Combine(dir.Path, f)), f);
+    }
+
+    private sealed class NullObserver : ITrainingObserver;
+}

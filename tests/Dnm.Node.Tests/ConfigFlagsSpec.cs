@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Dnm.Core.Config;
+using Dnm.Node.Commands;
+
+namespace Dnm.Node.Tests;
+
+public sealed class ConfigFlagsSpec
+{
+    private static ResolvedConfig Resolve(string? configFile, params string[] args)
+    {
+        var flags = new ConfigFlags();
+        var command = new RootCommand();
+        foreach (var option in flags.Options) command.Add(option);
+        var parsed = command.Parse(args);
+        Assert.Empty(parsed.Errors);
+        return flags.Resolve(parsed, configFile);
+    }
+
+    [Fact]
+    public void Flags_should_override_the_config_file_which_overrides_the_defaults()
+    {
+        using var dir = new ScratchDirectory();
+        var file = dir.File("run.json");
+        File.WriteAllText(file, """
+            {
+              // comments are allowed
+              "epochs": 7,
+              "batch-size": 32,
+              "channels": [4, 4, 2],
+            }
+            """);
+
+        var resolved = Resolve(file, "--epochs", "2", "--map", "5x6", "--learning-rate", "0.01");
+
+        var c = resolved.Config;
+        Assert.Equal(2, c.Epochs);                       // flag over file
+        Assert.Equal(32, c.BatchSize);                   // file over default
+        Assert.Equal([4, 4, 2], c.Channels);
+        Assert.Equal("5x6", c.Map);                      // flag over default
+        Assert.Equal(0.01, c.LearningRate);
+        Assert.Equal(new DnmConfig().Latent, c.Latent);  // default
+        Assert.Equal(["batch-size", "channels", "epochs", "learning-rate", "map"], resolved.GivenKeys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Should_parse_channels_and_optional_numbers()
+    {
+        var c = Resolve(null, "--channels", "10, 8,5", "--limit", "100", "--sigma0", "2.5", "--seed", "18446744073709551615").Config;
+        Assert.Equal([10, 8, 5], c.Channels);
+        Assert.Equal(100, c.Limit);
+        Assert.Equal(2.5, c.Sigma0);
+        Assert.Equal(ulong.MaxValue, c.Seed);
+    }
+
+    [Fact]
+    public void Should_offer_a_flag_for_every_config_key()
+    {
+        var keys = typeof(DnmConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.GetCustomAttribute<JsonIgnoreAttribute>() is null && p.CanWrite)
+            .Select(p => JsonNamingPolicy.KebabCaseLower.ConvertName(p.Name))
+            .Order(StringComparer.Ordinal);
+        Assert.Equal(keys, new ConfigFlags().Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Should_name_the_flag_like_the_key_it_sets()
+    {
+        var flags = new ConfigFlags();
+        Assert.Equal(flags.Keys.Select(k => "--" + k), flags.Options.Select(o => o.Name));
+    }
+}
