@@ -31,7 +31,8 @@ public static class Program
 
     private sealed class ConsoleObserver : ITrainingObserver
     {
-        public void OnStep(StepReport r) => Console.WriteLine($"step {r.GlobalStep} {r.Phase} loss {r.Loss.Total:F5}");
-        public void OnMessage(string message) => Console.WriteLine($"info: {message}");
+        private readonly System.Diagnostics.Stopwatch clock = System.Diagnostics.Stopwatch.StartNew();
+        public void OnStep(StepReport r) => Console.WriteLine($"step {r.GlobalStep} {r.Phase} loss {r.Loss.Total:F5} at {clock.Elapsed.TotalSeconds:F2}s ({r.Duration.TotalMilliseconds:F1} ms)");
+        public void OnMessage(string message) => Console.WriteLine($"info: {message} at {clock.Elapsed.TotalSeconds:F2}s");
     }
 }

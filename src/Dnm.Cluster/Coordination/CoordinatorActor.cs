@@ -63,6 +63,9 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
 
     protected override void OnReceive(object message)
     {
+        // After the end of the run the actor stays (idle) until the node shuts down: a stopped singleton would
+        // only make every proxy in the cluster search for it.
+        if (mode == Mode.Stopped) return;
         if (mode == Mode.Starting)
         {
             if (message is ReplicaReady ready) OnReplicaReady(ready);
@@ -268,10 +271,10 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         var steps = Math.Max(1, timedSteps);
         // Before the announcement: this node's workers complete the same RunCompletion, with less to say.
         completion?.Succeed(new ClusterRunResult(c.GlobalStep, c.Checksum, c.RunDirectory, c.FinalCheckpoint, wall.Elapsed,
-            timedSteps, stepTime / steps, reduceTime / steps));
+            timedSteps, stepTime / steps, reduceTime / steps, c.Final));
         Announce(new RunFinished(runId, c.GlobalStep, c.RunDirectory));
         mode = Mode.Stopped;
-        Context.Stop(Self);
+        backend.Dispose();
     }
 
     private void Fail(string reason)
@@ -283,7 +286,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         completion?.Fail(new ClusterRunException(reason));
         Announce(new RunFailed(runId, reason));
         mode = Mode.Stopped;
-        Context.Stop(Self);
+        backend.Dispose();
     }
 
     /// <summary>Tells every worker, and with <see cref="CoordinatorSettings.AnnounceToCluster"/> every node's monitor.</summary>

@@ -1,6 +1,7 @@
 using Dnm.Cluster.Protocol;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
+using Dnm.Core.Evaluation;
 using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Coordination;
@@ -39,7 +40,7 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>SOM pre-training on the replica, then the Trainer's transition to the joint phase (and its checkpoint).</summary>
     Task<SomPretrained> PretrainSomAsync(RunState state);
 
-    /// <summary>Writes the final checkpoint.</summary>
+    /// <summary>The final evaluation, metrics, checkpoint and pictures (as TrainingRun writes them).</summary>
     Task<RunCompleted> FinishAsync(RunState state);
 }
 
@@ -59,7 +60,7 @@ public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration)
 
 public sealed record SomPretrained(RunState State);
 
-public sealed record RunCompleted(long GlobalStep, ulong Checksum, string RunDirectory, string FinalCheckpoint);
+public sealed record RunCompleted(long GlobalStep, ulong Checksum, string RunDirectory, string FinalCheckpoint, MapQuality? Final);
 
 /// <summary>A data-plane failure that one rank caused (its connection broke or it sent a bad frame).</summary>
 public sealed class RankFailureException(int rank, string message, Exception? inner = null) : Exception(message, inner)

@@ -7,8 +7,9 @@ namespace Dnm.Cluster.Hosting;
 public static class ClusterTraining
 {
     /// <param name="options">Overrides (timeouts, checksum period); roles, addresses and worker count are set here.</param>
+    /// <param name="resume">Continue from the newest checkpoint in the run directory (`dnm train --resume`).</param>
     public static Task<ClusterRunResult> RunEmbeddedAsync(DnmConfig config, int workers, ITrainingObserver observer, CancellationToken cancel,
-        NodeOptions? options = null)
+        NodeOptions? options = null, bool resume = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         var embedded = (options ?? new NodeOptions()) with
@@ -21,6 +22,7 @@ public static class ClusterTraining
             DataPlanePort = 0,
             LocalWorkers = workers,
             MinWorkers = workers,
+            ResumeFromCheckpoint = resume,
         };
         return NodeHost.RunAsync(embedded, config, observer, cancel);
     }

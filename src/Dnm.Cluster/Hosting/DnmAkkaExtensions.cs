@@ -34,16 +34,21 @@ public static class DnmAkkaExtensions
             : builder.WithSingletonProxy<CoordinatorKey>(CoordinatorName, options);
     }
 
-    /// <summary>This node's workers, named worker-0, worker-1, ...; each talks to the coordinator through the proxy.</summary>
-    public static AkkaConfigurationBuilder AddDnmWorkers(this AkkaConfigurationBuilder builder, IReadOnlyList<WorkerSettings> workers,
-        Func<int, IWorkerBackend> backendFactory, RunCompletion completion) =>
+    /// <summary>
+    /// This node's workers, named worker-0, worker-1, ...; each talks to the coordinator through the proxy.
+    /// A worker's id is host:port/wN of this node's Akka address, so it is unique in the cluster.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddDnmWorkers(this AkkaConfigurationBuilder builder, IReadOnlyList<string> devices,
+        Func<int, string, IWorkerBackend> backendFactory, RunCompletion completion) =>
         builder.WithActors((system, registry) =>
         {
             var proxy = registry.Get<CoordinatorKey>();
-            for (var i = 0; i < workers.Count; i++)
+            var self = ((ExtendedActorSystem)system).Provider.DefaultAddress;
+            for (var i = 0; i < devices.Count; i++)
             {
                 var index = i;
-                system.ActorOf(WorkerActor.Props(workers[i], proxy, () => backendFactory(index), completion), $"worker-{i}");
+                var settings = new WorkerSettings($"{self.Host}:{self.Port}/w{i}", devices[i]);
+                system.ActorOf(WorkerActor.Props(settings, proxy, () => backendFactory(index, devices[index]), completion), $"worker-{i}");
             }
         });
 

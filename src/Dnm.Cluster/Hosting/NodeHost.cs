@@ -29,6 +29,7 @@ public static class NodeHost
             if (config is null) throw new ConfigException("a coordinator node needs the run config (the `dnm train` flags, or DNM_CONFIG)");
             config.Validated();
         }
+        var wall = System.Diagnostics.Stopwatch.StartNew();
         var completion = new RunCompletion();
         using var host = new HostBuilder()
             .ConfigureServices(services =>
@@ -45,7 +46,8 @@ public static class NodeHost
             _ = system.WhenTerminated.ContinueWith(_ => completion.Fail(new ClusterRunException(
                 "this node's actor system stopped before the run ended (downed by the split-brain resolver, or shut down)")), TaskScheduler.Default);
             await JoinAsync(system, options, cancel).ConfigureAwait(false);
-            return await completion.Task.WaitAsync(cancel).ConfigureAwait(false);
+            var result = await completion.Task.WaitAsync(cancel).ConfigureAwait(false);
+            return result with { Duration = wall.Elapsed };
         }
         finally
         {
@@ -82,7 +84,7 @@ public static class NodeHost
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort);
             var device = TorchRuntime.Resolve(DeviceSpec.Parse(devices[0]));
-            builder.AddDnmCoordinator(true, settings, () => new ReplicaBackend(config!, device, dataPlane, observer), observer, completion);
+            builder.AddDnmCoordinator(true, settings, () => new ReplicaBackend(config!, device, dataPlane, observer, o.ResumeFromCheckpoint), observer, completion);
         }
         else
         {
@@ -90,10 +92,8 @@ public static class NodeHost
         }
         if (o.IsWorker)
         {
-            var workers = Enumerable.Range(0, o.LocalWorkers)
-                .Select(i => new WorkerSettings($"{o.Host}:{(o.Port == 0 ? "embedded" : o.Port.ToString(System.Globalization.CultureInfo.InvariantCulture))}/w{i}", devices[i % devices.Count]))
-                .ToArray();
-            builder.AddDnmWorkers(workers, i => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(workers[i].Device))), completion);
+            var workerDevices = Enumerable.Range(0, o.LocalWorkers).Select(i => devices[i % devices.Count]).ToArray();
+            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d))), completion);
         }
     }
 

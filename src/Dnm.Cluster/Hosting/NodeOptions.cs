@@ -62,6 +62,12 @@ public sealed record NodeOptions
     /// <summary>Split-brain resolver: how long a partition must be stable before the minority side is downed.</summary>
     public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The coordinator continues from the newest checkpoint in the run directory. On for cluster nodes: that is
+    /// how a coordinator that takes over after a failover resumes. `dnm train --workers` turns it on with --resume only.
+    /// </summary>
+    public bool ResumeFromCheckpoint { get; init; } = true;
+
     /// <summary>Akka's own log level (DEBUG, INFO, WARNING, ERROR).</summary>
     public string AkkaLogLevel { get; init; } = "WARNING";
 

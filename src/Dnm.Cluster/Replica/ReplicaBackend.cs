@@ -5,6 +5,7 @@ using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
+using Dnm.Core.Evaluation;
 using Dnm.Core.Som;
 using Dnm.Core.Training;
 using static TorchSharp.torch;
@@ -17,7 +18,9 @@ namespace Dnm.Cluster.Replica;
 /// joining workers), runs SOM pre-training on its own embeddings of the data, and writes the checkpoints.
 /// All torch work runs on one <see cref="TorchThread"/>.
 /// </summary>
-public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlaneSettings dataPlane, ITrainingObserver observer) : ICoordinatorBackend
+/// <param name="resumeLatest">Continue from the newest checkpoint of the run directory, if there is one.</param>
+public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlaneSettings dataPlane, ITrainingObserver observer, bool resumeLatest = true)
+    : ICoordinatorBackend
 {
     private readonly TorchThread torch = new("dnm-coordinator-replica");
     private readonly CancellationTokenSource disposed = new();
@@ -54,7 +57,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         run = new RunDirectory(requested.Out);
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
-        var latest = Checkpoint.Latest(run.Checkpoints);
+        var latest = resumeLatest ? Checkpoint.Latest(run.Checkpoints) : null;
         var checkpoint = latest is null ? null : Checkpoint.Load(latest);
         config = checkpoint is null
             ? requested
@@ -210,10 +213,22 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         return new SomPretrained(current);
     });
 
+    /// <summary>What TrainingRun does at the end, on the replica: the final evaluation, metrics, checkpoint and pictures.</summary>
     public Task<RunCompleted> FinishAsync(RunState state) => torch.RunAsync(() =>
     {
-        Save(state, run!.FinalCheckpoint, prune: false);
-        return new RunCompleted(state.GlobalStep, EngineState.Checksum(Engine), run.Root, run.FinalCheckpoint);
+        var clock = Stopwatch.StartNew();
+        using var test = TrainingRun.OpenSplit(config, "test", null, null);
+        // Node labels from the whole training set, quality on the whole test split.
+        var reference = MapEvaluator.Place(Engine, train!, config.BatchSize, null, disposed.Token);
+        var labelMap = MapEvaluator.LabelMap(reference, train!, Engine.Som.Nodes);
+        var placed = MapEvaluator.Place(Engine, test, config.BatchSize, null, disposed.Token);
+        var q = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+        run!.AppendMetrics(new { phase = "final", epoch = config.Epochs, global_step = state.GlobalStep, q.Purity, q.Nmi, q.Qe, q.Te, recon_mse = q.ReconMse, samples = placed.Bmu.Length, seconds = clock.Elapsed.TotalSeconds });
+        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, config.Epochs, state.GlobalStep, q, placed.Bmu.Length, clock.Elapsed));
+        run.WriteFinalMetrics(q);
+        Save(state, run.FinalCheckpoint, prune: false);
+        MapEvaluator.RenderPictures(Engine, labelMap, train!.ClassNames, run.PrototypesPng, run.LabelMapPng, run.UMatrixPng);
+        return new RunCompleted(state.GlobalStep, EngineState.Checksum(Engine), run.Root, run.FinalCheckpoint, q);
     });
 
     private CheckpointSaved Save(RunState state, string path, bool prune)
@@ -260,6 +275,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
 
     public void Dispose()
     {
+        if (disposed.IsCancellationRequested) return;
         disposed.Cancel();
         CloseWorld();
         _ = torch.RunAsync(() =>

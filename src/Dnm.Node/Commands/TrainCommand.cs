@@ -26,15 +26,17 @@ public static class TrainCommand
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "path",
         };
+        var workers = TrainWorkers.CreateOption();
         var command = new Command("train", "Train a Deep Neural Map; writes config.json, checkpoints/, metrics.jsonl, final-metrics.json and pictures to --out");
         foreach (var option in flags.Options) command.Add(option);
         command.Add(configFile);
         command.Add(resume);
+        command.Add(workers);
         command.SetAction(parsed =>
         {
             var resolved = flags.Resolve(parsed, parsed.GetValue(configFile));
             var resumeFrom = parsed.GetResult(resume) is null ? null : new ResumeRequest(parsed.GetValue(resume));
-            return Run(context, resolved, resumeFrom);
+            return Run(context, resolved, resumeFrom, parsed.GetResult(workers) is null ? null : parsed.GetValue(workers));
         });
         return command;
     }
@@ -42,7 +44,7 @@ public static class TrainCommand
     /// <summary>--resume, with the checkpoint path if one was given.</summary>
     private sealed record ResumeRequest(string? Path);
 
-    private static int Run(CliContext context, ResolvedConfig resolved, ResumeRequest? resume)
+    private static int Run(CliContext context, ResolvedConfig resolved, ResumeRequest? resume, int? workers)
     {
         var config = resolved.Config;
         if (!resolved.GivenKeys.Contains("out"))
@@ -51,6 +53,7 @@ public static class TrainCommand
         config.Validated();
 
         var checkpoint = resume is null ? null : LoadCheckpoint(resume, config);
+        if (workers is not null) TrainWorkers.Check(workers.Value, checkpoint, resume?.Path, config);
         // The same merge TrainingRun does, so that what is logged is what runs.
         var effective = checkpoint is null
             ? config
@@ -76,7 +79,9 @@ public static class TrainCommand
             display.Line($"runtime: device {runtime.Device}, {runtime.Threads} threads, oneDNN {(runtime.MkldnnEnabled ? "on" : "off")}");
             try
             {
-                result = TrainingRun.Execute(effective, device, checkpoint, display, fetch, context.Cancel);
+                result = workers is { } n
+                    ? TrainWorkers.Execute(effective, n, checkpoint is not null, display, context.Cancel)
+                    : TrainingRun.Execute(effective, device, checkpoint, display, fetch, context.Cancel);
             }
             catch (OperationCanceledException) when (context.Cancel.IsCancellationRequested)
             {

@@ -56,7 +56,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public Task<SomPretrained> PretrainSomAsync(RunState state) =>
         Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }));
 
-    public Task<RunCompleted> FinishAsync(RunState state) => Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt"));
+    public Task<RunCompleted> FinishAsync(RunState state) => Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt", null));
 
     public void Dispose() { }
 }
