@@ -81,4 +81,35 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
             foreach (var node in workers) node.Dispose();
         }
     }
+
+    [Fact]
+    public async Task Should_resume_from_the_last_checkpoint_when_the_coordinator_process_is_killed()
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+        // Both coordinator-role nodes read the same config and share the run directory (as a volume would).
+        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
+        var configFile = WriteConfig(dir, config);
+        var port = NodeProcess.FreePort();
+        var seeds = $"127.0.0.1:{port}";
+        // a: coordinator only (the oldest, so it hosts the singleton); b: standby coordinator and a worker; c: a worker.
+        using var a = NodeProcess.Start("a", NodeProcess.Env("coordinator", port, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
+        await a.WaitForLineAsync(l => l.StartsWith("info: coordinator ready", StringComparison.Ordinal), RunTimeout);
+        using var b = NodeProcess.Start("b", NodeProcess.Env("both", 0, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
+        using var c = NodeProcess.Start("c", NodeProcess.Env("worker", 0, seeds), output);
+
+        await a.WaitForLineAsync(l => l.StartsWith("step 15 ", StringComparison.Ordinal), RunTimeout);
+        a.Kill();
+        // b's singleton takes over once the split-brain resolver has downed a, and continues from a's last checkpoint.
+        var resumed = await b.WaitForLineAsync(l => l.Contains("resumed from", StringComparison.Ordinal), RunTimeout);
+        output.WriteLine(resumed);
+        Assert.Equal(0, await b.WaitForExitAsync(RunTimeout));
+        Assert.Equal(0, await c.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
+        var (error, worst) = TinyRun.MaxRelativeError(final, reference);
+        output.WriteLine($"after the coordinator failover: max relative error {error:E2} ({worst})");
+        Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
+        Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+    }
 }
