@@ -39,5 +39,6 @@ public static class DnmCli
         EvalCommand.Create(context),
         MapCommand.Create(context),
         DataCommand.Create(context),
+        NodeCommand.Create(context),
     };
 }

@@ -73,7 +73,8 @@ public sealed class StepEngine : IDisposable
         pendingMode = mode;
         var pixels = (int)(inputHost.numel() / MaxLocalBatch);
         var host = inputHost.narrow(0, 0, count);
-        host.data<float>().CopyFrom(images[..(count * pixels)]);
+        // An empty shard (an idle worker, or a replica that only applies) has nothing to copy; the accessor rejects an empty tensor.
+        if (count > 0) host.data<float>().CopyFrom(images[..(count * pixels)]);
         x = host.to(device);
         z = Model.Encode(x);
         xHat = Model.Decode(z);

@@ -29,16 +29,19 @@ public static class TrainCommand
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "path",
         };
+        var workers = TrainWorkers.CreateOption();
         var command = new Command("train", "Train a Deep Neural Map; writes config.json, checkpoints/, metrics.jsonl, final-metrics.json and pictures to --out");
         foreach (var option in flags.Options) command.Add(option);
         command.Add(configFile);
         command.Add(resume);
         foreach (var option in telemetryFlags.Options) command.Add(option);
+        command.Add(workers);
         command.SetAction(parsed =>
         {
             var resolved = flags.Resolve(parsed, parsed.GetValue(configFile));
             var resumeFrom = parsed.GetResult(resume) is null ? null : new ResumeRequest(parsed.GetValue(resume));
-            return Run(context, resolved, resumeFrom, telemetryFlags.Resolve(parsed, context.Environment));
+            return Run(context, resolved, resumeFrom, telemetryFlags.Resolve(parsed, context.Environment),
+                parsed.GetResult(workers) is null ? null : parsed.GetValue(workers));
         });
         return command;
     }
@@ -46,7 +49,7 @@ public static class TrainCommand
     /// <summary>--resume, with the checkpoint path if one was given.</summary>
     private sealed record ResumeRequest(string? Path);
 
-    private static int Run(CliContext context, ResolvedConfig resolved, ResumeRequest? resume, TelemetryOptions telemetryOptions)
+    private static int Run(CliContext context, ResolvedConfig resolved, ResumeRequest? resume, TelemetryOptions telemetryOptions, int? workers)
     {
         var config = resolved.Config;
         if (!resolved.GivenKeys.Contains("out"))
@@ -55,6 +58,7 @@ public static class TrainCommand
         config.Validated();
 
         var checkpoint = resume is null ? null : LoadCheckpoint(resume, config);
+        if (workers is not null) TrainWorkers.Check(workers.Value, checkpoint, resume?.Path, config);
         // The same merge TrainingRun does, so that what is logged is what runs.
         var effective = checkpoint is null
             ? config
@@ -85,7 +89,11 @@ public static class TrainCommand
             var observer = new CompositeObserver(tracker, display, telemetry.Observer);
             try
             {
-                result = TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer);
+                // --workers N: the embedded cluster (coordinator and N workers in this process, same actors and
+                // transport as a real cluster). Its per-worker telemetry comes with the cluster metrics wiring.
+                result = workers is { } n
+                    ? TrainWorkers.Execute(effective, n, checkpoint is not null, observer, context.Cancel)
+                    : TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer);
                 telemetry.AwaitFinalScrape(display.Line, context.Cancel);
             }
             catch (OperationCanceledException) when (context.Cancel.IsCancellationRequested)

@@ -1,0 +1,27 @@
+namespace Dnm.Cluster;
+
+/// <summary>What a finished cluster run produced (on the node whose coordinator finished it).</summary>
+/// <param name="TimedSteps">Distributed steps this coordinator ran (SOM pre-training excluded).</param>
+/// <param name="MeanStep">Mean wall time of a step, StartStep to the last acknowledgement.</param>
+/// <param name="MeanReduce">Mean time of a step's data-plane reductions as the coordinator saw them (soft counts and statistics).</param>
+/// <param name="Final">The final evaluation (null on nodes other than the coordinator's).</param>
+public sealed record ClusterRunResult(long GlobalSteps, ulong Checksum, string RunDirectory, string? FinalCheckpoint, TimeSpan Duration,
+    int TimedSteps, TimeSpan MeanStep, TimeSpan MeanReduce, Dnm.Core.Evaluation.MapQuality? Final = null);
+
+/// <summary>A cluster run stopped on an error that retrying cannot fix; the message says which node or rank and why.</summary>
+public sealed class ClusterRunException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The local end of a run, shared by this node's actors and the hosting code that waits for it: the first
+/// actor to learn the run's outcome (the coordinator, a worker told RunFinished, the node monitor) sets it.
+/// </summary>
+public sealed class RunCompletion
+{
+    private readonly TaskCompletionSource<ClusterRunResult> done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task<ClusterRunResult> Task => done.Task;
+
+    public void Succeed(ClusterRunResult result) => done.TrySetResult(result);
+
+    public void Fail(Exception error) => done.TrySetException(error);
+}

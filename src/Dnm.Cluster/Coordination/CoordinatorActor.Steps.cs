@@ -1,0 +1,177 @@
+using Akka.Actor;
+using Akka.Event;
+using Dnm.Cluster.Protocol;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Coordination;
+
+// Running a step. A step commits when the coordinator has the reduced statistics and hands them to its
+// replica (StepReduced → CommitStepAsync). Before that point any failure abandons the step: the world is
+// closed, every worker's reduction fails and it aborts, and the step is retried in a new world with shards
+// recomputed for the new size. After it, the step counts whatever happens; workers that missed the
+// broadcast are brought up to date by the state transfer of the next world. So no step is applied twice.
+public sealed partial class CoordinatorActor
+{
+    private StepRound? round;
+    private TrainingPhase? reportedPhase;
+    private int timedSteps;
+    private TimeSpan stepTime, reduceTime;
+
+    private void BeginStep(PlannedStep p)
+    {
+        var w = world!;
+        if (reportedPhase != p.Phase)
+        {
+            observer.OnPhaseStarted(p.Phase, p.Epochs, plan.StepsPerEpoch);
+            reportedPhase = p.Phase;
+        }
+        var step = state.GlobalStep;
+        var verify = settings.ChecksumEvery > 0 && (step + 1) % settings.ChecksumEvery == 0;
+        var start = new StartStep(runId, step, p.Phase, p.Epoch, p.StepInEpoch, p.Mode, p.Schedule.Sigma, p.Schedule.Eta,
+            replica.Config.BatchSize, w.Epoch, p.DataEpoch, verify);
+        round = new StepRound(p, start);
+        mode = Mode.Stepping;
+        foreach (var member in w.Members) member.Ref.Tell(start);
+        backend.ReduceStepAsync(w.Epoch, start).PipeTo(Self, success: r => r, failure: e => new BackendFailed("reduce", w.Epoch, step, e));
+        Timers.StartSingleTimer(StepTimer, new StepTimeout(w.Epoch, step), settings.StepTimeout);
+    }
+
+    private bool IsCurrentStep(long epoch, long step) =>
+        mode == Mode.Stepping && round is not null && world is not null && epoch == world.Epoch && step == round.Start.Step;
+
+    private bool HandleStep(object message)
+    {
+        switch (message)
+        {
+            case StepReduced r:
+                if (!IsCurrentStep(r.MembershipEpoch, r.Step)) return true;
+                round!.Reduced = true;
+                backend.CommitStepAsync(r.MembershipEpoch, round.Start)
+                    .PipeTo(Self, success: a => a, failure: e => new BackendFailed("apply", r.MembershipEpoch, r.Step, e));
+                return true;
+            case StepApplied a:
+                if (!IsCurrentStep(a.MembershipEpoch, a.Step)) return true;
+                round!.Applied = a;
+                if (a.BroadcastFailedRank is { } lost && lost < world!.Size)
+                    Drop(world.Members[lost], $"the statistics of step {a.Step} could not be sent to it: {a.BroadcastError}");
+                TryCompleteStep();
+                return true;
+            case StepCompleted c:
+                // Late (an earlier step or world), duplicate, or from a worker no longer in the world: ignored.
+                if (!IsCurrentMember(c.RunId, c.MembershipEpoch, c.Rank) || !IsCurrentStep(c.MembershipEpoch, c.Step))
+                    log.Debug("ignored StepCompleted of step {0}, epoch {1}, rank {2}: stale or not a member", c.Step, c.MembershipEpoch, c.Rank);
+                else if (round!.Lost.Contains(c.Rank) || !round.Acks.TryAdd(c.Rank, c.Checksum))
+                    log.Debug("ignored a duplicate StepCompleted of step {0} from rank {1}", c.Step, c.Rank);
+                else
+                {
+                    round.AddReduceTime(c.ReduceSeconds);
+                    TryCompleteStep();
+                }
+                return true;
+            case StepFailed f:
+                if (IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank) && IsCurrentStep(f.MembershipEpoch, f.Step))
+                    Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}");
+                return true;
+            case BackendFailed { Operation: "reduce" } f:
+                if (!IsCurrentStep(f.MembershipEpoch, f.Step)) return true;
+                if (f.Error is RankFailureException rf && rf.Rank < world!.Size) Drop(world.Members[rf.Rank], rf.Message);
+                else AbortStep($"step {f.Step} failed: {f.Error.Message}", counted: true);
+                return true;
+            case StepTimeout t:
+                if (!IsCurrentStep(t.MembershipEpoch, t.Step)) return true;
+                OnStepTimeout(t);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private void OnStepTimeout(StepTimeout t)
+    {
+        var r = round!;
+        var silent = Enumerable.Range(0, world!.Size).Where(k => !r.Lost.Contains(k) && !r.Acks.ContainsKey(k)).ToArray();
+        var who = string.Join(", ", silent.Select(k => $"rank {k} ({world.Members[k].Id})"));
+        if (r.Applied is not null)
+        {
+            // Committed: the step counts. The next world re-sends the full state to whoever lagged.
+            observer.OnMessage($"step {t.Step}: no acknowledgement from {who} within {settings.StepTimeout.TotalSeconds:0}s; re-forming after it");
+            membershipChanged = true;
+            CompleteStep();
+        }
+        else if (r.Reduced)
+        {
+            // The replica is applying (no network involved): wait for it.
+            Timers.StartSingleTimer(StepTimer, t, settings.StepTimeout);
+        }
+        else
+        {
+            AbortStep($"step {t.Step} timed out after {settings.StepTimeout.TotalSeconds:0}s waiting for {who}", counted: true);
+        }
+    }
+
+    private void StepMemberLost(int rank, string reason)
+    {
+        if (round is null) return;
+        if (!round.Reduced)
+        {
+            AbortStep(reason, counted: false);
+            return;
+        }
+        round.Lost.Add(rank);
+        TryCompleteStep();
+    }
+
+    private void AbortStep(string reason, bool counted)
+    {
+        observer.OnMessage($"step {round?.Start.Step} abandoned: {reason}; retrying it");
+        // Closing the world makes every worker's reduction fail, and each aborts its step.
+        CloseWorld();
+        if (counted) Retry(reason);
+        else Form();
+    }
+
+    private void TryCompleteStep()
+    {
+        if (round?.Applied is null || world is null) return;
+        for (var rank = 0; rank < world.Size; rank++)
+            if (!round.Lost.Contains(rank) && !round.Acks.ContainsKey(rank)) return;
+        CompleteStep();
+    }
+
+    private void CompleteStep()
+    {
+        var r = round!;
+        var applied = r.Applied!;
+        Timers.Cancel(StepTimer);
+        if (applied.Checksum is { } expected)
+        {
+            foreach (var (rank, checksum) in r.Acks)
+            {
+                if (checksum is not { } got || got == expected) continue;
+                Fail($"replica checksum mismatch after step {r.Start.Step}: rank {rank} (worker {world!.Members[rank].Id}) has 0x{got:X16}, " +
+                     $"the coordinator 0x{expected:X16}; the replicas diverged");
+                return;
+            }
+        }
+        var elapsed = r.Clock.Elapsed;
+        timedSteps++;
+        stepTime += elapsed;
+        reduceTime += r.ReduceTime;
+        var (next, checkpoint) = plan.AfterStep(state);
+        state = next;
+        adamSteps = applied.AdamSteps;
+        attempts = 0;
+        round = null;
+        var p = r.Plan;
+        var joint = p.Mode == StepMode.Joint;
+        observer.OnStep(new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, plan.StepsPerEpoch, state.GlobalStep, p.BatchLength,
+            applied.Loss, joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, elapsed));
+        if (checkpoint)
+        {
+            // Queued on the replica's thread before the next step's apply, so it sees exactly this state.
+            var saved = state;
+            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new BackendFailed("checkpoint", -1, saved.GlobalStep, e));
+        }
+        Advance();
+    }
+}

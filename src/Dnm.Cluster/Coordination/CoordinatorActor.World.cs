@@ -1,0 +1,140 @@
+using Akka.Actor;
+using Dnm.Cluster.Protocol;
+
+namespace Dnm.Cluster.Coordination;
+
+// Forming a world: a new membership epoch, ranks in registration order, a fresh data-plane listener and
+// the replica's full state sent to every rank. Every world starts from the coordinator's state, so a
+// joining worker, a worker that missed a broadcast and a rollback after failover are the same case.
+public sealed partial class CoordinatorActor
+{
+    private World? world;
+    private long membershipEpoch;
+    private WorldSynced? synced;
+    private readonly Dictionary<int, ulong> joinAcks = new();
+    private int attempts;
+
+    private void Form()
+    {
+        CloseWorld();
+        var members = workers.Values.Where(w => w.Ready).OrderBy(w => w.Sequence).ToArray();
+        if (members.Length < Needed)
+        {
+            EnterGathering();
+            return;
+        }
+        // Every rank must get samples: a world larger than the global batch leaves the extra workers idle.
+        if (members.Length > replica.Config.BatchSize) members = members[..replica.Config.BatchSize];
+        var epoch = ++membershipEpoch;
+        var worldId = Guid.NewGuid();
+        string endpoint;
+        try
+        {
+            endpoint = backend.OpenWorld(epoch, worldId, members.Length);
+        }
+        catch (Exception e)
+        {
+            Fail($"the coordinator could not open its data-plane listener: {e.Message}");
+            return;
+        }
+        world = new World(epoch, worldId, members);
+        membershipChanged = false;
+        synced = null;
+        joinAcks.Clear();
+        mode = Mode.Forming;
+        backend.SyncWorldAsync(epoch, state.GlobalStep, settings.WorldTimeout)
+            .PipeTo(Self, success: s => s, failure: e => new BackendFailed("sync", epoch, -1, e));
+        for (var rank = 0; rank < members.Length; rank++)
+            members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength));
+        // A little longer than the backend's own accept timeout, so its more precise error usually arrives first.
+        Timers.StartSingleTimer(WorldTimer, new WorldTimeout(epoch), settings.WorldTimeout + TimeSpan.FromSeconds(2));
+        observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}");
+    }
+
+    private bool HandleWorld(object message)
+    {
+        switch (message)
+        {
+            case WorldSynced s when mode == Mode.Forming && s.MembershipEpoch == world?.Epoch:
+                synced = s;
+                TryFinishForming();
+                return true;
+            case WorldJoined j:
+                if (mode == Mode.Forming && IsCurrentMember(j.RunId, j.MembershipEpoch, j.Rank))
+                {
+                    joinAcks[j.Rank] = j.Checksum;
+                    TryFinishForming();
+                }
+                return true;
+            case WorldJoinFailed f:
+                if (mode == Mode.Forming && IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank))
+                    Drop(world!.Members[f.Rank], $"could not join membership epoch {f.MembershipEpoch}: {f.Reason}");
+                return true;
+            case BackendFailed { Operation: "sync" } f:
+                if (mode != Mode.Forming || f.MembershipEpoch != world?.Epoch) return true;
+                if (f.Error is RankFailureException r && r.Rank < world.Size) Drop(world.Members[r.Rank], r.Message);
+                else Retry($"forming membership epoch {f.MembershipEpoch} failed: {f.Error.Message}");
+                return true;
+            case WorldTimeout t:
+                if (mode != Mode.Forming || t.MembershipEpoch != world?.Epoch) return true;
+                var silent = Enumerable.Range(0, world.Size).Where(r => !joinAcks.ContainsKey(r)).ToArray();
+                // Blame the silent ranks only if others managed: otherwise the fault may well be ours.
+                if (silent.Length > 0 && silent.Length < world.Size)
+                {
+                    foreach (var rank in silent) Evict(world.Members[rank], $"did not join membership epoch {t.MembershipEpoch} within {settings.WorldTimeout.TotalSeconds:0}s");
+                    membershipChanged = true;
+                    Form();
+                }
+                else
+                    Retry($"membership epoch {t.MembershipEpoch} did not form within {settings.WorldTimeout.TotalSeconds:0}s");
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private void TryFinishForming()
+    {
+        if (world is null || synced is null || joinAcks.Count < world.Size) return;
+        foreach (var (rank, checksum) in joinAcks)
+        {
+            if (checksum != synced.Checksum)
+            {
+                Fail($"replica checksum mismatch after the state transfer of membership epoch {world.Epoch}: rank {rank} " +
+                     $"(worker {world.Members[rank].Id}) has 0x{checksum:X16}, the coordinator 0x{synced.Checksum:X16}");
+                return;
+            }
+        }
+        Timers.Cancel(WorldTimer);
+        started = true;
+        Advance();
+    }
+
+    /// <summary>A failure no lost worker explains: try again, up to <see cref="CoordinatorSettings.MaxAttempts"/> times in a row.</summary>
+    private void Retry(string reason)
+    {
+        attempts++;
+        observer.OnMessage($"{reason}; attempt {attempts} of {settings.MaxAttempts}");
+        if (attempts >= settings.MaxAttempts)
+        {
+            Fail($"{reason} ({attempts} attempts in a row failed)");
+            return;
+        }
+        Form();
+    }
+
+    /// <summary>The message comes from the worker holding <paramref name="rank"/> in the current world.</summary>
+    private bool IsCurrentMember(Guid fromRun, long epoch, int rank) =>
+        fromRun == runId && world is not null && epoch == world.Epoch && rank >= 0 && rank < world.Size
+        && world.Members[rank].Ref.Equals(Sender) && workers.ContainsKey(Sender);
+
+    private void CloseWorld()
+    {
+        Timers.Cancel(WorldTimer);
+        Timers.Cancel(StepTimer);
+        round = null;
+        if (world is null) return;
+        world = null;
+        backend.CloseWorld();
+    }
+}

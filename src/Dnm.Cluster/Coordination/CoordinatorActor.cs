@@ -1,0 +1,300 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using Dnm.Cluster.Protocol;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Coordination;
+
+/// <summary>
+/// The coordinator: a cluster singleton that owns the run. It gathers workers, forms worlds (membership
+/// epochs: ranks, a data-plane listener and a full state transfer), drives the steps of <see cref="RunPlan"/>,
+/// retries a step when a worker leaves or fails, verifies replica checksums and writes checkpoints.
+/// The torch and socket work is its <see cref="ICoordinatorBackend"/>'s; this class only decides.
+/// <para>Modes: Starting → Gathering → Forming ⇄ Stepping (→ SomPretraining → Forming) → Finishing.</para>
+/// This file: start-up, membership and the end of the run. CoordinatorActor.World.cs forms worlds;
+/// CoordinatorActor.Steps.cs runs steps.
+/// </summary>
+public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithUnboundedStash
+{
+    private enum Mode { Starting, Gathering, Forming, Stepping, SomPretraining, Finishing, Stopped }
+
+    private const string JoinTimer = "join", WorldTimer = "world", StepTimer = "step";
+
+    private readonly CoordinatorSettings settings;
+    private readonly ICoordinatorBackend backend;
+    private readonly ITrainingObserver observer;
+    private readonly RunCompletion? completion;
+    private readonly Guid runId = Guid.NewGuid();
+    private readonly Dictionary<IActorRef, WorkerEntry> workers = new();
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private readonly Stopwatch wall = Stopwatch.StartNew();
+
+    private Mode mode = Mode.Starting;
+    private long nextSequence;
+    private ReplicaReady replica = null!;
+    private RunPlan plan = null!;
+    private RunState state = new();
+    private long adamSteps;
+    // False until the first world formed: min-workers only gates the start of the run.
+    private bool started;
+    private bool membershipChanged;
+    private string? lastWorkerProblem;
+
+    public CoordinatorActor(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion)
+    {
+        this.settings = settings;
+        this.observer = observer;
+        this.completion = completion;
+        backend = backendFactory();
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+    public IStash Stash { get; set; } = null!;
+
+    /// <summary>A fresh backend per incarnation: a restarted or moved singleton starts again from the newest checkpoint.</summary>
+    public static Props Props(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion) =>
+        Akka.Actor.Props.Create(() => new CoordinatorActor(settings, backendFactory, observer, completion));
+
+    protected override void PreStart() =>
+        backend.InitializeAsync().PipeTo(Self, success: r => r, failure: e => new BackendFailed("initialise", -1, -1, e));
+
+    protected override void PostStop() => backend.Dispose();
+
+    protected override void OnReceive(object message)
+    {
+        // After the end of the run the actor stays (idle) until the node shuts down: a stopped singleton would
+        // only make every proxy in the cluster search for it.
+        if (mode == Mode.Stopped) return;
+        if (mode == Mode.Starting)
+        {
+            if (message is ReplicaReady ready) OnReplicaReady(ready);
+            else if (message is BackendFailed f) Fail($"the coordinator could not start: {f.Error.Message}");
+            else Stash.Stash();
+            return;
+        }
+        if (HandleMembership(message) || HandleWorld(message) || HandleStep(message)) return;
+        switch (message)
+        {
+            case JoinTimeout when mode == Mode.Gathering:
+                var ready = workers.Values.Count(w => w.Ready);
+                Fail($"only {ready} of the {Needed} workers needed were ready after {settings.JoinTimeout.TotalSeconds:0}s" +
+                     (lastWorkerProblem is null ? " (is the worker role running and pointed at the same seeds?)" : $"; last worker problem: {lastWorkerProblem}"));
+                break;
+            case CheckpointSaved:
+                break; // the backend has told the observer
+
+            case SomPretrained s when mode == Mode.SomPretraining:
+                state = s.State;
+                Advance();
+                break;
+            case RunCompleted c when mode == Mode.Finishing:
+                Finished(c);
+                break;
+            case BackendFailed f when f.Operation is "checkpoint" or "som" or "finish" or "apply":
+                Fail($"the coordinator's replica failed ({f.Operation}): {f.Error.Message}");
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private int Needed => started ? 1 : settings.MinWorkers;
+
+    private void OnReplicaReady(ReplicaReady ready)
+    {
+        replica = ready;
+        plan = new RunPlan(ready.Config, ready.SampleCount);
+        state = ready.State;
+        adamSteps = ready.AdamSteps;
+        observer.OnMessage(ready.ResumedFrom is null
+            ? $"coordinator ready: run {runId}, {ready.SampleCount} samples, waiting for {settings.MinWorkers} worker(s)"
+            : $"coordinator ready: run {runId}, resumed from {ready.ResumedFrom} (global step {ready.State.GlobalStep})");
+        Stash.UnstashAll();
+        EnterGathering();
+    }
+
+    private void EnterGathering()
+    {
+        CloseWorld();
+        mode = Mode.Gathering;
+        Timers.StartSingleTimer(JoinTimer, JoinTimeout.Instance, settings.JoinTimeout);
+        CheckGathering();
+    }
+
+    private void CheckGathering()
+    {
+        if (mode != Mode.Gathering || workers.Values.Count(w => w.Ready) < Needed) return;
+        Timers.Cancel(JoinTimer);
+        Advance();
+    }
+
+    /// <summary>Follows the plan until something asynchronous has to happen.</summary>
+    private void Advance()
+    {
+        while (true)
+        {
+            switch (plan.Next(state))
+            {
+                case EnterPhase e:
+                    state = e.State;
+                    continue;
+                case PlanFinished:
+                    CloseWorld();
+                    mode = Mode.Finishing;
+                    backend.FinishAsync(state).PipeTo(Self, success: r => r, failure: e => new BackendFailed("finish", -1, -1, e));
+                    return;
+                case PretrainSom:
+                    // The workers are idle meanwhile; the next world gives them the fitted W with the full state.
+                    CloseWorld();
+                    mode = Mode.SomPretraining;
+                    observer.OnMessage("SOM pre-training on the coordinator's replica");
+                    backend.PretrainSomAsync(state).PipeTo(Self, success: r => r, failure: e => new BackendFailed("som", -1, -1, e));
+                    return;
+                case PlannedStep when world is null || membershipChanged:
+                    Form();
+                    return;
+                case PlannedStep step:
+                    BeginStep(step);
+                    return;
+            }
+        }
+    }
+
+    private bool HandleMembership(object message)
+    {
+        switch (message)
+        {
+            case RegisterWorker r:
+                Register(r);
+                return true;
+            case WorkerReady r when workers.TryGetValue(Sender, out var entry):
+                if (r.RunId != runId) return true;
+                var problem = Mismatch(r);
+                if (problem is not null)
+                {
+                    lastWorkerProblem = problem;
+                    Remove(entry);
+                    Sender.Tell(new RegistrationRejected(runId, problem));
+                    observer.OnMessage($"rejected worker {entry.Id}: {problem}");
+                    return true;
+                }
+                if (entry.Ready) return true;
+                entry.Ready = true;
+                membershipChanged = true;
+                observer.OnMessage($"worker {entry.Id} ready ({workers.Values.Count(w => w.Ready)} ready)");
+                CheckGathering();
+                return true;
+            case WorkerFailed f when workers.TryGetValue(Sender, out var entry):
+                lastWorkerProblem = $"worker {entry.Id}: {f.Reason}";
+                Remove(entry);
+                MemberLost(entry, f.Reason);
+                return true;
+            case Terminated t when workers.TryGetValue(t.ActorRef, out var entry):
+                Remove(entry);
+                MemberLost(entry, "it stopped or its node left the cluster");
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private void Register(RegisterWorker r)
+    {
+        if (r.ProtocolVersion != ClusterProtocol.Version || r.DnmVersion != settings.DnmVersion)
+        {
+            var reason = $"worker {r.WorkerId} runs Dnm {r.DnmVersion} (cluster protocol {r.ProtocolVersion}) but the coordinator runs " +
+                         $"Dnm {settings.DnmVersion} (protocol {ClusterProtocol.Version}); run the same build on every node";
+            lastWorkerProblem = reason;
+            Sender.Tell(new RegistrationRejected(runId, reason));
+            observer.OnMessage(reason);
+            return;
+        }
+        if (!workers.ContainsKey(Sender))
+        {
+            workers[Sender] = new WorkerEntry(r.WorkerId, Sender, nextSequence++);
+            Context.Watch(Sender);
+            observer.OnMessage($"worker {r.WorkerId} registered ({r.Device})");
+        }
+        // Registration is retried until accepted, so a repeat gets the same answer.
+        Sender.Tell(new RegistrationAccepted(runId, replica.Config.ToJson(), replica.SampleCount, replica.Shape, replica.StatsLength));
+    }
+
+    private string? Mismatch(WorkerReady r)
+    {
+        if (r.Shape != replica.Shape || r.SampleCount != replica.SampleCount)
+            return $"worker {r.WorkerId} has {r.SampleCount} training samples of {r.Shape} but the coordinator has {replica.SampleCount} of {replica.Shape}: " +
+                   "every node must see the same dataset";
+        if (r.StatsLength != replica.StatsLength)
+            return $"worker {r.WorkerId} built a model whose step statistics hold {r.StatsLength} floats, the coordinator's {replica.StatsLength}: " +
+                   "a different model shape (another Dnm build?)";
+        return null;
+    }
+
+    private void Remove(WorkerEntry entry)
+    {
+        workers.Remove(entry.Ref);
+        Context.Unwatch(entry.Ref);
+    }
+
+    /// <summary>Removes a worker that failed, and tells it (it may register again as a new worker).</summary>
+    private void Drop(WorkerEntry entry, string reason)
+    {
+        if (Evict(entry, reason)) MemberLost(entry, reason);
+    }
+
+    /// <summary>Removes and tells the worker, without reacting yet (the caller re-forms once for several).</summary>
+    private bool Evict(WorkerEntry entry, string reason)
+    {
+        if (!workers.ContainsKey(entry.Ref)) return false;
+        Remove(entry);
+        entry.Ref.Tell(new WorkerDropped(runId, reason));
+        observer.OnMessage($"dropped worker {entry.Id}: {reason}");
+        return true;
+    }
+
+    /// <summary>A worker is gone. A step or world in flight that counted on it is abandoned and retried without it.</summary>
+    private void MemberLost(WorkerEntry entry, string reason)
+    {
+        membershipChanged = true;
+        observer.OnMessage($"worker {entry.Id} left: {reason}");
+        var rank = world?.RankOf(entry) ?? -1;
+        if (rank < 0) return;
+        if (mode == Mode.Forming) Form();
+        else if (mode == Mode.Stepping) StepMemberLost(rank, $"worker {entry.Id} (rank {rank}) left: {reason}");
+    }
+
+    private void Finished(RunCompleted c)
+    {
+        observer.OnMessage($"run finished at global step {c.GlobalStep}; final checkpoint {c.FinalCheckpoint}");
+        var steps = Math.Max(1, timedSteps);
+        // Before the announcement: this node's workers complete the same RunCompletion, with less to say.
+        completion?.Succeed(new ClusterRunResult(c.GlobalStep, c.Checksum, c.RunDirectory, c.FinalCheckpoint, wall.Elapsed,
+            timedSteps, stepTime / steps, reduceTime / steps, c.Final));
+        Announce(new RunFinished(runId, c.GlobalStep, c.RunDirectory));
+        mode = Mode.Stopped;
+        backend.Dispose();
+    }
+
+    private void Fail(string reason)
+    {
+        if (mode == Mode.Stopped) return;
+        log.Error("run failed: {0}", reason);
+        observer.OnMessage($"error: {reason}");
+        CloseWorld();
+        completion?.Fail(new ClusterRunException(reason));
+        Announce(new RunFailed(runId, reason));
+        mode = Mode.Stopped;
+        backend.Dispose();
+    }
+
+    /// <summary>Tells every worker, and with <see cref="CoordinatorSettings.AnnounceToCluster"/> every node's monitor.</summary>
+    private void Announce(object message)
+    {
+        foreach (var w in workers.Keys) w.Tell(message);
+        if (!settings.AnnounceToCluster) return;
+        foreach (var member in Akka.Cluster.Cluster.Get(Context.System).State.Members)
+            Context.ActorSelection(new RootActorPath(member.Address) / "user" / NodeMonitor.Name).Tell(message);
+    }
+}

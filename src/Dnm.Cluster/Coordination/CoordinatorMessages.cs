@@ -1,0 +1,52 @@
+using Akka.Actor;
+using Dnm.Cluster.Protocol;
+
+namespace Dnm.Cluster.Coordination;
+
+// The coordinator's private bookkeeping types: its timers' messages, the worker table and the step in flight.
+
+internal sealed record JoinTimeout
+{
+    public static readonly JoinTimeout Instance = new();
+}
+
+internal sealed record WorldTimeout(long MembershipEpoch);
+
+internal sealed record StepTimeout(long MembershipEpoch, long Step);
+
+/// <summary>A backend task failed; <paramref name="Operation"/> says which (initialise, sync, reduce, apply, checkpoint, som, finish).</summary>
+internal sealed record BackendFailed(string Operation, long MembershipEpoch, long Step, Exception Error);
+
+internal sealed class WorkerEntry(string id, IActorRef worker, long sequence)
+{
+    public string Id { get; } = id;
+    public IActorRef Ref { get; } = worker;
+    /// <summary>Registration order: ranks are handed out in it, so they do not depend on dictionary order.</summary>
+    public long Sequence { get; } = sequence;
+    public bool Ready { get; set; }
+    public override string ToString() => Id;
+}
+
+/// <summary>One membership epoch: the workers in rank order, and the data-plane world they share.</summary>
+internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members)
+{
+    public int Size => Members.Length;
+    public int RankOf(WorkerEntry entry) => Array.IndexOf(Members, entry);
+}
+
+/// <summary>The step in flight. It commits when the reduced statistics are handed to the replica (Reduced).</summary>
+internal sealed class StepRound(PlannedStep plan, StartStep start)
+{
+    public PlannedStep Plan { get; } = plan;
+    public StartStep Start { get; } = start;
+    public System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
+    public Dictionary<int, ulong?> Acks { get; } = new();
+    /// <summary>Ranks that left after the step committed: nothing more is awaited from them.</summary>
+    public HashSet<int> Lost { get; } = new();
+    public bool Reduced { get; set; }
+    /// <summary>The mean over ranks of the time each spent in the step's all-reduces.</summary>
+    public TimeSpan ReduceTime => Acks.Count == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(reduceSeconds / Acks.Count);
+    private double reduceSeconds;
+    public void AddReduceTime(double seconds) => reduceSeconds += seconds;
+    public StepApplied? Applied { get; set; }
+}

@@ -1,0 +1,69 @@
+using Dnm.Cluster.Protocol;
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Evaluation;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Coordination;
+
+/// <summary>
+/// What the coordinator actor asks of its authoritative replica and the coordinator end of the data plane.
+/// The actor decides (membership, retries, commits); the backend does the long-running work and reports
+/// back through tasks that the actor pipes to itself. <see cref="ReplicaBackend"/> is the real one; actor
+/// specs use a scripted fake.
+/// </summary>
+public interface ICoordinatorBackend : IDisposable
+{
+    /// <summary>Opens the data, builds the replica and continues from the newest checkpoint of the run directory, if any.</summary>
+    Task<ReplicaReady> InitializeAsync();
+
+    /// <summary>Starts the data-plane listener of a new world (closing any previous one); returns the host:port to advertise.</summary>
+    string OpenWorld(long membershipEpoch, Guid worldId, int worldSize);
+
+    /// <summary>Accepts every rank of the open world, then broadcasts the replica's full state to all of them.</summary>
+    Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout);
+
+    /// <summary>Sums the soft counts (joint mode, broadcast back at once) and the step statistics. Applies nothing.</summary>
+    Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step);
+
+    /// <summary>
+    /// The actor has committed the reduced step: broadcast the sum to the workers and apply it to the replica.
+    /// A failed broadcast is reported in the result (the replica applies regardless); a failed apply faults the task.
+    /// </summary>
+    Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step);
+
+    /// <summary>Closes the world's connections; any reduction in flight fails, which aborts it on every worker.</summary>
+    void CloseWorld();
+
+    Task<CheckpointSaved> SaveCheckpointAsync(RunState state);
+
+    /// <summary>SOM pre-training on the replica, then the Trainer's transition to the joint phase (and its checkpoint).</summary>
+    Task<SomPretrained> PretrainSomAsync(RunState state);
+
+    /// <summary>The final evaluation, metrics, checkpoint and pictures (as TrainingRun writes them).</summary>
+    Task<RunCompleted> FinishAsync(RunState state);
+}
+
+/// <summary>The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from.</summary>
+public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
+    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom);
+
+public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
+
+public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime);
+
+/// <param name="BroadcastFailedRank">A rank the reduced statistics could not be sent to (it must be dropped).</param>
+public sealed record StepApplied(long MembershipEpoch, long Step, StepLoss Loss, ulong? Checksum, long AdamSteps,
+    int? BroadcastFailedRank, string? BroadcastError);
+
+public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration);
+
+public sealed record SomPretrained(RunState State);
+
+public sealed record RunCompleted(long GlobalStep, ulong Checksum, string RunDirectory, string FinalCheckpoint, MapQuality? Final);
+
+/// <summary>A data-plane failure that one rank caused (its connection broke or it sent a bad frame).</summary>
+public sealed class RankFailureException(int rank, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public int Rank { get; } = rank;
+}

@@ -1,0 +1,84 @@
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Som;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Coordination;
+
+/// <summary>What the coordinator does next.</summary>
+public abstract record PlannedAction;
+
+/// <summary>One global step: the batch at <paramref name="StepInEpoch"/> of data epoch <paramref name="DataEpoch"/>.</summary>
+public sealed record PlannedStep(TrainingPhase Phase, StepMode Mode, int Epoch, int Epochs, int StepInEpoch, int DataEpoch,
+    int BatchLength, ScheduleValues Schedule) : PlannedAction;
+
+/// <summary>Move to the next phase without a step (the state changes, nothing is trained).</summary>
+public sealed record EnterPhase(RunState State) : PlannedAction;
+
+/// <summary>Fit the SOM on the replica's embeddings (SOM pre-training runs on the coordinator).</summary>
+public sealed record PretrainSom : PlannedAction
+{
+    public static readonly PretrainSom Instance = new();
+}
+
+/// <summary>Every phase is done.</summary>
+public sealed record PlanFinished : PlannedAction
+{
+    public static readonly PlanFinished Instance = new();
+}
+
+/// <summary>
+/// The single-process <see cref="Trainer"/>'s phase loop as a pure function of <see cref="RunState"/>, so the
+/// coordinator takes the same steps on the same global batches, with the same schedule values and the same
+/// checkpoints, as the reference. Any change to Trainer.Run/RunEpochs must be mirrored here (RunPlanSpec
+/// checks the two agree step by step).
+/// </summary>
+public sealed class RunPlan
+{
+    private readonly DnmConfig config;
+    private readonly SomSchedule schedule;
+
+    public RunPlan(DnmConfig config, int sampleCount)
+    {
+        this.config = config;
+        SampleCount = sampleCount;
+        StepsPerEpoch = ShardSampler.StepsPerEpoch(sampleCount, config.BatchSize);
+        schedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
+    }
+
+    public int SampleCount { get; }
+    public int StepsPerEpoch { get; }
+
+    public PlannedAction Next(RunState s) => s.Phase switch
+    {
+        TrainingPhase.Pretrain when s.Epoch < config.PretrainEpochs => Step(s, StepMode.Autoencoder, config.PretrainEpochs, 0),
+        TrainingPhase.Pretrain => new EnterPhase(s with { Phase = TrainingPhase.SomPretrain, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }),
+        TrainingPhase.SomPretrain => PretrainSom.Instance,
+        // Joint epochs continue the data order after the pre-training epochs, so no epoch repeats one.
+        TrainingPhase.Joint when s.Epoch < config.Epochs => Step(s, StepMode.Joint, config.Epochs, config.PretrainEpochs),
+        TrainingPhase.Joint => new EnterPhase(s with { Phase = TrainingPhase.Done, Epoch = 0, StepInEpoch = 0 }),
+        _ => PlanFinished.Instance,
+    };
+
+    /// <summary>The state after a completed step, and whether the Trainer would write a checkpoint there.</summary>
+    public (RunState State, bool Checkpoint) AfterStep(RunState s)
+    {
+        s = s with { StepInEpoch = s.StepInEpoch + 1, PhaseStep = s.PhaseStep + 1, GlobalStep = s.GlobalStep + 1 };
+        // The epoch is complete: it is checkpointed as such, so a resume starts the next one.
+        if (s.StepInEpoch >= StepsPerEpoch) return (s with { Epoch = s.Epoch + 1, StepInEpoch = 0 }, true);
+        return (s, s.GlobalStep % config.CheckpointEvery == 0);
+    }
+
+    private PlannedStep Step(RunState s, StepMode mode, int epochs, int dataEpochOffset)
+    {
+        var counter = config.ScheduleCounter switch
+        {
+            "epoch" => s.Epoch,                              // the paper's pseudo-code
+            "continue" => config.SomIterations + s.PhaseStep, // SOM pre-training's decay goes on
+            _ => s.PhaseStep,                                // restart at σ0 for the joint phase
+        };
+        var length = ShardSampler.GlobalBatchRange(SampleCount, s.StepInEpoch, config.BatchSize).Length;
+        return new PlannedStep(s.Phase, mode, s.Epoch, epochs, s.StepInEpoch, s.Epoch + dataEpochOffset, length,
+            new ScheduleValues(schedule.Sigma(counter), schedule.Eta(counter)));
+    }
+}

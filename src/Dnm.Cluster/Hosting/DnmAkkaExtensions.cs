@@ -1,0 +1,57 @@
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Hosting;
+using Dnm.Cluster.Coordination;
+using Dnm.Cluster.Workers;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Hosting;
+
+/// <summary>Registry key of the coordinator singleton's proxy.</summary>
+public sealed class CoordinatorKey;
+
+/// <summary>Registry key of this node's monitor.</summary>
+public sealed class NodeMonitorKey;
+
+/// <summary>Registers Dnm's actors on an Akka.Hosting builder.</summary>
+public static class DnmAkkaExtensions
+{
+    public const string CoordinatorRole = "coordinator";
+    public const string WorkerRole = "worker";
+    public const string CoordinatorName = "dnm-coordinator";
+
+    /// <summary>
+    /// The coordinator singleton (hosted by the oldest node with the coordinator role) and its proxy, under
+    /// <see cref="CoordinatorKey"/>. Nodes without the role get only the proxy.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddDnmCoordinator(this AkkaConfigurationBuilder builder, bool hostsCoordinator,
+        CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion completion)
+    {
+        var options = new ClusterSingletonOptions { Role = CoordinatorRole };
+        return hostsCoordinator
+            ? builder.WithSingleton<CoordinatorKey>(CoordinatorName,
+                (_, _, _) => CoordinatorActor.Props(settings, backendFactory, observer, completion), options, createProxyToo: true)
+            : builder.WithSingletonProxy<CoordinatorKey>(CoordinatorName, options);
+    }
+
+    /// <summary>
+    /// This node's workers, named worker-0, worker-1, ...; each talks to the coordinator through the proxy.
+    /// A worker's id is host:port/wN of this node's Akka address, so it is unique in the cluster.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddDnmWorkers(this AkkaConfigurationBuilder builder, IReadOnlyList<string> devices,
+        Func<int, string, IWorkerBackend> backendFactory, RunCompletion completion) =>
+        builder.WithActors((system, registry) =>
+        {
+            var proxy = registry.Get<CoordinatorKey>();
+            var self = ((ExtendedActorSystem)system).Provider.DefaultAddress;
+            for (var i = 0; i < devices.Count; i++)
+            {
+                var index = i;
+                var settings = new WorkerSettings($"{self.Host}:{self.Port}/w{i}", devices[i]);
+                system.ActorOf(WorkerActor.Props(settings, proxy, () => backendFactory(index, devices[index]), completion), $"worker-{i}");
+            }
+        });
+
+    public static AkkaConfigurationBuilder AddDnmNodeMonitor(this AkkaConfigurationBuilder builder, RunCompletion completion) =>
+        builder.WithActors((system, registry) => registry.Register<NodeMonitorKey>(system.ActorOf(NodeMonitor.Props(completion), NodeMonitor.Name)));
+}

@@ -1,0 +1,109 @@
+using Dnm.Core.Config;
+
+namespace Dnm.Cluster.Hosting;
+
+/// <summary>Which parts of a run a node takes on; one process may hold both.</summary>
+[Flags]
+public enum NodeRoles
+{
+    None = 0,
+    Coordinator = 1,
+    Worker = 2,
+    Both = Coordinator | Worker,
+}
+
+/// <summary>
+/// How one `dnm node` process joins a cluster. Flags and environment variables (<see cref="NodeEnvironment"/>)
+/// fill it; the training config (DnmConfig) is separate and only the coordinator's counts.
+/// </summary>
+public sealed record NodeOptions
+{
+    public NodeRoles Roles { get; init; } = NodeRoles.Both;
+
+    /// <summary>Seed nodes as host:port (DNS names work). Empty on a coordinator: it founds the cluster by joining itself.</summary>
+    public IReadOnlyList<string> Seeds { get; init; } = [];
+
+    /// <summary>
+    /// The name other nodes reach this one by, advertised for Akka and the data plane. A seed's Host must be
+    /// spelled exactly as in the others' seed lists (Akka compares addresses as text): on Kubernetes, the pod's
+    /// stable DNS name.
+    /// </summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The local address to listen on (Akka and the data plane).</summary>
+    public string BindHost { get; init; } = "0.0.0.0";
+
+    /// <summary>Akka remoting port; 0 takes an ephemeral one (embedded runs, tests).</summary>
+    public int Port { get; init; } = 4053;
+
+    /// <summary>The coordinator's data-plane port; 0 takes an ephemeral one per membership epoch.</summary>
+    public int DataPlanePort { get; init; }
+
+    /// <summary>Workers this process runs (each with its own replica and thread). Ignored without the worker role.</summary>
+    public int LocalWorkers { get; init; } = 1;
+
+    /// <summary>Torch devices for the local workers, used round-robin (cpu, cuda:0, ...). Empty: the run config's device.</summary>
+    public IReadOnlyList<string> Devices { get; init; } = [];
+
+    /// <summary>Workers the coordinator waits for before the first step.</summary>
+    public int MinWorkers { get; init; } = 1;
+
+    /// <summary>How long to wait for the cluster (seeds) and, on the coordinator, for min-workers.</summary>
+    public TimeSpan JoinTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    public TimeSpan StepTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Compare replica checksums every this many steps.</summary>
+    public int ChecksumEvery { get; init; } = 50;
+
+    /// <summary>The Akka system name; every node of one cluster must use the same.</summary>
+    public string ClusterName { get; init; } = "dnm";
+
+    /// <summary>Split-brain resolver: how long a partition must be stable before the minority side is downed.</summary>
+    public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The coordinator continues from the newest checkpoint in the run directory. On for cluster nodes: that is
+    /// how a coordinator that takes over after a failover resumes. `dnm train --workers` turns it on with --resume only.
+    /// </summary>
+    public bool ResumeFromCheckpoint { get; init; } = true;
+
+    /// <summary>Akka's own log level (DEBUG, INFO, WARNING, ERROR).</summary>
+    public string AkkaLogLevel { get; init; } = "WARNING";
+
+    public bool IsCoordinator => Roles.HasFlag(NodeRoles.Coordinator);
+    public bool IsWorker => Roles.HasFlag(NodeRoles.Worker) && LocalWorkers > 0;
+
+    /// <summary>Every problem, phrased for the user; empty when the options are usable.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var p = new List<string>();
+        if (Roles == NodeRoles.None) p.Add("role must be coordinator, worker or both");
+        if (!IsCoordinator && Seeds.Count == 0) p.Add("a worker needs --seeds (DNM_SEEDS): host:port of a coordinator node");
+        foreach (var s in Seeds)
+        {
+            var colon = s.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(s.AsSpan(colon + 1), out var port) || port is < 1 or > 65535)
+                p.Add($"seed '{s}' is not host:port");
+        }
+        if (string.IsNullOrWhiteSpace(Host)) p.Add("host must name this node");
+        if (Port is < 0 or > 65535) p.Add($"port must be 0..65535, got {Port}");
+        if (DataPlanePort is < 0 or > 65535) p.Add($"data-plane-port must be 0..65535, got {DataPlanePort}");
+        if (Roles.HasFlag(NodeRoles.Worker) && LocalWorkers < 1) p.Add($"local-workers must be at least 1 on a worker, got {LocalWorkers}");
+        if (MinWorkers < 1) p.Add($"min-workers must be at least 1, got {MinWorkers}");
+        if (JoinTimeout <= TimeSpan.Zero || StepTimeout <= TimeSpan.Zero) p.Add("join-timeout and step-timeout must be positive");
+        if (ChecksumEvery < 0) p.Add($"checksum-every must be >= 0, got {ChecksumEvery}");
+        foreach (var d in Devices)
+        {
+            try { DeviceSpec.Parse(d); }
+            catch (ConfigException e) { p.Add(e.Message); }
+        }
+        return p;
+    }
+
+    public NodeOptions Validated()
+    {
+        var p = Problems();
+        return p.Count == 0 ? this : throw new ConfigException(string.Join("; ", p));
+    }
+}

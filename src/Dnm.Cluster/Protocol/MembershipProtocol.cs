@@ -1,0 +1,47 @@
+using Dnm.Core.Data;
+
+namespace Dnm.Cluster.Protocol;
+
+// The membership conversation between a worker and the coordinator singleton. Every message is a small
+// record of plain data: Akka.Remote carries these, tensors travel on the data plane
+// (src/Dnm.Cluster/Transport). A run id names one coordinator incarnation: after a failover the new
+// coordinator has a new one, and workers register again.
+
+/// <summary>A worker offers itself; sent to the singleton proxy until it is accepted (the coordinator may not exist yet).</summary>
+public sealed record RegisterWorker(string WorkerId, int ProtocolVersion, string DnmVersion, string Device);
+
+/// <summary>The coordinator accepts a worker and hands it the run's config (the coordinator's flags win).</summary>
+public sealed record RegistrationAccepted(Guid RunId, string ConfigJson, int SampleCount, ImageShape Shape, int StatsLength);
+
+/// <summary>The coordinator refuses a worker for good (another protocol or Dnm version, another dataset or model).</summary>
+public sealed record RegistrationRejected(Guid RunId, string Reason);
+
+/// <summary>The worker opened the data and built its replica; what it has must equal the coordinator's.</summary>
+public sealed record WorkerReady(Guid RunId, string WorkerId, int SampleCount, ImageShape Shape, int StatsLength);
+
+/// <summary>The worker could not prepare (data missing, device unavailable); the reason is shown to the user.</summary>
+public sealed record WorkerFailed(Guid RunId, string WorkerId, string Reason);
+
+/// <summary>
+/// Membership epoch <paramref name="MembershipEpoch"/> begins: connect to <paramref name="DataPlaneEndpoint"/>
+/// (host:port) as <paramref name="Rank"/> of <paramref name="WorldSize"/>, with <paramref name="WorldId"/> as
+/// the data-plane run id, then receive the full replica state (a State frame tagged <paramref name="StateStep"/>
+/// of <paramref name="StateLength"/> floats) and import it with <paramref name="AdamSteps"/>.
+/// </summary>
+public sealed record FormWorld(Guid RunId, long MembershipEpoch, Guid WorldId, int Rank, int WorldSize, string DataPlaneEndpoint,
+    long StateStep, long AdamSteps, int StateLength);
+
+/// <summary>The worker holds the coordinator's state; the checksum proves it.</summary>
+public sealed record WorldJoined(Guid RunId, long MembershipEpoch, int Rank, ulong Checksum);
+
+/// <summary>The worker could not join the world (connect, state transfer or import failed).</summary>
+public sealed record WorldJoinFailed(Guid RunId, long MembershipEpoch, int Rank, string Reason);
+
+/// <summary>The coordinator removed this worker (it failed a step or a world); it may register again as a new worker.</summary>
+public sealed record WorkerDropped(Guid RunId, string Reason);
+
+/// <summary>The run is over; sent to every worker and every node's monitor.</summary>
+public sealed record RunFinished(Guid RunId, long GlobalStep, string RunDirectory);
+
+/// <summary>The run stopped on an error that retrying cannot fix (for example a replica checksum mismatch).</summary>
+public sealed record RunFailed(Guid RunId, string Reason);

@@ -1,0 +1,38 @@
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Protocol;
+
+// The step conversation. Per global step the coordinator sends StartStep to the members of the current
+// world; each worker computes its shard, takes part in the data-plane reductions (soft counts in joint
+// mode, then the step statistics), applies the reduced statistics and acknowledges with StepCompleted.
+
+/// <summary>
+/// Run global step <paramref name="Step"/> (the run's GlobalStep before the step). The worker's shard is
+/// <c>ShardSampler.Shard(EpochOrder(count, seed, DataEpoch), StepInEpoch, GlobalBatch, rank, world)</c>;
+/// <paramref name="DataEpoch"/> already includes the Trainer's offsets. <paramref name="Sigma"/> and
+/// <paramref name="Eta"/> are the schedule values (used in joint mode). With <paramref name="VerifyChecksum"/>
+/// the worker reports its replica checksum after applying.
+/// </summary>
+public sealed record StartStep(
+    Guid RunId,
+    long Step,
+    TrainingPhase Phase,
+    int Epoch,
+    int StepInEpoch,
+    StepMode Mode,
+    double Sigma,
+    double Eta,
+    int GlobalBatch,
+    long MembershipEpoch,
+    int DataEpoch,
+    bool VerifyChecksum);
+
+/// <summary>
+/// The worker applied step <paramref name="Step"/>; <paramref name="Checksum"/> is set when it was asked for.
+/// <paramref name="ReduceSeconds"/> is the time the worker spent in the step's all-reduces (sending, waiting for
+/// the slowest rank, receiving the sum): the step's communication and synchronisation cost.
+/// </summary>
+public sealed record StepCompleted(Guid RunId, long MembershipEpoch, long Step, int Rank, ulong? Checksum, double ReduceSeconds);
+
+/// <summary>The worker's step failed (a data-plane error, a torch error); it has aborted the step.</summary>
+public sealed record StepFailed(Guid RunId, long MembershipEpoch, long Step, int Rank, string Reason);

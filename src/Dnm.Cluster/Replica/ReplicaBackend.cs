@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Net;
+using Dnm.Cluster.Coordination;
+using Dnm.Cluster.Protocol;
+using Dnm.Cluster.Transport;
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
+using Dnm.Core.Training;
+using static TorchSharp.torch;
+
+namespace Dnm.Cluster.Replica;
+
+/// <summary>
+/// The coordinator's authoritative replica and its end of the data plane. The replica holds no shard: it
+/// applies the reduced statistics of every step (so it has θ, φ, Adam state and W for checkpoints and for
+/// joining workers), runs SOM pre-training on its own embeddings of the data, and writes the checkpoints.
+/// All torch work runs on one <see cref="TorchThread"/>.
+/// </summary>
+/// <param name="resumeLatest">Continue from the newest checkpoint of the run directory, if there is one.</param>
+public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlaneSettings dataPlane, ITrainingObserver observer, bool resumeLatest = true)
+    : ICoordinatorBackend
+{
+    private readonly TorchThread torch = new("dnm-coordinator-replica");
+    private readonly CancellationTokenSource disposed = new();
+    private readonly Lock gate = new();
+    private DnmConfig config = null!;
+    private StepEngine? engine;
+    private IImageDataset? train;
+    private RunDirectory? run;
+    private WorldSockets? open;
+
+    /// <summary>One world's listener, reducer and reusable vectors.</summary>
+    private sealed class WorldSockets(long epoch, DataPlaneListener listener, int size, int nodes, int statsLength) : IDisposable
+    {
+        private readonly CancellationTokenSource cancel = new();
+        public long Epoch { get; } = epoch;
+        public DataPlaneListener Listener { get; } = listener;
+        public int Size { get; } = size;
+        public StarReducer? Reducer { get; set; }
+        public CancellationToken Token => cancel.Token;
+        public float[] SoftCounts { get; } = new float[nodes];
+        public float[] ReplicaCounts { get; } = new float[nodes];
+        public float[] Stats { get; } = new float[statsLength];
+
+        public void Dispose()
+        {
+            cancel.Cancel();
+            Reducer?.Dispose();
+            Listener.Dispose();
+        }
+    }
+
+    public Task<ReplicaReady> InitializeAsync() => torch.RunAsync(() =>
+    {
+        run = new RunDirectory(requested.Out);
+        // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
+        // singleton that moved to another node resume (and roll the workers back) instead of starting over.
+        var latest = resumeLatest ? Checkpoint.Latest(run.Checkpoints) : null;
+        var checkpoint = latest is null ? null : Checkpoint.Load(latest);
+        config = checkpoint is null
+            ? requested
+            : checkpoint.Config with { Device = requested.Device, Threads = requested.Threads, Out = requested.Out };
+        config.Validated();
+        if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
+        run.WriteConfig(config);
+        train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
+        if (train.Count < config.BatchSize)
+            throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
+        engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
+        var state = new RunState();
+        if (checkpoint is not null)
+        {
+            if (checkpoint.Shape != train.Shape)
+                throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
+            EngineState.Import(engine, checkpoint.Tensors, checkpoint.AdamSteps);
+            state = checkpoint.State;
+        }
+        return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
+            engine.Optimizer.Steps, run.Root, latest);
+    });
+
+    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
+    {
+        var e = Engine;
+        lock (gate)
+        {
+            open?.Dispose();
+            open = null;
+            // The world id is the data plane's run id: a connection meant for another world is refused in the handshake.
+            var listener = DataPlaneListener.Start(new IPEndPoint(dataPlane.BindAddress, dataPlane.Port), worldId, StarReducer.CoordinatorRank, dataPlane.Options);
+            open = new WorldSockets(membershipEpoch, listener, worldSize, e.Layout.Nodes, e.Layout.Length);
+            return $"{dataPlane.AdvertisedHost}:{listener.LocalEndPoint.Port}";
+        }
+    }
+
+    public async Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout)
+    {
+        var w = Current(membershipEpoch);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(w.Token);
+        deadline.CancelAfter(timeout);
+        var accepted = new List<DataPlaneConnection>(w.Size);
+        StarReducer reducer;
+        try
+        {
+            while (accepted.Count < w.Size)
+            {
+                try
+                {
+                    accepted.Add(await w.Listener.AcceptAsync(deadline.Token).ConfigureAwait(false));
+                }
+                catch (DataPlaneException e)
+                {
+                    // A stray or stale peer (another world's id) is refused; the listener stays usable.
+                    observer.OnMessage($"data plane refused a connection: {e.Message}");
+                }
+            }
+            reducer = new StarReducer(accepted);
+        }
+        catch (Exception e)
+        {
+            foreach (var c in accepted) c.Dispose();
+            if (e is OperationCanceledException && !w.Token.IsCancellationRequested)
+                throw new TimeoutException($"only {accepted.Count} of {w.Size} ranks connected to the data plane within {timeout.TotalSeconds:0}s");
+            throw;
+        }
+        lock (gate)
+        {
+            if (open != w)
+            {
+                reducer.Dispose();
+                throw new OperationCanceledException("the world was closed while it formed");
+            }
+            w.Reducer = reducer;
+        }
+        var (flat, checksum) = await torch.RunAsync(() => (ReplicaFactory.Flatten(EngineState.Export(Engine)), EngineState.Checksum(Engine))).ConfigureAwait(false);
+        await Attributed(reducer, () => reducer.BroadcastAsync(stateStep, FrameKind.State, flat, w.Token).AsTask()).ConfigureAwait(false);
+        return new WorldSynced(membershipEpoch, checksum);
+    }
+
+    public async Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step)
+    {
+        var w = Current(membershipEpoch);
+        var reducer = w.Reducer ?? throw new InvalidOperationException($"membership epoch {membershipEpoch} has not formed");
+        var clock = Stopwatch.StartNew();
+        await Attributed(reducer, async () =>
+        {
+            // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
+            if (step.Mode == StepMode.Joint)
+            {
+                await reducer.ReduceAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
+                await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
+            }
+            await reducer.ReduceAsync(step.Step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
+    }
+
+    public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)
+    {
+        var w = Current(membershipEpoch);
+        var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
+        // The broadcast and the replica's own apply run at the same time; both only read the sum.
+        var broadcast = BroadcastStatsAsync(w, step.Step);
+        var (loss, checksum, adamSteps) = await torch.RunAsync(() =>
+        {
+            using var scope = NewDisposeScope();
+            // The replica holds no shard: an empty Forward opens the step, Apply takes the workers' sum.
+            Engine.Forward(ReadOnlySpan<float>.Empty, 0, step.Mode, w.ReplicaCounts);
+            var l = Engine.Apply(w.Stats, batch, new ScheduleValues(step.Sigma, step.Eta));
+            return (l, step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null, Engine.Optimizer.Steps);
+        }).ConfigureAwait(false);
+        var (failedRank, error) = await broadcast.ConfigureAwait(false);
+        return new StepApplied(membershipEpoch, step.Step, loss, checksum, adamSteps, failedRank, error);
+    }
+
+    private static async Task<(int? Rank, string? Error)> BroadcastStatsAsync(WorldSockets w, long step)
+    {
+        try
+        {
+            await w.Reducer!.BroadcastAsync(step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
+            return (null, null);
+        }
+        catch (Exception e)
+        {
+            var rank = e is DataPlaneException d ? RankOf(w.Reducer!, d) : null;
+            return (rank, e.Message);
+        }
+    }
+
+    public void CloseWorld()
+    {
+        lock (gate)
+        {
+            open?.Dispose();
+            open = null;
+        }
+    }
+
+    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) =>
+        torch.RunAsync(() => Save(state, Path.Combine(run!.Checkpoints, Checkpoint.FileName(state.GlobalStep)), prune: true));
+
+    public Task<SomPretrained> PretrainSomAsync(RunState state) => torch.RunAsync(() =>
+    {
+        var schedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
+        var current = state;
+        new SomPretrainer(config, Engine, train!, schedule, observer)
+            .Run(ref current, () => Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true), disposed.Token);
+        // The Trainer's transition to the joint phase, checkpointed.
+        current = current with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
+        Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true);
+        return new SomPretrained(current);
+    });
+
+    /// <summary>What TrainingRun does at the end, on the replica: the final evaluation, metrics, checkpoint and pictures.</summary>
+    public Task<RunCompleted> FinishAsync(RunState state) => torch.RunAsync(() =>
+    {
+        var clock = Stopwatch.StartNew();
+        using var test = TrainingRun.OpenSplit(config, "test", null, null);
+        // Node labels from the whole training set, quality on the whole test split.
+        var reference = MapEvaluator.Place(Engine, train!, config.BatchSize, null, disposed.Token);
+        var labelMap = MapEvaluator.LabelMap(reference, train!, Engine.Som.Nodes);
+        var placed = MapEvaluator.Place(Engine, test, config.BatchSize, null, disposed.Token);
+        var q = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+        run!.AppendMetrics(new { phase = "final", epoch = config.Epochs, global_step = state.GlobalStep, q.Purity, q.Nmi, q.Qe, q.Te, recon_mse = q.ReconMse, samples = placed.Bmu.Length, seconds = clock.Elapsed.TotalSeconds });
+        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, config.Epochs, state.GlobalStep, q, placed.Bmu.Length, clock.Elapsed));
+        run.WriteFinalMetrics(q);
+        Save(state, run.FinalCheckpoint, prune: false);
+        MapEvaluator.RenderPictures(Engine, labelMap, train!.ClassNames, run.PrototypesPng, run.LabelMapPng, run.UMatrixPng);
+        return new RunCompleted(state.GlobalStep, EngineState.Checksum(Engine), run.Root, run.FinalCheckpoint, q);
+    });
+
+    private CheckpointSaved Save(RunState state, string path, bool prune)
+    {
+        var clock = Stopwatch.StartNew();
+        new Checkpoint(config, state, train!.Shape, Engine.Optimizer.Steps, EngineState.Export(Engine)).Save(path);
+        if (prune) run!.PruneCheckpoints(keep: 3);
+        var bytes = new FileInfo(path).Length;
+        observer.OnCheckpoint(path, bytes, clock.Elapsed);
+        return new CheckpointSaved(path, bytes, clock.Elapsed);
+    }
+
+    private StepEngine Engine => engine ?? throw new InvalidOperationException("the replica is not initialised");
+
+    private WorldSockets Current(long membershipEpoch)
+    {
+        lock (gate)
+        {
+            return open is { } w && w.Epoch == membershipEpoch
+                ? w
+                : throw new OperationCanceledException($"membership epoch {membershipEpoch} is closed");
+        }
+    }
+
+    /// <summary>Runs data-plane work and names the rank whose connection failed, so the actor can drop that worker.</summary>
+    private static async Task Attributed(StarReducer reducer, Func<Task> work)
+    {
+        try
+        {
+            await work().ConfigureAwait(false);
+        }
+        catch (DataPlaneException e) when (RankOf(reducer, e) is { } rank)
+        {
+            throw new RankFailureException(rank, $"rank {rank}: {e.Message}", e);
+        }
+    }
+
+    private static int? RankOf(StarReducer reducer, DataPlaneException e)
+    {
+        for (var rank = 0; rank < reducer.Workers.Count; rank++)
+            if (reducer.Workers[rank].Peer == e.Peer) return rank;
+        return null;
+    }
+
+    public void Dispose()
+    {
+        if (disposed.IsCancellationRequested) return;
+        disposed.Cancel();
+        CloseWorld();
+        _ = torch.RunAsync(() =>
+        {
+            engine?.Dispose();
+            train?.Dispose();
+        });
+        torch.Dispose();
+    }
+}

@@ -1,0 +1,24 @@
+using Dnm.Cluster.Protocol;
+using Dnm.Core.Data;
+
+namespace Dnm.Cluster.Workers;
+
+/// <summary>What the worker actor asks of its replica: <see cref="WorkerReplica"/> is the real one, specs may fake it.</summary>
+public interface IWorkerBackend : IDisposable
+{
+    /// <summary>Opens the data named by the run's config and builds the replica (kept when the config is unchanged).</summary>
+    Task<WorkerPrepared> PrepareAsync(RegistrationAccepted accepted);
+
+    /// <summary>Connects to the world's data plane as its rank, receives the full state and imports it; returns the replica checksum.</summary>
+    Task<ulong> JoinWorldAsync(FormWorld world);
+
+    /// <summary>Runs one step on the replica's thread: shard, Forward, all-reduce f, Backward, all-reduce statistics, Apply.</summary>
+    Task<WorkerStepResult> RunStepAsync(StartStep step);
+
+    /// <summary>Closes the data-plane connection; a step blocked in a reduction fails and aborts.</summary>
+    void LeaveWorld();
+}
+
+public sealed record WorkerPrepared(int SampleCount, ImageShape Shape, int StatsLength);
+
+public sealed record WorkerStepResult(ulong? Checksum, TimeSpan ReduceTime);

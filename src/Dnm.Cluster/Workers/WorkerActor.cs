@@ -1,0 +1,160 @@
+using Akka.Actor;
+using Akka.Event;
+using Dnm.Cluster.Protocol;
+
+namespace Dnm.Cluster.Workers;
+
+/// <summary>Who a worker is and how it looks for the coordinator.</summary>
+public sealed record WorkerSettings(string WorkerId, string Device)
+{
+    /// <summary>How often an unregistered worker offers itself to the singleton proxy.</summary>
+    public TimeSpan RegisterInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    public string DnmVersion { get; init; } = ClusterProtocol.DnmVersion;
+}
+
+/// <summary>
+/// One worker: registers with the coordinator singleton (through its proxy, again after a failover or a
+/// drop), prepares its replica, joins the worlds the coordinator forms and runs the steps it is sent. The
+/// replica's work happens in its <see cref="IWorkerBackend"/>; results come back as messages.
+/// </summary>
+public sealed class WorkerActor : UntypedActor, IWithTimers
+{
+    private const string RegisterTimer = "register";
+
+    private readonly WorkerSettings settings;
+    private readonly IActorRef coordinatorProxy;
+    private readonly IWorkerBackend backend;
+    private readonly RunCompletion? completion;
+    private readonly ILoggingAdapter log = Context.GetLogger();
+    private IActorRef? coordinator;
+    private Guid runId;
+    private long epoch = -1;
+    private int rank = -1;
+
+    private sealed record RegisterTick
+    {
+        public static readonly RegisterTick Instance = new();
+    }
+
+    private sealed record Prepared(Guid RunId, WorkerPrepared Info);
+    private sealed record PrepareFailed(Guid RunId, Exception Error);
+    private sealed record Joined(FormWorld World, ulong Checksum);
+    private sealed record JoinFailed(FormWorld World, Exception Error);
+    private sealed record StepDone(StartStep Step, WorkerStepResult Result);
+    private sealed record StepError(StartStep Step, Exception Error);
+
+    public WorkerActor(WorkerSettings settings, IActorRef coordinatorProxy, Func<IWorkerBackend> backendFactory, RunCompletion? completion)
+    {
+        this.settings = settings;
+        this.coordinatorProxy = coordinatorProxy;
+        this.completion = completion;
+        backend = backendFactory();
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(WorkerSettings settings, IActorRef coordinatorProxy, Func<IWorkerBackend> backendFactory, RunCompletion? completion) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(settings, coordinatorProxy, backendFactory, completion));
+
+    protected override void PreStart() => StartRegistering();
+
+    protected override void PostStop() => backend.Dispose();
+
+    private void StartRegistering()
+    {
+        coordinator = null;
+        epoch = -1;
+        Timers.StartPeriodicTimer(RegisterTimer, RegisterTick.Instance, TimeSpan.Zero, settings.RegisterInterval);
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case RegisterTick:
+                coordinatorProxy.Tell(new RegisterWorker(settings.WorkerId, ClusterProtocol.Version, settings.DnmVersion, settings.Device));
+                break;
+            case RegistrationAccepted a:
+                if (coordinator is not null && Sender.Equals(coordinator) && a.RunId == runId) break; // a repeat answer
+                if (coordinator is not null) Context.Unwatch(coordinator);
+                coordinator = Sender;
+                runId = a.RunId;
+                // Watching the coordinator: when its node goes, the singleton moves and this worker registers again.
+                Context.Watch(coordinator);
+                Timers.Cancel(RegisterTimer);
+                backend.PrepareAsync(a).PipeTo(Self, success: p => new Prepared(a.RunId, p), failure: e => new PrepareFailed(a.RunId, e));
+                break;
+            case Prepared p when p.RunId == runId && coordinator is not null:
+                coordinator.Tell(new WorkerReady(runId, settings.WorkerId, p.Info.SampleCount, p.Info.Shape, p.Info.StatsLength));
+                break;
+            case PrepareFailed f when f.RunId == runId && coordinator is not null:
+                log.Error(f.Error, "worker {0} could not prepare", settings.WorkerId);
+                coordinator.Tell(new WorkerFailed(runId, settings.WorkerId, f.Error.Message));
+                Stop(new ClusterRunException($"worker {settings.WorkerId} could not prepare: {f.Error.Message}", f.Error));
+                break;
+            case RegistrationRejected r:
+                Stop(new ClusterRunException($"the coordinator refused worker {settings.WorkerId}: {r.Reason}"));
+                break;
+            case FormWorld w when FromCoordinator(w.RunId):
+                epoch = w.MembershipEpoch;
+                rank = w.Rank;
+                backend.JoinWorldAsync(w).PipeTo(Self, success: c => new Joined(w, c), failure: e => new JoinFailed(w, e));
+                break;
+            case Joined j when j.World.MembershipEpoch == epoch && coordinator is not null:
+                coordinator.Tell(new WorldJoined(runId, epoch, rank, j.Checksum));
+                break;
+            case JoinFailed j when j.World.MembershipEpoch == epoch && coordinator is not null:
+                log.Warning("worker {0} could not join membership epoch {1}: {2}", settings.WorkerId, epoch, j.Error.Message);
+                coordinator.Tell(new WorldJoinFailed(runId, epoch, rank, j.Error.Message));
+                break;
+            case StartStep s when FromCoordinator(s.RunId) && s.MembershipEpoch == epoch:
+                backend.RunStepAsync(s).PipeTo(Self, success: r => new StepDone(s, r), failure: e => new StepError(s, e));
+                break;
+            case StepDone d when d.Step.MembershipEpoch == epoch && coordinator is not null:
+                coordinator.Tell(new StepCompleted(runId, epoch, d.Step.Step, rank, d.Result.Checksum, d.Result.ReduceTime.TotalSeconds));
+                break;
+            case StepError e when e.Step.MembershipEpoch == epoch && coordinator is not null:
+                // Usually the coordinator closed the world (another worker left): it has moved on and ignores this.
+                log.Info("worker {0}: step {1} aborted: {2}", settings.WorkerId, e.Step.Step, e.Error.Message);
+                coordinator.Tell(new StepFailed(runId, epoch, e.Step.Step, rank, e.Error.Message));
+                break;
+            case WorkerDropped d when FromCoordinator(d.RunId):
+                log.Warning("worker {0} was dropped: {1}; registering again", settings.WorkerId, d.Reason);
+                Rejoin();
+                break;
+            case Terminated t when t.ActorRef.Equals(coordinator):
+                log.Warning("worker {0} lost the coordinator; registering with its successor", settings.WorkerId);
+                Rejoin();
+                break;
+            case RunFinished f:
+                completion?.Succeed(new ClusterRunResult(f.GlobalStep, 0, f.RunDirectory, null, TimeSpan.Zero, 0, TimeSpan.Zero, TimeSpan.Zero));
+                Context.Stop(Self);
+                break;
+            case RunFailed f:
+                Stop(new ClusterRunException(f.Reason));
+                break;
+            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed or StartStep or FormWorld:
+                break; // stale: of an earlier world or coordinator
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private bool FromCoordinator(Guid fromRun) => coordinator is not null && Sender.Equals(coordinator) && fromRun == runId;
+
+    private void Rejoin()
+    {
+        backend.LeaveWorld();
+        if (coordinator is not null) Context.Unwatch(coordinator);
+        StartRegistering();
+    }
+
+    private void Stop(Exception error)
+    {
+        log.Error(error.Message);
+        completion?.Fail(error);
+        Context.Stop(Self);
+    }
+}

@@ -1,0 +1,202 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Akka.TestKit.Xunit2;
+using Dnm.Cluster.Coordination;
+using Dnm.Cluster.Protocol;
+using Dnm.Cluster.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Dnm.Cluster.Tests.Cluster;
+
+/// <summary>The coordinator's step state machine, with TestProbes as workers and a scripted backend.</summary>
+public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: output)
+{
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
+
+    private (IActorRef Coordinator, RunCompletion Completion) Start(ScriptedBackend backend, CoordinatorSettings settings)
+    {
+        var completion = new RunCompletion();
+        return (Sys.ActorOf(CoordinatorActor.Props(settings, () => backend, new NoObserver(), completion)), completion);
+    }
+
+    /// <summary>Registers a probe as a worker and reports it ready.</summary>
+    private TestProbe Worker(IActorRef coordinator, string id, int statsLength = ScriptedBackend.StatsLength, string? version = null)
+    {
+        var probe = CreateTestProbe(id);
+        probe.Send(coordinator, new RegisterWorker(id, ClusterProtocol.Version, version ?? ClusterProtocol.DnmVersion, "cpu"));
+        if (version is not null) return probe;
+        var accepted = probe.ExpectMsg<RegistrationAccepted>();
+        probe.Send(coordinator, new WorkerReady(accepted.RunId, id, 8, ScriptedBackend.Shape, statsLength));
+        return probe;
+    }
+
+    private static FormWorld Join(TestProbe worker, IActorRef coordinator, ulong checksum = ScriptedBackend.ReplicaChecksum)
+    {
+        var world = worker.ExpectMsg<FormWorld>();
+        worker.Send(coordinator, new WorldJoined(world.RunId, world.MembershipEpoch, world.Rank, checksum));
+        return world;
+    }
+
+    private static void Ack(TestProbe worker, IActorRef coordinator, StartStep step, int rank, ulong? checksum = null) =>
+        worker.Send(coordinator, new StepCompleted(step.RunId, step.MembershipEpoch, step.Step, rank, checksum, 0));
+
+    [Fact]
+    public async Task Should_run_every_step_and_announce_the_end_to_its_workers()
+    {
+        var (coordinator, completion) = Start(new ScriptedBackend(), new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        Join(worker, coordinator);
+        // 1 pre-training epoch and 1 joint epoch of 2 steps; SOM pre-training in between re-forms the world.
+        for (var step = 0; step < 4; step++)
+        {
+            if (step == 2) Join(worker, coordinator);
+            var start = worker.ExpectMsg<StartStep>();
+            Assert.Equal(step, start.Step);
+            Assert.Equal(step < 2 ? Core.Training.StepMode.Autoencoder : Core.Training.StepMode.Joint, start.Mode);
+            Ack(worker, coordinator, start, 0);
+        }
+        worker.ExpectMsg<RunFinished>(f => f.GlobalStep == 4);
+        Assert.Equal(4, (await completion.Task.WaitAsync(TimeSpan.FromSeconds(5))).GlobalSteps);
+    }
+
+    [Fact]
+    public void Should_ignore_a_late_reply_for_an_earlier_step()
+    {
+        var (coordinator, _) = Start(new ScriptedBackend(), new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        Join(worker, coordinator);
+        var first = worker.ExpectMsg<StartStep>();
+        Ack(worker, coordinator, first, 0);
+        var second = worker.ExpectMsg<StartStep>(s => s.Step == 1);
+        // The same acknowledgement again, arriving during step 1: it must not complete step 1.
+        Ack(worker, coordinator, first, 0);
+        worker.ExpectNoMsg(Quiet);
+        Ack(worker, coordinator, second, 0);
+        Assert.Equal(2, worker.ExpectMsg<FormWorld>().MembershipEpoch); // after SOM pre-training
+    }
+
+    [Fact]
+    public void Should_count_a_duplicate_reply_once()
+    {
+        var (coordinator, _) = Start(new ScriptedBackend(), new CoordinatorSettings { MinWorkers = 2 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        var rankA = Join(a, coordinator).Rank;
+        var rankB = Join(b, coordinator).Rank;
+        var start = a.ExpectMsg<StartStep>();
+        b.ExpectMsg<StartStep>();
+        Ack(a, coordinator, start, rankA);
+        Ack(a, coordinator, start, rankA);
+        a.ExpectNoMsg(Quiet);
+        Ack(b, coordinator, start, rankB);
+        a.ExpectMsg<StartStep>(s => s.Step == 1);
+    }
+
+    [Fact]
+    public void Should_ignore_a_reply_from_a_removed_member_and_retry_the_step_without_it()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { MinWorkers = 2 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        var worldA = Join(a, coordinator);
+        var worldB = Join(b, coordinator);
+        var start = a.ExpectMsg<StartStep>();
+        b.ExpectMsg<StartStep>();
+        // b's step fails before the reduction completes: b is dropped and the step is retried without it.
+        b.Send(coordinator, new StepFailed(start.RunId, start.MembershipEpoch, start.Step, worldB.Rank, "boom"));
+        b.ExpectMsg<WorkerDropped>();
+        var retried = Join(a, coordinator);
+        Assert.Equal(1, retried.WorldSize);
+        Assert.True(retried.MembershipEpoch > worldA.MembershipEpoch);
+        // A reply from the removed member (for the abandoned world) changes nothing.
+        Ack(b, coordinator, start, worldB.Rank);
+        var again = a.ExpectMsg<StartStep>();
+        Assert.Equal(start.Step, again.Step);
+        Assert.Equal(retried.MembershipEpoch, again.MembershipEpoch);
+        // The abandoned world's reduction finishing late must not commit anything either.
+        backend.Release(start.MembershipEpoch, start.Step);
+        a.ExpectNoMsg(Quiet);
+        Assert.Empty(backend.Committed);
+        backend.Release(again.MembershipEpoch, again.Step);
+        Ack(a, coordinator, again, 0);
+        a.ExpectMsg<StartStep>(s => s.Step == 1);
+        Assert.Equal([0L], backend.Committed.ToArray());
+    }
+
+    [Fact]
+    public void Should_retry_the_step_with_the_remaining_workers_when_one_stops()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { MinWorkers = 2 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        Join(a, coordinator);
+        Join(b, coordinator);
+        var start = a.ExpectMsg<StartStep>();
+        Sys.Stop(b.Ref); // Terminated, as when its node is removed from the cluster
+        var retried = Join(a, coordinator);
+        Assert.Equal((0, 1), (retried.Rank, retried.WorldSize));
+        Assert.Equal(start.Step, a.ExpectMsg<StartStep>().Step);
+    }
+
+    [Fact]
+    public void Should_abandon_and_retry_a_step_that_times_out()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { StepTimeout = TimeSpan.FromMilliseconds(400) });
+        var worker = Worker(coordinator, "w0");
+        var first = Join(worker, coordinator);
+        var start = worker.ExpectMsg<StartStep>();
+        // Nothing happens: no reduction, no acknowledgement. The world is closed and formed again.
+        var second = Join(worker, coordinator);
+        Assert.True(second.MembershipEpoch > first.MembershipEpoch);
+        Assert.True(backend.WorldsClosed >= 1);
+        var retry = worker.ExpectMsg<StartStep>();
+        Assert.Equal((start.Step, second.MembershipEpoch), (retry.Step, retry.MembershipEpoch));
+    }
+
+    [Fact]
+    public async Task Should_fail_the_run_after_too_many_timeouts_in_a_row()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, completion) = Start(backend, new CoordinatorSettings { StepTimeout = TimeSpan.FromMilliseconds(200), MaxAttempts = 2 });
+        var worker = Worker(coordinator, "w0");
+        Join(worker, coordinator);
+        worker.ExpectMsg<StartStep>();
+        Join(worker, coordinator);
+        worker.ExpectMsg<StartStep>();
+        var failed = worker.ExpectMsg<RunFailed>();
+        Assert.Contains("timed out", failed.Reason);
+        Assert.Contains("rank 0 (w0)", failed.Reason);
+        await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task Should_fail_naming_the_rank_whose_checksum_differs()
+    {
+        var (coordinator, completion) = Start(new ScriptedBackend(), new CoordinatorSettings { ChecksumEvery = 1, MinWorkers = 2 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        Join(a, coordinator);
+        var rankB = Join(b, coordinator).Rank;
+        var start = a.ExpectMsg<StartStep>();
+        Assert.True(start.VerifyChecksum);
+        Ack(a, coordinator, start, 1 - rankB, ScriptedBackend.ReplicaChecksum);
+        Ack(b, coordinator, start, rankB, 7);
+        var failed = a.ExpectMsg<RunFailed>();
+        Assert.Contains($"rank {rankB} (worker b)", failed.Reason);
+        var error = await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("checksum mismatch", error.Message);
+    }
+
+    [Fact]
+    public void Should_reject_a_worker_of_another_version_or_model_shape()
+    {
+        var (coordinator, _) = Start(new ScriptedBackend(), new CoordinatorSettings());
+        var old = Worker(coordinator, "old", version: "0.0.1-old");
+        Assert.Contains("0.0.1-old", old.ExpectMsg<RegistrationRejected>().Reason);
+        var other = Worker(coordinator, "other", statsLength: 11);
+        Assert.Contains("different model shape", other.ExpectMsg<RegistrationRejected>().Reason);
+    }
+}

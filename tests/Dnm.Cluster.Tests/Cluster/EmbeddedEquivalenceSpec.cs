@@ -1,0 +1,38 @@
+using Dnm.Cluster.Hosting;
+using Dnm.Cluster.Tests.Support;
+using Dnm.Core.Training;
+using Xunit.Abstractions;
+
+namespace Dnm.Cluster.Tests.Cluster;
+
+/// <summary>
+/// `dnm train --workers N` (coordinator and N workers in one process, through the actors and the TCP data
+/// plane) must train the same map as the single-process Trainer: same seed, same global batches.
+/// </summary>
+public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4)]
+    public async Task Should_equal_the_single_process_trainer_with_N_embedded_workers(int workers)
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+
+        var observer = new RecordingObserver();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), workers, observer, cancel.Token,
+            new NodeOptions { ChecksumEvery = 5 });
+
+        var final = Checkpoint.Load(result.FinalCheckpoint!);
+        var (error, worst) = TinyRun.MaxRelativeError(final, reference);
+        output.WriteLine($"{workers} worker(s): {result.GlobalSteps} steps, max relative error {error:E2} ({worst}), " +
+                         $"mean step {result.MeanStep.TotalMilliseconds:F2} ms, mean reduce {result.MeanReduce.TotalMilliseconds:F2} ms");
+        Assert.Equal(reference.State.GlobalStep, result.GlobalSteps);
+        Assert.Equal(TrainingPhase.Done, final.State.Phase);
+        Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+        Assert.Equal(30, observer.Steps.Count(s => s.Phase != TrainingPhase.SomPretrain));
+    }
+}

@@ -1,0 +1,115 @@
+using Dnm.Cluster.Hosting;
+using Dnm.Cluster.Tests.Support;
+using Dnm.Core.Training;
+using Xunit.Abstractions;
+
+namespace Dnm.Cluster.Tests.Cluster;
+
+/// <summary>Coordinator and workers in separate OS processes over loopback, configured by environment variables.</summary>
+public sealed class MultiProcessSpec(ITestOutputHelper output)
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(4);
+
+    private static string WriteConfig(TempDir dir, Core.Config.DnmConfig config)
+    {
+        var path = dir.Sub("run.json");
+        File.WriteAllText(path, config.ToJson());
+        return path;
+    }
+
+    [Theory]
+    [InlineData(1, "127.0.0.1")]
+    [InlineData(2, "localhost")] // seed nodes by DNS name
+    public async Task Should_equal_the_single_process_trainer_with_workers_in_separate_processes(int workers, string host)
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
+        var port = NodeProcess.FreePort();
+        var seeds = $"{host}:{port}";
+        using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
+            (NodeEnvironment.Config, WriteConfig(dir, config)), (NodeEnvironment.MinWorkers, $"{workers}"), (NodeEnvironment.Host, host)), output);
+        var nodes = Enumerable.Range(0, workers)
+            .Select(i => NodeProcess.Start($"worker{i}", NodeProcess.Env("worker", 0, seeds, (NodeEnvironment.Host, host)), output)).ToList();
+        try
+        {
+            Assert.Equal(0, await coordinator.WaitForExitAsync(RunTimeout));
+            foreach (var node in nodes) Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
+            var (error, worst) = TinyRun.MaxRelativeError(final, reference);
+            output.WriteLine($"{workers} worker process(es): max relative error {error:E2} ({worst})");
+            Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
+            Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+        }
+        finally
+        {
+            foreach (var node in nodes) node.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Should_finish_the_run_when_one_of_three_worker_processes_is_killed()
+    {
+        using var dir = new TempDir();
+        // 240 samples, batch 12: 20 steps an epoch, 100 steps in all, so the kill lands mid-run.
+        var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
+        var port = NodeProcess.FreePort();
+        var seeds = $"127.0.0.1:{port}";
+        using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
+            (NodeEnvironment.Config, WriteConfig(dir, config)), (NodeEnvironment.MinWorkers, "3")), output);
+        var workers = Enumerable.Range(0, 3).Select(i => NodeProcess.Start($"worker{i}", NodeProcess.Env("worker", 0, seeds), output)).ToList();
+        try
+        {
+            await coordinator.WaitForLineAsync(l => l.StartsWith("step 15 ", StringComparison.Ordinal), RunTimeout);
+            workers[1].Kill();
+            Assert.Equal(0, await coordinator.WaitForExitAsync(RunTimeout));
+            Assert.Equal(0, await workers[0].WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal(0, await workers[2].WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            // The step in flight was abandoned and retried on two workers with the same global batch.
+            Assert.Contains(coordinator.Lines, l => l.Contains("abandoned", StringComparison.Ordinal) || l.Contains("left:", StringComparison.Ordinal));
+            var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
+            var (error, worst) = TinyRun.MaxRelativeError(final, reference);
+            output.WriteLine($"after the kill: max relative error {error:E2} ({worst})");
+            Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
+            Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+        }
+        finally
+        {
+            foreach (var node in workers) node.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Should_resume_from_the_last_checkpoint_when_the_coordinator_process_is_killed()
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+        // Both coordinator-role nodes read the same config and share the run directory (as a volume would).
+        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
+        var configFile = WriteConfig(dir, config);
+        var port = NodeProcess.FreePort();
+        var seeds = $"127.0.0.1:{port}";
+        // a: coordinator only (the oldest, so it hosts the singleton); b: standby coordinator and a worker; c: a worker.
+        using var a = NodeProcess.Start("a", NodeProcess.Env("coordinator", port, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
+        await a.WaitForLineAsync(l => l.StartsWith("info: coordinator ready", StringComparison.Ordinal), RunTimeout);
+        using var b = NodeProcess.Start("b", NodeProcess.Env("both", 0, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
+        using var c = NodeProcess.Start("c", NodeProcess.Env("worker", 0, seeds), output);
+
+        await a.WaitForLineAsync(l => l.StartsWith("step 15 ", StringComparison.Ordinal), RunTimeout);
+        a.Kill();
+        // b's singleton takes over once the split-brain resolver has downed a, and continues from a's last checkpoint.
+        var resumed = await b.WaitForLineAsync(l => l.Contains("resumed from", StringComparison.Ordinal), RunTimeout);
+        output.WriteLine(resumed);
+        Assert.Equal(0, await b.WaitForExitAsync(RunTimeout));
+        Assert.Equal(0, await c.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
+        var (error, worst) = TinyRun.MaxRelativeError(final, reference);
+        output.WriteLine($"after the coordinator failover: max relative error {error:E2} ({worst})");
+        Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
+        Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+    }
+}

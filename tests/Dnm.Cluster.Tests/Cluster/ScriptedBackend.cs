@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using Dnm.Cluster.Coordination;
+using Dnm.Cluster.Protocol;
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Tests.Cluster;
+
+/// <summary>
+/// A coordinator backend without torch or sockets: every operation succeeds at once, except reductions
+/// when <see cref="HoldReductions"/> is set (the spec then decides when, or whether, they finish).
+/// 8 samples, batch 4: 2 steps per epoch; 1 pre-training and 1 joint epoch make a 4-step run.
+/// </summary>
+internal sealed class ScriptedBackend : ICoordinatorBackend
+{
+    public const ulong ReplicaChecksum = 42;
+    public const int StatsLength = 10;
+    public static readonly ImageShape Shape = new(1, 4, 4);
+    public static readonly DnmConfig Config = new() { BatchSize = 4, PretrainEpochs = 1, Epochs = 1, SomIterations = 2, Map = "2x2", CheckpointEvery = 100 };
+
+    public bool HoldReductions { get; init; }
+    public ConcurrentDictionary<(long Epoch, long Step), TaskCompletionSource<StepReduced>> Held { get; } = new();
+    public ConcurrentQueue<long> Committed { get; } = new();
+    public int WorldsClosed;
+
+    public Task<ReplicaReady> InitializeAsync() =>
+        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null));
+
+    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize) => $"127.0.0.1:{9000 + membershipEpoch}";
+
+    public Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout) =>
+        Task.FromResult(new WorldSynced(membershipEpoch, ReplicaChecksum));
+
+    public Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step)
+    {
+        if (!HoldReductions) return Task.FromResult(new StepReduced(membershipEpoch, step.Step, TimeSpan.Zero));
+        var held = new TaskCompletionSource<StepReduced>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Held[(membershipEpoch, step.Step)] = held;
+        return held.Task;
+    }
+
+    public void Release(long membershipEpoch, long step) =>
+        Held[(membershipEpoch, step)].TrySetResult(new StepReduced(membershipEpoch, step, TimeSpan.Zero));
+
+    public Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)
+    {
+        Committed.Enqueue(step.Step);
+        return Task.FromResult(new StepApplied(membershipEpoch, step.Step, default, step.VerifyChecksum ? ReplicaChecksum : null, step.Step + 1, null, null));
+    }
+
+    public void CloseWorld() => Interlocked.Increment(ref WorldsClosed);
+
+    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) => Task.FromResult(new CheckpointSaved("ckpt", 0, TimeSpan.Zero));
+
+    public Task<SomPretrained> PretrainSomAsync(RunState state) =>
+        Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }));
+
+    public Task<RunCompleted> FinishAsync(RunState state) => Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt", null));
+
+    public void Dispose() { }
+}

@@ -1,0 +1,38 @@
+using Dnm.Cluster.Hosting;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Tests;
+
+/// <summary>
+/// Entry point when this assembly is started as a process (`dotnet Dnm.Cluster.Tests.dll`): one cluster node
+/// configured entirely by environment variables (NodeEnvironment, DNM_CONFIG), which is how the
+/// multi-process specs start coordinators and workers. It prints one line per event for the spec to follow.
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main()
+    {
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        try
+        {
+            var options = NodeEnvironment.Read();
+            var config = NodeEnvironment.ReadConfig();
+            var result = await NodeHost.RunAsync(options, config, new ConsoleObserver(), cancel.Token);
+            Console.WriteLine($"done: {result.GlobalSteps} steps, checksum 0x{result.Checksum:X16}");
+            return 0;
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    private sealed class ConsoleObserver : ITrainingObserver
+    {
+        private readonly System.Diagnostics.Stopwatch clock = System.Diagnostics.Stopwatch.StartNew();
+        public void OnStep(StepReport r) => Console.WriteLine($"step {r.GlobalStep} {r.Phase} loss {r.Loss.Total:F5} at {clock.Elapsed.TotalSeconds:F2}s ({r.Duration.TotalMilliseconds:F1} ms)");
+        public void OnMessage(string message) => Console.WriteLine($"info: {message} at {clock.Elapsed.TotalSeconds:F2}s");
+    }
+}

@@ -1,0 +1,120 @@
+using System.Buffers.Binary;
+using Dnm.Core.Config;
+using Dnm.Core.Training;
+
+namespace Dnm.Cluster.Tests.Support;
+
+/// <summary>A tiny synthetic IDX dataset and a run config small enough for multi-worker specs on two cores.</summary>
+internal static class TinyRun
+{
+    /// <summary>Writes 12×12 Gaussian blobs (four positions, one per label) as IDX files; returns the dataset spec.</summary>
+    public static string WriteDataset(string dir, int count = 72, int seed = 1)
+    {
+        var rng = new Random(seed);
+        var centres = new (int X, int Y)[] { (3, 3), (8, 3), (3, 8), (8, 8) };
+        var pixels = new byte[count * 144];
+        var labels = new byte[count];
+        for (int i = 0; i < count; i++)
+        {
+            labels[i] = (byte)(i % 4);
+            // Continuous jitter and pixel noise: no two images (so no two seeded prototypes) are equal, so
+            // no BMU is an exact tie that float rounding could break either way.
+            var cx = centres[labels[i]].X + (float)(rng.NextDouble() * 2 - 1);
+            var cy = centres[labels[i]].Y + (float)(rng.NextDouble() * 2 - 1);
+            for (int y = 0; y < 12; y++)
+                for (int x = 0; x < 12; x++)
+                {
+                    var v = 230 * MathF.Exp(-((x - cx) * (x - cx) + (y - cy) * (y - cy)) / 4f) + rng.Next(0, 25);
+                    pixels[i * 144 + y * 12 + x] = (byte)Math.Clamp(v, 0, 255);
+                }
+        }
+        var images = Path.Combine(dir, "images.idx");
+        var labelsPath = Path.Combine(dir, "labels.idx");
+        File.WriteAllBytes(images, Idx(0x803, [count, 12, 12], pixels));
+        File.WriteAllBytes(labelsPath, Idx(0x801, [count], labels));
+        return $"idx:{images},{labelsPath}";
+    }
+
+    private static byte[] Idx(int magic, int[] dims, byte[] data)
+    {
+        var bytes = new byte[4 + 4 * dims.Length + data.Length];
+        BinaryPrimitives.WriteInt32BigEndian(bytes, magic);
+        for (int d = 0; d < dims.Length; d++) BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(4 + 4 * d), dims[d]);
+        data.CopyTo(bytes, 4 + 4 * dims.Length);
+        return bytes;
+    }
+
+    /// <summary>72 samples, batch 12: 6 steps per epoch, 2 pre-training and 3 joint epochs (30 steps), 20 SOM iterations.</summary>
+    public static DnmConfig Config(string dataset, string outDir) => new()
+    {
+        Dataset = dataset, Channels = [4, 4, 2], Kernel = 3, Latent = 8, Map = "3x4", BatchSize = 12, PretrainEpochs = 2,
+        SomIterations = 20, Epochs = 3, Alpha = 10, Sigma0 = 1.5, Seed = 7, Threads = 1, CheckpointEvery = 7, Device = "cpu",
+        Out = outDir, EvalEvery = 0,
+    };
+
+    /// <summary>The single-process reference: the Trainer on the same data and config. Returns its final state.</summary>
+    public static Checkpoint TrainSingleProcess(DnmConfig config)
+    {
+        using var train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
+        using var trainer = new Trainer(config, train, TorchSharp.torch.CPU, new RunDirectory(config.Out), new NoObserver());
+        trainer.Run(null, CancellationToken.None);
+        return trainer.ToCheckpoint();
+    }
+
+    /// <summary>Largest relative error ‖a − b‖ / ‖b‖ over θ, φ and W (Adam moments are compared by the checksum specs).</summary>
+    public static (double Error, string Worst) MaxRelativeError(Checkpoint actual, Checkpoint expected)
+    {
+        var worst = (Error: 0.0, Name: "");
+        var byName = actual.Tensors.ToDictionary(t => t.Name);
+        foreach (var e in expected.Tensors.Where(t => !t.Name.StartsWith("adam", StringComparison.Ordinal)))
+        {
+            var a = byName[e.Name].Data;
+            double diff = 0, norm = 0;
+            for (int i = 0; i < a.Length; i++)
+            {
+                diff += (a[i] - (double)e.Data[i]) * (a[i] - (double)e.Data[i]);
+                norm += (double)e.Data[i] * e.Data[i];
+            }
+            var rel = Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-12);
+            if (rel > worst.Error) worst = (rel, e.Name);
+        }
+        return worst;
+    }
+}
+
+internal sealed class NoObserver : ITrainingObserver;
+
+/// <summary>Collects what a run reports, thread-safely (the coordinator and the replica threads both report).</summary>
+internal sealed class RecordingObserver : ITrainingObserver
+{
+    private readonly List<StepReport> steps = [];
+    private readonly List<string> messages = [];
+
+    public Action<StepReport>? OnStepHook { get; init; }
+
+    public void OnStep(StepReport report)
+    {
+        lock (steps) steps.Add(report);
+        OnStepHook?.Invoke(report);
+    }
+
+    public void OnMessage(string message)
+    {
+        lock (messages) messages.Add(message);
+    }
+
+    public IReadOnlyList<StepReport> Steps { get { lock (steps) return steps.ToArray(); } }
+    public IReadOnlyList<string> Messages { get { lock (messages) return messages.ToArray(); } }
+}
+
+/// <summary>A fresh temporary folder, deleted on dispose.</summary>
+internal sealed class TempDir : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("dnm-cluster-").FullName;
+    public string Sub(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } // a child process may still hold a file
+    }
+}

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Dnm.Node.Tests;
+
+/// <summary>`dnm node` and `dnm train --workers`: the command-line side of the cluster (its protocol is specified in Dnm.Cluster.Tests).</summary>
+public sealed class ClusterCommandsSpec
+{
+    [Fact]
+    public void Node_help_should_list_the_cluster_and_training_flags()
+    {
+        var result = Cli.Run("node", "--help");
+        Assert.Equal(0, result.ExitCode);
+        foreach (var flag in new[] { "--role", "--seeds", "--host", "--port", "--local-workers", "--devices", "--min-workers", "--join-timeout", "--batch-size", "--dataset" })
+            Assert.Contains(flag, result.Out);
+        Assert.Contains("DNM_SEEDS", result.Out);
+        Assert.Contains("--workers", Cli.Run("train", "--help").Out);
+    }
+
+    [Fact]
+    public void Node_should_exit_2_when_a_worker_has_no_seeds()
+    {
+        var result = Cli.Run("node", "--role", "worker");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("a worker needs --seeds", result.Error);
+    }
+
+    [Fact]
+    public void Train_should_exit_2_for_zero_workers()
+    {
+        var result = Cli.Run("train", "--workers", "0");
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("--workers must be at least 1", result.Error);
+    }
+
+    [Fact]
+    public void Node_should_name_the_seed_it_cannot_reach()
+    {
+        var port = FreePort();
+        var result = Cli.Run("node", "--role", "worker", "--seeds", $"127.0.0.1:{port}", "--host", "127.0.0.1", "--port", "0", "--join-timeout", "2s");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains($"could not join the cluster within 2s: no seed node answered at 127.0.0.1:{port}", result.Error);
+    }
+
+    [Fact]
+    public async Task Train_with_workers_should_write_a_complete_run_directory()
+    {
+        using var dir = new ScratchDirectory();
+        var spec = SyntheticIdx.Spec(dir.Path, count: 96);
+        var output = dir.File("run");
+        // A child process: the embedded cluster builds its engines while other specs of this assembly build theirs.
+        var (code, stdout, stderr) = await Dnm("train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
+            "--batch-size", "16", "--pretrain-epochs", "1", "--epochs", "1", "--som-iterations", "10", "--threads", "1", "--device", "cpu",
+            "--out", output, "--workers", "2");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("training finished", stdout);
+        foreach (var file in new[] { "config.json", "final-metrics.json", "metrics.jsonl", "prototypes.png", "checkpoints/final.ckpt" })
+            Assert.True(File.Exists(Path.Combine(output, file)), $"{file} is missing");
+    }
+
+    private static async Task<(int Code, string Out, string Error)> Dnm(params string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "dnm.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}
