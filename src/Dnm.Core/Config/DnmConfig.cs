@@ -65,11 +65,12 @@ public sealed record DnmConfig
     /// </summary>
     public string ScheduleCounter { get; init; } = "continue";
     /// <summary>
-    /// batch: w = (1-eta) w + eta S/H (default: each node moves a fraction eta towards its neighbourhood mean
-    /// per step, so the map converges within the schedule) | minibatch: w += eta (S - H w)/b (a node moves
-    /// only eta·H/b, about eta/K at small sigma, which leaves large maps unconverged).
+    /// minibatch: w += eta (S - H w)/b (default) | batch: w = (1-eta) w + eta S/H. The batch rule converges in
+    /// far fewer steps (a node moves a fraction eta towards its neighbourhood mean, not eta·H/b), but S/H
+    /// divides by neighbourhood weights as small as exp(-d²/2σ²), so float rounding differs between one
+    /// process and N workers by more than the 1e-4 equivalence bound; see docs/algorithm.md.
     /// </summary>
-    public string SomRule { get; init; } = "batch";
+    public string SomRule { get; init; } = "minibatch";
 
     // ---- run ----
     /// <summary>auto | cpu | cuda | cuda:N.</summary>

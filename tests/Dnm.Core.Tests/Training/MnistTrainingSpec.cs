@@ -23,7 +23,7 @@ public sealed class MnistTrainingSpec
             // Small batches give the autoencoder enough steps (~380) to leave the "mean image" plateau
             // before the SOM is fitted; an untrained encoder gives the KL term nothing to organise.
             Dataset = "mnist", Limit = 3000, Map = "8x8", PretrainEpochs = 4, SomIterations = 1500, Alpha = 300,
-            Epochs = 2, BatchSize = 32, EvalEvery = 1, EvalLimit = 3000, Seed = 1, Out = dir.Path,
+            Epochs = 2, BatchSize = 32, SomRule = "batch", EvalEvery = 1, EvalLimit = 3000, Seed = 1, Out = dir.Path,
         };
         var result = TrainingRun.Execute(config, CPU, null, new NullObserver(), null, CancellationToken.None);
 
