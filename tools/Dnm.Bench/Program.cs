@@ -10,9 +10,13 @@ if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
     return 0;
 }
 
+if (args is ["cluster", .. var clusterArgs])
+    return await Dnm.Bench.ClusterBenchmark.RunAsync(clusterArgs);
+
 if (args is not ["dataplane", .. var rest])
 {
     Console.Error.WriteLine("usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]");
+    Console.Error.WriteLine("       Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1]");
     return 2;
 }
 
