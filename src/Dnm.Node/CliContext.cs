@@ -20,13 +20,16 @@ public sealed record CliContext(TextWriter Out, TextWriter Error)
     /// <summary>Columns of the terminal; the live line is cut to fit, because a wrapped line cannot be redrawn with '\r'.</summary>
     public Func<int> TerminalWidth { get; init; } = () => 120;
 
+    /// <summary>Reads an environment variable (DNM_METRICS_PORT, DNM_HOST, ...); tests pass their own.</summary>
+    public Func<string, string?> Environment { get; init; } = System.Environment.GetEnvironmentVariable;
+
     /// <summary>How often plain (non-interactive) progress writes a step line.</summary>
     public TimeSpan LogInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     public static CliContext ForConsole(CancellationToken cancel) => new(Console.Out, Console.Error)
     {
         Interactive = !Console.IsOutputRedirected,
-        Debug = Environment.GetEnvironmentVariable("DNM_DEBUG") == "1",
+        Debug = System.Environment.GetEnvironmentVariable("DNM_DEBUG") == "1",
         Cancel = cancel,
         TerminalWidth = () =>
         {

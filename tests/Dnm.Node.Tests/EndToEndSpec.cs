@@ -131,7 +131,7 @@ public sealed class EndToEndSpec(TrainedRunFixture run) : IClassFixture<TrainedR
         var stdout = new CancelOnLine("checkpoint ", cancel);
         var stderr = new StringWriter();
         var code = DnmCli.Run(["train", "--dataset", run.Dataset, "--out", outDir, .. TrainedRunFixture.TinyRun],
-            new CliContext(stdout, stderr) { Cancel = cancel.Token });
+            Cli.Context(stdout, stderr, cancel.Token));
 
         Assert.Equal(130, code);
         Assert.Contains($"dnm train --out {outDir} --resume", stderr.ToString());

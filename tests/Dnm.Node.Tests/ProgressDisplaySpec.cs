@@ -15,12 +15,21 @@ public sealed class ProgressDisplaySpec
             new StepLoss(0.5, 0.25, 0.001, 0.751, 64), phase == TrainingPhase.Joint ? 3.5 : double.NaN, phase == TrainingPhase.Joint ? 0.25 : double.NaN,
             TimeSpan.FromMilliseconds(100));
 
+    /// <summary>A display and the tracker it reads, fed in the order a run feeds them (tracker first).</summary>
+    private static (ITrainingObserver Events, T Display) Fed<T>(ManualClock clock, Func<ProgressTracker, T> create) where T : ITrainingDisplay
+    {
+        var tracker = new ProgressTracker(Config, clock);
+        var display = create(tracker);
+        return (new CompositeObserver(tracker, display), display);
+    }
+
     [Fact]
     public void Log_lines_should_come_at_phase_start_epoch_end_and_every_interval()
     {
         var clock = new ManualClock();
         var output = new StringWriter();
-        using (var log = new LogProgress(output, Config, clock, TimeSpan.FromSeconds(10)))
+        var (log, display) = Fed(clock, t => new LogProgress(output, t, TimeSpan.FromSeconds(10)));
+        using (display)
         {
             log.OnPhaseStarted(TrainingPhase.Joint, 2, 10);
             for (var s = 1; s <= 10; s++)
@@ -53,7 +62,7 @@ public sealed class ProgressDisplaySpec
     {
         var clock = new ManualClock();
         var output = new StringWriter();
-        var log = new LogProgress(output, Config, clock, TimeSpan.FromSeconds(10));
+        var (log, _) = Fed(clock, t => new LogProgress(output, t, TimeSpan.FromSeconds(10)));
         log.OnPhaseStarted(TrainingPhase.SomPretrain, 2, 200);
         clock.Advance(TimeSpan.FromSeconds(1));
         log.OnStep(new StepReport(TrainingPhase.SomPretrain, 0, 2, 100, 200, 0, 6400, default, 2.0, 0.3, TimeSpan.FromSeconds(1)));
@@ -65,7 +74,8 @@ public sealed class ProgressDisplaySpec
     {
         var clock = new ManualClock();
         var output = new StringWriter();
-        using (var live = new LiveProgress(output, Config, clock, () => 60))
+        var (live, display) = Fed(clock, t => new LiveProgress(output, t, () => 60));
+        using (display)
         {
             live.OnPhaseStarted(TrainingPhase.Pretrain, 1, 4);
             for (var s = 1; s <= 2; s++)
@@ -84,5 +94,21 @@ public sealed class ProgressDisplaySpec
         // The message is a line of its own, then the status is drawn again below it.
         Assert.Matches(@"\r\u001b\[K\[00:00:02\] hello\n\r\u001b\[K\[#", text);
         Assert.EndsWith("\n", text);
+    }
+
+    [Fact]
+    public void A_log_line_written_inside_a_traced_span_should_end_with_its_trace_id()
+    {
+        var output = new StringWriter();
+        var (_, display) = Fed(new ManualClock(), t => new LogProgress(output, t, TimeSpan.FromSeconds(10)));
+        using var activity = new System.Diagnostics.Activity("dnm.step").Start();
+
+        display.Line("inside");
+        activity.Stop();
+        display.Line("outside");
+
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith($"inside trace={activity.TraceId.ToHexString()}", lines[0]);
+        Assert.EndsWith("outside", lines[1]);
     }
 }

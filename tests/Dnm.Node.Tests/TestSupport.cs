@@ -17,9 +17,19 @@ public static class Cli
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        var code = DnmCli.Run(args, new CliContext(stdout, stderr) { Cancel = cancel });
+        var code = DnmCli.Run(args, Context(stdout, stderr, cancel));
         return new CliResult(code, stdout.ToString(), stderr.ToString());
     }
+
+    /// <summary>
+    /// A context for in-process runs. They serve no metrics (as if DNM_METRICS_PORT=0): specs run in
+    /// parallel, beside other checkouts' tests, and would otherwise all ask for port 9464.
+    /// </summary>
+    public static CliContext Context(TextWriter stdout, TextWriter stderr, CancellationToken cancel = default) => new(stdout, stderr)
+    {
+        Cancel = cancel,
+        Environment = name => name == "DNM_METRICS_PORT" ? "0" : Environment.GetEnvironmentVariable(name),
+    };
 }
 
 /// <summary>A fresh directory under the system temp folder, deleted with everything in it on dispose.</summary>

@@ -1,9 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
+using Dnm.Bench;
 using Dnm.Cluster.Transport;
 
 // dnm-bench dataplane [--seconds S] [--socket-buffer BYTES]: measures, and starts its own peer process.
 // dnm-bench dataplane-peer ...: the peer half, started by the above.
+// dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]: the training step.
+// dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
+// dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
     await DataPlaneBenchmark.RunPeerAsync(peerArgs);
@@ -11,12 +15,28 @@ if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 }
 
 if (args is ["cluster", .. var clusterArgs])
-    return await Dnm.Bench.ClusterBenchmark.RunAsync(clusterArgs);
+    return await ClusterBenchmark.RunAsync(clusterArgs);
+
+if (args is ["step", .. var stepArgs])
+{
+    using var bench = new StepBenchmark(StepBenchmarkOptions.Parse(stepArgs, new StepBenchmarkOptions()));
+    return bench.Run();
+}
+
+if (args is ["layers", .. var layerArgs])
+    return LayerProfile.Run(layerArgs);
+
+if (args is ["memory", .. var memoryArgs])
+    return MemoryBenchmark.Run(memoryArgs);
 
 if (args is not ["dataplane", .. var rest])
 {
-    Console.Error.WriteLine("usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]");
-    Console.Error.WriteLine("       Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1]");
+    Console.Error.WriteLine("""
+        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]
+               Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]
+               Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
+               Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1]
+        """);
     return 2;
 }
 

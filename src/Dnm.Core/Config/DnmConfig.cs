@@ -36,9 +36,9 @@ public sealed record DnmConfig
     public string Map { get; init; } = "20x30";
 
     // ---- optimisation ----
-    public int Epochs { get; init; } = 10;
+    public int Epochs { get; init; } = 6;
     /// <summary>Autoencoder-only epochs before the SOM is fitted.</summary>
-    public int PretrainEpochs { get; init; } = 3;
+    public int PretrainEpochs { get; init; } = 5;
     /// <summary>SOM pre-training iterations on the pre-trained embeddings (the paper: 10 000).</summary>
     public int SomIterations { get; init; } = 10_000;
     /// <summary>Global batch size (summed over all workers).</summary>
@@ -64,7 +64,12 @@ public sealed record DnmConfig
     /// epoch (the paper's pseudo-code: σ stays near σ0 for the whole run).
     /// </summary>
     public string ScheduleCounter { get; init; } = "continue";
-    /// <summary>minibatch: w += eta (S - H w)/b | batch: w = (1-eta) w + eta S/H.</summary>
+    /// <summary>
+    /// minibatch: w += eta (S - H w)/b (default) | batch: w = (1-eta) w + eta S/H. The batch rule converges in
+    /// far fewer steps (a node moves a fraction eta towards its neighbourhood mean, not eta·H/b), but S/H
+    /// divides by neighbourhood weights as small as exp(-d²/2σ²), so float rounding differs between one
+    /// process and N workers by more than the 1e-4 equivalence bound; see docs/algorithm.md.
+    /// </summary>
     public string SomRule { get; init; } = "minibatch";
 
     // ---- run ----
@@ -80,6 +85,16 @@ public sealed record DnmConfig
     public int EvalEvery { get; init; } = 1;
     /// <summary>Cap on test samples used by periodic evaluation (the final one uses the whole test split).</summary>
     public int EvalLimit { get; init; } = 10_000;
+
+    /// <summary>The allowed values of the keys that take one of a few words (the CLI lists them in --help).</summary>
+    public static class Choices
+    {
+        public static readonly string[] LatentActivation = ["none", "sigmoid"];
+        public static readonly string[] Target = ["fixed", "authors"];
+        public static readonly string[] ScheduleCounter = ["continue", "step", "epoch"];
+        public static readonly string[] SomRule = ["batch", "minibatch"];
+        public static readonly string[] OnBadImage = ["fail", "skip"];
+    }
 
     [JsonIgnore] public int MapRows => ParseMap(Map).Rows;
     [JsonIgnore] public int MapCols => ParseMap(Map).Cols;
@@ -104,7 +119,7 @@ public sealed record DnmConfig
         if (Channels.Length == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
         if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
         if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
-        if (LatentActivation is not ("none" or "sigmoid")) p.Add($"latent-activation must be none or sigmoid, got '{LatentActivation}'");
+        OneOf(p, "latent-activation", LatentActivation, Choices.LatentActivation);
         if (Epochs < 0) p.Add($"epochs must be >= 0, got {Epochs}");
         if (PretrainEpochs < 0) p.Add($"pretrain-epochs must be >= 0, got {PretrainEpochs}");
         if (SomIterations < 0) p.Add($"som-iterations must be >= 0, got {SomIterations}");
@@ -112,16 +127,16 @@ public sealed record DnmConfig
         if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) p.Add($"learning-rate must be positive, got {LearningRate}");
         if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
-        if (Target is not ("fixed" or "authors")) p.Add($"target must be fixed or authors, got '{Target}'");
+        OneOf(p, "target", Target, Choices.Target);
         if (Alpha <= 0) p.Add($"alpha must be positive, got {Alpha}");
         if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
         if (Eta0 <= 0 || Eta0 > 1) p.Add($"eta0 must be in (0, 1], got {Eta0}");
         if (SigmaFloor < 0) p.Add($"sigma-floor must be >= 0, got {SigmaFloor}");
-        if (ScheduleCounter is not ("continue" or "step" or "epoch")) p.Add($"schedule-counter must be continue, step or epoch, got '{ScheduleCounter}'");
-        if (SomRule is not ("minibatch" or "batch")) p.Add($"som-rule must be minibatch or batch, got '{SomRule}'");
+        OneOf(p, "schedule-counter", ScheduleCounter, Choices.ScheduleCounter);
+        OneOf(p, "som-rule", SomRule, Choices.SomRule);
         if (ImageSize <= 0) p.Add($"image-size must be positive, got {ImageSize}");
         if (ImageChannels is not (1 or 3)) p.Add($"image-channels must be 1 or 3, got {ImageChannels}");
-        if (OnBadImage is not ("fail" or "skip")) p.Add($"on-bad-image must be fail or skip, got '{OnBadImage}'");
+        OneOf(p, "on-bad-image", OnBadImage, Choices.OnBadImage);
         if (Threads < 0) p.Add($"threads must be >= 0, got {Threads}");
         if (CheckpointEvery <= 0) p.Add($"checkpoint-every must be positive, got {CheckpointEvery}");
         if (EvalEvery < 0) p.Add($"eval-every must be >= 0, got {EvalEvery}");
@@ -129,6 +144,11 @@ public sealed record DnmConfig
         if (string.IsNullOrWhiteSpace(Out)) p.Add("out must name a directory");
         try { DeviceSpec.Parse(Device); } catch (ConfigException e) { p.Add(e.Message); }
         return p;
+    }
+
+    private static void OneOf(List<string> problems, string key, string value, string[] allowed)
+    {
+        if (!allowed.Contains(value)) problems.Add($"{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
     }
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first problem.</summary>

@@ -49,7 +49,7 @@ public sealed class ConvAutoencoder : Module<Tensor, Tensor>
         for (int i = channels.Length - 1; i >= 0; i--)
         {
             var cout = i == 0 ? shape.Channels : channels[i - 1];
-            dec.Add(($"deconv{channels.Length - i}", ConvTranspose2d(channels[i], cout, k, padding: pad)));
+            dec.Add(($"deconv{channels.Length - i}", new SameConvTranspose2d(channels[i], cout, k)));
             dec.Add(i == 0 ? ($"sigmoid", Sigmoid()) : ($"relu{channels.Length - i}", ReLU()));
         }
         decoderConvs = Sequential(dec);

@@ -1,6 +1,9 @@
 namespace Dnm.Core.Training;
 
-/// <summary>One finished optimisation step (or SOM pre-training iteration), for progress and metrics.</summary>
+/// <summary>
+/// One finished optimisation step (or SOM pre-training iterations), for progress and metrics.
+/// <see cref="Timings"/> splits an optimisation step into its phases; null where nobody timed them.
+/// </summary>
 public sealed record StepReport(
     TrainingPhase Phase,
     int Epoch,
@@ -12,7 +15,8 @@ public sealed record StepReport(
     StepLoss Loss,
     double Sigma,
     double Eta,
-    TimeSpan Duration);
+    TimeSpan Duration,
+    Telemetry.StepTimings? Timings = null);
 
 /// <summary>An evaluation of the map on held-out data.</summary>
 public sealed record EvaluationReport(TrainingPhase Phase, int Epoch, long GlobalStep, Evaluation.MapQuality Quality, int Samples, TimeSpan Duration);

@@ -11,6 +11,18 @@ public enum TrainingPhase
     Done,
 }
 
+public static class TrainingPhases
+{
+    /// <summary>The phase's name in logs, metrics.jsonl and traces.</summary>
+    public static string Name(this TrainingPhase phase) => phase switch
+    {
+        TrainingPhase.Pretrain => "pretrain",
+        TrainingPhase.SomPretrain => "som-pretrain",
+        TrainingPhase.Joint => "joint",
+        _ => "done",
+    };
+}
+
 /// <summary>
 /// Where a run stands: the data cursor and the step counters. With the config and the tensors it is
 /// everything a checkpoint needs, because the sampler is a pure function of (seed, epoch, rank, world).

@@ -2,6 +2,7 @@ using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Model;
 using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -128,12 +129,15 @@ public sealed class StepEngine : IDisposable
     /// <summary>
     /// Phase 3: applies the statistics summed over every replica. Adds the L2 gradient 2βθ once (it is
     /// not part of any shard), steps Adam, and moves the prototypes by the Kohonen rule.
+    /// <paramref name="trace"/>, when given, times the Adam part as <see cref="StepPhase.Apply"/> and the
+    /// Kohonen part as <see cref="StepPhase.SomUpdate"/>: only the engine can tell them apart.
     /// </summary>
-    public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, ScheduleValues schedule)
+    public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, ScheduleValues schedule, StepTrace? trace = null)
     {
         if (stepScope is null) throw new InvalidOperationException("Apply before Forward");
         try
         {
+            var adam = trace?.Phase(StepPhase.Apply);
             statsHost.data<float>().CopyFrom(reducedStats);
             var flat = statsHost.to(device);
             var grads = new Tensor[parameters.Length];
@@ -158,8 +162,10 @@ public sealed class StepEngine : IDisposable
                 }
             }
             Optimizer.Step(grads);
+            adam?.Dispose();
             if (pendingMode == StepMode.Joint)
             {
+                using var somUpdate = trace?.Phase(StepPhase.SomUpdate);
                 var sums = flat.narrow(0, Layout.BmuSumsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
                 var counts = flat.narrow(0, Layout.BmuCountsOffset, Layout.Nodes);
                 Som.Update(sums, counts, globalBatch, schedule, rule);

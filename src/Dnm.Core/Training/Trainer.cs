@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,18 +19,21 @@ public sealed class Trainer : IDisposable
     private readonly IImageDataset train;
     private readonly RunDirectory run;
     private readonly ITrainingObserver observer;
+    private readonly StepTracer tracer;
     private readonly SomSchedule somSchedule;
     private readonly BatchBuffer batch;
     private readonly float[] softCounts;
     private readonly float[] stats;
     private RunState state = new();
 
-    public Trainer(DnmConfig config, IImageDataset train, Device device, RunDirectory run, ITrainingObserver observer)
+    /// <param name="tracer">Times (and, where traced, spans) each step's phases; untraced timing when null.</param>
+    public Trainer(DnmConfig config, IImageDataset train, Device device, RunDirectory run, ITrainingObserver observer, StepTracer? tracer = null)
     {
         this.config = config;
         this.train = train;
         this.run = run;
         this.observer = observer;
+        this.tracer = tracer ?? StepTracer.Untraced();
         Engine = new StepEngine(config, train.Shape, device, config.BatchSize);
         somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
         batch = new BatchBuffer(train.Shape, config.BatchSize);
@@ -85,27 +89,7 @@ public sealed class Trainer : IDisposable
             while (state.StepInEpoch < stepsPerEpoch)
             {
                 cancel.ThrowIfCancellationRequested();
-                var sw = Stopwatch.StartNew();
-                var indices = ShardSampler.GlobalBatch(order, state.StepInEpoch, config.BatchSize);
-                var n = batch.Fill(train, indices);
-                var counter = config.ScheduleCounter switch
-                {
-                    "epoch" => state.Epoch,                             // the paper's pseudo-code
-                    "continue" => config.SomIterations + state.PhaseStep, // SOM pre-training's decay goes on
-                    _ => state.PhaseStep,                               // restart at σ0 for the joint phase
-                };
-                var schedule = new ScheduleValues(somSchedule.Sigma(counter), somSchedule.Eta(counter));
-                StepLoss loss;
-                // Everything a step allocates on the native side is released when the step ends.
-                using (NewDisposeScope())
-                {
-                    Engine.Forward(batch.FilledPixels, n, mode, softCounts);
-                    Engine.Backward(softCounts, n, stats);
-                    loss = Engine.Apply(stats, n, schedule);
-                }
-                state = state with { StepInEpoch = state.StepInEpoch + 1, PhaseStep = state.PhaseStep + 1, GlobalStep = state.GlobalStep + 1 };
-                observer.OnStep(new StepReport(phase, state.Epoch, epochs, state.StepInEpoch, stepsPerEpoch, state.GlobalStep, n, loss,
-                    mode == StepMode.Joint ? schedule.Sigma : double.NaN, mode == StepMode.Joint ? schedule.Eta : double.NaN, sw.Elapsed));
+                Step(phase, mode, epochs, stepsPerEpoch, order);
                 if (state.GlobalStep % config.CheckpointEvery == 0 && state.StepInEpoch < stepsPerEpoch) SaveCheckpoint();
             }
             // The epoch is complete: checkpoint it as such, so a resume starts the next one.
@@ -117,12 +101,42 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    /// <summary>One optimisation step. It is reported inside its span, so log lines written for it carry its trace id.</summary>
+    private void Step(TrainingPhase phase, StepMode mode, int epochs, int stepsPerEpoch, int[] order)
+    {
+        var sw = Stopwatch.StartNew();
+        using var trace = tracer.Begin(state.GlobalStep + 1, phase.Name());
+        var indices = ShardSampler.GlobalBatch(order, state.StepInEpoch, config.BatchSize);
+        var n = batch.Fill(train, indices);
+        var counter = config.ScheduleCounter switch
+        {
+            "epoch" => state.Epoch,                             // the paper's pseudo-code
+            "continue" => config.SomIterations + state.PhaseStep, // SOM pre-training's decay goes on
+            _ => state.PhaseStep,                               // restart at σ0 for the joint phase
+        };
+        var schedule = new ScheduleValues(somSchedule.Sigma(counter), somSchedule.Eta(counter));
+        StepLoss loss;
+        // Everything a step allocates on the native side is released when the step ends.
+        // One replica: its soft counts and statistics already are the global sums, so the two
+        // reduce phases are empty here (their timings stay zero).
+        using (NewDisposeScope())
+        {
+            using (trace.Phase(StepPhase.Encode)) Engine.Forward(batch.FilledPixels, n, mode, softCounts);
+            using (trace.Phase(StepPhase.Backward)) Engine.Backward(softCounts, n, stats);
+            loss = Engine.Apply(stats, n, schedule, trace);
+        }
+        state = state with { StepInEpoch = state.StepInEpoch + 1, PhaseStep = state.PhaseStep + 1, GlobalStep = state.GlobalStep + 1 };
+        observer.OnStep(new StepReport(phase, state.Epoch, epochs, state.StepInEpoch, stepsPerEpoch, state.GlobalStep, n, loss,
+            mode == StepMode.Joint ? schedule.Sigma : double.NaN, mode == StepMode.Joint ? schedule.Eta : double.NaN, sw.Elapsed, trace.Timings));
+    }
+
     public Checkpoint ToCheckpoint() => new(config, state, train.Shape, Engine.Optimizer.Steps, EngineState.Export(Engine));
 
     public void SaveCheckpoint() => SaveCheckpoint(Path.Combine(run.Checkpoints, Checkpoint.FileName(state.GlobalStep)));
 
     public void SaveCheckpoint(string path)
     {
+        using var span = tracer.Span("dnm.checkpoint", state.GlobalStep);
         var sw = Stopwatch.StartNew();
         ToCheckpoint().Save(path);
         run.PruneCheckpoints(keep: 3);

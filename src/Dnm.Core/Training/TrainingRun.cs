@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
+using Dnm.Core.Telemetry;
 using static TorchSharp.torch;
 
 namespace Dnm.Core.Training;
@@ -25,9 +26,11 @@ public static class TrainingRun
         DatasetCatalog.Open(c.Dataset, split, c.DataDir ?? DatasetCatalog.DefaultDataDir(), limit, FolderOptionsOf(c), progress);
 
     /// <param name="resumeFrom">A checkpoint to continue from; its config wins, except device, threads and out.</param>
+    /// <param name="tracer">Traces steps, evaluations and checkpoints; timing only when null.</param>
     public static TrainingResult Execute(DnmConfig config, Device device, Checkpoint? resumeFrom, ITrainingObserver observer,
-        IProgress<FetchProgress>? fetchProgress, CancellationToken cancel)
+        IProgress<FetchProgress>? fetchProgress, CancellationToken cancel, StepTracer? tracer = null)
     {
+        tracer ??= StepTracer.Untraced();
         var wall = Stopwatch.StartNew();
         if (resumeFrom is not null)
             config = resumeFrom.Config with { Device = config.Device, Threads = config.Threads, Out = config.Out };
@@ -41,11 +44,12 @@ public static class TrainingRun
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples); lower --batch-size or raise --limit");
 
-        using var trainer = new Trainer(config, train, device, run, observer);
+        using var trainer = new Trainer(config, train, device, run, observer, tracer);
         if (resumeFrom is not null) trainer.Resume(resumeFrom);
 
         void Evaluate(Trainer t, int epoch)
         {
+            using var span = tracer.Span("dnm.evaluate", t.State.GlobalStep);
             var q = EvaluateNow(t.Engine, config, train, test, config.EvalLimit, cancel, out _);
             var report = new EvaluationReport(t.State.Phase, epoch, t.State.GlobalStep, q.Quality, q.Samples, q.Duration);
             run.AppendMetrics(new { phase = epoch == 0 ? "som-pretrain" : "joint", epoch, global_step = t.State.GlobalStep, q.Quality.Purity, q.Quality.Nmi, q.Quality.Qe, q.Quality.Te, recon_mse = q.Quality.ReconMse, samples = q.Samples, seconds = q.Duration.TotalSeconds });
@@ -55,7 +59,10 @@ public static class TrainingRun
         trainer.Run(Evaluate, cancel);
 
         // The final evaluation uses the whole training set for node labels and the whole test split.
-        var final = EvaluateNow(trainer.Engine, config, train, test, null, cancel, out var labelMap);
+        Evaluated final;
+        int[]? labelMap;
+        using (tracer.Span("dnm.evaluate", trainer.State.GlobalStep))
+            final = EvaluateNow(trainer.Engine, config, train, test, null, cancel, out labelMap);
         run.AppendMetrics(new { phase = "final", epoch = config.Epochs, global_step = trainer.State.GlobalStep, final.Quality.Purity, final.Quality.Nmi, final.Quality.Qe, final.Quality.Te, recon_mse = final.Quality.ReconMse, samples = final.Samples, seconds = final.Duration.TotalSeconds });
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, config.Epochs, trainer.State.GlobalStep, final.Quality, final.Samples, final.Duration));
         run.WriteFinalMetrics(final.Quality);

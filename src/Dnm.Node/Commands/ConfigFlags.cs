@@ -25,12 +25,12 @@ public sealed class ConfigFlags
         Flag<int>("limit", "Use only the first N training samples", c => c.Limit, (c, v) => c with { Limit = v }, "all"),
         Flag<int>("image-size", "Folder datasets: resize images to this square size", c => c.ImageSize, (c, v) => c with { ImageSize = v }),
         Flag<int>("image-channels", "Folder datasets: 1 (grayscale) or 3 (RGB)", c => c.ImageChannels, (c, v) => c with { ImageChannels = v }),
-        Flag<string>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }, allowed: ["fail", "skip"]),
+        Flag<string>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }, allowed: DnmConfig.Choices.OnBadImage),
         // model
         Flag<string>("channels", "Encoder conv channels, comma-separated", c => string.Join(',', c.Channels), (c, v) => c with { Channels = ParseChannels(v) }, helpName: "c1,c2,..."),
         Flag<int>("kernel", "Conv kernel size (odd)", c => c.Kernel, (c, v) => c with { Kernel = v }),
         Flag<int>("latent", "Latent (embedding) dimension", c => c.Latent, (c, v) => c with { Latent = v }),
-        Flag<string>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }, allowed: ["none", "sigmoid"]),
+        Flag<string>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }, allowed: DnmConfig.Choices.LatentActivation),
         // map
         Flag<string>("map", "Lattice size RxC", c => c.Map, (c, v) => c with { Map = v }, helpName: "RxC"),
         // optimisation
@@ -41,15 +41,15 @@ public sealed class ConfigFlags
         Flag<double>("learning-rate", "Adam learning rate", c => c.LearningRate, (c, v) => c with { LearningRate = v }),
         Flag<double>("gamma", "Weight of the reconstruction loss", c => c.Gamma, (c, v) => c with { Gamma = v }),
         Flag<double>("beta", "Weight of the L2 penalty on the encoder weights", c => c.Beta, (c, v) => c with { Beta = v }),
-        Flag<string>("target", "Target distribution P: fixed (no gradient) or authors (gradient through P)", c => c.Target, (c, v) => c with { Target = v }, allowed: ["fixed", "authors"]),
+        Flag<string>("target", "Target distribution P: fixed (no gradient) or authors (gradient through P)", c => c.Target, (c, v) => c with { Target = v }, allowed: DnmConfig.Choices.Target),
         Flag<ulong>("seed", "Random seed (model init and data order)", c => c.Seed, (c, v) => c with { Seed = v }),
         // SOM schedule
         Flag<double>("alpha", "Decay constant of sigma and eta", c => c.Alpha, (c, v) => c with { Alpha = v }),
         Flag<double>("sigma0", "Initial neighbourhood width in lattice units", c => c.Sigma0, (c, v) => c with { Sigma0 = v }, "max(R, C) / 3"),
         Flag<double>("eta0", "Initial SOM learning rate, in (0, 1]", c => c.Eta0, (c, v) => c with { Eta0 = v }),
         Flag<double>("sigma-floor", "Lower bound of sigma", c => c.SigmaFloor, (c, v) => c with { SigmaFloor = v }),
-        Flag<string>("schedule-counter", "What the schedule's n counts in the joint phase", c => c.ScheduleCounter, (c, v) => c with { ScheduleCounter = v }, allowed: ["step", "epoch"]),
-        Flag<string>("som-rule", "Kohonen update rule", c => c.SomRule, (c, v) => c with { SomRule = v }, allowed: ["minibatch", "batch"]),
+        Flag<string>("schedule-counter", "What the schedule's n counts in the joint phase", c => c.ScheduleCounter, (c, v) => c with { ScheduleCounter = v }, allowed: DnmConfig.Choices.ScheduleCounter),
+        Flag<string>("som-rule", "Kohonen update rule", c => c.SomRule, (c, v) => c with { SomRule = v }, allowed: DnmConfig.Choices.SomRule),
         // run
         Flag<string>("device", "auto, cpu, cuda or cuda:N", c => c.Device, (c, v) => c with { Device = v }),
         Flag<int>("threads", "Torch intra-op threads; 0 = one per core", c => c.Threads, (c, v) => c with { Threads = v }),

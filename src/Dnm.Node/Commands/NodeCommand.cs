@@ -1,3 +1,4 @@
+using Dnm.Core.Training;
 using System.CommandLine;
 using Dnm.Cluster.Hosting;
 using Dnm.Core.Config;
@@ -66,8 +67,10 @@ public static class NodeCommand
             context.Out.WriteLine(config.ToJson());
         }
         Cluster.ClusterRunResult result;
-        using (var display = TrainingDisplay.For(context, config))
-            result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, display, context.Cancel).GetAwaiter().GetResult();
+        // The tracker computes throughput and ETA for the display; it must hear each event first.
+        var tracker = new ProgressTracker(config, context.Clock);
+        using (var display = TrainingDisplay.For(context, tracker))
+            result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, new CompositeObserver(tracker, display), context.Cancel).GetAwaiter().GetResult();
         context.Out.WriteLine(result.Final is { } q
             ? $"run finished: {result.GlobalSteps} steps in {ProgressText.Duration(result.Duration)}; final metrics: {ProgressText.Quality(q)}; results in {result.RunDirectory}"
             : $"run finished at global step {result.GlobalSteps}");

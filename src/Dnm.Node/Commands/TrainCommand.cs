@@ -2,7 +2,9 @@ using System.CommandLine;
 using Dnm.Core.Config;
 using Dnm.Core.Runtime;
 using Dnm.Core.Training;
+using Dnm.Core.Telemetry;
 using Dnm.Node.Progress;
+using Dnm.Node.Telemetry;
 
 namespace Dnm.Node.Commands;
 
@@ -15,6 +17,7 @@ public static class TrainCommand
     public static Command Create(CliContext context)
     {
         var flags = new ConfigFlags();
+        var telemetryFlags = new TelemetryFlags();
         var configFile = new Option<string>("--config")
         {
             Description = "JSON file of configuration keys (named like the flags, e.g. \"batch-size\"); flags on the command line override it",
@@ -31,12 +34,14 @@ public static class TrainCommand
         foreach (var option in flags.Options) command.Add(option);
         command.Add(configFile);
         command.Add(resume);
+        foreach (var option in telemetryFlags.Options) command.Add(option);
         command.Add(workers);
         command.SetAction(parsed =>
         {
             var resolved = flags.Resolve(parsed, parsed.GetValue(configFile));
             var resumeFrom = parsed.GetResult(resume) is null ? null : new ResumeRequest(parsed.GetValue(resume));
-            return Run(context, resolved, resumeFrom, parsed.GetResult(workers) is null ? null : parsed.GetValue(workers));
+            return Run(context, resolved, resumeFrom, telemetryFlags.Resolve(parsed, context.Environment),
+                parsed.GetResult(workers) is null ? null : parsed.GetValue(workers));
         });
         return command;
     }
@@ -44,7 +49,7 @@ public static class TrainCommand
     /// <summary>--resume, with the checkpoint path if one was given.</summary>
     private sealed record ResumeRequest(string? Path);
 
-    private static int Run(CliContext context, ResolvedConfig resolved, ResumeRequest? resume, int? workers)
+    private static int Run(CliContext context, ResolvedConfig resolved, ResumeRequest? resume, TelemetryOptions telemetryOptions, int? workers)
     {
         var config = resolved.Config;
         if (!resolved.GivenKeys.Contains("out"))
@@ -72,16 +77,24 @@ public static class TrainCommand
         context.Out.WriteLine(effective.ToJson());
 
         TrainingResult result;
-        using (var display = TrainingDisplay.For(context, effective))
+        // One tracker feeds the console and the metrics the same throughput and ETA; it hears each event first.
+        var tracker = new ProgressTracker(effective, context.Clock);
+        using (var display = TrainingDisplay.For(context, tracker))
         {
             var fetch = new FetchProgressWriter(context.Out, context.Interactive, context.Clock);
             var (device, runtime) = TorchRuntime.Initialize(DeviceSpec.Parse(effective.Device), effective.Threads, display.Line);
             display.Line($"runtime: device {runtime.Device}, {runtime.Threads} threads, oneDNN {(runtime.MkldnnEnabled ? "on" : "off")}");
+            using var telemetry = NodeTelemetry.Start(telemetryOptions, new TelemetryIdentity(TelemetryIdentity.SingleProcessRole, 0, runtime.Device),
+                worldSize: 1, tracker, runId: Guid.NewGuid().ToString("N"), context.Environment, display.Line, context.Error.WriteLine);
+            var observer = new CompositeObserver(tracker, display, telemetry.Observer);
             try
             {
+                // --workers N: the embedded cluster (coordinator and N workers in this process, same actors and
+                // transport as a real cluster). Its per-worker telemetry comes with the cluster metrics wiring.
                 result = workers is { } n
-                    ? TrainWorkers.Execute(effective, n, checkpoint is not null, display, context.Cancel)
-                    : TrainingRun.Execute(effective, device, checkpoint, display, fetch, context.Cancel);
+                    ? TrainWorkers.Execute(effective, n, checkpoint is not null, observer, context.Cancel)
+                    : TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer);
+                telemetry.AwaitFinalScrape(display.Line, context.Cancel);
             }
             catch (OperationCanceledException) when (context.Cancel.IsCancellationRequested)
             {

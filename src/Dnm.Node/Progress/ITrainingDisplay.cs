@@ -1,9 +1,11 @@
-using Dnm.Core.Config;
 using Dnm.Core.Training;
 
 namespace Dnm.Node.Progress;
 
-/// <summary>The console side of a training run: progress events plus free-form lines.</summary>
+/// <summary>
+/// The console side of a training run: progress events plus free-form lines. A display reads the run's
+/// <see cref="ProgressTracker"/>, which must receive each event before the display does.
+/// </summary>
 public interface ITrainingDisplay : ITrainingObserver, IDisposable
 {
     void Line(string text);
@@ -12,7 +14,7 @@ public interface ITrainingDisplay : ITrainingObserver, IDisposable
 public static class TrainingDisplay
 {
     /// <summary>A live display on a terminal, log lines otherwise.</summary>
-    public static ITrainingDisplay For(CliContext context, DnmConfig config) => context.Interactive
-        ? new LiveProgress(context.Out, config, context.Clock, context.TerminalWidth)
-        : new LogProgress(context.Out, config, context.Clock, context.LogInterval);
+    public static ITrainingDisplay For(CliContext context, ProgressTracker tracker) => context.Interactive
+        ? new LiveProgress(context.Out, tracker, context.TerminalWidth)
+        : new LogProgress(context.Out, tracker, context.LogInterval);
 }

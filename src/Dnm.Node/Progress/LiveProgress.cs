@@ -1,4 +1,3 @@
-using Dnm.Core.Config;
 using Dnm.Core.Training;
 
 namespace Dnm.Node.Progress;
@@ -18,11 +17,11 @@ public sealed class LiveProgress : ITrainingDisplay
     private TimeSpan? lastDraw;
     private string? status;
 
-    public LiveProgress(TextWriter output, DnmConfig config, TimeProvider clock, Func<int> width)
+    public LiveProgress(TextWriter output, ProgressTracker tracker, Func<int> width)
     {
         this.output = output;
+        this.tracker = tracker;
         this.width = width;
-        tracker = new ProgressTracker(config, clock);
     }
 
     public void OnPhaseStarted(TrainingPhase phase, int epochs, int stepsPerEpoch)
@@ -32,14 +31,12 @@ public sealed class LiveProgress : ITrainingDisplay
             // The finished phase's last status stays on screen as its summary.
             if (status is not null) output.Write('\n');
             status = null;
-            var total = tracker.PhaseStarted(phase, epochs, stepsPerEpoch);
-            output.WriteLine(Stamped(ProgressText.PhaseStarted(phase, epochs, stepsPerEpoch, total)));
+            output.WriteLine(Stamped(ProgressText.PhaseStarted(phase, epochs, stepsPerEpoch, tracker.Meter.TotalSteps)));
         }
     }
 
     public void OnStep(StepReport report)
     {
-        tracker.Step(report);
         var now = tracker.Elapsed;
         if (lastDraw is { } last && now - last < RedrawEvery && !tracker.IsMilestone(report)) return;
         lastDraw = now;

@@ -1,4 +1,4 @@
-using Dnm.Core.Config;
+using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 
 namespace Dnm.Node.Progress;
@@ -6,39 +6,30 @@ namespace Dnm.Node.Progress;
 /// <summary>
 /// Progress as plain log lines, for CI and Kubernetes logs (stdout not a terminal): a step line at the
 /// start of each phase, at each epoch end and otherwise every <see cref="CliContext.LogInterval"/>;
-/// one line per phase change, evaluation, checkpoint and message. Every line starts with the time since start.
+/// one line per phase change, evaluation, checkpoint and message. Every line starts with the time since
+/// start, and a line written inside a traced span ends with "trace=&lt;id&gt;", so logs lead to the trace.
 /// </summary>
-public sealed class LogProgress : ITrainingDisplay
+public sealed class LogProgress(TextWriter output, ProgressTracker tracker, TimeSpan interval) : ITrainingDisplay
 {
-    private readonly TextWriter output;
-    private readonly ProgressTracker tracker;
-    private readonly TimeSpan interval;
-    private readonly TimeProvider clock;
     private TimeSpan? lastStepLine;
-    private long phaseStartedAt;
+    // The phase this display is in, with its own start: at a phase change the tracker has already moved on.
+    private TrainingPhase? phase;
+    private TimeSpan phaseStartedAt;
     private int stepsInPhase;
+    private long position;
 
-    public LogProgress(TextWriter output, DnmConfig config, TimeProvider clock, TimeSpan interval)
-    {
-        this.output = output;
-        this.interval = interval;
-        this.clock = clock;
-        tracker = new ProgressTracker(config, clock);
-    }
-
-    public void OnPhaseStarted(TrainingPhase phase, int epochs, int stepsPerEpoch)
+    public void OnPhaseStarted(TrainingPhase started, int epochs, int stepsPerEpoch)
     {
         EndPhase();
-        var total = tracker.PhaseStarted(phase, epochs, stepsPerEpoch);
-        phaseStartedAt = clock.GetTimestamp();
-        stepsInPhase = 0;
-        Line(ProgressText.PhaseStarted(phase, epochs, stepsPerEpoch, total));
+        phase = started;
+        phaseStartedAt = tracker.Elapsed;
+        Line(ProgressText.PhaseStarted(started, epochs, stepsPerEpoch, tracker.Meter.TotalSteps));
     }
 
     public void OnStep(StepReport report)
     {
-        tracker.Step(report);
         stepsInPhase++;
+        position = tracker.Meter.Position;
         var now = tracker.Elapsed;
         if (stepsInPhase == 1 || tracker.IsMilestone(report) || lastStepLine is not { } last || now - last >= interval)
         {
@@ -60,16 +51,17 @@ public sealed class LogProgress : ITrainingDisplay
 
     public void Line(string text)
     {
-        lock (output) output.WriteLine($"{ProgressText.Stamp(tracker.Elapsed)} {text}");
+        var trace = StepTracer.CurrentTraceId() is { } id ? $" trace={id}" : "";
+        lock (output) output.WriteLine($"{ProgressText.Stamp(tracker.Elapsed)} {text}{trace}");
     }
 
     public void Dispose() => EndPhase();
 
     private void EndPhase()
     {
-        if (tracker.Phase is not { } phase || stepsInPhase == 0) return;
-        var seconds = clock.GetElapsedTime(phaseStartedAt).TotalSeconds;
-        Line($"phase {ProgressText.Phase(phase)} ended after {tracker.Meter.Position} steps in {seconds:0.0} s");
+        if (phase is not { } ended || stepsInPhase == 0) return;
+        var seconds = (tracker.Elapsed - phaseStartedAt).TotalSeconds;
+        Line($"phase {ProgressText.Phase(ended)} ended after {position} steps in {seconds:0.0} s");
         stepsInPhase = 0;
     }
 }

@@ -7,13 +7,7 @@ namespace Dnm.Node.Progress;
 /// <summary>The wording of progress output, shared by the live display and the log lines so both say the same thing.</summary>
 public static class ProgressText
 {
-    public static string Phase(TrainingPhase phase) => phase switch
-    {
-        TrainingPhase.Pretrain => "pretrain",
-        TrainingPhase.SomPretrain => "som-pretrain",
-        TrainingPhase.Joint => "joint",
-        _ => "done",
-    };
+    public static string Phase(TrainingPhase phase) => phase.Name();
 
     /// <summary>One step's status, e.g. "joint epoch 3/10 step 120/235 | 1843 samples/s | ETA 0:58 | kl 0.0101 recon 0.031 l2 1E-05 | σ 4.21 η 0.262".</summary>
     public static string Status(StepReport r, ThroughputMeter meter)

@@ -1,10 +1,13 @@
 using Dnm.Core.Config;
-using Dnm.Core.Training;
 
-namespace Dnm.Node.Progress;
+namespace Dnm.Core.Training;
 
-/// <summary>Where the run is (phase, last step) and how fast it goes, fed by the observer callbacks.</summary>
-public sealed class ProgressTracker(DnmConfig config, TimeProvider clock)
+/// <summary>
+/// Where the run is (phase, last step) and how fast it goes. One instance per run is the single source
+/// of the throughput and ETA that the console prints and the metrics publish, so the two always agree.
+/// It must come first among a run's observers: the others read it in the same callback.
+/// </summary>
+public sealed class ProgressTracker(DnmConfig config, TimeProvider clock) : ITrainingObserver
 {
     private readonly long started = clock.GetTimestamp();
 
@@ -13,17 +16,16 @@ public sealed class ProgressTracker(DnmConfig config, TimeProvider clock)
     public StepReport? Last { get; private set; }
     public TimeSpan Elapsed => clock.GetElapsedTime(started);
 
-    /// <summary>Returns the steps in the phase: epochs x steps, but SOM pre-training counts iterations.</summary>
-    public long PhaseStarted(TrainingPhase phase, int epochs, int stepsPerEpoch)
+    /// <summary>Steps in the phase: epochs x steps, but SOM pre-training counts iterations.</summary>
+    public void OnPhaseStarted(TrainingPhase phase, int epochs, int stepsPerEpoch)
     {
         var total = phase == TrainingPhase.SomPretrain ? config.SomIterations : (long)epochs * stepsPerEpoch;
         Phase = phase;
         Last = null;
         Meter.Start(total);
-        return total;
     }
 
-    public void Step(StepReport r)
+    public void OnStep(StepReport r)
     {
         Last = r;
         Meter.Record(Elapsed, r.Samples, (long)r.Epoch * r.StepsPerEpoch + r.StepInEpoch);

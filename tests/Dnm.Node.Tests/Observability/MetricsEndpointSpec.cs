@@ -1,0 +1,104 @@
+using System.Net;
+using System.Net.Sockets;
+using Dnm.Core.Config;
+using Dnm.Core.Telemetry;
+using Dnm.Core.Training;
+using Dnm.Node.Telemetry;
+
+namespace Dnm.Node.Tests.Observability;
+
+/// <summary>The HTTP side of <see cref="NodeTelemetry"/>: what a scraper and a kubelet see.</summary>
+public sealed class MetricsEndpointSpec : IDisposable
+{
+    private readonly HttpClient http = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private readonly List<string> said = [];
+    private readonly List<string> warned = [];
+    private readonly ProgressTracker tracker = new(new DnmConfig(), TimeProvider.System);
+
+    public void Dispose() => http.Dispose();
+
+    private NodeTelemetry Start(int port) => NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null),
+        new TelemetryIdentity(TelemetryIdentity.SingleProcessRole, 0, "cpu"), 1, tracker, "run-1", _ => null, said.Add, warned.Add);
+
+    private Task<HttpResponseMessage> Get(int port, string path) => http.GetAsync($"http://127.0.0.1:{port}{path}");
+
+    [Fact]
+    public async Task Metrics_should_be_served_under_their_own_names_and_prometheus_types()
+    {
+        var port = PrometheusServer.FreePort();
+        using var telemetry = Start(port);
+        telemetry.Observer.OnStep(new StepReport(TrainingPhase.Joint, 0, 1, 1, 1, 1, 16, default, 1, 0.1, TimeSpan.FromMilliseconds(5), new StepTimings()));
+
+        var text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+
+        foreach (var expected in new[]
+                 {
+                     "# TYPE dnm_train_steps_total counter", "# TYPE dnm_train_samples_total counter", "# TYPE dnm_allreduce_bytes_total counter",
+                     "# TYPE dnm_train_step_duration_seconds histogram", "# TYPE dnm_train_phase_duration_seconds histogram",
+                     "# TYPE dnm_train_loss gauge", "# TYPE dnm_cluster_workers gauge",
+                     "dnm_train_steps_total{role=\"trainer\",rank=\"0\",device=\"cpu\"} 1",
+                     "dnm_train_phase_duration_seconds_count{role=\"trainer\",rank=\"0\",device=\"cpu\",phase=\"gradient_reduce\"} 1",
+                     "dnm_cluster_workers{role=\"trainer\",rank=\"0\",device=\"cpu\"} 1",
+                     "process_working_set_bytes ", "process_cpu_seconds_total ", "system_runtime_dotnet_gc_collections",
+                 })
+            Assert.Contains(expected, text);
+        Assert.DoesNotContain("dnm_dnm_", text);
+        Assert.Contains(said, l => l.Contains($"http://127.0.0.1:{port}/metrics", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Healthz_should_answer_at_once_and_readyz_only_once_training_has_started()
+    {
+        var port = PrometheusServer.FreePort();
+        using var telemetry = Start(port);
+
+        Assert.Equal(HttpStatusCode.OK, (await Get(port, "/healthz")).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(port, "/readyz")).StatusCode);
+        telemetry.Observer.OnPhaseStarted(TrainingPhase.Pretrain, 1, 4);
+        Assert.Equal(HttpStatusCode.OK, (await Get(port, "/readyz")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Get(port, "/other")).StatusCode);
+    }
+
+    [Fact]
+    public void A_taken_port_should_leave_the_run_going_without_metrics_and_say_so()
+    {
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+
+        using var telemetry = Start(port);
+
+        Assert.Null(telemetry.Endpoint);
+        var warning = Assert.Single(warned);
+        Assert.StartsWith($"warning: not serving metrics on port {port}", warning);
+        Assert.NotNull(telemetry.Metrics);
+    }
+
+    [Fact]
+    public async Task The_end_of_a_run_should_wait_for_one_more_scrape_only_when_something_scrapes()
+    {
+        var port = PrometheusServer.FreePort();
+        using var telemetry = Start(port);
+        var endpoint = telemetry.Endpoint!;
+
+        // Nobody has scraped: nothing to wait for.
+        Assert.False(endpoint.AwaitNextScrape(TimeSpan.FromSeconds(30), CancellationToken.None));
+
+        await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        var waiting = Task.Run(() => endpoint.AwaitNextScrape(TimeSpan.FromSeconds(30), CancellationToken.None));
+        await Task.Delay(200);
+        Assert.False(waiting.IsCompleted);
+        await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.True(await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(2, endpoint.Scrapes);
+    }
+
+    [Fact]
+    public void Port_zero_should_serve_nothing_yet_still_measure()
+    {
+        using var telemetry = Start(0);
+        Assert.Null(telemetry.Endpoint);
+        Assert.Empty(warned);
+        Assert.NotNull(telemetry.Tracer);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+
+namespace Dnm.Node.Tests.Observability;
+
+/// <summary>What a `dnm` process of the observed run printed and returned.</summary>
+public sealed record DnmProcessResult(string[] Args, int ExitCode, string Out, string Error);
+
+/// <summary>
+/// A short real training run, as child `dnm` processes serving /metrics, scraped every second by a real
+/// Prometheus (when installed) and exporting OTLP to an <see cref="OtlpReceiver"/>. It runs once, on first
+/// use, for the specs that share it; Prometheus stays up until the fixture is disposed so they can query it.
+/// </summary>
+public sealed class ObservedRunFixture : IDisposable
+{
+    private readonly Lazy<Task<ObservedRun>> run;
+    private readonly ScratchDirectory directory = new();
+    private PrometheusServer? prometheus;
+
+    public ObservedRunFixture() => run = new Lazy<Task<ObservedRun>>(() => Task.Run(RunAsync));
+
+    public Task<ObservedRun> Run => run.Value;
+
+    /// <summary>
+    /// The processes of the run: the one place to change when the cluster branch can train across
+    /// processes (then: one command per worker process, each with its own metrics port; the specs
+    /// already handle several scrape targets). Sized to train for a few seconds on one CPU thread.
+    /// </summary>
+    public static IReadOnlyList<string[]> RunCommands(string dataset, string outDir, IReadOnlyList<int> metricsPorts) =>
+    [
+        ["train", "--dataset", dataset, "--out", outDir, "--map", "4x4", "--epochs", "6", "--pretrain-epochs", "2",
+            "--som-iterations", "200", "--batch-size", "16", "--channels", "4,4,2", "--latent", "8", "--device", "cpu",
+            "--threads", "1", "--eval-every", "1", "--eval-limit", "128",
+            "--metrics-host", "127.0.0.1", "--metrics-port", metricsPorts[0].ToString(System.Globalization.CultureInfo.InvariantCulture)],
+    ];
+
+    public const int Processes = 1;
+
+    private async Task<ObservedRun> RunAsync()
+    {
+        var started = DateTimeOffset.UtcNow;
+        var dataset = SyntheticIdx.Spec(directory.Path, count: 512);
+        var ports = Enumerable.Range(0, Processes).Select(_ => PrometheusServer.FreePort()).ToArray();
+        if (PrometheusServer.FindBinary() is { } binary)
+            prometheus = await PrometheusServer.StartAsync(binary, directory.Path, ports.Select(p => $"127.0.0.1:{p}"));
+        using var otlp = new OtlpReceiver();
+        var outDir = directory.File("run");
+        var results = await Task.WhenAll(RunCommands(dataset, outDir, ports).Select(args => RunDnmAsync(args, otlp.Endpoint)));
+        return new ObservedRun(results, outDir, prometheus, started, otlp.Posts.ToArray());
+    }
+
+    private static async Task<DnmProcessResult> RunDnmAsync(string[] args, string otlpEndpoint)
+    {
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "dnm.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint;
+        start.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
+        start.Environment.Remove("DNM_METRICS_PORT");
+        start.Environment.Remove("DNM_HOST");
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        }
+        catch (TimeoutException)
+        {
+            process.Kill();
+            throw;
+        }
+        return new DnmProcessResult(args, process.ExitCode, await stdout, await stderr);
+    }
+
+    public void Dispose()
+    {
+        prometheus?.Dispose();
+        directory.Dispose();
+    }
+}
+
+/// <param name="Prometheus">Null where prometheus is not installed.</param>
+/// <param name="OtlpPosts">Every OTLP post the processes made (path and protobuf body).</param>
+public sealed record ObservedRun(DnmProcessResult[] Processes, string OutDirectory, PrometheusServer? Prometheus, DateTimeOffset Started,
+    (string Path, byte[] Body)[] OtlpPosts)
+{
+    public void AssertSucceeded()
+    {
+        foreach (var p in Processes)
+            Assert.True(p.ExitCode == 0, $"dnm {string.Join(' ', p.Args)} exited with {p.ExitCode}:\n{p.Error}\n{p.Out}");
+    }
+
+    /// <summary>
+    /// The last moment every process was still being scraped successfully. A target that has gone
+    /// away gets staleness markers, so instant queries must be evaluated at or before this time.
+    /// </summary>
+    public async Task<double> LastScrapedAsync(PrometheusServer server)
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+        var data = await server.QueryRangeAsync("up{job=\"dnm\"}", Started.ToUnixTimeSeconds() - 5, now);
+        var series = data.GetProperty("result").EnumerateArray().ToArray();
+        Assert.True(series.Length == Processes.Length, $"prometheus knows {series.Length} dnm targets, expected {Processes.Length}");
+        return series.Min(s => s.GetProperty("values").EnumerateArray()
+            .Where(v => v[1].GetString() == "1")
+            .Select(v => v[0].GetDouble())
+            .DefaultIfEmpty(double.NaN)
+            .Max());
+    }
+}
+
+/// <summary>The specs that read the one observed run.</summary>
+[CollectionDefinition(Name)]
+public sealed class ObservedRunCollection : ICollectionFixture<ObservedRunFixture>
+{
+    public const string Name = "observed run";
+}
+
+/// <summary>
+/// A fact that needs the `prometheus` binary. Without it the fact is skipped on a developer's machine,
+/// but runs (and fails, saying what to install) where CI=true, so CI can never pass by skipping it.
+/// </summary>
+public sealed class NeedsPrometheusFactAttribute : FactAttribute
+{
+    public NeedsPrometheusFactAttribute()
+    {
+        if (PrometheusServer.FindBinary() is null && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+            Skip = "prometheus is not installed (apt-get install prometheus); with CI=true this fails instead";
+    }
+}
