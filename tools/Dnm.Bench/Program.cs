@@ -6,12 +6,16 @@ using Dnm.Cluster.Transport;
 // dnm-bench dataplane [--seconds S] [--socket-buffer BYTES]: measures, and starts its own peer process.
 // dnm-bench dataplane-peer ...: the peer half, started by the above.
 // dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]: the training step.
+// dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
     await DataPlaneBenchmark.RunPeerAsync(peerArgs);
     return 0;
 }
+
+if (args is ["cluster", .. var clusterArgs])
+    return await ClusterBenchmark.RunAsync(clusterArgs);
 
 if (args is ["step", .. var stepArgs])
 {
@@ -31,6 +35,7 @@ if (args is not ["dataplane", .. var rest])
         usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]
                Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
+               Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1]
         """);
     return 2;
 }

@@ -269,6 +269,9 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     {
         observer.OnMessage($"run finished at global step {c.GlobalStep}; final checkpoint {c.FinalCheckpoint}");
         var steps = Math.Max(1, timedSteps);
+        if (timedSteps > 0)
+            observer.OnMessage($"{timedSteps} distributed steps: {(stepTime / steps).TotalMilliseconds:F1} ms a step, of which " +
+                               $"{(reduceTime / steps).TotalMilliseconds:F1} ms in all-reduces ({100 * reduceTime / stepTime:F0} %)");
         // Before the announcement: this node's workers complete the same RunCompletion, with less to say.
         completion?.Succeed(new ClusterRunResult(c.GlobalStep, c.Checksum, c.RunDirectory, c.FinalCheckpoint, wall.Elapsed,
             timedSteps, stepTime / steps, reduceTime / steps, c.Final));

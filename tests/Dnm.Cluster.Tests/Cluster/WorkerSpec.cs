@@ -1,0 +1,89 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Akka.TestKit.Xunit2;
+using Dnm.Cluster.Protocol;
+using Dnm.Cluster.Workers;
+using Dnm.Core.Training;
+using Xunit.Abstractions;
+
+namespace Dnm.Cluster.Tests.Cluster;
+
+/// <summary>The worker actor, with a TestProbe as the singleton proxy and another as the coordinator.</summary>
+public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: output)
+{
+    private sealed class FakeReplica : IWorkerBackend
+    {
+        public int Left;
+        public Task<WorkerPrepared> PrepareAsync(RegistrationAccepted accepted) => Task.FromResult(new WorkerPrepared(8, ScriptedBackend.Shape, ScriptedBackend.StatsLength));
+        public Task<ulong> JoinWorldAsync(FormWorld world) => Task.FromResult(ScriptedBackend.ReplicaChecksum);
+        public Task<WorkerStepResult> RunStepAsync(StartStep step) => Task.FromResult(new WorkerStepResult(null, TimeSpan.Zero));
+        public void LeaveWorld() => Interlocked.Increment(ref Left);
+        public void Dispose() { }
+    }
+
+    private static readonly Guid Run = Guid.NewGuid();
+
+    private (IActorRef Worker, TestProbe Proxy, FakeReplica Replica) Start()
+    {
+        var proxy = CreateTestProbe("proxy");
+        var replica = new FakeReplica();
+        var settings = new WorkerSettings("w0", "cpu") { RegisterInterval = TimeSpan.FromMilliseconds(100) };
+        return (Sys.ActorOf(WorkerActor.Props(settings, proxy.Ref, () => replica, null)), proxy, replica);
+    }
+
+    private static TestProbe Accept(TestKit kit, IActorRef worker, TestProbe proxy)
+    {
+        proxy.ExpectMsg<RegisterWorker>(r => r.WorkerId == "w0" && r.ProtocolVersion == ClusterProtocol.Version);
+        var coordinator = kit.CreateTestProbe("coordinator");
+        coordinator.Send(worker, new RegistrationAccepted(Run, "{}", 8, ScriptedBackend.Shape, ScriptedBackend.StatsLength));
+        coordinator.ExpectMsg<WorkerReady>();
+        return coordinator;
+    }
+
+    private static StartStep Step(long epoch, long step) =>
+        new(Run, step, TrainingPhase.Pretrain, 0, (int)step, StepMode.Autoencoder, 1, 0.3, 4, epoch, 0, false);
+
+    [Fact]
+    public void Should_offer_itself_until_accepted_then_stop_registering()
+    {
+        var (worker, proxy, _) = Start();
+        proxy.ExpectMsg<RegisterWorker>();
+        Accept(this, worker, proxy);
+        proxy.ReceiveWhile<object>(TimeSpan.FromMilliseconds(300), m => m); // repeats sent before the answer
+        proxy.ExpectNoMsg(TimeSpan.FromMilliseconds(400));
+    }
+
+    [Fact]
+    public void Should_ignore_a_step_of_another_membership_epoch()
+    {
+        var (worker, proxy, _) = Start();
+        var coordinator = Accept(this, worker, proxy);
+        coordinator.Send(worker, new FormWorld(Run, 3, Guid.NewGuid(), 0, 1, "127.0.0.1:1", 0, 0, 10));
+        coordinator.ExpectMsg<WorldJoined>(j => j.MembershipEpoch == 3 && j.Checksum == ScriptedBackend.ReplicaChecksum);
+        coordinator.Send(worker, Step(2, 0));
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        coordinator.Send(worker, Step(3, 0));
+        coordinator.ExpectMsg<StepCompleted>(c => c.MembershipEpoch == 3 && c.Step == 0 && c.Rank == 0);
+    }
+
+    [Fact]
+    public void Should_leave_its_world_and_register_again_when_dropped()
+    {
+        var (worker, proxy, replica) = Start();
+        var coordinator = Accept(this, worker, proxy);
+        coordinator.Send(worker, new WorkerDropped(Run, "test"));
+        proxy.FishForMessage(m => m is RegisterWorker, TimeSpan.FromSeconds(3));
+        Assert.True(replica.Left >= 1);
+    }
+
+    [Fact]
+    public void Should_register_with_the_successor_when_the_coordinator_stops()
+    {
+        var (worker, proxy, _) = Start();
+        var coordinator = Accept(this, worker, proxy);
+        // Let the registration repeats already in flight arrive before the coordinator goes.
+        proxy.ReceiveWhile<object>(TimeSpan.FromMilliseconds(300), m => m);
+        Sys.Stop(coordinator.Ref);
+        proxy.ExpectMsg<RegisterWorker>(TimeSpan.FromSeconds(3));
+    }
+}

@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using System.Globalization;
+using Dnm.Cluster.Hosting;
+using Dnm.Core.Config;
+using Dnm.Core.Runtime;
+using Dnm.Core.Training;
+
+namespace Dnm.Bench;
+
+/// <summary>
+/// `Dnm.Bench cluster`: the paper's model and map on MNIST, trained by the bare single-process Trainer and by the
+/// embedded cluster (`dnm train --workers N`) for each N; reports the mean step time and the share of it spent in
+/// the data-plane all-reduces (measured by the workers: sending, waiting for the slowest rank, receiving the sum).
+/// </summary>
+internal static class ClusterBenchmark
+{
+    private sealed class StepTimes : ITrainingObserver
+    {
+        private readonly List<double> ms = [];
+        public void OnStep(StepReport r)
+        {
+            if (r.Phase != TrainingPhase.SomPretrain) lock (ms) ms.Add(r.Duration.TotalMilliseconds);
+        }
+        // The first steps warm up (JIT, allocator, first connections): left out of the mean.
+        public double Mean { get { lock (ms) return ms.Skip(3).DefaultIfEmpty().Average(); } }
+        public int Count { get { lock (ms) return ms.Count; } }
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+        var workers = (Option("--workers") ?? "1,2,4").Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToArray();
+        var limit = int.Parse(Option("--limit") ?? "4096", CultureInfo.InvariantCulture);
+        var batch = int.Parse(Option("--batch-size") ?? "256", CultureInfo.InvariantCulture);
+        var threads = int.Parse(Option("--threads") ?? "1", CultureInfo.InvariantCulture);
+        var root = Directory.CreateTempSubdirectory("dnm-bench-cluster-").FullName;
+        var config = new DnmConfig
+        {
+            Dataset = "mnist", Limit = limit, BatchSize = batch, PretrainEpochs = 1, Epochs = 1, SomIterations = 100, Threads = threads,
+            Device = "cpu", EvalEvery = 0, CheckpointEvery = 1_000_000, Out = Path.Combine(root, "single"),
+        };
+        var (device, _) = TorchRuntime.Initialize(DeviceSpec.Parse("cpu"), threads);
+        Console.WriteLine($"MNIST, first {limit} samples, batch {batch}, map {config.Map}, model {string.Join('-', config.Channels)}/{config.Latent}; " +
+                          $"{threads} torch thread(s); {Environment.ProcessorCount} cores, load average {LoadAverage()}");
+
+        var bare = new StepTimes();
+        var sw = Stopwatch.StartNew();
+        using (var train = TrainingRun.OpenSplit(config, "train", limit, null))
+        using (var trainer = new Trainer(config, train, device, new RunDirectory(config.Out), bare))
+            trainer.Run(null, CancellationToken.None);
+        Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
+
+        foreach (var n in workers)
+        {
+            var times = new StepTimes();
+            var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}") }, n, times, CancellationToken.None,
+                new NodeOptions { ChecksumEvery = 0 });
+            var reduce = result.MeanReduce.TotalMilliseconds;
+            Console.WriteLine($"--workers {n}:    {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
+                              $"({100 * reduce / result.MeanStep.TotalMilliseconds:F0} % of the step); vs bare {times.Mean / bare.Mean:F2}x");
+        }
+        Directory.Delete(root, recursive: true);
+        return 0;
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+}
