@@ -35,8 +35,9 @@ public sealed class DashboardSpec(ObservedRunFixture fixture)
         var prometheus = run.Prometheus ?? throw new InvalidOperationException(
             "prometheus is not installed: apt-get install prometheus (CI installs it in .ci/run)");
         var at = await run.LastScrapedAsync(prometheus);
-        // "Waits until it has scraped": the whole short run must have been seen several times over.
-        var scrapes = await prometheus.QueryAsync("count_over_time(up{job=\"dnm\"}[10m])", at);
+        // "Waits until it has scraped": the whole short run must have been seen several times over. The
+        // failed scrapes from before the process listened count as up=0, so the sum counts only successes.
+        var scrapes = await prometheus.QueryAsync("sum_over_time(up{job=\"dnm\"}[10m])", at);
         Assert.True(ScalarsOf(scrapes).All(n => n >= 3), $"too few scrapes of the run: {scrapes}");
 
         var dashboard = Dashboard.Load(DashboardPath());

@@ -6,7 +6,7 @@ namespace Dnm.Node.Tests.Observability;
 public sealed record DnmProcessResult(string[] Args, int ExitCode, string Out, string Error);
 
 /// <summary>
-/// A short real training run, as child `dnm` processes serving /metrics, scraped every second by a real
+/// A short real training run, as child `dnm` processes serving /metrics, scraped every 250 ms by a real
 /// Prometheus (when installed) and exporting OTLP to an <see cref="OtlpReceiver"/>. It runs once, on first
 /// use, for the specs that share it; Prometheus stays up until the fixture is disposed so they can query it.
 /// </summary>
@@ -41,7 +41,10 @@ public sealed class ObservedRunFixture : IDisposable
         var dataset = SyntheticIdx.Spec(directory.Path, count: 512);
         var ports = Enumerable.Range(0, Processes).Select(_ => PrometheusServer.FreePort()).ToArray();
         if (PrometheusServer.FindBinary() is { } binary)
+        {
             prometheus = await PrometheusServer.StartAsync(binary, directory.Path, ports.Select(p => $"127.0.0.1:{p}"));
+            await prometheus.WaitScrapingAsync(ports.Length);
+        }
         using var otlp = new OtlpReceiver();
         var outDir = directory.File("run");
         var results = await Task.WhenAll(RunCommands(dataset, outDir, ports).Select(args => RunDnmAsync(args, otlp.Endpoint)));

@@ -8,7 +8,7 @@ namespace Dnm.Node.Tests.Observability;
 
 /// <summary>
 /// A real Prometheus (Debian's `prometheus` package) run for one test: its own config, storage and port
-/// under a scratch directory, scraping the given targets every second. Never the packaged service.
+/// under a scratch directory, scraping the given targets every <see cref="ScrapeInterval"/>. Never the packaged service.
 /// </summary>
 public sealed class PrometheusServer : IDisposable
 {
@@ -25,6 +25,12 @@ public sealed class PrometheusServer : IDisposable
         _ = process.StandardOutput.ReadToEndAsync();
     }
 
+    /// <summary>
+    /// Short, so that even a run of a second or two on a fast machine is scraped several times; the
+    /// dashboard's rate windows (one minute in the specs) still hold many samples.
+    /// </summary>
+    public const string ScrapeInterval = "250ms";
+
     /// <summary>The prometheus binary on PATH, or null.</summary>
     public static string? FindBinary() =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
@@ -36,8 +42,8 @@ public sealed class PrometheusServer : IDisposable
         var config = Path.Combine(directory, "prometheus.yml");
         await File.WriteAllTextAsync(config, $"""
             global:
-              scrape_interval: 1s
-              scrape_timeout: 1s
+              scrape_interval: {ScrapeInterval}
+              scrape_timeout: {ScrapeInterval}
             scrape_configs:
               - job_name: dnm
                 static_configs:
@@ -72,7 +78,7 @@ public sealed class PrometheusServer : IDisposable
 
     public Task<JsonElement> QueryRangeAsync(string promql, double start, double end) =>
         GetAsync($"api/v1/query_range?query={Uri.EscapeDataString(promql)}&start={start.ToString("F3", CultureInfo.InvariantCulture)}" +
-                 $"&end={end.ToString("F3", CultureInfo.InvariantCulture)}&step=1s");
+                 $"&end={end.ToString("F3", CultureInfo.InvariantCulture)}&step=0.25");
 
     private async Task<JsonElement> GetAsync(string url)
     {
@@ -81,6 +87,24 @@ public sealed class PrometheusServer : IDisposable
         if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"prometheus answered {(int)response.StatusCode} to {url}: {body}");
         using var doc = JsonDocument.Parse(body);
         return doc.RootElement.GetProperty("data").Clone();
+    }
+
+    /// <summary>
+    /// Waits until Prometheus has tried to scrape every target at least once. Its scrape manager applies
+    /// a new target list only every few seconds after start-up, so a short run started right after
+    /// "ready" could be over before its first scrape.
+    /// </summary>
+    public async Task WaitScrapingAsync(int targets)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            var active = (await GetAsync("api/v1/targets?state=active")).GetProperty("activeTargets").EnumerateArray()
+                .Count(t => t.GetProperty("lastScrape").GetDateTimeOffset().Year > 2000);
+            if (active >= targets) return;
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"prometheus did not start scraping its {targets} targets within 60 s");
     }
 
     private async Task WaitReadyAsync()
