@@ -23,9 +23,10 @@ public enum StepPhase
 /// <summary>How long each <see cref="StepPhase"/> of one step took. A phase that did not run took zero.</summary>
 public sealed class StepTimings
 {
-    public static readonly StepPhase[] Phases = Enum.GetValues<StepPhase>();
+    /// <summary>Every phase, in the enum's order (so a phase's number indexes arrays built from this list).</summary>
+    public static readonly IReadOnlyList<StepPhase> Phases = Enum.GetValues<StepPhase>();
 
-    private readonly TimeSpan[] durations = new TimeSpan[Phases.Length];
+    private readonly TimeSpan[] durations = new TimeSpan[Phases.Count];
 
     public TimeSpan this[StepPhase phase] => durations[(int)phase];
 
