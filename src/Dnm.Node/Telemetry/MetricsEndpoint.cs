@@ -46,8 +46,14 @@ public sealed class MetricsEndpoint : IDisposable
         var scrapes = new ScrapeLog();
         app.Use(async (context, next) =>
         {
+            if (context.Request.Path != "/metrics")
+            {
+                await next(context);
+                return;
+            }
+            var ticket = scrapes.Begin();
             await next(context);
-            if (context.Request.Path == "/metrics" && context.Response.StatusCode == 200) scrapes.Completed();
+            if (context.Response.StatusCode == 200) scrapes.Completed(ticket);
         });
         app.UseRouting();
         app.MapMetrics("/metrics", registry);
@@ -70,10 +76,10 @@ public sealed class MetricsEndpoint : IDisposable
     public long Scrapes => scrapes.Count;
 
     /// <summary>
-    /// Waits until someone scrapes /metrics once more, so the numbers of a run's end (the final evaluation,
-    /// the last steps) reach Prometheus before the process exits: a pulled metric that is never pulled is
-    /// lost. Returns at once when nothing has scraped yet; otherwise waits at most two scrape intervals
-    /// (as measured), and never longer than <paramref name="limit"/>. True if the scrape came.
+    /// Waits until a scrape that began after this call has completed, so the numbers of a run's end (the
+    /// final evaluation, the last steps) reach Prometheus before the process exits: a pulled metric that is
+    /// never pulled is lost. Returns at once when nothing has scraped yet; otherwise waits about two scrape
+    /// intervals (as measured), never longer than <paramref name="limit"/>. True if the scrape came.
     /// </summary>
     public bool AwaitNextScrape(TimeSpan limit, CancellationToken cancel) => scrapes.AwaitNext(limit, cancel);
 
@@ -83,50 +89,5 @@ public sealed class MetricsEndpoint : IDisposable
         using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         app.StopAsync(patience.Token).GetAwaiter().GetResult();
         ((IDisposable)app).Dispose();
-    }
-}
-
-/// <summary>Counts completed scrapes and measures the time between the last two.</summary>
-internal sealed class ScrapeLog
-{
-    private readonly object gate = new(); // an object, not a Lock: Monitor.Wait and PulseAll need one
-    private long count;
-    private long last;
-    private TimeSpan? interval;
-
-    public long Count
-    {
-        get { lock (gate) return count; }
-    }
-
-    public void Completed()
-    {
-        lock (gate)
-        {
-            var now = System.Diagnostics.Stopwatch.GetTimestamp();
-            if (count > 0) interval = System.Diagnostics.Stopwatch.GetElapsedTime(last, now);
-            last = now;
-            count++;
-            Monitor.PulseAll(gate);
-        }
-    }
-
-    public bool AwaitNext(TimeSpan limit, CancellationToken cancel)
-    {
-        lock (gate)
-        {
-            if (count == 0) return false;
-            var seen = count;
-            var wait = interval is { } i && 2 * i < limit ? 2 * i : limit;
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            while (count == seen && !cancel.IsCancellationRequested)
-            {
-                var left = wait - System.Diagnostics.Stopwatch.GetElapsedTime(started);
-                if (left <= TimeSpan.Zero) return false;
-                // Woken by the next scrape; the short slice notices cancellation without a registration.
-                Monitor.Wait(gate, left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
-            }
-            return count > seen;
-        }
     }
 }
