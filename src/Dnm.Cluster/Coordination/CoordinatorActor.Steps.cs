@@ -157,7 +157,7 @@ public sealed partial class CoordinatorActor
         timedSteps++;
         stepTime += elapsed;
         reduceTime += r.ReduceTime;
-        var (next, checkpoint) = plan.AfterStep(state);
+        var (next, checkpoint, evaluate) = plan.AfterStep(state);
         state = next;
         adamSteps = applied.AdamSteps;
         attempts = 0;
@@ -171,6 +171,12 @@ public sealed partial class CoordinatorActor
             // Queued on the replica's thread before the next step's apply, so it sees exactly this state.
             var saved = state;
             backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new BackendFailed("checkpoint", -1, saved.GlobalStep, e));
+        }
+        if (evaluate)
+        {
+            // Also queued on the replica's thread: the next step's apply waits for it, as the Trainer's next step would.
+            var evaluated = state;
+            backend.EvaluateAsync(evaluated, evaluated.Epoch).PipeTo(Self, success: r => r, failure: e => new BackendFailed("evaluate", -1, evaluated.GlobalStep, e));
         }
         Advance();
     }

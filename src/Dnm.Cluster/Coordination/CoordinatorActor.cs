@@ -81,7 +81,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
                 Fail($"only {ready} of the {Needed} workers needed were ready after {settings.JoinTimeout.TotalSeconds:0}s" +
                      (lastWorkerProblem is null ? " (is the worker role running and pointed at the same seeds?)" : $"; last worker problem: {lastWorkerProblem}"));
                 break;
-            case CheckpointSaved:
+            case CheckpointSaved or EvaluationReport:
                 break; // the backend has told the observer
 
             case SomPretrained s when mode == Mode.SomPretraining:
@@ -91,7 +91,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
             case RunCompleted c when mode == Mode.Finishing:
                 Finished(c);
                 break;
-            case BackendFailed f when f.Operation is "checkpoint" or "som" or "finish" or "apply":
+            case BackendFailed f when f.Operation is "checkpoint" or "som" or "finish" or "apply" or "evaluate":
                 Fail($"the coordinator's replica failed ({f.Operation}): {f.Error.Message}");
                 break;
             default:

@@ -37,6 +37,9 @@ public interface ICoordinatorBackend : IDisposable
 
     Task<CheckpointSaved> SaveCheckpointAsync(RunState state);
 
+    /// <summary>A periodic evaluation (eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
+    Task<EvaluationReport> EvaluateAsync(RunState state, int epoch);
+
     /// <summary>SOM pre-training on the replica, then the Trainer's transition to the joint phase (and its checkpoint).</summary>
     Task<SomPretrained> PretrainSomAsync(RunState state);
 

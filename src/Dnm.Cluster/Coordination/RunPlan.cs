@@ -60,13 +60,18 @@ public sealed class RunPlan
         _ => PlanFinished.Instance,
     };
 
-    /// <summary>The state after a completed step, and whether the Trainer would write a checkpoint there.</summary>
-    public (RunState State, bool Checkpoint) AfterStep(RunState s)
+    /// <summary>
+    /// The state after a completed step, whether the Trainer would write a checkpoint there, and whether it would
+    /// evaluate the map (at the end of every eval-every-th joint epoch but the last, which the final evaluation covers).
+    /// </summary>
+    public (RunState State, bool Checkpoint, bool Evaluate) AfterStep(RunState s)
     {
         s = s with { StepInEpoch = s.StepInEpoch + 1, PhaseStep = s.PhaseStep + 1, GlobalStep = s.GlobalStep + 1 };
+        if (s.StepInEpoch < StepsPerEpoch) return (s, s.GlobalStep % config.CheckpointEvery == 0, false);
         // The epoch is complete: it is checkpointed as such, so a resume starts the next one.
-        if (s.StepInEpoch >= StepsPerEpoch) return (s with { Epoch = s.Epoch + 1, StepInEpoch = 0 }, true);
-        return (s, s.GlobalStep % config.CheckpointEvery == 0);
+        s = s with { Epoch = s.Epoch + 1, StepInEpoch = 0 };
+        var evaluate = s.Phase == TrainingPhase.Joint && config.EvalEvery > 0 && s.Epoch % config.EvalEvery == 0 && s.Epoch < config.Epochs;
+        return (s, true, evaluate);
     }
 
     private PlannedStep Step(RunState s, StepMode mode, int epochs, int dataEpochOffset)

@@ -210,8 +210,26 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         // The Trainer's transition to the joint phase, checkpointed.
         current = current with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
         Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true);
+        // The map as pre-training leaves it: the baseline the joint phase should improve on.
+        if (config.EvalEvery > 0) Evaluate(current, 0);
         return new SomPretrained(current);
     });
+
+    public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) => torch.RunAsync(() => Evaluate(state, epoch));
+
+    private EvaluationReport Evaluate(RunState state, int epoch)
+    {
+        var clock = Stopwatch.StartNew();
+        using var test = TrainingRun.OpenSplit(config, "test", null, null);
+        var reference = MapEvaluator.Place(Engine, train!, config.BatchSize, config.EvalLimit, disposed.Token);
+        var labelMap = MapEvaluator.LabelMap(reference, train!, Engine.Som.Nodes);
+        var placed = MapEvaluator.Place(Engine, test, config.BatchSize, config.EvalLimit, disposed.Token);
+        var q = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+        run!.AppendMetrics(new { phase = epoch == 0 ? "som-pretrain" : "joint", epoch, global_step = state.GlobalStep, q.Purity, q.Nmi, q.Qe, q.Te, recon_mse = q.ReconMse, samples = placed.Bmu.Length, seconds = clock.Elapsed.TotalSeconds });
+        var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, q, placed.Bmu.Length, clock.Elapsed);
+        observer.OnEvaluation(report);
+        return report;
+    }
 
     /// <summary>What TrainingRun does at the end, on the replica: the final evaluation, metrics, checkpoint and pictures.</summary>
     public Task<RunCompleted> FinishAsync(RunState state) => torch.RunAsync(() =>

@@ -28,11 +28,13 @@ public sealed class RunPlanSpec
     public void Should_take_the_same_steps_and_checkpoints_as_the_trainer(string counter, int samples)
     {
         using var dir = new TempDir();
-        var config = TinyRun.Config(TinyRun.WriteDataset(dir.Path, samples), dir.Sub("run")) with { ScheduleCounter = counter, CheckpointEvery = 4 };
+        var config = TinyRun.Config(TinyRun.WriteDataset(dir.Path, samples), dir.Sub("run")) with { ScheduleCounter = counter, CheckpointEvery = 4, EvalEvery = 1 };
         var recorder = new Recorder();
+        var trainerEvaluations = new List<string>();
+        var evaluations = new List<string>();
         using (var train = TrainingRun.OpenSplit(config, "train", null, null))
         using (var trainer = new Trainer(config, train, TorchSharp.torch.CPU, new RunDirectory(config.Out), recorder))
-            trainer.Run(null, CancellationToken.None);
+            trainer.Run((t, epoch) => trainerEvaluations.Add($"e{epoch} g{t.State.GlobalStep}"), CancellationToken.None);
 
         var plan = new RunPlan(config, samples);
         var state = new RunState();
@@ -50,13 +52,15 @@ public sealed class RunPlanSpec
                     // iterations (before the last), and one after the phase.
                     state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
                     checkpoints.AddRange(Enumerable.Repeat(Checkpoint.FileName(state.GlobalStep), (config.SomIterations - 1) / config.CheckpointEvery + 1));
+                    evaluations.Add($"e0 g{state.GlobalStep}"); // ReplicaBackend evaluates after SOM pre-training
                     break;
                 case PlannedStep p:
                     var joint = p.Mode == StepMode.Joint;
                     steps.Add(Describe(p.Phase, p.Epoch, p.StepInEpoch + 1, state.GlobalStep + 1, p.BatchLength,
                         joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN));
-                    (state, var checkpoint) = plan.AfterStep(state);
+                    (state, var checkpoint, var evaluate) = plan.AfterStep(state);
                     if (checkpoint) checkpoints.Add(Checkpoint.FileName(state.GlobalStep));
+                    if (evaluate) evaluations.Add($"e{state.Epoch} g{state.GlobalStep}");
                     break;
                 case PlanFinished:
                     done = true;
@@ -65,5 +69,6 @@ public sealed class RunPlanSpec
         }
         Assert.Equal(recorder.Steps, steps);
         Assert.Equal(recorder.Checkpoints, checkpoints);
+        Assert.Equal(trainerEvaluations, evaluations);
     }
 }

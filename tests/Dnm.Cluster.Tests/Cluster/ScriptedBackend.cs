@@ -53,6 +53,9 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
 
     public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) => Task.FromResult(new CheckpointSaved("ckpt", 0, TimeSpan.Zero));
 
+    public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) =>
+        Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, new Core.Evaluation.MapQuality(0, 0, 0, 0, 0), 0, TimeSpan.Zero));
+
     public Task<SomPretrained> PretrainSomAsync(RunState state) =>
         Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }));
 
