@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Dnm.Core.Config;
+using Dnm.Core.Model;
 using Dnm.Core.Runtime;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -9,7 +10,8 @@ namespace Dnm.Bench;
 
 /// <summary>
 /// Where a step's time goes: each layer of the paper's model (and candidate formulations of it) timed
-/// in isolation, forward alone and forward + backward, on a batch of the benchmark's size.
+/// in isolation on the calling thread, forward alone and forward + backward. Torch runs single-threaded
+/// (as in a step's shards), so --batch 43 matches one shard of the 256-sample step.
 /// </summary>
 internal static class LayerProfile
 {
@@ -29,12 +31,10 @@ internal static class LayerProfile
             var label = $"{cin,2}->{cout,-2}";
             Time($"conv2d      {label}", reps, () => F.conv2d(x, w, bias, padding: [2, 2]), backward: false);
             Time($"conv2d      {label}", reps, () => F.conv2d(x, w, bias, padding: [2, 2]), backward: true);
-            Time($"convT2d     {label}", reps, () => F.conv_transpose2d(x, wt, bias, padding: [2, 2]), backward: false);
             Time($"convT2d     {label}", reps, () => F.conv_transpose2d(x, wt, bias, padding: [2, 2]), backward: true);
-            Time($"convT-as-conv {label}", reps, () => F.conv2d(x, wt.flip(2, 3).transpose(0, 1), bias, padding: [2, 2]), backward: true);
-            var xl = x.detach().permute(0, 2, 3, 1).contiguous().requires_grad_(true).DetachFromDisposeScope();
-            Time($"gemm-nhwc   {label}", reps, () => ConvNhwc(xl, w, bias), backward: false);
-            Time($"gemm-nhwc   {label}", reps, () => ConvNhwc(xl, w, bias), backward: true);
+            using var direct = new SameConv2d(cin, cout, 5);
+            Time($"direct      {label}", reps, () => direct.forward(x), backward: false);
+            Time($"direct      {label}", reps, () => direct.forward(x), backward: true);
             foreach (var t in new[] { x, w, wt, bias }) t.Dispose();
         }
         {
@@ -46,16 +46,6 @@ internal static class LayerProfile
             Time("dense 100->3920", reps, () => F.linear(z, w2), backward: true);
         }
         return 0;
-    }
-
-    private static Tensor ConvNhwc(Tensor x, Tensor w, Tensor bias)
-    {
-        var (b, h, wd, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        var k = w.shape[2];
-        var p = k / 2;
-        var padded = F.pad(x, [0, 0, p, p, p, p]);
-        var cols = padded.unfold(1, k, 1).unfold(2, k, 1).reshape(b * h * wd, c * k * k);
-        return addmm(bias, cols, w.reshape(w.shape[0], -1).t(), beta: 1, alpha: 1).view(b, h, wd, -1);
     }
 
     private static void Time(string name, int reps, Func<Tensor> forward, bool backward)

@@ -8,6 +8,7 @@ using Dnm.Cluster.Transport;
 // dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]: the training step.
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
+// dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
     await DataPlaneBenchmark.RunPeerAsync(peerArgs);
@@ -23,6 +24,14 @@ if (args is ["step", .. var stepArgs])
     return bench.Run();
 }
 
+// dnm-bench mnist-path: fetches MNIST if needed and prints the training images' IDX path (for the peer).
+if (args is ["mnist-path"])
+{
+    var files = await new Dnm.Core.Data.MnistStore().EnsureAsync(Dnm.Core.Data.DatasetCatalog.DefaultDataDir());
+    Console.WriteLine(files.TrainImages);
+    return 0;
+}
+
 if (args is ["layers", .. var layerArgs])
     return LayerProfile.Run(layerArgs);
 
@@ -34,6 +43,8 @@ if (args is not ["dataplane", .. var rest])
     Console.Error.WriteLine("""
         usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]
                Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]
+               Dnm.Bench layers [--batch 256] [--steps 7]
+               Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
                Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1]
         """);

@@ -92,6 +92,10 @@ internal sealed class StepBenchmark : IDisposable
         var loss0 = Step(0).Loss;
         for (int i = 1; i < options.Warmup; i++) Step(i);
         var phases = new List<PhaseTimes>();
+        // CPU time next to wall time: on a shared machine wall time says how much of the cores this
+        // process got, CPU time how much work a step took.
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        var faults0 = ProcessMemory.MinorFaults();
         var sw = Stopwatch.StartNew();
         StepLoss lossN = default;
         for (int i = options.Warmup; i < options.Warmup + options.Steps; i++)
@@ -101,11 +105,13 @@ internal sealed class StepBenchmark : IDisposable
             phases.Add(times);
         }
         var sec = sw.Elapsed.TotalSeconds;
+        var faultsPerStep = (ProcessMemory.MinorFaults() - faults0) / (double)options.Steps;
+        var cpuMsPerStep = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / options.Steps;
         var samplesPerSecond = options.Steps * options.Batch / sec;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"impl=dnm-torchsharp threads={get_num_threads()} mkldnn={(Report.MkldnnEnabled ? 1 : 0)} steps/s={options.Steps / sec:F3} " +
+            $"impl=dnm-torchsharp threads={Engine.Threads} mkldnn={(Report.MkldnnEnabled ? 1 : 0)} steps/s={options.Steps / sec:F3} " +
             $"samples/s={samplesPerSecond:F1} GFLOP/s={samplesPerSecond * FlopsPerSample / 1e9:F1} peakRSS_MB={ProcessMemory.PeakRssMB():F0} " +
-            $"loss0={loss0.Total:F4} lossN={lossN.Total:F4}"));
+            $"loss0={loss0.Total:F4} lossN={lossN.Total:F4} cpu_ms/step={cpuMsPerStep:F0} wall_ms/step={1000 * sec / options.Steps:F0} faults/step={faultsPerStep:F0}"));
         if (options.Phases)
         {
             double Ms(Func<PhaseTimes, TimeSpan> f) => Median(phases.Select(p => f(p).TotalMilliseconds));
@@ -133,6 +139,15 @@ internal static class ProcessMemory
 {
     public static double PeakRssMB() => StatusKiB("VmHWM:") / 1024.0;
     public static double RssMB() => StatusKiB("VmRSS:") / 1024.0;
+
+    /// <summary>Minor page faults so far: memory the allocator handed back to the kernel and took again shows up here.</summary>
+    public static long MinorFaults()
+    {
+        // /proc/self/stat: "pid (comm) state ..."; minflt is the 10th field, the 8th after the command.
+        var stat = File.ReadAllText("/proc/self/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[7], CultureInfo.InvariantCulture);
+    }
 
     private static long StatusKiB(string key)
     {

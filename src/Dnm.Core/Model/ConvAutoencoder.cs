@@ -27,7 +27,6 @@ public sealed class ConvAutoencoder : Module<Tensor, Tensor>
     {
         this.shape = shape;
         var k = config.Kernel;
-        var pad = k / 2;
         var channels = config.Channels;
         lastChannels = channels[^1];
         sigmoidLatent = config.LatentActivation == "sigmoid";
@@ -36,7 +35,7 @@ public sealed class ConvAutoencoder : Module<Tensor, Tensor>
         var cin = shape.Channels;
         for (int i = 0; i < channels.Length; i++)
         {
-            enc.Add(($"conv{i + 1}", Conv2d(cin, channels[i], k, padding: pad)));
+            enc.Add(($"conv{i + 1}", new SameConv2d(cin, channels[i], k)));
             enc.Add(($"relu{i + 1}", ReLU()));
             cin = channels[i];
         }

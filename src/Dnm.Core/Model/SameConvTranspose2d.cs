@@ -35,8 +35,7 @@ public sealed class SameConvTranspose2d : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) =>
-        functional.conv2d(x, weight.flip(2, 3).transpose(0, 1), bias, padding: [padding, padding]);
+    public override Tensor forward(Tensor x) => SameConv2d.Apply(x, weight.flip(2, 3).transpose(0, 1), bias, padding);
 
     protected override void Dispose(bool disposing)
     {

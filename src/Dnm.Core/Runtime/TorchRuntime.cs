@@ -4,7 +4,11 @@ using static TorchSharp.torch;
 
 namespace Dnm.Core.Runtime;
 
-/// <summary>What start-up decided about the native runtime, for the log and the run directory.</summary>
+/// <summary>
+/// What start-up decided about the native runtime, for the log and the run directory. On the CPU,
+/// <paramref name="Threads"/> is the number of batch shards a training step runs in parallel (torch
+/// itself runs single-threaded in each).
+/// </summary>
 public sealed record RuntimeReport(string Device, int Threads, bool MkldnnEnabled, bool HeapTuned, IReadOnlyList<string> Notes);
 
 /// <summary>
@@ -17,17 +21,25 @@ public static class TorchRuntime
     // made once, by whichever comes first, Initialize or the first StepEngine.
     private static readonly Lazy<CpuNumerics> cpuNumerics = new(DecideCpuNumerics, LazyThreadSafetyMode.ExecutionAndPublication);
 
-    private sealed record CpuNumerics(bool MkldnnEnabled, IReadOnlyList<string> Notes);
+    private sealed record CpuNumerics(bool MkldnnEnabled, bool HeapTuned, IReadOnlyList<string> Notes);
 
+    /// <param name="threads">Threads of a training step on the CPU; 0 = one per core (see <see cref="StepThreads"/>).</param>
     public static (Device Device, RuntimeReport Report) Initialize(DeviceSpec spec, int threads, Action<string>? log = null)
     {
-        var heapTuned = NativeTuning.KeepLargeAllocationsOnHeap();
         var device = Resolve(spec);
+        if (device.type == DeviceType.CPU)
+        {
+            var cpu = cpuNumerics.Value;
+            foreach (var n in cpu.Notes) log?.Invoke(n);
+            return (device, new RuntimeReport(device.ToString(), StepThreads(threads), cpu.MkldnnEnabled, cpu.HeapTuned, cpu.Notes));
+        }
+        var heapTuned = NativeTuning.KeepLargeAllocationsOnHeap();
         if (threads > 0) torch.set_num_threads(threads);
-        var numerics = device.type == DeviceType.CPU ? cpuNumerics.Value : new CpuNumerics(true, []);
-        foreach (var n in numerics.Notes) log?.Invoke(n);
-        return (device, new RuntimeReport(device.ToString(), torch.get_num_threads(), numerics.MkldnnEnabled, heapTuned, numerics.Notes));
+        return (device, new RuntimeReport(device.ToString(), torch.get_num_threads(), true, heapTuned, []));
     }
+
+    /// <summary>The number of batch shards (threads) a CPU training step uses for a configured thread count (0 = one per core).</summary>
+    public static int StepThreads(int configured) => configured > 0 ? configured : Environment.ProcessorCount;
 
     /// <summary>Makes sure CPU convolutions are numerically sound before any model runs on the CPU.</summary>
     public static void EnsureCpuNumerics() => _ = cpuNumerics.Value;
@@ -36,6 +48,11 @@ public static class TorchRuntime
     {
         var notes = new List<string>();
         void Note(string s) => notes.Add(s);
+        var heapTuned = NativeTuning.KeepLargeAllocationsOnHeap();
+        // Torch's own intra-op threads stay at one: the step engine runs one batch shard per thread
+        // instead. Torch's fork/join per kernel (thousands per step, many too small to split) scaled
+        // worse than one thread already on an idle machine, and collapsed when the cores were shared.
+        torch.set_num_threads(1);
         var device = CPU;
         var mkldnn = true;
         {
@@ -53,7 +70,7 @@ public static class TorchRuntime
                      $"without oneDNN it passes ({again.Detail})");
             }
         }
-        return new CpuNumerics(mkldnn, notes);
+        return new CpuNumerics(mkldnn, heapTuned, notes);
     }
 
     public static Device Resolve(DeviceSpec spec)

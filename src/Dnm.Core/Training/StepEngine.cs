@@ -18,8 +18,11 @@ namespace Dnm.Core.Training;
 /// <item><see cref="Backward"/>: with the global f, compute P, the loss, its gradient and the SOM statistics.</item>
 /// <item><see cref="Apply"/>: apply the reduced statistics: L2, Adam, Kohonen rule. Identical on every replica.</item>
 /// </list>
-/// The three calls of a step must run on one thread: the step's tensors live in a dispose scope
-/// that <see cref="Forward"/> opens and <see cref="Apply"/> (or <see cref="Abort"/>) closes.
+/// On the CPU the local batch is split again into one <see cref="StepShard"/> per thread, each on a
+/// thread of its own with torch running single-threaded there (see <see cref="ShardThreads"/>); the
+/// engine sums the shards' vectors in shard order, so a step is deterministic for a given thread
+/// count. Phases 1 and 2 keep no tensors on the caller's thread, and phase 3 opens its own dispose
+/// scope, so the phases of a step may be called from different threads, one at a time.
 /// </summary>
 public sealed class StepEngine : IDisposable
 {
@@ -27,13 +30,15 @@ public sealed class StepEngine : IDisposable
     private readonly Device device;
     private readonly Parameter[] parameters;
     private readonly bool[] isEncoderParameter;
-    private readonly Tensor inputHost;   // (maxBatch, C, H, W) on CPU, reused every step
-    private readonly Tensor statsHost;   // (layout.Length) on CPU, reused every step
+    private readonly Tensor statsHost;        // (layout.Length) on CPU, reused every step
+    private readonly Tensor softCountsHost;   // (K) on CPU: the global f that the shards read in phase 2
     private readonly SomRule rule;
+    private readonly StepShard[] shards;
+    private readonly ShardThreads threads;
 
-    private DisposeScope? stepScope;
+    private bool inFlight;
     private StepMode pendingMode;
-    private Tensor? x, z, xHat, squaredDistances, q;
+    private int pendingCount;
 
     public StepEngine(DnmConfig config, ImageShape shape, Device device, int maxLocalBatch)
     {
@@ -50,11 +55,36 @@ public sealed class StepEngine : IDisposable
         Som = new SomLattice(config.MapRows, config.MapCols, config.Latent, device);
         Optimizer = new AdamOptimizer(parameters, config.LearningRate);
         Layout = new StepLayout(parameters.Sum(p => (int)p.numel()), Som.Nodes, config.Latent);
-        inputHost = zeros(new long[] { maxLocalBatch, shape.Channels, shape.Height, shape.Width }).DetachFromDisposeScope();
         statsHost = zeros(new long[] { Layout.Length }).DetachFromDisposeScope();
+        softCountsHost = zeros(new long[] { Layout.Nodes }).DetachFromDisposeScope();
         MaxLocalBatch = maxLocalBatch;
         rule = config.SomRule == "batch" ? SomRule.Batch : SomRule.Minibatch;
+        // A GPU runs a whole batch in one launch; threads only help where the CPU computes.
+        var threadCount = device.type == DeviceType.CPU ? Math.Clamp(Runtime.TorchRuntime.StepThreads(config.Threads), 1, Math.Max(maxLocalBatch, 1)) : 1;
+        var shardCount = ShardCount(config, shape, maxLocalBatch, threadCount, device);
+        var capacity = (maxLocalBatch + shardCount - 1) / shardCount;
+        shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Som, parameters, device, Layout, capacity)).ToArray();
+        threads = new ShardThreads(threadCount, "dnm-step");
     }
+
+    /// <summary>
+    /// Shards per step: a multiple of the thread count, each small enough that libtorch's largest
+    /// per-step buffer (slow_conv2d's im2col matrix: samples × widest C·k² × H·W floats) stays below
+    /// <see cref="MaxShardBufferBytes"/>. glibc gives every thread but the main one its own arena
+    /// made of 64 MB heaps, and serves a larger block there with mmap and frees it with munmap: at
+    /// 128 samples per shard that was ~370 000 page faults per step and 9× the CPU time.
+    /// </summary>
+    private static int ShardCount(DnmConfig config, ImageShape shape, int maxLocalBatch, int threadCount, Device device)
+    {
+        if (device.type != DeviceType.CPU) return 1;
+        var widest = (long)config.Channels.Prepend(shape.Channels).Max() * config.Kernel * config.Kernel * shape.Height * shape.Width * sizeof(float);
+        var perShard = (int)Math.Clamp(MaxShardBufferBytes / widest, 1, int.MaxValue);
+        var rounds = (Math.Max(maxLocalBatch, 1) + threadCount * perShard - 1) / (threadCount * perShard);
+        return Math.Min(threadCount * rounds, Math.Max(maxLocalBatch, 1));
+    }
+
+    /// <summary>Bound on one shard's largest libtorch buffer (below glibc's 64 MB per-thread heap).</summary>
+    internal const long MaxShardBufferBytes = 48L << 20;
 
     public ConvAutoencoder Model { get; }
     public SomLattice Som { get; }
@@ -64,66 +94,53 @@ public sealed class StepEngine : IDisposable
     public int MaxLocalBatch { get; }
     public IReadOnlyList<Parameter> Parameters => parameters;
 
+    /// <summary>Threads that run phases 1 and 2.</summary>
+    public int Threads => threads.Count;
+
+    /// <summary>Batch shards per step (a multiple of <see cref="Threads"/> on the CPU).</summary>
+    public int Shards => shards.Length;
+
     /// <summary>Phase 1. <paramref name="images"/> holds <paramref name="count"/> images (may be 0 on an idle worker).</summary>
     public void Forward(ReadOnlySpan<float> images, int count, StepMode mode, Span<float> localSoftCounts)
     {
-        if (stepScope is not null) throw new InvalidOperationException("a step is already in flight; call Apply or Abort first");
+        if (inFlight) throw new InvalidOperationException("a step is already in flight; call Apply or Abort first");
         if (count > MaxLocalBatch) throw new ArgumentException($"local batch {count} exceeds the engine's maximum {MaxLocalBatch}");
-        stepScope = NewDisposeScope();
+        inFlight = true;
         pendingMode = mode;
-        var pixels = (int)(inputHost.numel() / MaxLocalBatch);
-        var host = inputHost.narrow(0, 0, count);
-        // An empty shard (an idle worker, or a replica that only applies) has nothing to copy; the accessor rejects an empty tensor.
-        if (count > 0) host.data<float>().CopyFrom(images[..(count * pixels)]);
-        x = host.to(device);
-        z = Model.Encode(x);
-        xHat = Model.Decode(z);
-        if (mode == StepMode.Joint)
+        pendingCount = count;
+        var active = Split(images, count);
+        try
         {
-            squaredDistances = Som.SquaredDistances(z);
-            q = DnmLoss.SoftAssignment(squaredDistances);
-            using var f = q.detach().sum(dim: 0).cpu();
-            f.data<float>().CopyTo(localSoftCounts);
+            threads.Run(active, i => shards[i].Forward(mode));
         }
+        catch
+        {
+            Abort();
+            throw;
+        }
+        localSoftCounts[..Layout.Nodes].Clear();
+        if (mode != StepMode.Joint) return;
+        for (int i = 0; i < active; i++) Accumulate(shards[i].SoftCounts, localSoftCounts);
     }
 
     /// <summary>Phase 2: writes this shard's statistics (see <see cref="StepLayout"/>) into <paramref name="localStats"/>.</summary>
     public void Backward(ReadOnlySpan<float> globalSoftCounts, int globalBatch, Span<float> localStats)
     {
-        if (stepScope is null || x is null || z is null || xHat is null) throw new InvalidOperationException("Backward before Forward");
-        Model.zero_grad();
-        var count = x.shape[0];
-        var squaredError = (xHat - x).pow(2).sum();
-        var pixels = (double)(x.numel() / Math.Max(count, 1));
-        // Each part is divided by the *global* B: the replicas' gradients then sum to the global gradient.
-        var loss = squaredError * (config.Gamma / (globalBatch * pixels));
-        Tensor klSum = zeros(1, device: device);
-        Tensor bmuSums, bmuCounts;
-        if (pendingMode == StepMode.Joint && q is not null && squaredDistances is not null)
+        if (!inFlight) throw new InvalidOperationException("Backward before Forward");
+        globalSoftCounts[..Layout.Nodes].CopyTo(Runtime.HostTensor.Floats(softCountsHost));
+        var active = ActiveShards(pendingCount);
+        try
         {
-            var p = config.Target == "authors"
-                ? DnmLoss.TargetWithoutFrequency(q)
-                : DnmLoss.Target(q.detach(), torch.tensor(globalSoftCounts.ToArray(), device: device));
-            klSum = DnmLoss.KlSum(p, q);
-            loss = loss + klSum / globalBatch;
-            var bmu = squaredDistances.detach().argmin(1);
-            (bmuSums, bmuCounts) = Som.BmuStatistics(z.detach(), bmu);
+            threads.Run(active, i => shards[i].Backward(softCountsHost, globalBatch));
         }
-        else
+        catch
         {
-            bmuSums = zeros(new long[] { Som.Nodes, Som.Dim }, device: device);
-            bmuCounts = zeros(new long[] { Som.Nodes }, device: device);
+            Abort();
+            throw;
         }
-        if (count > 0) loss.backward();
-
-        var parts = new List<Tensor>(parameters.Length + 3);
-        foreach (var prm in parameters) parts.Add(prm.grad is { } g && count > 0 ? g.flatten() : zeros(prm.numel(), device: device));
-        parts.Add(bmuSums.flatten());
-        parts.Add(bmuCounts);
-        parts.Add(stack(new[] { klSum.detach().reshape(1), squaredError.detach().reshape(1), tensor(new float[] { count }, device: device) }).flatten());
-        using var flat = cat(parts, 0);
-        statsHost.copy_(flat);
-        statsHost.data<float>().CopyTo(localStats);
+        var stats = localStats[..Layout.Length];
+        stats.Clear();
+        for (int i = 0; i < active; i++) Accumulate(shards[i].Stats, stats);
     }
 
     /// <summary>
@@ -134,11 +151,12 @@ public sealed class StepEngine : IDisposable
     /// </summary>
     public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, ScheduleValues schedule, StepTrace? trace = null)
     {
-        if (stepScope is null) throw new InvalidOperationException("Apply before Forward");
+        if (!inFlight) throw new InvalidOperationException("Apply before Forward");
         try
         {
             var adam = trace?.Phase(StepPhase.Apply);
-            statsHost.data<float>().CopyFrom(reducedStats);
+            using var scope = NewDisposeScope();
+            reducedStats[..Layout.Length].CopyTo(Runtime.HostTensor.Floats(statsHost));
             var flat = statsHost.to(device);
             var grads = new Tensor[parameters.Length];
             long offset = 0;
@@ -187,29 +205,61 @@ public sealed class StepEngine : IDisposable
 
     private void EndStep()
     {
-        Model.zero_grad();
-        x = z = xHat = squaredDistances = q = null;
-        stepScope?.Dispose();
-        stepScope = null;
+        if (inFlight) threads.Run(shards.Length, i => shards[i].End());
+        inFlight = false;
     }
 
-    /// <summary>Embeddings of a batch without gradient, for evaluation and SOM pre-training. Caller owns the scope.</summary>
+    /// <summary>Embeddings of a batch without gradient, for evaluation and SOM pre-training. Caller owns the result.</summary>
     public Tensor Embed(ReadOnlySpan<float> images, int count)
     {
-        using var _ = no_grad();
-        var pixels = (int)(inputHost.numel() / MaxLocalBatch);
-        var host = inputHost.narrow(0, 0, count);
-        host.data<float>().CopyFrom(images[..(count * pixels)]);
-        return Model.Encode(host.to(device));
+        var result = empty(new long[] { count, Som.Dim }, device: device);
+        var active = Split(images, count);
+        var offsets = new long[active + 1];
+        for (int i = 0; i < active; i++) offsets[i + 1] = offsets[i] + shards[i].Count;
+        threads.Run(active, i =>
+        {
+            using var slice = result.narrow(0, offsets[i], shards[i].Count);
+            shards[i].EmbedInto(slice);
+        });
+        return result;
+    }
+
+    /// <summary>Spreads <paramref name="count"/> images over the shards (sizes differ by at most one); returns how many got any.</summary>
+    private int Split(ReadOnlySpan<float> images, int count)
+    {
+        if (count > MaxLocalBatch) throw new ArgumentException($"batch {count} exceeds the engine's maximum {MaxLocalBatch}");
+        var pixels = Model.Shape.Pixels;
+        var active = ActiveShards(count);
+        int start = 0;
+        for (int i = 0; i < shards.Length; i++)
+        {
+            var n = i < active ? count / active + (i < count % active ? 1 : 0) : 0;
+            shards[i].Load(images.Slice(start * pixels, n * pixels), n);
+            start += n;
+        }
+        return active;
+    }
+
+    private int ActiveShards(int count) => Math.Min(shards.Length, count);
+
+    private static void Accumulate(ReadOnlySpan<float> source, Span<float> target)
+    {
+        var vectors = System.Numerics.Vector<float>.Count;
+        int i = 0;
+        for (; i <= source.Length - vectors; i += vectors)
+            (new System.Numerics.Vector<float>(target[i..]) + new System.Numerics.Vector<float>(source[i..])).CopyTo(target[i..]);
+        for (; i < source.Length; i++) target[i] += source[i];
     }
 
     public void Dispose()
     {
         EndStep();
+        threads.Dispose();
+        foreach (var s in shards) s.Dispose();
         Optimizer.Dispose();
         Som.Dispose();
         Model.Dispose();
-        inputHost.Dispose();
         statsHost.Dispose();
+        softCountsHost.Dispose();
     }
 }

@@ -32,7 +32,7 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
                          $"mean step {result.MeanStep.TotalMilliseconds:F2} ms, mean reduce {result.MeanReduce.TotalMilliseconds:F2} ms");
         Assert.Equal(reference.State.GlobalStep, result.GlobalSteps);
         Assert.Equal(TrainingPhase.Done, final.State.Phase);
-        Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+        Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
         Assert.Equal(30, observer.Steps.Count(s => s.Phase != TrainingPhase.SomPretrain));
     }
 }

@@ -50,6 +50,6 @@ public sealed class MembershipSpec(ITestOutputHelper output)
         var final = Checkpoint.Load(result.FinalCheckpoint!);
         var (error, worst) = TinyRun.MaxRelativeError(final, reference);
         output.WriteLine($"with a worker that joined at step 10: max relative error {error:E2} ({worst})");
-        Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+        Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
     }
 }

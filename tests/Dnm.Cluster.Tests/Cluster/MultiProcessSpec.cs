@@ -40,7 +40,7 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
             var (error, worst) = TinyRun.MaxRelativeError(final, reference);
             output.WriteLine($"{workers} worker process(es): max relative error {error:E2} ({worst})");
             Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-            Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+            Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
         }
         finally
         {
@@ -74,7 +74,7 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
             var (error, worst) = TinyRun.MaxRelativeError(final, reference);
             output.WriteLine($"after the kill: max relative error {error:E2} ({worst})");
             Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-            Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+            Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
         }
         finally
         {
@@ -110,6 +110,6 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         var (error, worst) = TinyRun.MaxRelativeError(final, reference);
         output.WriteLine($"after the coordinator failover: max relative error {error:E2} ({worst})");
         Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-        Assert.True(error <= 1e-4, $"relative error {error:E2} in {worst}");
+        Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
     }
 }

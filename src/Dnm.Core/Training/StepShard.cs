@@ -1,0 +1,140 @@
+using Dnm.Core.Config;
+using Dnm.Core.Model;
+using Dnm.Core.Som;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Training;
+
+/// <summary>
+/// One slice of a local batch, forwarded and differentiated on its own thread against the shared
+/// model (θ, φ and W are only read during these phases). Its statistics have the
+/// <see cref="StepLayout"/> of the whole engine, so the engine sums the shards' vectors exactly as
+/// the cluster sums workers' vectors. Gradients come from autograd.grad, not backward(): shards
+/// that run at the same time must not accumulate into the shared parameters' .grad.
+/// </summary>
+internal sealed class StepShard : IDisposable
+{
+    private readonly DnmConfig config;
+    private readonly ConvAutoencoder model;
+    private readonly SomLattice som;
+    private readonly Parameter[] parameters;
+    private readonly Device device;
+    private readonly Tensor inputHost;  // (capacity, C, H, W) on the CPU, written by the engine's thread
+    private readonly Tensor statsHost;  // (layout.Length) on the CPU
+
+    private DisposeScope? scope;
+    private StepMode mode;
+    private Tensor? x, z, xHat, squaredDistances, q;
+
+    public StepShard(DnmConfig config, ConvAutoencoder model, SomLattice som, Parameter[] parameters, Device device, StepLayout layout, int capacity)
+    {
+        this.config = config;
+        this.model = model;
+        this.som = som;
+        this.parameters = parameters;
+        this.device = device;
+        var s = model.Shape;
+        inputHost = zeros(new long[] { Math.Max(capacity, 1), s.Channels, s.Height, s.Width }).DetachFromDisposeScope();
+        statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
+        SoftCounts = new float[layout.Nodes];
+    }
+
+    /// <summary>Samples in the step in flight (0: idle, contributes nothing).</summary>
+    public int Count { get; private set; }
+
+    /// <summary>This shard's f^(k) after <see cref="Forward"/>.</summary>
+    public float[] SoftCounts { get; }
+
+    /// <summary>This shard's statistics after <see cref="Backward"/>.</summary>
+    public ReadOnlySpan<float> Stats => Runtime.HostTensor.Floats(statsHost);
+
+    /// <summary>Engine thread: copies this shard's images into its input buffer.</summary>
+    public void Load(ReadOnlySpan<float> images, int count)
+    {
+        Count = count;
+        images.CopyTo(Runtime.HostTensor.Floats(inputHost));
+    }
+
+    /// <summary>Shard thread: phase 1 on the loaded images.</summary>
+    public void Forward(StepMode stepMode)
+    {
+        End();
+        scope = NewDisposeScope();
+        mode = stepMode;
+        x = inputHost.narrow(0, 0, Count).to(device);
+        z = model.Encode(x);
+        xHat = model.Decode(z);
+        if (mode == StepMode.Joint)
+        {
+            squaredDistances = som.SquaredDistances(z);
+            q = DnmLoss.SoftAssignment(squaredDistances);
+            using var f = q.detach().sum(dim: 0).cpu();
+            Runtime.HostTensor.Floats(f).CopyTo(SoftCounts);
+        }
+    }
+
+    /// <summary>Shard thread: phase 2 with the global soft counts; then the step's tensors are released.</summary>
+    public void Backward(Tensor globalSoftCounts, int globalBatch)
+    {
+        if (x is null || z is null || xHat is null) throw new InvalidOperationException("Backward before Forward");
+        try
+        {
+            var squaredError = (xHat - x).pow(2).sum();
+            var pixels = (double)(x.numel() / Count);
+            // Each part is divided by the *global* B: the shards' and replicas' gradients then sum to the global gradient.
+            var loss = squaredError * (config.Gamma / (globalBatch * pixels));
+            Tensor klSum = zeros(1, device: device);
+            Tensor bmuSums, bmuCounts;
+            if (mode == StepMode.Joint && q is not null && squaredDistances is not null)
+            {
+                var p = config.Target == "authors"
+                    ? DnmLoss.TargetWithoutFrequency(q)
+                    : DnmLoss.Target(q.detach(), globalSoftCounts.to(device));
+                klSum = DnmLoss.KlSum(p, q);
+                loss = loss + klSum / globalBatch;
+                var bmu = squaredDistances.detach().argmin(1);
+                (bmuSums, bmuCounts) = som.BmuStatistics(z.detach(), bmu);
+            }
+            else
+            {
+                bmuSums = zeros(new long[] { som.Nodes, som.Dim }, device: device);
+                bmuCounts = zeros(new long[] { som.Nodes }, device: device);
+            }
+            var grads = torch.autograd.grad([loss], parameters);
+            var parts = new List<Tensor>(parameters.Length + 3);
+            parts.AddRange(grads.Select(g => g.flatten()));
+            parts.Add(bmuSums.flatten());
+            parts.Add(bmuCounts);
+            parts.Add(stack(new[] { klSum.detach().reshape(1), squaredError.detach().reshape(1), tensor(new float[] { Count }, device: device) }).flatten());
+            statsHost.copy_(cat(parts, 0));
+        }
+        finally
+        {
+            End();
+        }
+    }
+
+    /// <summary>Shard thread: embeddings of the loaded images, without gradient, into <paramref name="target"/>.</summary>
+    public void EmbedInto(Tensor target)
+    {
+        using var embedScope = NewDisposeScope();
+        using var _ = no_grad();
+        target.copy_(model.Encode(inputHost.narrow(0, 0, Count).to(device)));
+    }
+
+    /// <summary>Shard thread: drops the step's tensors.</summary>
+    public void End()
+    {
+        x = z = xHat = squaredDistances = q = null;
+        scope?.Dispose();
+        scope = null;
+    }
+
+    public void Dispose()
+    {
+        inputHost.Dispose();
+        statsHost.Dispose();
+    }
+}
