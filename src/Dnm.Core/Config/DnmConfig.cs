@@ -57,7 +57,7 @@ public sealed record DnmConfig
     /// <summary>Initial neighbourhood width in lattice units. Null: max(R, C) / 3 (10 for the paper's 20x30).</summary>
     public double? Sigma0 { get; init; }
     public double Eta0 { get; init; } = 0.3;
-    public double SigmaFloor { get; init; } = 0.5;
+    public double SigmaFloor { get; init; } = 0.3;
     /// <summary>
     /// What n counts in the joint phase: continue (SOM pre-training's iterations, then joint steps: σ and η
     /// keep decaying from where pre-training left them) | step (joint steps from 0: σ restarts at σ0) |
@@ -65,12 +65,11 @@ public sealed record DnmConfig
     /// </summary>
     public string ScheduleCounter { get; init; } = "continue";
     /// <summary>
-    /// minibatch: w += eta (S - H w)/b (default) | batch: w = (1-eta) w + eta S/H. The batch rule converges in
-    /// far fewer steps (a node moves a fraction eta towards its neighbourhood mean, not eta·H/b), but S/H
-    /// divides by neighbourhood weights as small as exp(-d²/2σ²), so float rounding differs between one
-    /// process and N workers by more than the 1e-4 equivalence bound; see docs/algorithm.md.
+    /// batch: w += eta (S - H w)/max(H, 1) (default; the batch-SOM rule (1-eta) w + eta S/H wherever H ≥ 1) |
+    /// minibatch: w += eta (S - H w)/b. The batch rule converges in far fewer steps (a node moves a fraction
+    /// eta towards its neighbourhood mean, not eta·H/b); see docs/algorithm.md.
     /// </summary>
-    public string SomRule { get; init; } = "minibatch";
+    public string SomRule { get; init; } = "batch";
 
     // ---- run ----
     /// <summary>auto | cpu | cuda | cuda:N.</summary>

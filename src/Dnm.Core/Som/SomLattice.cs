@@ -8,7 +8,14 @@ public enum SomRule
 {
     /// <summary>w_j ← w_j + η·(S_j − H_j·w_j)/b.</summary>
     Minibatch,
-    /// <summary>w_j ← (1−η)·w_j + η·S_j/H_j where H_j &gt; 0.</summary>
+    /// <summary>
+    /// w_j ← w_j + η·(S_j − H_j·w_j)/max(H_j, 1): the batch-SOM rule (1−η)·w_j + η·S_j/H_j wherever a node
+    /// holds at least one sample's worth of neighbourhood weight (H_j ≥ 1), and a step shrunk by H_j where it
+    /// holds less. Each node moves a fraction η of the way to its neighbourhood mean every step, whatever
+    /// its share of the batch (the minibatch rule moves it only η·H_j/b), so the map converges in far fewer
+    /// iterations. The max(·, 1) keeps S_j/H_j from being formed out of underflowing sums on nearly empty
+    /// nodes, where float rounding would otherwise decide the result.
+    /// </summary>
     Batch,
 }
 
@@ -83,9 +90,7 @@ public sealed class SomLattice : IDisposable
         }
         else
         {
-            var target = s / h.clamp_min(1e-12);
-            var moved = Prototypes * (1 - schedule.Eta) + target * schedule.Eta;
-            Prototypes.copy_(where(h > 1e-12, moved, Prototypes));
+            Prototypes.add_((s - h * Prototypes) / h.clamp_min(1.0) * schedule.Eta);
         }
     }
 
