@@ -66,9 +66,10 @@ RUN groupadd --system --gid 10001 dnm \
 COPY --from=build /app /app
 RUN ln -s /app/dnm /usr/local/bin/dnm
 # MALLOC_ARENA_MAX=1 (glibc reads it at process start, so it must come from the environment): measured in
-# docs/BENCHMARKS.md, "Cluster": a worker's torch step on its own thread ran 6x slower on the CPU without it (glibc
-# per-thread arenas bypass the allocator settings Dnm applies at start-up). Torch threads are not set here: Dnm picks
-# them itself (--threads / "threads").
+# docs/BENCHMARKS.md, "Cluster" (commit 7e46936): without it a `dnm train --workers 1` step took 2209 and 2545 ms, 6x
+# the single-process Trainer's 363-390 ms, because glibc gives the workers' torch threads their own malloc arenas,
+# outside the allocator settings Dnm applies at start-up. No thread variables (OMP_NUM_THREADS, ...): the benchmarks
+# found none, and Dnm sets torch's threads itself (--threads / "threads").
 # DNM_DATA: the dataset cache (MNIST is fetched into it); /runs: run directories (checkpoints). Both are volumes.
 ENV MALLOC_ARENA_MAX=1 \
     DNM_DATA=/data \
