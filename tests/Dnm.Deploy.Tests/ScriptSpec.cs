@@ -26,9 +26,23 @@ public sealed class ScriptSpec
         Assert.Contains("final metrics: {", output);
     }
 
-    private static (int Code, string Output) Run(string script, TimeSpan limit)
+    [NeedsNetworkNamespacesFact]
+    public void Rehearsal_should_fail_loudly_when_a_node_fails()
+    {
+        using var dir = new TempDirectory();
+        var broken = Path.Combine(dir.Path, "dnm");
+        File.WriteAllText(broken, "#!/bin/sh\necho 'simulated start-up failure' >&2\nexit 3\n");
+        File.SetUnixFileMode(broken, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var (code, output) = Run(Repo.Path("scripts", "rehearse-k8s.sh"), TimeSpan.FromMinutes(5), ("DNM_BIN", broken));
+        Assert.NotEqual(0, code);
+        Assert.Matches(@"rehearse-k8s: FAILED: dnm-(coordinator|worker)-\d exited with status 3", output);
+        Assert.Contains("simulated start-up failure", output);
+    }
+
+    private static (int Code, string Output) Run(string script, TimeSpan limit, params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo(script) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         using var p = Process.Start(start)!;
         var output = new System.Text.StringBuilder();
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
