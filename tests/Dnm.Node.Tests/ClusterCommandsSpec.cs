@@ -15,6 +15,9 @@ public sealed class ClusterCommandsSpec
         foreach (var flag in new[] { "--role", "--seeds", "--host", "--port", "--local-workers", "--devices", "--min-workers", "--join-timeout", "--batch-size", "--dataset" })
             Assert.Contains(flag, result.Out);
         Assert.Contains("DNM_SEEDS", result.Out);
+        // Probes and the PodMonitor of deploy/k8s use the node's metrics endpoint.
+        Assert.Contains("--metrics-port", result.Out);
+        Assert.Contains("DNM_METRICS_PORT", result.Out);
         Assert.Contains("--workers", Cli.Run("train", "--help").Out);
     }
 

@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# A local rehearsal of deploy/k8s: the Kubernetes topology of an overlay (default cpu) as processes on this machine.
+#
+# Every pod of the rendered StatefulSets (dnm-coordinator-0, the seed; dnm-worker-0..N-1) becomes one `dnm node`
+# process in its own network namespace, with its own IP on a bridge, started with the `dnm` container's args and
+# exactly its environment from the rendered manifests (tests/Dnm.Deploy.Tests render-env): the downward-API variables
+# become the namespace's pod name and IP, $(VAR) references are expanded as the kubelet does, and the pod DNS names
+# of the headless Service (<pod>.dnm-gossip) resolve through the namespace's hosts file (/etc/netns/<ns>/hosts, which
+# `ip netns exec` mounts over /etc/hosts). While it trains, the script scrapes every node's /metrics, /healthz and
+# /readyz as the PodMonitor and the probes would. It trains a short run to completion and fails loudly otherwise.
+#
+# What differs from Kubernetes, on purpose: container paths (DNM_CONFIG, DNM_DATA, the run config's "out") are
+# rooted in a temporary folder; the run config mounted at DNM_CONFIG is replaced by a short run on a synthetic IDX
+# dataset (so CI needs no download and finishes in a minute or two); the processes run the built `dnm`, not an image.
+#
+# Needs root (network namespaces), iproute2 (`ip`) and a build (`dotnet build -c Release Dnm.sln`).
+# Usage: scripts/rehearse-k8s.sh [--overlay cpu] [--timeout SECONDS] [--keep]
+# Exit status 0 when the run finished on every node; non-zero, with the reason and the nodes' logs, otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+overlay=cpu
+timeout_s=600
+keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --overlay) overlay=$2; shift 2 ;;
+    --timeout) timeout_s=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "usage: $0 [--overlay cpu] [--timeout SECONDS] [--keep]" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "rehearse-k8s: FAILED: $*" >&2; exit 1; }
+say() { echo "rehearse-k8s: $*"; }
+
+[ "$(id -u)" = 0 ] || die "needs root (it creates network namespaces)"
+command -v ip >/dev/null || die "needs iproute2 (apt-get install -y iproute2)"
+dnm=${DNM_BIN:-$repo/src/Dnm.Node/bin/Release/net10.0/dnm}
+render=$repo/tests/Dnm.Deploy.Tests/bin/Release/net10.0/Dnm.Deploy.Tests.dll
+[ -x "$dnm" ] || die "no $dnm: build first (dotnet build -c Release Dnm.sln)"
+[ -f "$render" ] || die "no $render: build first (dotnet build -c Release Dnm.sln)"
+
+# Names unique to this run, so concurrent rehearsals (and anything else) are left alone.
+id=$$
+net=$(( (id % 200) + 20 ))
+prefix=10.231.$net
+bridge=dnmbr$id
+work=$(mktemp -d /tmp/dnm-rehearse.XXXXXX)
+namespaces=()
+pids=()
+
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  sleep 1
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  for ns in "${namespaces[@]}"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+    ip netns delete "$ns" 2>/dev/null
+    rm -rf "/etc/netns/$ns"
+  done
+  ip link delete "$bridge" 2>/dev/null
+  if [ "$keep" = 1 ]; then echo "rehearse-k8s: kept $work"; else rm -rf "$work"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- the manifests, rendered ---
+say "rendering deploy/k8s/overlays/$overlay"
+dotnet "$render" render-env "$overlay" "$work/manifests" || die "could not render deploy/k8s/overlays/$overlay"
+root=$work/manifests/root
+coordinators=$(cat "$work/manifests/dnm-coordinator.replicas")
+workers=$(cat "$work/manifests/dnm-worker.replicas")
+[ "$coordinators" -ge 1 ] && [ "$workers" -ge 1 ] || die "the overlay has $coordinators coordinator(s) and $workers worker(s)"
+# The pods: dnm-coordinator-0.., dnm-worker-0..; their addresses on the bridge.
+pods=()
+for i in $(seq 0 $((coordinators - 1))); do pods+=("dnm-coordinator-$i"); done
+for i in $(seq 0 $((workers - 1))); do pods+=("dnm-worker-$i"); done
+declare -A ip_of
+n=10
+for pod in "${pods[@]}"; do ip_of[$pod]=$prefix.$n; n=$((n + 1)); done
+service=dnm-gossip
+
+# --- the network: a bridge, and one namespace with a veth on it per pod ---
+ip link add "$bridge" type bridge
+ip addr add "$prefix.1/24" dev "$bridge"
+ip link set "$bridge" up
+k=0
+for pod in "${pods[@]}"; do
+  ns=dnm$id-$pod
+  ip netns add "$ns"
+  namespaces+=("$ns")
+  host_end=dv$id-$k; pod_end=dp$id-$k; k=$((k + 1))
+  ip link add "$host_end" type veth peer name "$pod_end"
+  ip link set "$host_end" master "$bridge" up
+  ip link set "$pod_end" netns "$ns"
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "${ip_of[$pod]}/24" dev "$pod_end"
+  ip -n "$ns" link set "$pod_end" up
+  # The headless Service's DNS: every pod's <pod>.<service> name (and its long form), as cluster DNS would answer.
+  mkdir -p "/etc/netns/$ns"
+  {
+    echo "127.0.0.1 localhost"
+    for other in "${pods[@]}"; do
+      echo "${ip_of[$other]} $other.$service $other.$service.default.svc.cluster.local"
+    done
+  } > "/etc/netns/$ns/hosts"
+done
+say "network: bridge $bridge $prefix.0/24; $(for p in "${pods[@]}"; do printf '%s=%s ' "$p" "${ip_of[$p]}"; done)"
+
+# --- the run: a short run on a synthetic dataset, at the path the manifests mount the run config ---
+mkdir -p "$root/data" "$root/runs"
+perl -e '
+  my ($dir, $count, $size) = @ARGV;
+  my @centres = ([0.25, 0.25], [0.25, 0.75], [0.75, 0.25], [0.75, 0.75]);
+  srand(7);
+  my ($pixels, $labels) = ("", "");
+  for my $i (0 .. $count - 1) {
+    my $label = $i % 4; $labels .= chr($label);
+    my $cy = $centres[$label][0] * ($size - 1) + rand() - 0.5;
+    my $cx = $centres[$label][1] * ($size - 1) + rand() - 0.5;
+    for my $y (0 .. $size - 1) { for my $x (0 .. $size - 1) {
+      my $d2 = ($y - $cy) ** 2 + ($x - $cx) ** 2;
+      $pixels .= chr(int(255 * exp(-$d2 / (0.02 * $size * $size))));
+    } }
+  }
+  open(my $f, ">:raw", "$dir/blobs-images.idx") or die; print $f pack("NNNN", 0x803, $count, $size, $size), $pixels; close $f;
+  open(my $g, ">:raw", "$dir/blobs-labels.idx") or die; print $g pack("NN", 0x801, $count), $labels; close $g;
+' "$root/data" 192 12
+config_var=$(grep -E '^DNM_CONFIG=' "$work/manifests/dnm-coordinator.env" | head -n 1 | cut -d= -f2-)
+[ -n "$config_var" ] || die "the coordinator's manifest sets no DNM_CONFIG"
+[ -f "$root$config_var" ] || die "DNM_CONFIG=$config_var is not where the manifests mount the run config"
+out=/runs/rehearsal
+cat > "$root$config_var" <<EOF
+{
+  "dataset": "idx:$root/data/blobs-images.idx,$root/data/blobs-labels.idx",
+  "channels": [4, 4, 2], "kernel": 3, "latent": 8, "map": "3x3",
+  "batch-size": 24, "pretrain-epochs": 2, "epochs": 2, "som-iterations": 10,
+  "checkpoint-every": 16, "threads": 1, "device": "cpu",
+  "out": "$root$out"
+}
+EOF
+
+# --- the nodes ---
+# The container's environment: downward-API values for this pod, $(VAR) expanded from the variables before it,
+# container paths rooted in $root.
+pod_env() {
+  local pod=$1 file=$2 line name value ref
+  declare -A seen=()
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    name=${line%%=*}; value=${line#*=}
+    case "$value" in
+      @fieldRef:metadata.name) value=$pod ;;
+      @fieldRef:status.podIP) value=${ip_of[$pod]} ;;
+      @fieldRef:*) die "$file: unsupported downward-API field ${value#@fieldRef:}" ;;
+    esac
+    while [[ "$value" =~ \$\(([A-Za-z_][A-Za-z0-9_]*)\) ]]; do
+      ref=${BASH_REMATCH[1]}
+      [ -n "${seen[$ref]+x}" ] || die "$file: $name refers to \$($ref), which is not defined before it"
+      value=${value//"\$($ref)"/${seen[$ref]}}
+    done
+    case "$value" in /*) value=$root$value ;; esac
+    seen[$name]=$value
+    printf '%s=%s\n' "$name" "$value"
+  done < "$file"
+}
+
+declare -A pid_of
+start() {
+  local pod=$1 set=${1%-*} ns=dnm$id-$1
+  local -a env args
+  mapfile -t env < <(pod_env "$pod" "$work/manifests/$set.env")
+  mapfile -t args < "$work/manifests/$set.args"
+  printf '%s\n' "${env[@]}" > "$work/$pod.env"
+  # env -i: the node sees the manifest's variables and nothing of this shell's (PATH, HOME and DOTNET_ROOT aside).
+  ip netns exec "$ns" env -i PATH="$PATH" HOME="$work/home" DOTNET_ROOT="${DOTNET_ROOT:-$(dirname "$(readlink -f "$(command -v dotnet)")")}" \
+    "${env[@]}" "$dnm" "${args[@]}" > "$work/$pod.log" 2>&1 &
+  pid_of[$pod]=$!
+  pids+=($!)
+}
+mkdir -p "$work/home"
+for pod in "${pods[@]}"; do start "$pod"; done
+say "started ${#pods[@]} nodes: ${pods[*]} (logs in $work)"
+
+# --- watch: scrape like the PodMonitor and the probes, until the coordinator ends ---
+http_status() { # host port path -> the status code, or nothing
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$3" "$1" >&3 && head -n 1 <&3' _ "$1" "$2" "$3" 2>/dev/null | awk '{print $2}'
+}
+http_body() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$3" "$1" >&3 && cat <&3' _ "$1" "$2" "$3" 2>/dev/null | tr -d '\r' | sed '1,/^$/d'
+}
+metrics_port=$(grep -E '^DNM_METRICS_PORT=' "$work/manifests/dnm-worker.env" | cut -d= -f2)
+declare -A healthy ready
+coordinator=dnm-coordinator-0
+deadline=$((SECONDS + timeout_s))
+steps_seen=0
+while kill -0 "${pid_of[$coordinator]}" 2>/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || { tail -n 20 "$work"/*.log; die "the run did not finish within ${timeout_s}s"; }
+  for pod in "${pods[@]}"; do
+    if ! kill -0 "${pid_of[$pod]}" 2>/dev/null && [ "$pod" != "$coordinator" ]; then
+      wait "${pid_of[$pod]}" && rc=0 || rc=$?
+      if [ "$rc" != 0 ]; then
+        echo "--- $pod.log"; tail -n 40 "$work/$pod.log"
+        die "$pod exited with status $rc before the coordinator finished"
+      fi
+    fi
+    # Probed until they have answered 200 once (the kubelet keeps probing; once is what this rehearsal checks).
+    if [ -z "${healthy[$pod]:-}" ] && [ "$(http_status "${ip_of[$pod]}" "$metrics_port" /healthz)" = 200 ]; then healthy[$pod]=1; fi
+    if [ -z "${ready[$pod]:-}" ] && [ "$(http_status "${ip_of[$pod]}" "$metrics_port" /readyz)" = 200 ]; then ready[$pod]=1; fi
+  done
+  s=$(http_body "${ip_of[$coordinator]}" "$metrics_port" /metrics | awk '/^dnm_train_steps_total/ {print int($2)}' | head -n 1 || true)
+  if [ -n "$s" ] && [ "$s" -gt "$steps_seen" ]; then steps_seen=$s; fi
+  sleep 1
+done
+wait "${pid_of[$coordinator]}" && rc=0 || rc=$?
+if [ "$rc" != 0 ]; then
+  for pod in "${pods[@]}"; do echo "--- $pod.log"; tail -n 30 "$work/$pod.log"; done
+  die "$coordinator exited with status $rc"
+fi
+# The workers end when the run does.
+for pod in "${pods[@]}"; do
+  if [ "$pod" = "$coordinator" ]; then continue; fi
+  for _ in $(seq 1 60); do kill -0 "${pid_of[$pod]}" 2>/dev/null || break; sleep 1; done
+  if kill -0 "${pid_of[$pod]}" 2>/dev/null; then tail -n 20 "$work/$pod.log"; die "$pod did not exit within 60s of the run's end"; fi
+  wait "${pid_of[$pod]}" && rc=0 || rc=$?
+  [ "$rc" = 0 ] || { tail -n 40 "$work/$pod.log"; die "$pod exited with status $rc"; }
+done
+
+# --- what a finished run looks like ---
+log=$work/$coordinator.log
+grep -q "run finished" "$log" || die "the coordinator's log has no 'run finished'"
+run_dir=$root$out
+for f in final-metrics.json metrics.jsonl checkpoints/final.ckpt config.json; do
+  [ -s "$run_dir/$f" ] || die "the run directory lacks $f"
+done
+# Every worker took part: the coordinator formed a world of all of them, and each ran to the run's last step.
+grep -Eq "membership epoch [0-9]+: $workers worker\(s\)" "$log" || die "the coordinator never formed a world of all $workers workers"
+total=$(grep -oE 'run finished: [0-9]+ steps' "$log" | grep -oE '[0-9]+' | head -n 1)
+for pod in "${pods[@]}"; do
+  if [ "$pod" = "$coordinator" ]; then continue; fi
+  grep -q "run finished at global step $total" "$work/$pod.log" || { tail -n 20 "$work/$pod.log"; die "$pod did not finish at global step $total"; }
+done
+for pod in "${pods[@]}"; do
+  [ -n "${healthy[$pod]:-}" ] || die "$pod never answered /healthz with 200 on port $metrics_port"
+  [ -n "${ready[$pod]:-}" ] || die "$pod never answered /readyz with 200 on port $metrics_port"
+done
+[ "$steps_seen" -gt 0 ] || die "the coordinator's /metrics never showed dnm_train_steps_total above 0"
+say "final metrics: $(tr -d '\n ' < "$run_dir/final-metrics.json")"
+say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps"
