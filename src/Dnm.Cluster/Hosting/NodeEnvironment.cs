@@ -27,6 +27,8 @@ public static class NodeEnvironment
     public const string AkkaLogLevel = "DNM_AKKA_LOG_LEVEL";
     /// <summary>Path of a JSON run config (the `dnm train` keys); read by the coordinator.</summary>
     public const string Config = "DNM_CONFIG";
+    /// <summary>Port of the node's /metrics, /healthz and /readyz (read by Dnm.Node's telemetry flags); 0 turns them off.</summary>
+    public const string MetricsPort = "DNM_METRICS_PORT";
     /// <summary>
     /// Read by glibc when the process starts, so it must be set outside (image, manifest, shell): 1 keeps every thread
     /// on the main malloc arena, where Dnm's allocator settings apply. Without it a worker's step on its own torch
@@ -38,7 +40,7 @@ public static class NodeEnvironment
     public static IReadOnlyList<string> Variables { get; } =
     [
         Role, Seeds, Host, BindHost, Port, DataPlanePort, MinWorkers, LocalWorkers, Devices, JoinTimeout, StepTimeout,
-        ChecksumEvery, ClusterName, DownAfter, AkkaLogLevel, Config, DatasetCatalog.DataDirVariable, MallocArenaMax,
+        ChecksumEvery, ClusterName, DownAfter, AkkaLogLevel, Config, MetricsPort, DatasetCatalog.DataDirVariable, MallocArenaMax,
     ];
 
     /// <summary>A line for the log when the process was started without MALLOC_ARENA_MAX=1 on Linux, else null.</summary>

@@ -21,7 +21,9 @@ namespace Dnm.Cluster.Hosting;
 /// </summary>
 public static class NodeHost
 {
-    public static async Task<ClusterRunResult> RunAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer, CancellationToken cancel)
+    /// <param name="joined">Called once this node is Up in the cluster (what a `dnm node`'s /readyz reports).</param>
+    public static async Task<ClusterRunResult> RunAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer, CancellationToken cancel,
+        Action? joined = null)
     {
         options = options.Validated();
         if (options.IsCoordinator)
@@ -47,6 +49,7 @@ public static class NodeHost
             _ = system.WhenTerminated.ContinueWith(_ => completion.Fail(new ClusterRunException(
                 "this node's actor system stopped before the run ended (downed by the split-brain resolver, or shut down)")), TaskScheduler.Default);
             await JoinAsync(system, options, cancel).ConfigureAwait(false);
+            joined?.Invoke();
             var result = await completion.Task.WaitAsync(cancel).ConfigureAwait(false);
             return result with { Duration = wall.Elapsed };
         }

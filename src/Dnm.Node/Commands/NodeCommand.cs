@@ -2,7 +2,9 @@ using Dnm.Core.Training;
 using System.CommandLine;
 using Dnm.Cluster.Hosting;
 using Dnm.Core.Config;
+using Dnm.Core.Telemetry;
 using Dnm.Node.Progress;
+using Dnm.Node.Telemetry;
 
 namespace Dnm.Node.Commands;
 
@@ -16,6 +18,8 @@ public static class NodeCommand
     public static Command Create(CliContext context)
     {
         var flags = new ConfigFlags();
+        // Metrics bind every interface unless --metrics-host says otherwise: DNM_HOST is the node's cluster name.
+        var telemetryFlags = new TelemetryFlags(hostVariable: null);
         var configFile = new Option<string>("--config") { Description = $"JSON run config (as for dnm train) [env {NodeEnvironment.Config}]", HelpName = "file.json" };
         var role = new Option<string>("--role") { Description = $"coordinator, worker or both [env {NodeEnvironment.Role}; default: both]" };
         role.AcceptOnlyFromAmong("coordinator", "worker", "both");
@@ -34,6 +38,7 @@ public static class NodeCommand
         foreach (var option in new Option[] { role, seeds, host, bindHost, port, dataPlanePort, localWorkers, devices, minWorkers, joinTimeout, stepTimeout, configFile })
             command.Add(option);
         foreach (var option in flags.Options) command.Add(option);
+        foreach (var option in telemetryFlags.Options) command.Add(option);
         command.SetAction(parsed =>
         {
             var o = NodeEnvironment.Read();
@@ -50,12 +55,12 @@ public static class NodeCommand
             if (parsed.GetValue(stepTimeout) is { } st) o = o with { StepTimeout = NodeEnvironment.ParseDuration(st, "--step-timeout") };
             var file = parsed.GetValue(configFile) ?? Environment.GetEnvironmentVariable(NodeEnvironment.Config);
             var config = flags.Resolve(parsed, string.IsNullOrWhiteSpace(file) ? null : file).Config;
-            return Run(context, o.Validated(), config);
+            return Run(context, o.Validated(), config, telemetryFlags.Resolve(parsed, context.Environment));
         });
         return command;
     }
 
-    private static int Run(CliContext context, NodeOptions options, DnmConfig config)
+    private static int Run(CliContext context, NodeOptions options, DnmConfig config, TelemetryOptions telemetryOptions)
     {
         var roles = options.Roles.ToString().ToLowerInvariant();
         context.Out.WriteLine($"dnm node: roles {roles}, {options.Host}:{options.Port}, seeds [{string.Join(", ", options.Seeds)}]" +
@@ -70,7 +75,19 @@ public static class NodeCommand
         // The tracker computes throughput and ETA for the display; it must hear each event first.
         var tracker = new ProgressTracker(config, context.Clock);
         using (var display = TrainingDisplay.For(context, tracker))
-            result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, new CompositeObserver(tracker, display), context.Cancel).GetAwaiter().GetResult();
+        {
+            // /healthz: the process is alive; /readyz: this node is Up in the cluster. On the coordinator the run's
+            // metrics follow its events; a worker serves its process metrics (role and device label it, rank 0).
+            var device = options.Devices.Count > 0 ? options.Devices[0] : config.Device;
+            var joined = false;
+            using var telemetry = NodeTelemetry.Start(telemetryOptions, new TelemetryIdentity(options.IsCoordinator ? "coordinator" : "worker", 0, device),
+                worldSize: options.MinWorkers, tracker, runId: Guid.NewGuid().ToString("N"), context.Environment, display.Line, context.Error.WriteLine,
+                ready: () => Volatile.Read(ref joined));
+            var observer = options.IsCoordinator ? new CompositeObserver(tracker, display, telemetry.Observer) : new CompositeObserver(tracker, display);
+            result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, observer, context.Cancel,
+                joined: () => Volatile.Write(ref joined, true)).GetAwaiter().GetResult();
+            if (options.IsCoordinator) telemetry.AwaitFinalScrape(display.Line, context.Cancel);
+        }
         context.Out.WriteLine(result.Final is { } q
             ? $"run finished: {result.GlobalSteps} steps in {ProgressText.Duration(result.Duration)}; final metrics: {ProgressText.Quality(q)}; results in {result.RunDirectory}"
             : $"run finished at global step {result.GlobalSteps}");

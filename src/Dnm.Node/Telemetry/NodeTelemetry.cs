@@ -40,13 +40,14 @@ public sealed class NodeTelemetry : IDisposable
     /// <param name="runId">Names the run in every span.</param>
     /// <param name="say">Where to print what is served where.</param>
     /// <param name="warn">Where to print that the endpoint could not start: the run goes on without it.</param>
+    /// <param name="ready">What /readyz reports; by default, whether training has started (<see cref="MetricsObserver.Started"/>).</param>
     public static NodeTelemetry Start(TelemetryOptions options, TelemetryIdentity identity, int worldSize, ProgressTracker progress,
-        string runId, Func<string, string?> environment, Action<string> say, Action<string> warn)
+        string runId, Func<string, string?> environment, Action<string> say, Action<string> warn, Func<bool>? ready = null)
     {
         var t = new NodeTelemetry(identity);
         try
         {
-            t.Initialize(options, worldSize, progress, runId, environment, say, warn);
+            t.Initialize(options, worldSize, progress, runId, environment, say, warn, ready);
             return t;
         }
         catch
@@ -57,7 +58,7 @@ public sealed class NodeTelemetry : IDisposable
     }
 
     private void Initialize(TelemetryOptions options, int worldSize, ProgressTracker progress, string runId,
-        Func<string, string?> environment, Action<string> say, Action<string> warn)
+        Func<string, string?> environment, Action<string> say, Action<string> warn, Func<bool>? ready)
     {
         // Exporters listen first: DnmMetrics records its counters' zeros as it is built, and a listener
         // started later would miss them. The scope tells this run's meter from any other "Dnm" meter.
@@ -90,7 +91,7 @@ public sealed class NodeTelemetry : IDisposable
         {
             try
             {
-                Endpoint = MetricsEndpoint.Start(options.BindAddresses(), options.MetricsPort, registry, () => Observer.Started);
+                Endpoint = MetricsEndpoint.Start(options.BindAddresses(), options.MetricsPort, registry, ready ?? (() => Observer.Started));
                 say($"metrics: {string.Join(", ", Endpoint.Urls)}/metrics (also /healthz, /readyz)");
             }
             catch (IOException e)

@@ -37,7 +37,12 @@ public sealed record TelemetryOptions(int MetricsPort, string? MetricsHost, stri
 /// The flags a long-running `dnm` command adds for telemetry. Precedence: flag, then environment
 /// (DNM_METRICS_PORT, DNM_HOST), then the default (port 9464 on every interface).
 /// </summary>
-public sealed class TelemetryFlags
+/// <param name="hostVariable">
+/// The variable the metrics address defaults to, or null for every interface. `dnm node` passes null: its DNM_HOST is
+/// the name other nodes reach it by (on Kubernetes a DNS name that may not resolve yet when the pod starts), and its
+/// probes and scrapes come by pod IP.
+/// </param>
+public sealed class TelemetryFlags(string? hostVariable = "DNM_HOST")
 {
     private readonly Option<int> port = new("--metrics-port")
     {
@@ -47,7 +52,9 @@ public sealed class TelemetryFlags
 
     private readonly Option<string> host = new("--metrics-host")
     {
-        Description = "Address (or host name) to serve metrics on [default: $DNM_HOST, else every interface]",
+        Description = hostVariable is null
+            ? "Address (or host name) to serve metrics on [default: every interface]"
+            : $"Address (or host name) to serve metrics on [default: ${hostVariable}, else every interface]",
         HelpName = "address",
     };
 
@@ -56,19 +63,22 @@ public sealed class TelemetryFlags
         Description = "Serve no metrics endpoint (OTLP export still follows OTEL_EXPORTER_OTLP_ENDPOINT)",
     };
 
+    /// <summary>The port's variable: the same name `dnm node` lists in NodeEnvironment.Variables.</summary>
+    public const string MetricsPortVariable = Dnm.Cluster.Hosting.NodeEnvironment.MetricsPort;
+
     public IEnumerable<Option> Options => [port, host, off];
 
     public TelemetryOptions Resolve(ParseResult parsed, Func<string, string?> environment)
     {
         var otlp = NonEmpty(environment("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        var address = parsed.GetResult(host) is not null ? parsed.GetValue(host) : NonEmpty(environment("DNM_HOST"));
+        var address = parsed.GetResult(host) is not null ? parsed.GetValue(host) : (hostVariable is null ? null : NonEmpty(environment(hostVariable)));
         if (parsed.GetValue(off)) return new TelemetryOptions(0, address, otlp);
         int value;
         if (parsed.GetResult(port) is not null) value = parsed.GetValue(port);
-        else if (NonEmpty(environment("DNM_METRICS_PORT")) is { } text)
+        else if (NonEmpty(environment(MetricsPortVariable)) is { } text)
         {
             if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value))
-                throw new ConfigException($"DNM_METRICS_PORT '{text}' is not a port number");
+                throw new ConfigException($"{MetricsPortVariable} '{text}' is not a port number");
         }
         else value = TelemetryOptions.DefaultMetricsPort;
         if (value is < 0 or > 65535) throw new ConfigException($"metrics port {value} is outside 0-65535");
