@@ -31,7 +31,6 @@ public static class NodeHost
             if (config is null) throw new ConfigException("a coordinator node needs the run config (the `dnm train` flags, or DNM_CONFIG)");
             config.Validated();
         }
-        if (options.IsWorker && NodeEnvironment.MallocAdvice() is { } advice) observer.OnMessage(advice);
         var wall = System.Diagnostics.Stopwatch.StartNew();
         var completion = new RunCompletion();
         using var host = new HostBuilder()
