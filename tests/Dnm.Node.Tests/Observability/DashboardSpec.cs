@@ -75,9 +75,22 @@ public sealed class DashboardSpec(ObservedRunFixture fixture)
         var at = await run.LastScrapedAsync(prometheus);
         async Task<double[]> Query(string promql) => ScalarsOf(await prometheus.QueryAsync(promql, at));
 
-        // 2 pre-training + 6 joint epochs of 512/16 = 32 steps. dnm waits for a scrape after the run ends,
-        // so the last scrape has every step and the final evaluation.
-        Assert.Equal(new[] { 256.0 }, await Query("sum(dnm_train_steps_total{job=\"dnm\"})"));
+        // 2 pre-training + 6 joint epochs of 512/16 = 32 steps, taken by the coordinator and by each worker process.
+        // Every dnm process waits for a scrape after the run ends, so the last scrapes have every step and the
+        // final evaluation.
+        Assert.Equal(new[] { 256.0 }, await Query("dnm_train_steps_total{job=\"dnm\", role=\"coordinator\"}"));
+        Assert.Equal(Enumerable.Repeat(256.0, ObservedRunFixture.Workers), await Query("sum by (rank) (dnm_train_steps_total{job=\"dnm\", role=\"worker\"})"));
+        // Each worker counts the samples of its shard: 8 epochs of 512 samples, half each; the rank labels are 0 and 1.
+        Assert.Equal(new[] { 2048.0, 2048.0 }, await Query("sum by (rank) (dnm_train_samples_total{job=\"dnm\", role=\"worker\"})"));
+        var ranks = (await prometheus.QueryAsync("sum by (rank) (dnm_train_samples_total{role=\"worker\"})", at)).GetProperty("result")
+            .EnumerateArray().Select(r => r.GetProperty("metric").GetProperty("rank").GetString()).Order(StringComparer.Ordinal);
+        Assert.Equal(["0", "1"], ranks);
+        // Two joins (membership changes), no retried step, two workers; and every worker's bytes reached the coordinator.
+        Assert.Equal(new[] { 2.0 }, await Query("dnm_cluster_membership_changes_total{role=\"coordinator\"}"));
+        Assert.Equal(new[] { 0.0 }, await Query("sum(dnm_train_retried_steps_total)"));
+        Assert.Equal(new[] { 2.0 }, await Query("max(dnm_cluster_workers)"));
+        Assert.Equal(await Query("sum(dnm_allreduce_bytes_total{role=\"worker\", direction=\"sent\"})"),
+            await Query("sum(dnm_allreduce_bytes_total{role=\"coordinator\", direction=\"received\"})"));
         using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(run.OutDirectory, "final-metrics.json")));
         Assert.Equal(new[] { final.RootElement.GetProperty("purity").GetDouble() }, await Query("dnm_eval_purity"));
         Assert.Equal(new[] { final.RootElement.GetProperty("qe").GetDouble() }, await Query("dnm_eval_quantization_error"));
