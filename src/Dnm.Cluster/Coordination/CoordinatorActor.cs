@@ -66,7 +66,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         Akka.Actor.Props.Create(() => new CoordinatorActor(settings, backendFactory, observer, completion, telemetry));
 
     protected override void PreStart() =>
-        backend.InitializeAsync().PipeTo(Self, success: r => r, failure: e => new BackendFailed("initialise", -1, -1, e));
+        backend.InitializeAsync(runId).PipeTo(Self, success: r => r, failure: e => new BackendFailed("initialise", -1, -1, e));
 
     protected override void PostStop() => backend.Dispose();
 

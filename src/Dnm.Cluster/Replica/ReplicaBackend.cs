@@ -26,7 +26,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     ClusterTelemetry? telemetry = null)
     : ICoordinatorBackend
 {
-    private readonly StepTracer tracer = (telemetry ?? ClusterTelemetry.None).Tracer(ClusterTelemetry.CoordinatorRole, Guid.Empty, 0, 0);
+    private readonly ClusterTelemetry telemetry = telemetry ?? ClusterTelemetry.None;
+    private StepTracer tracer = StepTracer.Untraced();
     private readonly TorchThread torch = new("dnm-coordinator-replica");
     private readonly CancellationTokenSource disposed = new();
     private readonly Lock gate = new();
@@ -59,8 +60,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    public Task<ReplicaReady> InitializeAsync() => torch.RunAsync(() =>
+    public Task<ReplicaReady> InitializeAsync(Guid runId) => torch.RunAsync(() =>
     {
+        tracer = telemetry.Tracer(ClusterTelemetry.CoordinatorRole, runId, 0, 0);
         run = new RunDirectory(requested.Out);
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
@@ -188,7 +190,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     /// <summary>The bytes the world's connections moved since the last call, as increments of dnm_allreduce_bytes_total.</summary>
     private void RecordBytes(WorldSockets w)
     {
-        if (telemetry?.Coordinator is not { } metrics || w.Reducer is not { } reducer) return;
+        if (telemetry.Coordinator is not { } metrics || w.Reducer is not { } reducer) return;
         long sent = 0, received = 0;
         foreach (var c in reducer.Workers)
         {

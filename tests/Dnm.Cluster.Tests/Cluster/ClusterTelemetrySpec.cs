@@ -69,8 +69,12 @@ public sealed class ClusterTelemetrySpec
             var step = Assert.Single(workerSteps, w => w.SpanId == phase.ParentSpanId);
             Assert.Contains(coordinatorSteps, c => c.TraceId == phase.TraceId && c.SpanId == step.ParentSpanId);
         }
+        // The replica's checkpoint and evaluation spans name the same run as every step span.
+        var runId = Tag(coordinatorSteps[0], "dnm.run_id");
+        Assert.All(workerSteps, s => Assert.Equal(runId, Tag(s, "dnm.run_id")));
         Assert.Contains(all, a => a.OperationName == "dnm.checkpoint");
         Assert.Contains(all, a => a.OperationName == "dnm.evaluate");
+        Assert.All(all.Where(a => a.OperationName is "dnm.checkpoint" or "dnm.evaluate"), a => Assert.Equal(runId, Tag(a, "dnm.run_id")));
 
         // Metrics: the workers count the samples they process and the steps they take, under their ranks.
         Assert.Equal(30 * 12 / 2, recorded.Sum("dnm_train_samples_total", role: "worker", rank: "0"));

@@ -60,6 +60,29 @@ public sealed class MetricsEndpointSpec : IDisposable
     }
 
     [Fact]
+    public async Task A_worker_node_should_be_ready_once_a_local_worker_joined_and_report_only_under_its_rank()
+    {
+        var port = PrometheusServer.FreePort();
+        NodeTelemetry? self = null;
+        // As `dnm node --role worker` starts it: no run metrics of its own, ready once a worker holds the state.
+        using var telemetry = NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null), new TelemetryIdentity("worker", 0, "cpu"), 1,
+            tracker, "run-1", _ => null, said.Add, warned.Add, ready: () => self?.WorkerJoined == true, runMetrics: false);
+        self = telemetry;
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(port, "/readyz")).StatusCode);
+
+        var cluster = telemetry.Cluster(coordinator: false);
+        Assert.Null(cluster.Coordinator);
+        cluster.Worker(1, "cpu")!.RecordSamples(3);
+        cluster.WorkerJoined();
+
+        Assert.Equal(HttpStatusCode.OK, (await Get(port, "/readyz")).StatusCode);
+        var text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.Contains("dnm_train_samples_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 3", text);
+        Assert.Contains("dnm_cluster_membership_changes_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 0", text);
+        Assert.DoesNotContain("rank=\"0\"", text);
+    }
+
+    [Fact]
     public void A_taken_port_should_leave_the_run_going_without_metrics_and_say_so()
     {
         using var squatter = new TcpListener(IPAddress.Loopback, 0);
