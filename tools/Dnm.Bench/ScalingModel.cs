@@ -40,7 +40,7 @@ internal static class ScalingModel
         [
             // Assumed: a 25 Gbit/s link at line rate, 50 µs per message (one-way latency plus send/receive software).
             new($"{Number("--gbit", 25):0.#} Gbit/s, α {Number("--latency-us", 50):0} µs (assumed)", Number("--gbit", 25) * 1e9 / 8, Number("--latency-us", 50) * 1e-6),
-            // Measured (Data plane section): framed throughput 1191–1487 MB/s and 600-float RTT p50 48–74 µs on loopback.
+            // Measured (Data plane section): framed throughput 1088–1487 MB/s and 600-float RTT p50 42–74 µs on loopback.
             new($"loopback, measured: {Number("--loop-mbs", 1300):0} MB/s, α {Number("--loop-latency-us", 30):0} µs", Number("--loop-mbs", 1300) * 1e6, Number("--loop-latency-us", 30) * 1e-6),
         ];
         var b = floats * sizeof(float);
