@@ -12,9 +12,11 @@ public sealed class ClusterCommandsSpec
     {
         var result = Cli.Run("node", "--help");
         Assert.Equal(0, result.ExitCode);
-        foreach (var flag in new[] { "--role", "--seeds", "--host", "--port", "--local-workers", "--devices", "--min-workers", "--join-timeout", "--batch-size", "--dataset" })
+        foreach (var flag in new[] { "--role", "--seeds", "--host", "--port", "--local-workers", "--devices", "--min-workers", "--join-timeout", "--batch-size", "--dataset",
+                     "--metrics-port", "--metrics-host", "--no-metrics" })
             Assert.Contains(flag, result.Out);
         Assert.Contains("DNM_SEEDS", result.Out);
+        Assert.Contains("DNM_METRICS_PORT", result.Out);
         Assert.Contains("--workers", Cli.Run("train", "--help").Out);
     }
 
