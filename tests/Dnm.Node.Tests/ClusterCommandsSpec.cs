@@ -87,6 +87,7 @@ public sealed class ClusterCommandsSpec
                      "dnm_train_phase_duration_seconds_count{role=\"worker\",rank=\"1\",device=\"cpu\",phase=\"gradient_reduce\"} 12",
                      "dnm_cluster_membership_changes_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 2",
                      "dnm_cluster_workers{role=\"worker\",rank=\"1\",device=\"cpu\"} 2",
+                     "dnm_cluster_workers{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 2",
                  })
             Assert.Contains(expected, metrics);
         Assert.DoesNotContain("role=\"trainer\"", metrics);

@@ -91,7 +91,8 @@ public sealed class NodeTelemetry : IDisposable
         Metrics = new DnmMetrics(Identity, probe is null ? null : probe.Read, scope, publishZeros: runMetrics);
         // A cluster's coordinator counts no step samples: its workers do, as they process them.
         Observer = new MetricsObserver(Metrics, progress, countStepSamples: Identity.Role != ClusterTelemetry.CoordinatorRole);
-        if (runMetrics) Metrics.SetWorkers(worldSize);
+        // A single process is its one worker; a cluster's coordinator sets the gauge as each world forms.
+        if (runMetrics && Identity.Role != ClusterTelemetry.CoordinatorRole) Metrics.SetWorkers(worldSize);
 
         if (registry is not null)
         {

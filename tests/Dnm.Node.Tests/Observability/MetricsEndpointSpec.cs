@@ -112,9 +112,10 @@ public sealed class MetricsEndpointSpec : IDisposable
                      "dnm_train_steps_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 1",
                      "dnm_train_phase_duration_seconds_count{role=\"worker\",rank=\"0\",device=\"cpu\",phase=\"gradient_reduce\"} 1",
                      "dnm_cluster_membership_changes_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 1",
-                     "dnm_cluster_workers{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 2",
                  })
             Assert.Contains(expected, text);
+        // The coordinator's world size is set when a world forms, not guessed at start-up.
+        Assert.DoesNotContain("dnm_cluster_workers{role=\"coordinator\"", text);
     }
 
     [Fact]
