@@ -65,14 +65,12 @@ RUN groupadd --system --gid 10001 dnm \
  && chown dnm:dnm /data /runs
 COPY --from=build /app /app
 RUN ln -s /app/dnm /usr/local/bin/dnm
-# MALLOC_ARENA_MAX=1 (glibc reads it at process start, so it must come from the environment): measured in
-# docs/BENCHMARKS.md, "Cluster" (commit 7e46936): without it a `dnm train --workers 1` step took 2209 and 2545 ms, 6x
-# the single-process Trainer's 363-390 ms, because glibc gives the workers' torch threads their own malloc arenas,
-# outside the allocator settings Dnm applies at start-up. No thread variables (OMP_NUM_THREADS, ...): the benchmarks
-# found none, and Dnm sets torch's threads itself (--threads / "threads").
+# No allocator or thread variables: Dnm applies the allocator settings the benchmarks found best itself, at start-up
+# (mallopt: no mmap and no trimming for libtorch's large buffers; NativeTuning.cs), and sets torch's threads itself
+# (--threads / "threads"). MALLOC_ARENA_MAX=1 was once needed (worker steps 6x slower without it); re-measured since
+# the step engine sizes its shards below glibc's per-thread heap, it makes no difference (docs/BENCHMARKS.md, Cluster).
 # DNM_DATA: the dataset cache (MNIST is fetched into it); /runs: run directories (checkpoints). Both are volumes.
-ENV MALLOC_ARENA_MAX=1 \
-    DNM_DATA=/data \
+ENV DNM_DATA=/data \
     DNM_METRICS_PORT=9464 \
     HOME=/home/dnm
 VOLUME ["/data", "/runs"]

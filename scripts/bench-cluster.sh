@@ -5,6 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build tools/Dnm.Bench/Dnm.Bench.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
-# glibc reads it at process start: without it the workers' torch threads run several times slower (see docs/cluster.md).
-export MALLOC_ARENA_MAX=1
 exec tools/Dnm.Bench/bin/Release/net10.0/Dnm.Bench cluster "$@"

@@ -201,15 +201,13 @@ public sealed class ManifestSpec
         var c = Manifests.Dnm(m.Coordinator);
         var w = Manifests.Dnm(m.Workers);
         foreach (var name in new[] { NodeEnvironment.Role, NodeEnvironment.Seeds, NodeEnvironment.Host, NodeEnvironment.Port, NodeEnvironment.MetricsPort,
-                     NodeEnvironment.JoinTimeout, Dnm.Core.Data.DatasetCatalog.DataDirVariable, NodeEnvironment.MallocArenaMax })
+                     NodeEnvironment.JoinTimeout, Dnm.Core.Data.DatasetCatalog.DataDirVariable })
         {
             Assert.NotNull(Manifests.Env(c, name));
             Assert.NotNull(Manifests.Env(w, name));
         }
         Assert.Equal("coordinator", Manifests.Env(c, NodeEnvironment.Role));
         Assert.Equal("worker", Manifests.Env(w, NodeEnvironment.Role));
-        Assert.Equal("1", Manifests.Env(c, NodeEnvironment.MallocArenaMax));
-        Assert.Equal("1", Manifests.Env(w, NodeEnvironment.MallocArenaMax));
         // Every value parses as `dnm node` parses it.
         foreach (var container in new[] { c, w })
         {

@@ -12,11 +12,10 @@ public sealed class ClusterCommandsSpec
     {
         var result = Cli.Run("node", "--help");
         Assert.Equal(0, result.ExitCode);
-        foreach (var flag in new[] { "--role", "--seeds", "--host", "--port", "--local-workers", "--devices", "--min-workers", "--join-timeout", "--batch-size", "--dataset" })
+        foreach (var flag in new[] { "--role", "--seeds", "--host", "--port", "--local-workers", "--devices", "--min-workers", "--join-timeout", "--batch-size", "--dataset",
+                     "--metrics-port", "--metrics-host", "--no-metrics" })
             Assert.Contains(flag, result.Out);
         Assert.Contains("DNM_SEEDS", result.Out);
-        // Probes and the PodMonitor of deploy/k8s use the node's metrics endpoint.
-        Assert.Contains("--metrics-port", result.Out);
         Assert.Contains("DNM_METRICS_PORT", result.Out);
         Assert.Contains("--workers", Cli.Run("train", "--help").Out);
     }
@@ -47,19 +46,51 @@ public sealed class ClusterCommandsSpec
     }
 
     [Fact]
-    public async Task Train_with_workers_should_write_a_complete_run_directory()
+    public async Task Train_with_workers_should_write_a_complete_run_directory_and_serve_each_workers_metrics()
     {
         using var dir = new ScratchDirectory();
         var spec = SyntheticIdx.Spec(dir.Path, count: 96);
         var output = dir.File("run");
+        var port = FreePort();
         // A child process: the embedded cluster builds its engines while other specs of this assembly build theirs.
-        var (code, stdout, stderr) = await Dnm("train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
+        var run = Dnm("train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
             "--batch-size", "16", "--pretrain-epochs", "1", "--epochs", "1", "--som-iterations", "10", "--threads", "1", "--device", "cpu",
-            "--out", output, "--workers", "2");
+            "--out", output, "--workers", "2", "--metrics-host", "127.0.0.1", "--metrics-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // Scraped until the process ends: dnm waits for a scrape after the run, so the last answer has the final numbers.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        string? metrics = null;
+        while (!run.IsCompleted)
+        {
+            try
+            {
+                metrics = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                // Not listening yet, or already gone.
+            }
+            await Task.WhenAny(run, Task.Delay(100));
+        }
+        var (code, stdout, stderr) = await run;
         Assert.True(code == 0, stderr + stdout);
         Assert.Contains("training finished", stdout);
         foreach (var file in new[] { "config.json", "final-metrics.json", "metrics.jsonl", "prototypes.png", "checkpoints/final.ckpt" })
             Assert.True(File.Exists(Path.Combine(output, file)), $"{file} is missing");
+
+        // 96 samples, batch 16: 6 steps an epoch, 2 epochs; each worker takes 8 samples of every step.
+        Assert.NotNull(metrics);
+        foreach (var expected in new[]
+                 {
+                     "dnm_train_steps_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 12",
+                     "dnm_train_samples_total{role=\"worker\",rank=\"0\",device=\"cpu\"} 96",
+                     "dnm_train_samples_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 96",
+                     "dnm_train_phase_duration_seconds_count{role=\"worker\",rank=\"1\",device=\"cpu\",phase=\"gradient_reduce\"} 12",
+                     "dnm_cluster_membership_changes_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 2",
+                     "dnm_cluster_workers{role=\"worker\",rank=\"1\",device=\"cpu\"} 2",
+                     "dnm_cluster_workers{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 2",
+                 })
+            Assert.Contains(expected, metrics);
+        Assert.DoesNotContain("role=\"trainer\"", metrics);
     }
 
     private static async Task<(int Code, string Out, string Error)> Dnm(params string[] args)

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Dnm.Cluster.Protocol;
+using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Coordination;
@@ -13,6 +14,7 @@ namespace Dnm.Cluster.Coordination;
 public sealed partial class CoordinatorActor
 {
     private StepRound? round;
+    private StepTracer stepTracer = StepTracer.Untraced();
     private TrainingPhase? reportedPhase;
     private int timedSteps;
     private TimeSpan stepTime, reduceTime;
@@ -27,9 +29,12 @@ public sealed partial class CoordinatorActor
         }
         var step = state.GlobalStep;
         var verify = settings.ChecksumEvery > 0 && (step + 1) % settings.ChecksumEvery == 0;
+        // The step's span lasts over several messages, so it is not made current on this (shared) actor thread;
+        // the workers' spans join it through the traceparent in StartStep.
+        var trace = stepTracer.Begin(step + 1, p.Phase.Name(), makeCurrent: false);
         var start = new StartStep(runId, step, p.Phase, p.Epoch, p.StepInEpoch, p.Mode, p.Schedule.Sigma, p.Schedule.Eta,
-            replica.Config.BatchSize, w.Epoch, p.DataEpoch, verify);
-        round = new StepRound(p, start);
+            replica.Config.BatchSize, w.Epoch, p.DataEpoch, verify, trace.TraceParent);
+        round = new StepRound(p, start, trace);
         mode = Mode.Stepping;
         foreach (var member in w.Members) member.Ref.Tell(start);
         backend.ReduceStepAsync(w.Epoch, start).PipeTo(Self, success: r => r, failure: e => new BackendFailed("reduce", w.Epoch, step, e));
@@ -123,6 +128,7 @@ public sealed partial class CoordinatorActor
 
     private void AbortStep(string reason, bool counted)
     {
+        metrics?.RecordRetriedStep();
         observer.OnMessage($"step {round?.Start.Step} abandoned: {reason}; retrying it");
         // Closing the world makes every worker's reduction fail, and each aborts its step.
         CloseWorld();
@@ -164,8 +170,11 @@ public sealed partial class CoordinatorActor
         round = null;
         var p = r.Plan;
         var joint = p.Mode == StepMode.Joint;
-        observer.OnStep(new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, plan.StepsPerEpoch, state.GlobalStep, p.BatchLength,
-            applied.Loss, joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, elapsed));
+        // Reported inside the step's span, so log lines written for it carry its trace id (as the Trainer's do).
+        using (r.Trace.Enter())
+            observer.OnStep(new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, plan.StepsPerEpoch, state.GlobalStep, p.BatchLength,
+                applied.Loss, joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, elapsed));
+        r.Trace.Dispose();
         if (checkpoint)
         {
             // Queued on the replica's thread before the next step's apply, so it sees exactly this state.

@@ -38,6 +38,8 @@ public sealed partial class CoordinatorActor
             return;
         }
         world = new World(epoch, worldId, members);
+        stepTracer = telemetry.Tracer(Hosting.ClusterTelemetry.CoordinatorRole, runId, 0, members.Length);
+        metrics?.SetWorkers(members.Length);
         membershipChanged = false;
         synced = null;
         joinAcks.Clear();
@@ -132,6 +134,7 @@ public sealed partial class CoordinatorActor
     {
         Timers.Cancel(WorldTimer);
         Timers.Cancel(StepTimer);
+        round?.Trace.Dispose();
         round = null;
         if (world is null) return;
         world = null;

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Protocol;
+using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Coordination;
@@ -25,6 +27,9 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private readonly ICoordinatorBackend backend;
     private readonly ITrainingObserver observer;
     private readonly RunCompletion? completion;
+    private readonly ClusterTelemetry telemetry;
+    // Null where nothing records: the coordinator's membership, retry and world-size metrics.
+    private readonly DnmMetrics? metrics;
     private readonly Guid runId = Guid.NewGuid();
     private readonly Dictionary<IActorRef, WorkerEntry> workers = new();
     private readonly ILoggingAdapter log = Context.GetLogger();
@@ -41,11 +46,14 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private bool membershipChanged;
     private string? lastWorkerProblem;
 
-    public CoordinatorActor(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion)
+    public CoordinatorActor(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion,
+        ClusterTelemetry? telemetry = null)
     {
         this.settings = settings;
         this.observer = observer;
         this.completion = completion;
+        this.telemetry = telemetry ?? ClusterTelemetry.None;
+        metrics = this.telemetry.Coordinator;
         backend = backendFactory();
     }
 
@@ -53,11 +61,12 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     public IStash Stash { get; set; } = null!;
 
     /// <summary>A fresh backend per incarnation: a restarted or moved singleton starts again from the newest checkpoint.</summary>
-    public static Props Props(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion) =>
-        Akka.Actor.Props.Create(() => new CoordinatorActor(settings, backendFactory, observer, completion));
+    public static Props Props(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion,
+        ClusterTelemetry? telemetry = null) =>
+        Akka.Actor.Props.Create(() => new CoordinatorActor(settings, backendFactory, observer, completion, telemetry));
 
     protected override void PreStart() =>
-        backend.InitializeAsync().PipeTo(Self, success: r => r, failure: e => new BackendFailed("initialise", -1, -1, e));
+        backend.InitializeAsync(runId).PipeTo(Self, success: r => r, failure: e => new BackendFailed("initialise", -1, -1, e));
 
     protected override void PostStop() => backend.Dispose();
 
@@ -183,6 +192,8 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
                 if (entry.Ready) return true;
                 entry.Ready = true;
                 membershipChanged = true;
+                // A join is a membership change, as a loss is (dnm_cluster_membership_changes_total).
+                metrics?.RecordMembershipChange();
                 observer.OnMessage($"worker {entry.Id} ready ({workers.Values.Count(w => w.Ready)} ready)");
                 CheckGathering();
                 return true;
@@ -258,6 +269,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private void MemberLost(WorkerEntry entry, string reason)
     {
         membershipChanged = true;
+        metrics?.RecordMembershipChange();
         observer.OnMessage($"worker {entry.Id} left: {reason}");
         var rank = world?.RankOf(entry) ?? -1;
         if (rank < 0) return;

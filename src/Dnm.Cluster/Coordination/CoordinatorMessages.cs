@@ -35,10 +35,12 @@ internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members)
 }
 
 /// <summary>The step in flight. It commits when the reduced statistics are handed to the replica (Reduced).</summary>
-internal sealed class StepRound(PlannedStep plan, StartStep start)
+internal sealed class StepRound(PlannedStep plan, StartStep start, Dnm.Core.Telemetry.StepTrace trace)
 {
     public PlannedStep Plan { get; } = plan;
     public StartStep Start { get; } = start;
+    /// <summary>The coordinator's span of the step (ended when the step completes or is abandoned).</summary>
+    public Dnm.Core.Telemetry.StepTrace Trace { get; } = trace;
     public System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
     public Dictionary<int, ulong?> Acks { get; } = new();
     /// <summary>Ranks that left after the step committed: nothing more is awaited from them.</summary>

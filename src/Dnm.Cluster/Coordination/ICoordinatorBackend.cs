@@ -14,8 +14,11 @@ namespace Dnm.Cluster.Coordination;
 /// </summary>
 public interface ICoordinatorBackend : IDisposable
 {
-    /// <summary>Opens the data, builds the replica and continues from the newest checkpoint of the run directory, if any.</summary>
-    Task<ReplicaReady> InitializeAsync();
+    /// <summary>
+    /// Opens the data, builds the replica and continues from the newest checkpoint of the run directory, if any.
+    /// <paramref name="runId"/> is the coordinator's run id (the replica's checkpoint and evaluation spans carry it).
+    /// </summary>
+    Task<ReplicaReady> InitializeAsync(Guid runId);
 
     /// <summary>Starts the data-plane listener of a new world (closing any previous one); returns the host:port to advertise.</summary>
     string OpenWorld(long membershipEpoch, Guid worldId, int worldSize);

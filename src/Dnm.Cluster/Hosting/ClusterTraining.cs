@@ -8,8 +8,9 @@ public static class ClusterTraining
 {
     /// <param name="options">Overrides (timeouts, checksum period); roles, addresses and worker count are set here.</param>
     /// <param name="resume">Continue from the newest checkpoint in the run directory (`dnm train --resume`).</param>
+    /// <param name="telemetry">Where the coordinator and the workers record metrics and spans; none by default.</param>
     public static Task<ClusterRunResult> RunEmbeddedAsync(DnmConfig config, int workers, ITrainingObserver observer, CancellationToken cancel,
-        NodeOptions? options = null, bool resume = false)
+        NodeOptions? options = null, bool resume = false, ClusterTelemetry? telemetry = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         var embedded = (options ?? new NodeOptions()) with
@@ -24,6 +25,6 @@ public static class ClusterTraining
             MinWorkers = workers,
             ResumeFromCheckpoint = resume,
         };
-        return NodeHost.RunAsync(embedded, config, observer, cancel);
+        return NodeHost.RunAsync(embedded, config, observer, cancel, telemetry: telemetry);
     }
 }

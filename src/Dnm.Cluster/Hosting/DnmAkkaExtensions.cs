@@ -25,12 +25,13 @@ public static class DnmAkkaExtensions
     /// <see cref="CoordinatorKey"/>. Nodes without the role get only the proxy.
     /// </summary>
     public static AkkaConfigurationBuilder AddDnmCoordinator(this AkkaConfigurationBuilder builder, bool hostsCoordinator,
-        CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion completion)
+        CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion completion,
+        ClusterTelemetry? telemetry = null)
     {
         var options = new ClusterSingletonOptions { Role = CoordinatorRole };
         return hostsCoordinator
             ? builder.WithSingleton<CoordinatorKey>(CoordinatorName,
-                (_, _, _) => CoordinatorActor.Props(settings, backendFactory, observer, completion), options, createProxyToo: true)
+                (_, _, _) => CoordinatorActor.Props(settings, backendFactory, observer, completion, telemetry), options, createProxyToo: true)
             : builder.WithSingletonProxy<CoordinatorKey>(CoordinatorName, options);
     }
 

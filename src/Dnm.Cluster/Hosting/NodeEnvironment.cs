@@ -29,26 +29,13 @@ public static class NodeEnvironment
     public const string Config = "DNM_CONFIG";
     /// <summary>Port of the node's /metrics, /healthz and /readyz (read by Dnm.Node's telemetry flags); 0 turns them off.</summary>
     public const string MetricsPort = "DNM_METRICS_PORT";
-    /// <summary>
-    /// Read by glibc when the process starts, so it must be set outside (image, manifest, shell): 1 keeps every thread
-    /// on the main malloc arena, where Dnm's allocator settings apply. Without it a worker's step on its own torch
-    /// thread ran 6x slower on the CPU than the same step on the main thread (docs/BENCHMARKS.md, Cluster).
-    /// </summary>
-    public const string MallocArenaMax = "MALLOC_ARENA_MAX";
 
     /// <summary>Every variable a node reads, including the dataset cache (DNM_DATA) that Dnm.Core reads.</summary>
     public static IReadOnlyList<string> Variables { get; } =
     [
         Role, Seeds, Host, BindHost, Port, DataPlanePort, MinWorkers, LocalWorkers, Devices, JoinTimeout, StepTimeout,
-        ChecksumEvery, ClusterName, DownAfter, AkkaLogLevel, Config, MetricsPort, DatasetCatalog.DataDirVariable, MallocArenaMax,
+        ChecksumEvery, ClusterName, DownAfter, AkkaLogLevel, Config, MetricsPort, DatasetCatalog.DataDirVariable,
     ];
-
-    /// <summary>A line for the log when the process was started without MALLOC_ARENA_MAX=1 on Linux, else null.</summary>
-    public static string? MallocAdvice() =>
-        OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable(MallocArenaMax) != "1"
-            ? $"note: {MallocArenaMax}=1 is not set: torch steps on the workers' threads may run several times slower on the CPU " +
-              $"(glibc per-thread arenas); start the process with {MallocArenaMax}=1"
-            : null;
 
     /// <summary>The process environment over <paramref name="defaults"/>.</summary>
     public static NodeOptions Read(NodeOptions? defaults = null) => Apply(defaults ?? new NodeOptions(), Environment.GetEnvironmentVariable);

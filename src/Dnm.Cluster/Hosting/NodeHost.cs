@@ -22,16 +22,17 @@ namespace Dnm.Cluster.Hosting;
 public static class NodeHost
 {
     /// <param name="joined">Called once this node is Up in the cluster (what a `dnm node`'s /readyz reports).</param>
+    /// <param name="telemetry">Where the coordinator and the workers record metrics and spans; none by default.</param>
     public static async Task<ClusterRunResult> RunAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer, CancellationToken cancel,
-        Action? joined = null)
+        Action? joined = null, ClusterTelemetry? telemetry = null)
     {
+        telemetry ??= ClusterTelemetry.None;
         options = options.Validated();
         if (options.IsCoordinator)
         {
             if (config is null) throw new ConfigException("a coordinator node needs the run config (the `dnm train` flags, or DNM_CONFIG)");
             config.Validated();
         }
-        if (options.IsWorker && NodeEnvironment.MallocAdvice() is { } advice) observer.OnMessage(advice);
         var wall = System.Diagnostics.Stopwatch.StartNew();
         var completion = new RunCompletion();
         using var host = new HostBuilder()
@@ -39,7 +40,7 @@ public static class NodeHost
             {
                 // The caller owns Ctrl+C and SIGTERM (it cancels); the host must not install its own handlers.
                 services.AddSingleton<IHostLifetime, CallerOwnedLifetime>();
-                services.AddAkka(options.ClusterName, (builder, _) => Configure(builder, options, config, observer, completion));
+                services.AddAkka(options.ClusterName, (builder, _) => Configure(builder, options, config, observer, completion, telemetry));
             })
             .Build();
         await host.StartAsync(cancel).ConfigureAwait(false);
@@ -61,7 +62,8 @@ public static class NodeHost
         }
     }
 
-    private static void Configure(AkkaConfigurationBuilder builder, NodeOptions o, DnmConfig? config, ITrainingObserver observer, RunCompletion completion)
+    private static void Configure(AkkaConfigurationBuilder builder, NodeOptions o, DnmConfig? config, ITrainingObserver observer, RunCompletion completion,
+        ClusterTelemetry telemetry)
     {
         var roles = new List<string>();
         if (o.IsCoordinator) roles.Add(DnmAkkaExtensions.CoordinatorRole);
@@ -88,16 +90,17 @@ public static class NodeHost
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort);
             var device = TorchRuntime.Resolve(DeviceSpec.Parse(devices[0]));
-            builder.AddDnmCoordinator(true, settings, () => new ReplicaBackend(config!, device, dataPlane, observer, o.ResumeFromCheckpoint), observer, completion);
+            builder.AddDnmCoordinator(true, settings, () => new ReplicaBackend(config!, device, dataPlane, observer, o.ResumeFromCheckpoint, telemetry),
+                observer, completion, telemetry);
         }
         else
         {
-            builder.AddDnmCoordinator(false, new CoordinatorSettings(), null!, observer, completion);
+            builder.AddDnmCoordinator(false, new CoordinatorSettings(), null!, observer, completion, telemetry);
         }
         if (o.IsWorker)
         {
             var workerDevices = Enumerable.Range(0, o.LocalWorkers).Select(i => devices[i % devices.Count]).ToArray();
-            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d))), completion);
+            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), telemetry: telemetry), completion);
         }
     }
 

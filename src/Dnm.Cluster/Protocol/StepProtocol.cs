@@ -11,7 +11,9 @@ namespace Dnm.Cluster.Protocol;
 /// <c>ShardSampler.Shard(EpochOrder(count, seed, DataEpoch), StepInEpoch, GlobalBatch, rank, world)</c>;
 /// <paramref name="DataEpoch"/> already includes the Trainer's offsets. <paramref name="Sigma"/> and
 /// <paramref name="Eta"/> are the schedule values (used in joint mode). With <paramref name="VerifyChecksum"/>
-/// the worker reports its replica checksum after applying.
+/// the worker reports its replica checksum after applying. <paramref name="TraceParent"/> is the W3C traceparent of
+/// the coordinator's step span (null when it is not traced): the worker's step and phase spans become its children,
+/// so one trace shows the step on every node.
 /// </summary>
 public sealed record StartStep(
     Guid RunId,
@@ -25,7 +27,8 @@ public sealed record StartStep(
     int GlobalBatch,
     long MembershipEpoch,
     int DataEpoch,
-    bool VerifyChecksum);
+    bool VerifyChecksum,
+    string? TraceParent = null);
 
 /// <summary>
 /// The worker applied step <paramref name="Step"/>; <paramref name="Checksum"/> is set when it was asked for.

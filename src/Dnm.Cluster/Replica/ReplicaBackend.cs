@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using System.Net;
 using Dnm.Cluster.Coordination;
+using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
 using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 using static TorchSharp.torch;
 
@@ -19,9 +21,13 @@ namespace Dnm.Cluster.Replica;
 /// All torch work runs on one <see cref="TorchThread"/>.
 /// </summary>
 /// <param name="resumeLatest">Continue from the newest checkpoint of the run directory, if there is one.</param>
-public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlaneSettings dataPlane, ITrainingObserver observer, bool resumeLatest = true)
+/// <param name="telemetry">The coordinator's data-plane bytes go to its metrics; checkpoints and evaluations are spans.</param>
+public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlaneSettings dataPlane, ITrainingObserver observer, bool resumeLatest = true,
+    ClusterTelemetry? telemetry = null)
     : ICoordinatorBackend
 {
+    private readonly ClusterTelemetry telemetry = telemetry ?? ClusterTelemetry.None;
+    private StepTracer tracer = StepTracer.Untraced();
     private readonly TorchThread torch = new("dnm-coordinator-replica");
     private readonly CancellationTokenSource disposed = new();
     private readonly Lock gate = new();
@@ -43,6 +49,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         public float[] SoftCounts { get; } = new float[nodes];
         public float[] ReplicaCounts { get; } = new float[nodes];
         public float[] Stats { get; } = new float[statsLength];
+        // The connections' byte counts already recorded as metrics.
+        public long SentSeen, ReceivedSeen;
 
         public void Dispose()
         {
@@ -52,8 +60,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    public Task<ReplicaReady> InitializeAsync() => torch.RunAsync(() =>
+    public Task<ReplicaReady> InitializeAsync(Guid runId) => torch.RunAsync(() =>
     {
+        tracer = telemetry.Tracer(ClusterTelemetry.CoordinatorRole, runId, 0, 0);
         run = new RunDirectory(requested.Out);
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
@@ -136,6 +145,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
         var (flat, checksum) = await torch.RunAsync(() => (ReplicaFactory.Flatten(EngineState.Export(Engine)), EngineState.Checksum(Engine))).ConfigureAwait(false);
         await Attributed(reducer, () => reducer.BroadcastAsync(stateStep, FrameKind.State, flat, w.Token).AsTask()).ConfigureAwait(false);
+        RecordBytes(w);
         return new WorldSynced(membershipEpoch, checksum);
     }
 
@@ -154,6 +164,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             }
             await reducer.ReduceAsync(step.Step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
         }).ConfigureAwait(false);
+        RecordBytes(w);
         return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
     }
 
@@ -172,7 +183,26 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             return (l, step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null, Engine.Optimizer.Steps);
         }).ConfigureAwait(false);
         var (failedRank, error) = await broadcast.ConfigureAwait(false);
+        RecordBytes(w);
         return new StepApplied(membershipEpoch, step.Step, loss, checksum, adamSteps, failedRank, error);
+    }
+
+    /// <summary>The bytes the world's connections moved since the last call, as increments of dnm_allreduce_bytes_total.</summary>
+    private void RecordBytes(WorldSockets w)
+    {
+        if (telemetry.Coordinator is not { } metrics || w.Reducer is not { } reducer) return;
+        long sent = 0, received = 0;
+        foreach (var c in reducer.Workers)
+        {
+            sent += c.BytesSent;
+            received += c.BytesReceived;
+        }
+        lock (w)
+        {
+            metrics.RecordAllReduceBytes(sent - w.SentSeen, received - w.ReceivedSeen);
+            w.SentSeen = sent;
+            w.ReceivedSeen = received;
+        }
     }
 
     private static async Task<(int? Rank, string? Error)> BroadcastStatsAsync(WorldSockets w, long step)
@@ -219,6 +249,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
 
     private EvaluationReport Evaluate(RunState state, int epoch)
     {
+        using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
         var clock = Stopwatch.StartNew();
         using var test = TrainingRun.OpenSplit(config, "test", null, null);
         var reference = MapEvaluator.Place(Engine, train!, config.BatchSize, config.EvalLimit, disposed.Token);
@@ -234,6 +265,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     /// <summary>What TrainingRun does at the end, on the replica: the final evaluation, metrics, checkpoint and pictures.</summary>
     public Task<RunCompleted> FinishAsync(RunState state) => torch.RunAsync(() =>
     {
+        using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
         var clock = Stopwatch.StartNew();
         using var test = TrainingRun.OpenSplit(config, "test", null, null);
         // Node labels from the whole training set, quality on the whole test split.
@@ -251,6 +283,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
 
     private CheckpointSaved Save(RunState state, string path, bool prune)
     {
+        using var span = tracer.Span("dnm.checkpoint", state.GlobalStep);
         var clock = Stopwatch.StartNew();
         new Checkpoint(config, state, train!.Shape, Engine.Optimizer.Steps, EngineState.Export(Engine)).Save(path);
         if (prune) run!.PruneCheckpoints(keep: 3);

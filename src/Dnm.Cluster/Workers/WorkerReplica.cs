@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Replica;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 using static TorchSharp.torch;
 
@@ -13,10 +15,12 @@ namespace Dnm.Cluster.Workers;
 /// <summary>
 /// A worker's replica: its data, its <see cref="StepEngine"/>, its data-plane connection and the dedicated
 /// thread on which every torch call of a step runs (Forward opens the step's dispose scope, Apply or Abort
-/// closes it, and TorchSharp's scopes belong to one thread).
+/// closes it, and TorchSharp's scopes belong to one thread). Each step is timed by phase and, where traced, spanned
+/// under the coordinator's step span; <paramref name="telemetry"/> gets the worker's metrics (labelled with its rank).
 /// </summary>
-public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null) : IWorkerBackend
+public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null) : IWorkerBackend
 {
+    private readonly ClusterTelemetry telemetry = telemetry ?? ClusterTelemetry.None;
     private readonly TorchThread torch = new($"dnm-{name}");
     private string? configJson;
     private DnmConfig? config;
@@ -30,7 +34,11 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     // Replaced as a whole on every world (actor side); a step captures the link it started with (torch side).
     private WorldLink? link;
 
-    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client);
+    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer)
+    {
+        // The connection's byte counts already recorded as metrics (read and written on the torch thread).
+        public long SentSeen, ReceivedSeen;
+    }
 
     public Task<WorkerPrepared> PrepareAsync(RegistrationAccepted accepted) => torch.RunAsync(() =>
     {
@@ -60,14 +68,23 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var endpoint = await DataPlaneSettings.ResolveAsync(world.DataPlaneEndpoint, deadline.Token).ConfigureAwait(false);
         var client = await StarReduceClient.ConnectAsync(endpoint, world.WorldId, world.Rank, options, deadline.Token).ConfigureAwait(false);
-        Volatile.Write(ref link, new WorldLink(world.MembershipEpoch, world.Rank, world.WorldSize, client));
+        var joined = new WorldLink(world.MembershipEpoch, world.Rank, world.WorldSize, client,
+            telemetry.Tracer(ClusterTelemetry.WorkerRole, world.RunId, world.Rank, world.WorldSize));
+        Volatile.Write(ref link, joined);
         var state = new float[world.StateLength];
         await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.State, state, deadline.Token).ConfigureAwait(false);
-        return await torch.RunAsync(() =>
+        var checksum = await torch.RunAsync(() =>
         {
             EngineState.Import(Engine, ReplicaFactory.Unflatten(state, template!), world.AdamSteps);
+            if (Metrics(joined) is { } m)
+            {
+                m.SetWorkers(joined.Size);
+                RecordBytes(joined, m);
+            }
             return EngineState.Checksum(Engine);
         }).ConfigureAwait(false);
+        telemetry.WorkerJoined();
+        return checksum;
     }
 
     public Task<WorkerStepResult> RunStepAsync(StartStep step)
@@ -80,24 +97,27 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
 
     private WorkerStepResult RunStep(StartStep step, WorldLink world)
     {
+        var clock = Stopwatch.StartNew();
         var e = Engine;
         var count = train!.Count;
+        // The coordinator's step span is the parent: one trace holds the step on every node.
+        using var trace = world.Tracer.Begin(step.Step + 1, step.Phase.Name(), StepTracer.ParseTraceParent(step.TraceParent));
         if (order?.DataEpoch != step.DataEpoch) order = (step.DataEpoch, ShardSampler.EpochOrder(count, config!.Seed, step.DataEpoch));
         var shard = ShardSampler.Shard(order.Value.Order, step.StepInEpoch, step.GlobalBatch, world.Rank, world.Size);
         var n = batch!.Fill(train, shard);
         // Loss and gradients are divided by the whole batch's B, so the ranks' statistics sum to the global ones.
         var globalBatch = ShardSampler.GlobalBatchRange(count, step.StepInEpoch, step.GlobalBatch).Length;
-        var reduce = new Stopwatch();
+        StepLoss loss;
         using (NewDisposeScope())
         {
-            e.Forward(batch.FilledPixels, n, step.Mode, softCounts);
+            using (trace.Phase(StepPhase.Encode)) e.Forward(batch.FilledPixels, n, step.Mode, softCounts);
             try
             {
                 if (step.Mode == StepMode.Joint)
-                    AllReduce(world.Client, step.Step, FrameKind.SoftCounts, softCounts, reduce);
-                e.Backward(softCounts, globalBatch, stats);
-                AllReduce(world.Client, step.Step, FrameKind.Gradients, stats, reduce);
-                e.Apply(stats, globalBatch, new ScheduleValues(step.Sigma, step.Eta));
+                    using (trace.Phase(StepPhase.SoftCountReduce)) AllReduce(world.Client, step.Step, FrameKind.SoftCounts, softCounts);
+                using (trace.Phase(StepPhase.Backward)) e.Backward(softCounts, globalBatch, stats);
+                using (trace.Phase(StepPhase.GradientReduce)) AllReduce(world.Client, step.Step, FrameKind.Gradients, stats);
+                loss = e.Apply(stats, globalBatch, new ScheduleValues(step.Sigma, step.Eta), trace);
             }
             catch
             {
@@ -106,16 +126,34 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
                 throw;
             }
         }
-        return new WorkerStepResult(step.VerifyChecksum ? EngineState.Checksum(e) : null, reduce.Elapsed);
+        var checksum = step.VerifyChecksum ? EngineState.Checksum(e) : (ulong?)null;
+        if (Metrics(world) is { } m)
+        {
+            m.RecordSamples(n);
+            m.RecordStep(clock.Elapsed, trace.Timings);
+            m.SetLoss(loss);
+            if (step.Mode == StepMode.Joint) m.SetSchedule(step.Sigma, step.Eta);
+            m.SetWorkers(world.Size);
+            RecordBytes(world, m);
+        }
+        return new WorkerStepResult(checksum, trace.Timings.Communication);
     }
 
-    private static void AllReduce(StarReduceClient client, long step, FrameKind kind, float[] data, Stopwatch clock)
+    private DnmMetrics? Metrics(WorldLink world) => telemetry.Worker(world.Rank, device.ToString());
+
+    /// <summary>The data-plane bytes this world's connection moved since the last call, as counter increments.</summary>
+    private static void RecordBytes(WorldLink world, DnmMetrics metrics)
     {
-        clock.Start();
+        var c = world.Client.Connection;
+        long sent = c.BytesSent, received = c.BytesReceived;
+        metrics.RecordAllReduceBytes(sent - world.SentSeen, received - world.ReceivedSeen);
+        world.SentSeen = sent;
+        world.ReceivedSeen = received;
+    }
+
+    private static void AllReduce(StarReduceClient client, long step, FrameKind kind, float[] data) =>
         // Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
         client.AllReduceAsync(step, kind, data).AsTask().GetAwaiter().GetResult();
-        clock.Stop();
-    }
 
     public void LeaveWorld() => Interlocked.Exchange(ref link, null)?.Client.Dispose();
 

@@ -31,7 +31,9 @@ public sealed class DnmMetrics : IDisposable
     /// <param name="scope">The meter's <see cref="Meter.Scope"/>. Exporters must listen before the first
     /// measurement (the constructor records the zeros of the counters), so they start first and recognise
     /// this meter by its scope among others of the same name in the process (tests, several workers).</param>
-    public DnmMetrics(TelemetryIdentity identity, Func<DeviceMemory?>? deviceMemory = null, object? scope = null)
+    /// <param name="publishZeros">Records the counters' zeros at once (the default). False for an identity that may
+    /// never record anything (a worker node's own, before a world gives its workers their ranks).</param>
+    public DnmMetrics(TelemetryIdentity identity, Func<DeviceMemory?>? deviceMemory = null, object? scope = null, bool publishZeros = true)
     {
         Identity = identity;
         labels = identity.Labels();
@@ -74,6 +76,7 @@ public sealed class DnmMetrics : IDisposable
         }
 
         // Counters that stay at zero in a single process still get their series, so dashboards show 0, not "no data".
+        if (!publishZeros) return;
         foreach (var counter in new[] { samples, steps, membershipChanges, retriedSteps }) counter.Add(0, labels);
         allReduceBytes.Add(0, sentLabels);
         allReduceBytes.Add(0, receivedLabels);

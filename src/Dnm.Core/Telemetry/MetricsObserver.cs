@@ -6,7 +6,10 @@ namespace Dnm.Core.Telemetry;
 /// Feeds <see cref="DnmMetrics"/> from a run's events. Throughput and ETA come from the run's
 /// <see cref="ProgressTracker"/>, the same object the console display reads.
 /// </summary>
-public sealed class MetricsObserver(DnmMetrics metrics, ProgressTracker progress) : ITrainingObserver
+/// <param name="countStepSamples">False on a cluster's coordinator: its workers count the samples of each step, as
+/// each processes them, so the sum over processes stays the samples processed (SOM pre-training, which runs on
+/// the coordinator's replica, is still counted here).</param>
+public sealed class MetricsObserver(DnmMetrics metrics, ProgressTracker progress, bool countStepSamples = true) : ITrainingObserver
 {
     private volatile bool started;
 
@@ -21,7 +24,7 @@ public sealed class MetricsObserver(DnmMetrics metrics, ProgressTracker progress
 
     public void OnStep(StepReport report)
     {
-        metrics.RecordSamples(report.Samples);
+        if (countStepSamples || report.Phase == TrainingPhase.SomPretrain) metrics.RecordSamples(report.Samples);
         // A SOM pre-training report sums up to 100 cheap iterations that are not optimisation steps:
         // it counts samples, but its duration is not a step's.
         if (report.Phase != TrainingPhase.SomPretrain)

@@ -16,10 +16,12 @@ public sealed class StepTracer
     private readonly string runId;
     private readonly int rank;
     private readonly int worldSize;
+    private readonly string? role;
 
     /// <param name="source">The run's source (named <see cref="SourceName"/>); null to time without tracing.</param>
     /// <param name="runId">Identifies the run in every span; the cluster passes its run id so all workers agree.</param>
-    public StepTracer(ActivitySource? source, string runId, int rank = 0, int worldSize = 1)
+    /// <param name="role">The cluster role (coordinator, worker) as the span tag dnm.role; null in a single process.</param>
+    public StepTracer(ActivitySource? source, string runId, int rank = 0, int worldSize = 1, string? role = null)
     {
         if (source is not null && source.Name != SourceName)
             throw new ArgumentException($"the activity source must be named '{SourceName}', not '{source.Name}'", nameof(source));
@@ -27,6 +29,7 @@ public sealed class StepTracer
         this.runId = runId;
         this.rank = rank;
         this.worldSize = worldSize;
+        this.role = role;
     }
 
     /// <summary>Timings only: for runs without telemetry (tests, library use).</summary>
@@ -36,12 +39,17 @@ public sealed class StepTracer
     /// Starts the span of step <paramref name="step"/>. <paramref name="parent"/> is the coordinator's
     /// context carried in the step command, so a worker's step spans join the coordinator's trace; without
     /// it the step is a child of <see cref="Activity.Current"/>, or the root of a new trace.
+    /// With <paramref name="makeCurrent"/> false the span does not become <see cref="Activity.Current"/>: for an
+    /// actor, whose step spans several messages and whose thread runs other actors in between.
     /// </summary>
-    public StepTrace Begin(long step, string trainingPhase, ActivityContext? parent = null)
+    public StepTrace Begin(long step, string trainingPhase, ActivityContext? parent = null, bool makeCurrent = true)
     {
+        var previous = Activity.Current;
         var activity = source?.StartActivity("dnm.step", ActivityKind.Internal, parent ?? default(ActivityContext));
+        if (!makeCurrent && activity is not null) Activity.Current = previous;
         if (activity is { IsAllDataRequested: true })
         {
+            if (role is not null) activity.SetTag("dnm.role", role);
             activity.SetTag("dnm.run_id", runId);
             activity.SetTag("dnm.step", step);
             activity.SetTag("dnm.rank", rank);
@@ -58,8 +66,20 @@ public sealed class StepTracer
         activity?.SetTag("dnm.run_id", runId);
         activity?.SetTag("dnm.step", step);
         activity?.SetTag("dnm.rank", rank);
+        if (role is not null) activity?.SetTag("dnm.role", role);
         return activity;
     }
+
+    /// <summary>
+    /// The W3C traceparent of a span ("00-&lt;trace id&gt;-&lt;span id&gt;-&lt;flags&gt;"), to send in a message so that the
+    /// receiver's spans join the sender's trace; null without a span.
+    /// </summary>
+    public static string? TraceParent(Activity? activity) =>
+        activity is { IdFormat: ActivityIdFormat.W3C } ? activity.Id : null;
+
+    /// <summary>The span context a received traceparent names; null if there is none or it does not parse.</summary>
+    public static ActivityContext? ParseTraceParent(string? traceParent) =>
+        traceParent is not null && ActivityContext.TryParse(traceParent, null, isRemote: true, out var context) ? context : null;
 
     /// <summary>The trace id to print in a log line, when a span is current.</summary>
     public static string? CurrentTraceId() =>
@@ -82,6 +102,24 @@ public sealed class StepTrace : IDisposable
 
     /// <summary>The step's span context, to send to peers so their spans join this trace.</summary>
     public ActivityContext? Context => activity?.Context;
+
+    /// <summary>The step's span as a W3C traceparent (see <see cref="StepTracer.TraceParent"/>); null when untraced.</summary>
+    public string? TraceParent => StepTracer.TraceParent(activity);
+
+    /// <summary>
+    /// Makes the step's span <see cref="Activity.Current"/> until disposed (then restores the previous one), so
+    /// that what is logged for the step carries its trace id. Null when untraced.
+    /// </summary>
+    public IDisposable? Enter() => activity is null ? null : new CurrentScope(activity);
+
+    private sealed class CurrentScope : IDisposable
+    {
+        private readonly Activity? previous = Activity.Current;
+
+        public CurrentScope(Activity activity) => Activity.Current = activity;
+
+        public void Dispose() => Activity.Current = previous;
+    }
 
     /// <summary>Times one phase (and traces it as a child span) until the returned scope is disposed.</summary>
     public PhaseScope Phase(StepPhase phase) =>

@@ -2,6 +2,7 @@ using Dnm.Core.Training;
 using System.CommandLine;
 using Dnm.Cluster.Hosting;
 using Dnm.Core.Config;
+using Dnm.Core.Runtime;
 using Dnm.Core.Telemetry;
 using Dnm.Node.Progress;
 using Dnm.Node.Telemetry;
@@ -76,17 +77,22 @@ public static class NodeCommand
         var tracker = new ProgressTracker(config, context.Clock);
         using (var display = TrainingDisplay.For(context, tracker))
         {
-            // /healthz: the process is alive; /readyz: this node is Up in the cluster. On the coordinator the run's
-            // metrics follow its events; a worker serves its process metrics (role and device label it, rank 0).
-            var device = options.Devices.Count > 0 ? options.Devices[0] : config.Device;
+            // /healthz: the process is alive. /readyz: a coordinator is Up in the cluster; a worker has joined a world
+            // and holds the run's state. The coordinator's metrics follow the run's events; each local worker records
+            // its steps under its rank; a worker-only node's own identity publishes no run metrics.
+            var device = TorchRuntime.Resolve(DeviceSpec.Parse(options.Devices.Count > 0 ? options.Devices[0] : config.Device)).ToString();
             var joined = false;
-            using var telemetry = NodeTelemetry.Start(telemetryOptions, new TelemetryIdentity(options.IsCoordinator ? "coordinator" : "worker", 0, device),
+            var role = options.IsCoordinator ? ClusterTelemetry.CoordinatorRole : ClusterTelemetry.WorkerRole;
+            NodeTelemetry? self = null;
+            using var telemetry = NodeTelemetry.Start(telemetryOptions, new TelemetryIdentity(role, 0, device),
                 worldSize: options.MinWorkers, tracker, runId: Guid.NewGuid().ToString("N"), context.Environment, display.Line, context.Error.WriteLine,
-                ready: () => Volatile.Read(ref joined));
+                ready: () => options.IsCoordinator ? Volatile.Read(ref joined) : self?.WorkerJoined == true, runMetrics: options.IsCoordinator);
+            self = telemetry;
             var observer = options.IsCoordinator ? new CompositeObserver(tracker, display, telemetry.Observer) : new CompositeObserver(tracker, display);
             result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, observer, context.Cancel,
-                joined: () => Volatile.Write(ref joined, true)).GetAwaiter().GetResult();
-            if (options.IsCoordinator) telemetry.AwaitFinalScrape(display.Line, context.Cancel);
+                joined: () => Volatile.Write(ref joined, true), telemetry: telemetry.Cluster(options.IsCoordinator)).GetAwaiter().GetResult();
+            // Every node: its last steps' numbers (a worker's too) reach Prometheus before the process exits.
+            telemetry.AwaitFinalScrape(display.Line, context.Cancel);
         }
         context.Out.WriteLine(result.Final is { } q
             ? $"run finished: {result.GlobalSteps} steps in {ProgressText.Duration(result.Duration)}; final metrics: {ProgressText.Quality(q)}; results in {result.RunDirectory}"

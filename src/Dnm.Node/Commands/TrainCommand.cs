@@ -84,15 +84,18 @@ public static class TrainCommand
             var fetch = new FetchProgressWriter(context.Out, context.Interactive, context.Clock);
             var (device, runtime) = TorchRuntime.Initialize(DeviceSpec.Parse(effective.Device), effective.Threads, display.Line);
             display.Line($"runtime: device {runtime.Device}, {runtime.Threads} threads, oneDNN {(runtime.MkldnnEnabled ? "on" : "off")}");
-            using var telemetry = NodeTelemetry.Start(telemetryOptions, new TelemetryIdentity(TelemetryIdentity.SingleProcessRole, 0, runtime.Device),
-                worldSize: 1, tracker, runId: Guid.NewGuid().ToString("N"), context.Environment, display.Line, context.Error.WriteLine);
+            // With --workers this process is the coordinator (its metrics say so) and hosts the workers, whose
+            // metrics carry their ranks; all are served on the one endpoint.
+            var role = workers is null ? TelemetryIdentity.SingleProcessRole : Cluster.Hosting.ClusterTelemetry.CoordinatorRole;
+            using var telemetry = NodeTelemetry.Start(telemetryOptions, new TelemetryIdentity(role, 0, runtime.Device),
+                worldSize: workers ?? 1, tracker, runId: Guid.NewGuid().ToString("N"), context.Environment, display.Line, context.Error.WriteLine);
             var observer = new CompositeObserver(tracker, display, telemetry.Observer);
             try
             {
                 // --workers N: the embedded cluster (coordinator and N workers in this process, same actors and
-                // transport as a real cluster). Its per-worker telemetry comes with the cluster metrics wiring.
+                // transport as a real cluster).
                 result = workers is { } n
-                    ? TrainWorkers.Execute(effective, n, checkpoint is not null, observer, context.Cancel)
+                    ? TrainWorkers.Execute(effective, n, checkpoint is not null, observer, telemetry.Cluster(coordinator: true), context.Cancel)
                     : TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer);
                 telemetry.AwaitFinalScrape(display.Line, context.Cancel);
             }

@@ -32,9 +32,10 @@ public static class TrainWorkers
             throw new ConfigException($"with --workers, --resume continues from the newest checkpoint of --out; {resumePath} is not it");
     }
 
-    public static TrainingResult Execute(DnmConfig config, int workers, bool resume, ITrainingObserver observer, CancellationToken cancel)
+    public static TrainingResult Execute(DnmConfig config, int workers, bool resume, ITrainingObserver observer, ClusterTelemetry telemetry,
+        CancellationToken cancel)
     {
-        var result = ClusterTraining.RunEmbeddedAsync(config, workers, observer, cancel, resume: resume).GetAwaiter().GetResult();
+        var result = ClusterTraining.RunEmbeddedAsync(config, workers, observer, cancel, resume: resume, telemetry: telemetry).GetAwaiter().GetResult();
         var final = result.Final ?? throw new ClusterRunException("the run ended without a final evaluation");
         return new TrainingResult(result.RunDirectory, final, result.GlobalSteps, result.Duration);
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Dnm.Cluster.Hosting;
 using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 using OpenTelemetry;
@@ -23,6 +24,9 @@ public sealed class NodeTelemetry : IDisposable
     private MeterProvider? meterProvider;
     private ActivitySource? source;
     private CudaMemoryProbe? probe;
+    private readonly object scope = new();
+    private readonly List<DnmMetrics> workerMetrics = [];
+    private volatile bool workerJoined;
 
     private NodeTelemetry(TelemetryIdentity identity)
     {
@@ -41,13 +45,15 @@ public sealed class NodeTelemetry : IDisposable
     /// <param name="say">Where to print what is served where.</param>
     /// <param name="warn">Where to print that the endpoint could not start: the run goes on without it.</param>
     /// <param name="ready">What /readyz reports; by default, whether training has started (<see cref="MetricsObserver.Started"/>).</param>
+    /// <param name="runMetrics">False on a worker-only `dnm node`: the process's own identity then publishes no run
+    /// metrics (no zero counters under a rank it does not hold); its workers record under their ranks (<see cref="Cluster"/>).</param>
     public static NodeTelemetry Start(TelemetryOptions options, TelemetryIdentity identity, int worldSize, ProgressTracker progress,
-        string runId, Func<string, string?> environment, Action<string> say, Action<string> warn, Func<bool>? ready = null)
+        string runId, Func<string, string?> environment, Action<string> say, Action<string> warn, Func<bool>? ready = null, bool runMetrics = true)
     {
         var t = new NodeTelemetry(identity);
         try
         {
-            t.Initialize(options, worldSize, progress, runId, environment, say, warn, ready);
+            t.Initialize(options, worldSize, progress, runId, environment, say, warn, ready, runMetrics);
             return t;
         }
         catch
@@ -58,11 +64,10 @@ public sealed class NodeTelemetry : IDisposable
     }
 
     private void Initialize(TelemetryOptions options, int worldSize, ProgressTracker progress, string runId,
-        Func<string, string?> environment, Action<string> say, Action<string> warn, Func<bool>? ready)
+        Func<string, string?> environment, Action<string> say, Action<string> warn, Func<bool>? ready, bool runMetrics)
     {
         // Exporters listen first: DnmMetrics records its counters' zeros as it is built, and a listener
-        // started later would miss them. The scope tells this run's meter from any other "Dnm" meter.
-        var scope = new object();
+        // started later would miss them. The scope tells this run's meters from any other "Dnm" meter.
         CollectorRegistry? registry = null;
         if (options.MetricsPort > 0)
         {
@@ -83,9 +88,11 @@ public sealed class NodeTelemetry : IDisposable
         source = new ActivitySource(StepTracer.SourceName);
         Tracer = new StepTracer(source, runId, Identity.Rank, worldSize);
         probe = DeviceProbe(environment);
-        Metrics = new DnmMetrics(Identity, probe is null ? null : probe.Read, scope);
-        Observer = new MetricsObserver(Metrics, progress);
-        Metrics.SetWorkers(worldSize);
+        Metrics = new DnmMetrics(Identity, probe is null ? null : probe.Read, scope, publishZeros: runMetrics);
+        // A cluster's coordinator counts no step samples: its workers do, as they process them.
+        Observer = new MetricsObserver(Metrics, progress, countStepSamples: Identity.Role != ClusterTelemetry.CoordinatorRole);
+        // A single process is its one worker; a cluster's coordinator sets the gauge as each world forms.
+        if (runMetrics && Identity.Role != ClusterTelemetry.CoordinatorRole) Metrics.SetWorkers(worldSize);
 
         if (registry is not null)
         {
@@ -107,7 +114,7 @@ public sealed class NodeTelemetry : IDisposable
     {
         // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (the environment detector, added last) override these.
         var resource = ResourceBuilder.CreateEmpty()
-            .AddService("dnm", serviceInstanceId: $"{Identity.Role}-{Identity.Rank}")
+            .AddService("dnm", serviceInstanceId: $"{Identity.Role}-{Identity.Rank}-{Environment.MachineName}-{Environment.ProcessId}")
             .AddAttributes([new("dnm.role", Identity.Role), new("dnm.rank", Identity.Rank), new("dnm.world_size", worldSize)])
             .AddTelemetrySdk()
             .AddEnvironmentVariableDetector();
@@ -121,6 +128,24 @@ public sealed class NodeTelemetry : IDisposable
         if (!Identity.Device.StartsWith("cuda", StringComparison.Ordinal)) return null;
         var index = Identity.Device.Split(':') is [_, var n] && int.TryParse(n, out var i) ? i : 0;
         return CudaMemoryProbe.TryOpen(index, environment("CUDA_VISIBLE_DEVICES"));
+    }
+
+    /// <summary>True once a local cluster worker has joined a world and holds the run's state (a worker's /readyz).</summary>
+    public bool WorkerJoined => workerJoined;
+
+    /// <summary>
+    /// This process's telemetry as the cluster code records it: <paramref name="coordinator"/> gives the coordinator
+    /// <see cref="Metrics"/> (the identity must then have the coordinator role); each local worker gets metrics of
+    /// its own, labelled with its rank, exported with this process's.
+    /// </summary>
+    public ClusterTelemetry Cluster(bool coordinator) =>
+        new(coordinator ? Metrics : null, CreateWorkerMetrics, source, () => workerJoined = true);
+
+    private DnmMetrics CreateWorkerMetrics(TelemetryIdentity identity)
+    {
+        var metrics = new DnmMetrics(identity, null, scope);
+        lock (workerMetrics) workerMetrics.Add(metrics);
+        return metrics;
     }
 
     /// <summary>
@@ -142,6 +167,7 @@ public sealed class NodeTelemetry : IDisposable
         tracerProvider?.Dispose();
         meterProvider?.Dispose();
         Metrics?.Dispose();
+        lock (workerMetrics) foreach (var m in workerMetrics) m.Dispose();
         probe?.Dispose();
         bridge?.Dispose();
         runtimeAdapter?.Dispose();

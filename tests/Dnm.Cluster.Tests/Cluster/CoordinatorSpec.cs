@@ -13,10 +13,11 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
 {
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
 
-    private (IActorRef Coordinator, RunCompletion Completion) Start(ScriptedBackend backend, CoordinatorSettings settings)
+    private (IActorRef Coordinator, RunCompletion Completion) Start(ScriptedBackend backend, CoordinatorSettings settings,
+        Hosting.ClusterTelemetry? telemetry = null)
     {
         var completion = new RunCompletion();
-        return (Sys.ActorOf(CoordinatorActor.Props(settings, () => backend, new NoObserver(), completion)), completion);
+        return (Sys.ActorOf(CoordinatorActor.Props(settings, () => backend, new NoObserver(), completion, telemetry)), completion);
     }
 
     /// <summary>Registers a probe as a worker and reports it ready.</summary>
@@ -138,6 +139,29 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         var retried = Join(a, coordinator);
         Assert.Equal((0, 1), (retried.Rank, retried.WorldSize));
         Assert.Equal(start.Step, a.ExpectMsg<StartStep>().Step);
+    }
+
+    [Fact]
+    public void Should_count_joins_and_losses_as_membership_changes_and_the_abandoned_step_as_retried()
+    {
+        using var recorded = new MetricsRecorder();
+        using var metrics = new Core.Telemetry.DnmMetrics(new Core.Telemetry.TelemetryIdentity("coordinator", 0, "cpu"), scope: recorded);
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { MinWorkers = 2 }, new Hosting.ClusterTelemetry(metrics, null, null));
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        Join(a, coordinator);
+        Join(b, coordinator);
+        a.ExpectMsg<StartStep>();
+        Assert.Equal(2, recorded.Sum("dnm_cluster_membership_changes_total", "coordinator", "0"));
+        Assert.Equal(2, recorded.Last("dnm_cluster_workers", "coordinator", "0"));
+        Assert.Equal(0, recorded.Sum("dnm_train_retried_steps_total", "coordinator", "0"));
+        Sys.Stop(b.Ref);
+        Join(a, coordinator);
+        a.ExpectMsg<StartStep>();
+        Assert.Equal(3, recorded.Sum("dnm_cluster_membership_changes_total", "coordinator", "0"));
+        Assert.Equal(1, recorded.Sum("dnm_train_retried_steps_total", "coordinator", "0"));
+        Assert.Equal(1, recorded.Last("dnm_cluster_workers", "coordinator", "0"));
     }
 
     [Fact]

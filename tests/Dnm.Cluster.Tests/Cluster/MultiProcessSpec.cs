@@ -20,6 +20,7 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
     [Theory]
     [InlineData(1, "127.0.0.1")]
     [InlineData(2, "localhost")] // seed nodes by DNS name
+    [InlineData(4, "127.0.0.1")]
     public async Task Should_equal_the_single_process_trainer_with_workers_in_separate_processes(int workers, string host)
     {
         using var dir = new TempDir();
@@ -41,6 +42,16 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
             output.WriteLine($"{workers} worker process(es): max relative error {error:E2} ({worst})");
             Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
             Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
+            // The map itself: the cluster's final-metrics.json (written by its coordinator) against the same
+            // evaluation of the single-process run's final state, to 3 decimals.
+            using var written = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(config.Out, "final-metrics.json")));
+            var expected = TinyRun.FinalQuality(reference);
+            output.WriteLine($"purity {written.RootElement.GetProperty("purity").GetDouble():F4} vs {expected.Purity:F4}, " +
+                             $"QE {written.RootElement.GetProperty("qe").GetDouble():F4} vs {expected.Qe:F4}");
+            // (Within half a unit of the third decimal rather than equal after rounding, which a difference of 1e-6
+            // across a rounding boundary would fail.)
+            Assert.InRange(Math.Abs(written.RootElement.GetProperty("purity").GetDouble() - expected.Purity!.Value), 0, 5e-4);
+            Assert.InRange(Math.Abs(written.RootElement.GetProperty("qe").GetDouble() - expected.Qe), 0, 5e-4);
         }
         finally
         {

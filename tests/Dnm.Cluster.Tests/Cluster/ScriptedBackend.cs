@@ -24,7 +24,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public ConcurrentQueue<long> Committed { get; } = new();
     public int WorldsClosed;
 
-    public Task<ReplicaReady> InitializeAsync() =>
+    public Task<ReplicaReady> InitializeAsync(Guid runId) =>
         Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null));
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize) => $"127.0.0.1:{9000 + membershipEpoch}";

@@ -55,7 +55,6 @@ internal sealed class NodeProcess : IDisposable
             [NodeEnvironment.StepTimeout] = "30s",
             [NodeEnvironment.DownAfter] = "3s",
             [NodeEnvironment.ChecksumEvery] = "10",
-            [NodeEnvironment.MallocArenaMax] = "1",
         };
         if (seeds.Length > 0) env[NodeEnvironment.Seeds] = seeds;
         foreach (var (key, value) in extra) env[key] = value;

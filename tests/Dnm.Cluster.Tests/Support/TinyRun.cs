@@ -69,6 +69,18 @@ internal static class TinyRun
     }
 
     /// <summary>
+    /// The final evaluation of a checkpoint as the run's end writes it (final-metrics.json): node labels from the whole
+    /// training split, quality on the whole test split.
+    /// </summary>
+    public static Core.Evaluation.MapQuality FinalQuality(Checkpoint checkpoint)
+    {
+        using var map = Core.Evaluation.TrainedMap.From(checkpoint, "reference", TorchSharp.torch.CPU);
+        using var train = TrainingRun.OpenSplit(checkpoint.Config, "train", null, null);
+        using var test = TrainingRun.OpenSplit(checkpoint.Config, "test", null, null);
+        return map.Evaluate(train, test, CancellationToken.None);
+    }
+
+    /// <summary>
     /// "About 1e-4": N shards sum their gradients in a different order than one process does, and Adam turns
     /// the float rounding of a near-zero gradient into a full ±lr step (m/√v does not shrink with |g|), so the
     /// replicas drift from the Trainer by rounding that grows over the steps — not by any difference in the

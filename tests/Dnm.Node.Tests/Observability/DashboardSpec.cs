@@ -73,23 +73,42 @@ public sealed class DashboardSpec(ObservedRunFixture fixture)
         run.AssertSucceeded();
         var prometheus = run.Prometheus!;
         var at = await run.LastScrapedAsync(prometheus);
-        async Task<double[]> Query(string promql) => ScalarsOf(await prometheus.QueryAsync(promql, at));
+        // Each process's final numbers: its last scrape came after its run ended (every dnm process waits for one),
+        // but the processes end at different moments, so no one instant has every process's last scrape behind it.
+        // last_over_time over the whole run, evaluated after it, reads each series' last sample (staleness markers
+        // are not samples).
+        var end = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+        async Task<double[]> Query(string promql) => ScalarsOf(await prometheus.QueryAsync(promql, end));
+        static string Last(string selector) => $"last_over_time({selector}[10m])";
 
-        // 2 pre-training + 6 joint epochs of 512/16 = 32 steps. dnm waits for a scrape after the run ends,
-        // so the last scrape has every step and the final evaluation.
-        Assert.Equal(new[] { 256.0 }, await Query("sum(dnm_train_steps_total{job=\"dnm\"})"));
+        // 2 pre-training + 6 joint epochs of 512/16 = 32 steps, taken by the coordinator and by each worker process.
+        Assert.Equal(new[] { 256.0 }, await Query(Last("dnm_train_steps_total{job=\"dnm\", role=\"coordinator\"}")));
+        Assert.Equal(Enumerable.Repeat(256.0, ObservedRunFixture.Workers),
+            await Query($"sum by (rank) ({Last("dnm_train_steps_total{job=\"dnm\", role=\"worker\"}")})"));
+        // Each worker counts the samples of its shard: 8 epochs of 512 samples, half each; the rank labels are 0 and 1.
+        var samples = $"sum by (rank) ({Last("dnm_train_samples_total{job=\"dnm\", role=\"worker\"}")})";
+        Assert.Equal(new[] { 2048.0, 2048.0 }, await Query(samples));
+        var ranks = (await prometheus.QueryAsync(samples, end)).GetProperty("result")
+            .EnumerateArray().Select(r => r.GetProperty("metric").GetProperty("rank").GetString()).Order(StringComparer.Ordinal);
+        Assert.Equal(["0", "1"], ranks);
+        // Two joins (membership changes), no retried step, two workers; and every worker's bytes reached the coordinator.
+        Assert.Equal(new[] { 2.0 }, await Query(Last("dnm_cluster_membership_changes_total{role=\"coordinator\"}")));
+        Assert.Equal(new[] { 0.0 }, await Query($"sum({Last("dnm_train_retried_steps_total")})"));
+        Assert.Equal(new[] { 2.0 }, await Query($"max({Last("dnm_cluster_workers")})"));
+        Assert.Equal(await Query($"sum({Last("dnm_allreduce_bytes_total{role=\"worker\", direction=\"sent\"}")})"),
+            await Query($"sum({Last("dnm_allreduce_bytes_total{role=\"coordinator\", direction=\"received\"}")})"));
         using var final = JsonDocument.Parse(File.ReadAllText(Path.Combine(run.OutDirectory, "final-metrics.json")));
-        Assert.Equal(new[] { final.RootElement.GetProperty("purity").GetDouble() }, await Query("dnm_eval_purity"));
-        Assert.Equal(new[] { final.RootElement.GetProperty("qe").GetDouble() }, await Query("dnm_eval_quantization_error"));
+        Assert.Equal(new[] { final.RootElement.GetProperty("purity").GetDouble() }, await Query(Last("dnm_eval_purity")));
+        Assert.Equal(new[] { final.RootElement.GetProperty("qe").GetDouble() }, await Query(Last("dnm_eval_quantization_error")));
 
         // The console's last step line and the gauges come from one ThroughputMeter: the same numbers.
         var console = Regex.Match(run.Processes[0].Out.Split('\n').Last(l => l.Contains("joint epoch 6/6 step 32/32", StringComparison.Ordinal)),
             @"\| (\d+) samples/s \| ETA (\S+)");
         Assert.True(console.Success, run.Processes[0].Out);
-        var gauge = Assert.Single(await Query("dnm_train_samples_per_second"));
+        var gauge = Assert.Single(await Query(Last("dnm_train_samples_per_second")));
         Assert.Equal(console.Groups[1].Value, gauge.ToString("0", System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal("0:00", console.Groups[2].Value);
-        Assert.Equal(new[] { 0.0 }, await Query("dnm_train_eta_seconds"));
+        Assert.Equal(new[] { 0.0 }, await Query(Last("dnm_train_eta_seconds")));
 
         // Only the identity labels (plus Prometheus's job and instance): nothing per step or sample.
         var labels = (await prometheus.QueryAsync("dnm_train_samples_total", at)).GetProperty("result")[0].GetProperty("metric");

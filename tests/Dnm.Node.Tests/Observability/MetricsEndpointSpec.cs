@@ -60,6 +60,65 @@ public sealed class MetricsEndpointSpec : IDisposable
     }
 
     [Fact]
+    public async Task A_worker_node_should_be_ready_once_a_local_worker_joined_and_report_only_under_its_rank()
+    {
+        var port = PrometheusServer.FreePort();
+        NodeTelemetry? self = null;
+        // As `dnm node --role worker` starts it: no run metrics of its own, ready once a worker holds the state.
+        using var telemetry = NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null), new TelemetryIdentity("worker", 0, "cpu"), 1,
+            tracker, "run-1", _ => null, said.Add, warned.Add, ready: () => self?.WorkerJoined == true, runMetrics: false);
+        self = telemetry;
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(port, "/readyz")).StatusCode);
+
+        var cluster = telemetry.Cluster(coordinator: false);
+        Assert.Null(cluster.Coordinator);
+        cluster.Worker(1, "cpu")!.RecordSamples(3);
+        cluster.WorkerJoined();
+
+        Assert.Equal(HttpStatusCode.OK, (await Get(port, "/readyz")).StatusCode);
+        var text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.Contains("dnm_train_samples_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 3", text);
+        Assert.Contains("dnm_cluster_membership_changes_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 0", text);
+        Assert.DoesNotContain("rank=\"0\"", text);
+    }
+
+    [Fact]
+    public async Task An_embedded_cluster_should_serve_the_coordinator_and_every_worker_under_its_own_labels()
+    {
+        var port = PrometheusServer.FreePort();
+        // As `dnm train --workers 2` starts it: the process is the coordinator and hosts both workers.
+        using var telemetry = NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null), new TelemetryIdentity("coordinator", 0, "cpu"), 2,
+            tracker, "run-1", _ => null, said.Add, warned.Add);
+        var cluster = telemetry.Cluster(coordinator: true);
+        Assert.Same(telemetry.Metrics, cluster.Coordinator);
+        cluster.Coordinator!.RecordMembershipChange();
+        for (var rank = 0; rank < 2; rank++)
+        {
+            var worker = cluster.Worker(rank, "cpu")!;
+            worker.RecordSamples(8);
+            worker.RecordStep(TimeSpan.FromMilliseconds(3), new StepTimings());
+        }
+        // The coordinator counts no step samples (its workers do); it counts SOM pre-training's.
+        telemetry.Observer.OnStep(new StepReport(TrainingPhase.Joint, 0, 1, 1, 1, 1, 16, default, 1, 0.1, TimeSpan.FromMilliseconds(5)));
+        telemetry.Observer.OnStep(new StepReport(TrainingPhase.SomPretrain, 0, 1, 1, 1, 1, 32, default, 1, 0.1, TimeSpan.FromMilliseconds(5)));
+
+        var text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        foreach (var expected in new[]
+                 {
+                     "dnm_train_samples_total{role=\"worker\",rank=\"0\",device=\"cpu\"} 8",
+                     "dnm_train_samples_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 8",
+                     "dnm_train_samples_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 32",
+                     "dnm_train_steps_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 1",
+                     "dnm_train_steps_total{role=\"worker\",rank=\"1\",device=\"cpu\"} 1",
+                     "dnm_train_phase_duration_seconds_count{role=\"worker\",rank=\"0\",device=\"cpu\",phase=\"gradient_reduce\"} 1",
+                     "dnm_cluster_membership_changes_total{role=\"coordinator\",rank=\"0\",device=\"cpu\"} 1",
+                 })
+            Assert.Contains(expected, text);
+        // The coordinator's world size is set when a world forms, not guessed at start-up.
+        Assert.DoesNotContain("dnm_cluster_workers{role=\"coordinator\"", text);
+    }
+
+    [Fact]
     public void A_taken_port_should_leave_the_run_going_without_metrics_and_say_so()
     {
         using var squatter = new TcpListener(IPAddress.Loopback, 0);

@@ -6,7 +6,7 @@ namespace Dnm.Node.Tests.Observability;
 public sealed record DnmProcessResult(string[] Args, int ExitCode, string Out, string Error);
 
 /// <summary>
-/// A short real training run, as child `dnm` processes serving /metrics, scraped every 250 ms by a real
+/// A short real training run, as a cluster of child `dnm node` processes each serving /metrics, scraped every 250 ms by a real
 /// Prometheus (when installed) and exporting OTLP to an <see cref="OtlpReceiver"/>. It runs once, on first
 /// use, for the specs that share it; Prometheus stays up until the fixture is disposed so they can query it.
 /// </summary>
@@ -21,19 +21,31 @@ public sealed class ObservedRunFixture : IDisposable
     public Task<ObservedRun> Run => run.Value;
 
     /// <summary>
-    /// The processes of the run: the one place to change when the cluster branch can train across
-    /// processes (then: one command per worker process, each with its own metrics port; the specs
-    /// already handle several scrape targets). Sized to train for a few seconds on one CPU thread.
+    /// The processes of the run: a real cluster of three `dnm node` processes over loopback — a coordinator (which
+    /// founds the cluster on <paramref name="clusterPort"/> and waits for two workers) and two worker processes
+    /// that join it through that seed — each serving /metrics on its own port. Sized to train for a few seconds
+    /// on one CPU thread per process: 512 samples, batch 16, 2 pre-training and 6 joint epochs (256 steps).
     /// </summary>
-    public static IReadOnlyList<string[]> RunCommands(string dataset, string outDir, IReadOnlyList<int> metricsPorts) =>
-    [
-        ["train", "--dataset", dataset, "--out", outDir, "--map", "4x4", "--epochs", "6", "--pretrain-epochs", "2",
-            "--som-iterations", "200", "--batch-size", "16", "--channels", "4,4,2", "--latent", "8", "--device", "cpu",
-            "--threads", "1", "--eval-every", "1", "--eval-limit", "128",
-            "--metrics-host", "127.0.0.1", "--metrics-port", metricsPorts[0].ToString(System.Globalization.CultureInfo.InvariantCulture)],
-    ];
+    public static IReadOnlyList<string[]> RunCommands(string dataset, string outDir, IReadOnlyList<int> metricsPorts, int clusterPort)
+    {
+        string Text(int n) => n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string[] node = ["node", "--host", "127.0.0.1", "--bind-host", "127.0.0.1", "--device", "cpu", "--threads", "1", "--metrics-host", "127.0.0.1"];
+        string[] coordinator =
+        [
+            .. node, "--role", "coordinator", "--port", Text(clusterPort), "--min-workers", "2", "--metrics-port", Text(metricsPorts[0]),
+            "--dataset", dataset, "--out", outDir, "--map", "4x4", "--epochs", "6", "--pretrain-epochs", "2",
+            "--som-iterations", "200", "--batch-size", "16", "--channels", "4,4,2", "--latent", "8",
+            "--eval-every", "1", "--eval-limit", "128",
+        ];
+        string[] Worker(int i) => [.. node, "--role", "worker", "--port", "0", "--seeds", $"127.0.0.1:{clusterPort}", "--metrics-port", Text(metricsPorts[i])];
+        return [coordinator, Worker(1), Worker(2)];
+    }
 
-    public const int Processes = 1;
+    /// <summary>Processes of the run: the coordinator first, then the worker processes.</summary>
+    public const int Processes = 3;
+
+    /// <summary>Worker processes (one worker each, so ranks 0 and 1).</summary>
+    public const int Workers = Processes - 1;
 
     private async Task<ObservedRun> RunAsync()
     {
@@ -47,7 +59,7 @@ public sealed class ObservedRunFixture : IDisposable
         }
         using var otlp = new OtlpReceiver();
         var outDir = directory.File("run");
-        var results = await Task.WhenAll(RunCommands(dataset, outDir, ports).Select(args => RunDnmAsync(args, otlp.Endpoint)));
+        var results = await Task.WhenAll(RunCommands(dataset, outDir, ports, PrometheusServer.FreePort()).Select(args => RunDnmAsync(args, otlp.Endpoint)));
         return new ObservedRun(results, outDir, prometheus, started, otlp.Posts.ToArray());
     }
 
@@ -59,8 +71,9 @@ public sealed class ObservedRunFixture : IDisposable
         foreach (var arg in args) start.ArgumentList.Add(arg);
         start.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint;
         start.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
-        start.Environment.Remove("DNM_METRICS_PORT");
-        start.Environment.Remove("DNM_HOST");
+        // Only the flags configure the nodes.
+        foreach (var variable in Dnm.Cluster.Hosting.NodeEnvironment.Variables.Where(v => v.StartsWith("DNM_", StringComparison.Ordinal)))
+            start.Environment.Remove(variable);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -41,6 +41,22 @@ public sealed partial class TracingSpec(ObservedRunFixture fixture)
         Assert.Contains(ids, id => spans.Any(body => body.AsSpan().IndexOf(Convert.FromHexString(id)) >= 0));
     }
 
+    [Fact]
+    public async Task Worker_processes_should_export_their_step_spans_in_the_coordinators_traces()
+    {
+        var run = await fixture.Run;
+        run.AssertSucceeded();
+        // The coordinator's step lines carry its step spans' trace ids; a worker process (service.instance.id
+        // "worker-...") exports spans of the same traces only if the traceparent crossed the process boundary.
+        var ids = TraceId().Matches(run.Processes[0].Out).Select(m => Convert.FromHexString(m.Groups[1].Value)).ToArray();
+        Assert.NotEmpty(ids);
+        var fromWorkers = run.OtlpPosts.Where(p => p.Path == "/v1/traces")
+            .Where(p => Encoding.UTF8.GetString(p.Body).Contains("worker-0-", StringComparison.Ordinal)).Select(p => p.Body).ToArray();
+        Assert.NotEmpty(fromWorkers);
+        Assert.Contains(fromWorkers, body => Encoding.UTF8.GetString(body).Contains("dnm.gradient_reduce", StringComparison.Ordinal));
+        Assert.Contains(ids, id => fromWorkers.Any(body => body.AsSpan().IndexOf(id) >= 0));
+    }
+
     private static string Text(ObservedRun run, string path)
     {
         var bodies = run.OtlpPosts.Where(p => p.Path == path).ToArray();
