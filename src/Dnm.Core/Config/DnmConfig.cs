@@ -44,7 +44,7 @@ public sealed record DnmConfig
     /// <summary>Global batch size (summed over all workers).</summary>
     public int BatchSize { get; init; } = 256;
     public double LearningRate { get; init; } = 1e-3;
-    /// <summary>Weight of the reconstruction term (mean squared error per pixel).</summary>
+    /// <summary>Weight γ of the reconstruction term γ‖X − X̂‖² (squared error summed over a sample's pixels, averaged over the batch).</summary>
     public double Gamma { get; init; } = 1.0;
     /// <summary>Weight of the L2 penalty on the encoder weights θ.</summary>
     public double Beta { get; init; } = 1e-5;

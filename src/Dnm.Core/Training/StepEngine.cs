@@ -191,7 +191,8 @@ public sealed class StepEngine : IDisposable
             var b = (double)globalBatch;
             var kl = reducedStats[Layout.KlSumIndex] / b;
             var recon = reducedStats[Layout.SquaredErrorSumIndex] / (b * Model.Shape.Pixels);
-            var total = kl + config.Gamma * recon + config.Beta * l2;
+            // recon is reported per pixel (comparable with the evaluation's recon_mse); the loss sums the pixels.
+            var total = kl + config.Gamma * Model.Shape.Pixels * recon + config.Beta * l2;
             return new StepLoss(kl, recon, config.Beta * l2, total, (int)reducedStats[Layout.SampleCountIndex]);
         }
         finally

@@ -82,9 +82,10 @@ internal sealed class StepShard : IDisposable
         try
         {
             var squaredError = (xHat - x).pow(2).sum();
-            var pixels = (double)(x.numel() / Count);
-            // Each part is divided by the *global* B: the shards' and replicas' gradients then sum to the global gradient.
-            var loss = squaredError * (config.Gamma / (globalBatch * pixels));
+            // γ‖X − X̂‖²: the squared error summed over a sample's pixels, as the loss is written (not a per-pixel
+            // mean, which would weigh reconstruction 1/784 as much on MNIST). Each part is divided by the *global*
+            // B: the shards' and replicas' gradients then sum to the global gradient.
+            var loss = squaredError * (config.Gamma / globalBatch);
             Tensor klSum = zeros(1, device: device);
             Tensor bmuSums, bmuCounts;
             if (mode == StepMode.Joint && q is not null && squaredDistances is not null)
