@@ -9,6 +9,7 @@ command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/
 dotnet build src/Dnm.Node -c Release -nologo -v q >/dev/null
 dnm=src/Dnm.Node/bin/Release/net10.0/dnm
 stamp=$(date -u +%Y%m%d-%H%M%S)
+mkdir -p runs
 rows=""
 for map in 8x8 20x30; do
   out=runs/bench-quality-$map-$stamp
