@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-
 namespace Dnm.Node.Tests;
 
 /// <summary>`dnm node` and `dnm train --workers`: the command-line side of the cluster (its protocol is specified in Dnm.Cluster.Tests).</summary>
@@ -39,7 +35,7 @@ public sealed class ClusterCommandsSpec
     [Fact]
     public void Node_should_name_the_seed_it_cannot_reach()
     {
-        var port = FreePort();
+        var port = Observability.PrometheusServer.FreePort();
         var result = Cli.Run("node", "--role", "worker", "--seeds", $"127.0.0.1:{port}", "--host", "127.0.0.1", "--port", "0", "--join-timeout", "2s");
         Assert.Equal(1, result.ExitCode);
         Assert.Contains($"could not join the cluster within 2s: no seed node answered at 127.0.0.1:{port}", result.Error);
@@ -51,11 +47,11 @@ public sealed class ClusterCommandsSpec
         using var dir = new ScratchDirectory();
         var spec = SyntheticIdx.Spec(dir.Path, count: 96);
         var output = dir.File("run");
-        var port = FreePort();
+        var port = Observability.PrometheusServer.FreePort();
         // A child process: the embedded cluster builds its engines while other specs of this assembly build theirs.
-        var run = Dnm("train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
+        var run = DnmProcess.RunAsync(["train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
             "--batch-size", "16", "--pretrain-epochs", "1", "--epochs", "1", "--som-iterations", "10", "--threads", "1", "--device", "cpu",
-            "--out", output, "--workers", "2", "--metrics-host", "127.0.0.1", "--metrics-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            "--out", output, "--workers", "2", "--metrics-host", "127.0.0.1", "--metrics-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
         // Scraped until the process ends: dnm waits for a scrape after the run, so the last answer has the final numbers.
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         string? metrics = null;
@@ -71,7 +67,7 @@ public sealed class ClusterCommandsSpec
             }
             await Task.WhenAny(run, Task.Delay(100));
         }
-        var (code, stdout, stderr) = await run;
+        var (_, code, stdout, stderr) = await run;
         Assert.True(code == 0, stderr + stdout);
         Assert.Contains("training finished", stdout);
         foreach (var file in new[] { "config.json", "final-metrics.json", "metrics.jsonl", "prototypes.png", "checkpoints/final.ckpt" })
@@ -91,27 +87,5 @@ public sealed class ClusterCommandsSpec
                  })
             Assert.Contains(expected, metrics);
         Assert.DoesNotContain("role=\"trainer\"", metrics);
-    }
-
-    private static async Task<(int Code, string Out, string Error)> Dnm(params string[] args)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "dnm.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
-        return (process.ExitCode, await stdout, await stderr);
-    }
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 }

@@ -47,9 +47,6 @@ public sealed class MembershipSpec(ITestOutputHelper output)
         var index = observer.Messages.ToList().IndexOf(grown!);
         Assert.True(observer.Steps.Count(s => s.Phase != TrainingPhase.SomPretrain) > 10);
         Assert.True(index >= 0);
-        var final = Checkpoint.Load(result.FinalCheckpoint!);
-        var (error, worst) = TinyRun.MaxRelativeError(final, reference);
-        output.WriteLine($"with a worker that joined at step 10: max relative error {error:E2} ({worst})");
-        Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
+        TinyRun.AssertClose(Checkpoint.Load(result.FinalCheckpoint!), reference, TinyRun.Tolerance, output, "with a worker that joined at step 10");
     }
 }

@@ -37,11 +37,9 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         {
             Assert.Equal(0, await coordinator.WaitForExitAsync(RunTimeout));
             foreach (var node in nodes) Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-            var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
-            var (error, worst) = TinyRun.MaxRelativeError(final, reference);
-            output.WriteLine($"{workers} worker process(es): max relative error {error:E2} ({worst})");
+            var final = TinyRun.Final(config);
             Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-            Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
+            TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker process(es)");
             // The map itself: the cluster's final-metrics.json (written by its coordinator) against the same
             // evaluation of the single-process run's final state, to 3 decimals.
             using var written = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(config.Out, "final-metrics.json")));
@@ -81,11 +79,9 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
             Assert.Equal(0, await workers[2].WaitForExitAsync(TimeSpan.FromSeconds(60)));
             // The step in flight was abandoned and retried on two workers with the same global batch.
             Assert.Contains(coordinator.Lines, l => l.Contains("abandoned", StringComparison.Ordinal) || l.Contains("left:", StringComparison.Ordinal));
-            var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
-            var (error, worst) = TinyRun.MaxRelativeError(final, reference);
-            output.WriteLine($"after the kill: max relative error {error:E2} ({worst})");
+            var final = TinyRun.Final(config);
             Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-            Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
+            TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, "after the kill");
         }
         finally
         {
@@ -117,10 +113,8 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         output.WriteLine(resumed);
         Assert.Equal(0, await b.WaitForExitAsync(RunTimeout));
         Assert.Equal(0, await c.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        var final = Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
-        var (error, worst) = TinyRun.MaxRelativeError(final, reference);
-        output.WriteLine($"after the coordinator failover: max relative error {error:E2} ({worst})");
+        var final = TinyRun.Final(config);
         Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-        Assert.True(error <= TinyRun.Tolerance, $"relative error {error:E2} in {worst}");
+        TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, "after the coordinator failover");
     }
 }

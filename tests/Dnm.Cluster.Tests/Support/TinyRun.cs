@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Dnm.Core.Config;
 using Dnm.Core.Training;
+using Xunit.Abstractions;
 
 namespace Dnm.Cluster.Tests.Support;
 
@@ -100,8 +101,23 @@ internal static class TinyRun
     /// </summary>
     public const double BatchRuleTolerance = 1e-3;
 
+    /// <summary>
+    /// Logs "<paramref name="what"/>: max relative error …" and asserts that θ, φ and W of <paramref name="actual"/>
+    /// are within <paramref name="tolerance"/> of <paramref name="expected"/>; returns the error.
+    /// </summary>
+    public static double AssertClose(Checkpoint actual, Checkpoint expected, double tolerance, ITestOutputHelper output, string what)
+    {
+        var (error, worst) = MaxRelativeError(actual, expected);
+        output.WriteLine($"{what}: max relative error {error:E2} ({worst})");
+        Assert.True(error <= tolerance, $"relative error {error:E2} in {worst}");
+        return error;
+    }
+
+    /// <summary>The final checkpoint a run with <paramref name="config"/> wrote.</summary>
+    public static Checkpoint Final(DnmConfig config) => Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
+
     /// <summary>Largest relative error ‖a − b‖ / ‖b‖ over θ, φ and W (Adam moments are compared by the checksum specs).</summary>
-    public static (double Error, string Worst) MaxRelativeError(Checkpoint actual, Checkpoint expected)
+    private static (double Error, string Worst) MaxRelativeError(Checkpoint actual, Checkpoint expected)
     {
         var worst = (Error: 0.0, Name: "");
         var byName = actual.Tensors.ToDictionary(t => t.Name);

@@ -1,9 +1,4 @@
-using System.Diagnostics;
-
 namespace Dnm.Node.Tests.Observability;
-
-/// <summary>What a `dnm` process of the observed run printed and returned.</summary>
-public sealed record DnmProcessResult(string[] Args, int ExitCode, string Out, string Error);
 
 /// <summary>
 /// A short real training run, as a cluster of child `dnm node` processes each serving /metrics, scraped every 250 ms by a real
@@ -63,31 +58,15 @@ public sealed class ObservedRunFixture : IDisposable
         return new ObservedRun(results, outDir, prometheus, started, otlp.Posts.ToArray());
     }
 
-    private static async Task<DnmProcessResult> RunDnmAsync(string[] args, string otlpEndpoint)
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
-        var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "dnm.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        start.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint;
-        start.Environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
-        // Only the flags configure the nodes.
-        foreach (var variable in Dnm.Cluster.Hosting.NodeEnvironment.Variables.Where(v => v.StartsWith("DNM_", StringComparison.Ordinal)))
-            start.Environment.Remove(variable);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
+    private static Task<DnmProcessResult> RunDnmAsync(string[] args, string otlpEndpoint) =>
+        DnmProcess.RunAsync(args, TimeSpan.FromMinutes(3), env =>
         {
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
-        }
-        catch (TimeoutException)
-        {
-            process.Kill();
-            throw;
-        }
-        return new DnmProcessResult(args, process.ExitCode, await stdout, await stderr);
-    }
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint;
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
+            // Only the flags configure the nodes.
+            foreach (var variable in Dnm.Cluster.Hosting.NodeEnvironment.Variables.Where(v => v.StartsWith("DNM_", StringComparison.Ordinal)))
+                env.Remove(variable);
+        });
 
     public void Dispose()
     {
