@@ -55,6 +55,16 @@ public sealed class ConfigFlagsSpec
         Assert.Equal(ulong.MaxValue, c.Seed);
     }
 
+    [Theory]
+    [InlineData("--augment-rotation", "-1", "augment-rotation must be in [0, 180] degrees, got -1")]
+    [InlineData("--augment-shift", "1", "augment-shift must be a fraction in [0, 1), got 1")]
+    public void Should_name_an_augmentation_range_that_is_out_of_bounds(string flag, string value, string problem)
+    {
+        var c = Resolve(null, flag, value).Config;
+        Assert.Equal([problem], c.Problems());
+        Assert.Empty(Resolve(null, "--augment-rotation", "10", "--augment-shift", "0.1").Config.Problems());
+    }
+
     [Fact]
     public void Should_offer_a_flag_for_every_config_key()
     {

@@ -28,6 +28,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
     private BatchBuffer? batch;
+    private ImageAugmenter? augmenter;
     private float[] softCounts = [];
     private float[] stats = [];
     private (int DataEpoch, int[] Order)? order;
@@ -54,6 +55,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
             template = EngineState.Export(engine);
             batch = new BatchBuffer(train.Shape, config.BatchSize);
+            augmenter = new ImageAugmenter(train.Shape, config.AugmentRotation, config.AugmentShift, config.Seed);
             softCounts = new float[engine.Layout.Nodes];
             stats = new float[engine.Layout.Length];
             order = null;
@@ -105,6 +107,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         if (order?.DataEpoch != step.DataEpoch) order = (step.DataEpoch, ShardSampler.EpochOrder(count, config!.Seed, step.DataEpoch));
         var shard = ShardSampler.Shard(order.Value.Order, step.StepInEpoch, step.GlobalBatch, world.Rank, world.Size);
         var n = batch!.Fill(train, shard);
+        augmenter!.Apply(batch.FilledPixels, shard, step.DataEpoch);
         // Loss and gradients are divided by the whole batch's B, so the ranks' statistics sum to the global ones.
         var globalBatch = ShardSampler.GlobalBatchRange(count, step.StepInEpoch, step.GlobalBatch).Length;
         StepLoss loss;

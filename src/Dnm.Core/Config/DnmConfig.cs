@@ -50,7 +50,13 @@ public sealed record DnmConfig
     public double Beta { get; init; } = 1e-5;
     /// <summary>fixed (P computed without gradient, DEC-style, default) | authors (gradient flows through P, no 1/f).</summary>
     public string Target { get; init; } = "fixed";
+    /// <summary>Degrees of freedom ν of the Student-t kernel of Q: (1 + d/ν)^-(ν+1)/2. The paper (and DEC) use 1.</summary>
+    public double Dof { get; init; } = 1;
     public ulong Seed { get; init; } = 0;
+    /// <summary>Training images are rotated by a random angle in ±this many degrees (0: off); see <see cref="Data.ImageAugmenter"/>.</summary>
+    public double AugmentRotation { get; init; } = 0;
+    /// <summary>Training images are shifted by a random fraction in ±this of their width and height (0: off).</summary>
+    public double AugmentShift { get; init; } = 0;
 
     // ---- SOM schedule: sigma(n) = max(sigma0 exp(-n/alpha), sigma-floor), eta(n) = eta0 exp(-n/alpha) ----
     public double Alpha { get; init; } = 2000;
@@ -126,7 +132,10 @@ public sealed record DnmConfig
         if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) p.Add($"learning-rate must be positive, got {LearningRate}");
         if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
+        if (!(AugmentRotation >= 0 && AugmentRotation <= 180)) p.Add($"augment-rotation must be in [0, 180] degrees, got {AugmentRotation}");
+        if (!(AugmentShift >= 0 && AugmentShift < 1)) p.Add($"augment-shift must be a fraction in [0, 1), got {AugmentShift}");
         OneOf(p, "target", Target, Choices.Target);
+        if (!(Dof > 0) || double.IsInfinity(Dof)) p.Add($"dof must be a positive number, got {Dof}");
         if (Alpha <= 0) p.Add($"alpha must be positive, got {Alpha}");
         if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
         if (Eta0 <= 0 || Eta0 > 1) p.Add($"eta0 must be in (0, 1], got {Eta0}");

@@ -6,10 +6,16 @@ namespace Dnm.Core.Training;
 /// <summary>The DNM clustering loss, as functions of their inputs (no state).</summary>
 public static class DnmLoss
 {
-    /// <summary>Student-t kernel (1 + d_ij)^-1, unnormalised: q_ij = kernel_ij / Σ_j' kernel_ij'.</summary>
-    public static Tensor SoftAssignment(Tensor squaredDistances)
+    /// <summary>
+    /// Student-t soft assignment with <paramref name="degreesOfFreedom"/> ν: q_ij = k_ij / Σ_j' k_ij' with
+    /// k_ij = (1 + d_ij/ν)^-(ν+1)/2. ν = 1 (the paper's and DEC's) is (1 + d_ij)^-1; a larger ν makes the
+    /// kernel lighter-tailed (closer to a Gaussian), so q is sharper where latent distances are large.
+    /// </summary>
+    public static Tensor SoftAssignment(Tensor squaredDistances, double degreesOfFreedom = 1)
     {
-        var kernel = (squaredDistances + 1).reciprocal();
+        var kernel = degreesOfFreedom == 1
+            ? (squaredDistances + 1).reciprocal()
+            : (squaredDistances / degreesOfFreedom + 1).pow(-(degreesOfFreedom + 1) / 2);
         return kernel / kernel.sum(1, keepdim: true);
     }
 

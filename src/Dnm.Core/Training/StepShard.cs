@@ -69,7 +69,7 @@ internal sealed class StepShard : IDisposable
         if (mode == StepMode.Joint)
         {
             squaredDistances = som.SquaredDistances(z);
-            q = DnmLoss.SoftAssignment(squaredDistances);
+            q = DnmLoss.SoftAssignment(squaredDistances, config.Dof);
             using var f = q.detach().sum(dim: 0).cpu();
             Runtime.HostTensor.Floats(f).CopyTo(SoftCounts);
         }

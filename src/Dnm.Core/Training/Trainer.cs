@@ -22,6 +22,7 @@ public sealed class Trainer : IDisposable
     private readonly StepTracer tracer;
     private readonly SomSchedule somSchedule;
     private readonly BatchBuffer batch;
+    private readonly ImageAugmenter augmenter;
     private readonly float[] softCounts;
     private readonly float[] stats;
     private RunState state = new();
@@ -37,6 +38,7 @@ public sealed class Trainer : IDisposable
         Engine = new StepEngine(config, train.Shape, device, config.BatchSize);
         somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
         batch = new BatchBuffer(train.Shape, config.BatchSize);
+        augmenter = new ImageAugmenter(train.Shape, config.AugmentRotation, config.AugmentShift, config.Seed);
         softCounts = new float[Engine.Layout.Nodes];
         stats = new float[Engine.Layout.Length];
     }
@@ -85,11 +87,12 @@ public sealed class Trainer : IDisposable
         var dataEpochOffset = phase == TrainingPhase.Joint ? config.PretrainEpochs : 0;
         for (; state.Epoch < epochs; state = state with { Epoch = state.Epoch + 1, StepInEpoch = 0 })
         {
-            var order = ShardSampler.EpochOrder(train.Count, config.Seed, state.Epoch + dataEpochOffset);
+            var dataEpoch = state.Epoch + dataEpochOffset;
+            var order = ShardSampler.EpochOrder(train.Count, config.Seed, dataEpoch);
             while (state.StepInEpoch < stepsPerEpoch)
             {
                 cancel.ThrowIfCancellationRequested();
-                Step(phase, mode, epochs, stepsPerEpoch, order);
+                Step(phase, mode, epochs, stepsPerEpoch, order, dataEpoch);
                 if (state.GlobalStep % config.CheckpointEvery == 0 && state.StepInEpoch < stepsPerEpoch) SaveCheckpoint();
             }
             // The epoch is complete: checkpoint it as such, so a resume starts the next one.
@@ -102,12 +105,13 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>One optimisation step. It is reported inside its span, so log lines written for it carry its trace id.</summary>
-    private void Step(TrainingPhase phase, StepMode mode, int epochs, int stepsPerEpoch, int[] order)
+    private void Step(TrainingPhase phase, StepMode mode, int epochs, int stepsPerEpoch, int[] order, int dataEpoch)
     {
         var sw = Stopwatch.StartNew();
         using var trace = tracer.Begin(state.GlobalStep + 1, phase.Name());
         var indices = ShardSampler.GlobalBatch(order, state.StepInEpoch, config.BatchSize);
         var n = batch.Fill(train, indices);
+        augmenter.Apply(batch.FilledPixels, indices, dataEpoch);
         var counter = config.ScheduleCounter switch
         {
             "epoch" => state.Epoch,                             // the paper's pseudo-code

@@ -42,6 +42,9 @@ public sealed class ConfigFlags
         Flag<double>("gamma", "Weight of the reconstruction loss", c => c.Gamma, (c, v) => c with { Gamma = v }),
         Flag<double>("beta", "Weight of the L2 penalty on the encoder weights", c => c.Beta, (c, v) => c with { Beta = v }),
         Flag<string>("target", "Target distribution P: fixed (no gradient) or authors (gradient through P)", c => c.Target, (c, v) => c with { Target = v }, allowed: DnmConfig.Choices.Target),
+        Flag<double>("augment-rotation", "Rotate each training image by a random angle within +-this many degrees; 0 = off", c => c.AugmentRotation, (c, v) => c with { AugmentRotation = v }),
+        Flag<double>("augment-shift", "Shift each training image by a random fraction within +-this of its size; 0 = off", c => c.AugmentShift, (c, v) => c with { AugmentShift = v }),
+        Flag<double>("dof", "Degrees of freedom of the Student-t kernel of Q (1 = the paper's)", c => c.Dof, (c, v) => c with { Dof = v }),
         Flag<ulong>("seed", "Random seed (model init and data order)", c => c.Seed, (c, v) => c with { Seed = v }),
         // SOM schedule
         Flag<double>("alpha", "Decay constant of sigma and eta", c => c.Alpha, (c, v) => c with { Alpha = v }),
