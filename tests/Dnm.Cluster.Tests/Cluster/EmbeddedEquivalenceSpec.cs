@@ -1,5 +1,6 @@
 using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Tests.Support;
+using Dnm.Core.Config;
 using Dnm.Core.Training;
 using Xunit.Abstractions;
 
@@ -38,5 +39,29 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
         var error = TinyRun.AssertClose(final, reference, tolerance, output, $"{workers} worker(s), {somRule} rule");
         if (workers == 1) Assert.Equal(0.0, error); // one worker sums nothing: bitwise the Trainer
         Assert.Equal(30, observer.Steps.Count(s => s.Phase != TrainingPhase.SomPretrain));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Should_augment_every_sample_as_the_single_process_trainer_does(int workers)
+    {
+        // Workers draw a sample's rotation and shift from (seed, data epoch, index), as the Trainer does: with one
+        // worker the run stays bitwise equal, so a worker that skipped augmentation or used another epoch would fail.
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        DnmConfig Augmented(string sub) => TinyRun.Config(dataset, dir.Sub(sub), "minibatch") with { AugmentRotation = 12, AugmentShift = 0.15 };
+        var reference = TinyRun.TrainSingleProcess(Augmented("single"));
+        var plain = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("plain"), "minibatch"));
+
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await ClusterTraining.RunEmbeddedAsync(Augmented("cluster"), workers, new RecordingObserver(), cancel.Token,
+            new NodeOptions { ChecksumEvery = 5 });
+
+        var final = Checkpoint.Load(result.FinalCheckpoint!);
+        var error = TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker(s), augmented");
+        if (workers == 1) Assert.Equal(0.0, error);
+        // Augmentation did change the run: the un-augmented trainer ends elsewhere.
+        Assert.True(TinyRun.MaxRelativeDifference(plain, reference) > 100 * TinyRun.Tolerance);
     }
 }

@@ -116,6 +116,9 @@ internal static class TinyRun
     /// <summary>The final checkpoint a run with <paramref name="config"/> wrote.</summary>
     public static Checkpoint Final(DnmConfig config) => Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
 
+    /// <summary>Largest relative difference of θ, φ and W between two checkpoints, without asserting.</summary>
+    public static double MaxRelativeDifference(Checkpoint actual, Checkpoint expected) => MaxRelativeError(actual, expected).Error;
+
     /// <summary>Largest relative error ‖a − b‖ / ‖b‖ over θ, φ and W (Adam moments are compared by the checksum specs).</summary>
     private static (double Error, string Worst) MaxRelativeError(Checkpoint actual, Checkpoint expected)
     {
