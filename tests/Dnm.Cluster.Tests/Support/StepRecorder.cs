@@ -12,7 +12,7 @@ internal sealed class StepRecorder(Func<RunState, bool>? keep = null) : ITrainin
 {
     private readonly Lock gate = new();
     private readonly Dictionary<long, ReducedStep> reduced = new();
-    private readonly Dictionary<long, StepLoss> losses = new();
+    private readonly Dictionary<long, StepReport> reports = new();
     private readonly List<Checkpoint> checkpoints = [];
 
     public void OnStepReduced(long globalStep, ReadOnlySpan<float> softCounts, ReadOnlySpan<float> statistics)
@@ -23,7 +23,7 @@ internal sealed class StepRecorder(Func<RunState, bool>? keep = null) : ITrainin
 
     public void OnStep(StepReport report)
     {
-        lock (gate) losses[report.GlobalStep] = report.Loss;
+        lock (gate) reports[report.GlobalStep] = report;
     }
 
     public void OnCheckpoint(string path, long bytes, TimeSpan duration)
@@ -35,8 +35,9 @@ internal sealed class StepRecorder(Func<RunState, bool>? keep = null) : ITrainin
     }
 
     public ReducedStep Reduced(long globalStep) { lock (gate) return reduced[globalStep]; }
-    public StepLoss Loss(long globalStep) { lock (gate) return losses[globalStep]; }
-    public int StepCount { get { lock (gate) return losses.Count; } }
+    public StepReport Report(long globalStep) { lock (gate) return reports[globalStep]; }
+    public StepLoss Loss(long globalStep) => Report(globalStep).Loss;
+    public int StepCount { get { lock (gate) return reports.Count; } }
 
     /// <summary>The last kept checkpoint written after <paramref name="globalStep"/> (an epoch's end writes two with the same tensors).</summary>
     public Checkpoint After(long globalStep) { lock (gate) return checkpoints.Last(c => c.State.GlobalStep == globalStep); }
