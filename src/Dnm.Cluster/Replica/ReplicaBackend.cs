@@ -179,6 +179,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             using var scope = NewDisposeScope();
             // The replica holds no shard: an empty Forward opens the step, Apply takes the workers' sum.
             Engine.Forward(ReadOnlySpan<float>.Empty, 0, step.Mode, w.ReplicaCounts);
+            observer.OnStepReduced(step.Step + 1, step.Mode == StepMode.Joint ? w.SoftCounts : [], w.Stats);
             var l = Engine.Apply(w.Stats, batch, new ScheduleValues(step.Sigma, step.Eta));
             return (l, step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null, Engine.Optimizer.Steps);
         }).ConfigureAwait(false);

@@ -29,6 +29,14 @@ public interface ITrainingObserver
     void OnEvaluation(EvaluationReport report) { }
     void OnCheckpoint(string path, long bytes, TimeSpan duration) { }
     void OnMessage(string message) { }
+
+    /// <summary>
+    /// Step <paramref name="globalStep"/> (numbered as in <see cref="StepReport.GlobalStep"/>) is about to apply these
+    /// global sums: the soft counts f (empty in autoencoder steps) and the statistics (<see cref="StepLayout"/>). In a
+    /// cluster run the coordinator's replica reports the reduced sums every replica applies; the Trainer reports its own.
+    /// For equivalence checks and debugging; the spans are valid only during the call.
+    /// </summary>
+    void OnStepReduced(long globalStep, ReadOnlySpan<float> softCounts, ReadOnlySpan<float> statistics) { }
 }
 
 /// <summary>Fans one event out to several observers.</summary>
@@ -39,4 +47,5 @@ public sealed class CompositeObserver(params ITrainingObserver[] observers) : IT
     public void OnEvaluation(EvaluationReport report) { foreach (var o in observers) o.OnEvaluation(report); }
     public void OnCheckpoint(string path, long bytes, TimeSpan duration) { foreach (var o in observers) o.OnCheckpoint(path, bytes, duration); }
     public void OnMessage(string message) { foreach (var o in observers) o.OnMessage(message); }
+    public void OnStepReduced(long globalStep, ReadOnlySpan<float> softCounts, ReadOnlySpan<float> statistics) { foreach (var o in observers) o.OnStepReduced(globalStep, softCounts, statistics); }
 }

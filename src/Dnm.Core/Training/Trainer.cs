@@ -127,6 +127,7 @@ public sealed class Trainer : IDisposable
         {
             using (trace.Phase(StepPhase.Encode)) Engine.Forward(batch.FilledPixels, n, mode, softCounts);
             using (trace.Phase(StepPhase.Backward)) Engine.Backward(softCounts, n, stats);
+            observer.OnStepReduced(state.GlobalStep + 1, mode == StepMode.Joint ? softCounts : [], stats);
             loss = Engine.Apply(stats, n, schedule, trace);
         }
         state = state with { StepInEpoch = state.StepInEpoch + 1, PhaseStep = state.PhaseStep + 1, GlobalStep = state.GlobalStep + 1 };
