@@ -48,14 +48,23 @@ public sealed class SomLattice : IDisposable
     public Tensor Prototypes { get; }
 
     /// <summary>
-    /// d_ij = ||z_i − w_j||², (b, K), from the differences themselves. Not ||z||² + ||w||² − 2 z·w as one matrix
-    /// product: once z and W sit far from the origin (|z|² ~ 10³ against d ~ 1 on a trained map) that form cancels,
-    /// its rounding error is ε·|z|² (10⁻⁵ of d), and the product's kernel, hence that error, changes with the
-    /// number of rows: a worker with 3 samples got q and f 5·10⁻⁵ and the KL gradient 10⁻³ away from one process
-    /// with 12 (StepEquivalenceSpec). Element-wise, each d_ij is the same whatever the batch, with an error of ε·d.
-    /// Costs b·K·D floats (and as many kept for backward): 61 MB at b = 256 on the paper's 20×30 map, D = 100.
+    /// d_ij = ||z_i − w_j||², (b, K): ||z||² + ||w||² − 2 z·w as one matrix product, computed in float64 and
+    /// returned in z's type. In float32 that form cancels once z and W sit far from the origin (|z|² ~ 10³ against
+    /// d ~ 1 on a trained map): its error is ε·|z|² (10⁻⁵ of d), and the product's kernel, hence that error,
+    /// changes with the number of rows, so a worker with 3 samples got q and f 5·10⁻⁵ and the KL gradient 10⁻³
+    /// away from one process with 12 (StepEquivalenceSpec). In float64 the cancellation error is ~10⁻¹³, far below
+    /// float32's rounding of d, so each d_ij is the same whatever the batch. It costs one b×K×D product in
+    /// float64 (15 M multiply-adds at b = 256 on the 20×30 map); forming the b×K×D differences instead would
+    /// cost 61 MB and several memory-bound passes a step.
     /// </summary>
-    public Tensor SquaredDistances(Tensor z) => (z.unsqueeze(1) - Prototypes.unsqueeze(0)).pow(2).sum(2);
+    public Tensor SquaredDistances(Tensor z)
+    {
+        var z64 = z.to_type(ScalarType.Float64);
+        var w64 = Prototypes.to_type(ScalarType.Float64);
+        var zz = z64.pow(2).sum(1, keepdim: true);
+        var ww = w64.pow(2).sum(dim: 1).unsqueeze(0);
+        return torch.addmm(zz + ww, z64, w64.t(), beta: 1, alpha: -2).clamp_min(0).to_type(z.dtype);
+    }
 
     /// <summary>Sets W to the given rows of <paramref name="samples"/> (K, D) — used to seed the map from data.</summary>
     public void SetPrototypes(Tensor values)

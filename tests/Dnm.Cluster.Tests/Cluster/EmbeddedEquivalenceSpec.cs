@@ -35,8 +35,7 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
                          $"mean step {result.MeanStep.TotalMilliseconds:F2} ms, mean reduce {result.MeanReduce.TotalMilliseconds:F2} ms");
         Assert.Equal(reference.State.GlobalStep, result.GlobalSteps);
         Assert.Equal(TrainingPhase.Done, final.State.Phase);
-        var tolerance = somRule == "batch" ? TinyRun.BatchRuleTolerance : TinyRun.Tolerance;
-        var error = TinyRun.AssertClose(final, reference, tolerance, output, $"{workers} worker(s), {somRule} rule");
+        var error = TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker(s), {somRule} rule");
         if (workers == 1) Assert.Equal(0.0, error); // one worker sums nothing: bitwise the Trainer
         Assert.Equal(30, observer.Steps.Count(s => s.Phase != TrainingPhase.SomPretrain));
     }

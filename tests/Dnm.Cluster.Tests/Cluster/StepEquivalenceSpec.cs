@@ -34,7 +34,7 @@ public sealed class StepEquivalenceSpec(ITestOutputHelper output)
     private const double ReducedBound = 1e-5;
 
     [Theory]
-    [InlineData("minibatch", 1.0 / 144)] // TinyRun's γ: reconstruction as a per-pixel mean
+    [InlineData("minibatch", 1.0 / 144)] // reconstruction weighed as a per-pixel mean
     [InlineData("batch", 1.0 / 144)]
     [InlineData("minibatch", 1.0)] // γ as written (the default)
     [InlineData("batch", 1.0)]
