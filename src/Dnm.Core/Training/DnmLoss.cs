@@ -13,9 +13,14 @@ public static class DnmLoss
     /// </summary>
     public static Tensor SoftAssignment(Tensor squaredDistances, double degreesOfFreedom = 1)
     {
-        var kernel = degreesOfFreedom == 1
-            ? (squaredDistances + 1).reciprocal()
-            : (squaredDistances / degreesOfFreedom + 1).pow(-(degreesOfFreedom + 1) / 2);
+        if (degreesOfFreedom != 1)
+        {
+            // In log space: (1 + d/ν)^-(ν+1)/2 underflows float32 for large ν and d (101^-50.5 at ν = 100,
+            // d = 10⁴), and 0/0 would make q NaN; the softmax of its log is the same q, computed stably.
+            var logKernel = (squaredDistances / degreesOfFreedom).log1p() * (-(degreesOfFreedom + 1) / 2);
+            return logKernel.softmax(1);
+        }
+        var kernel = (squaredDistances + 1).reciprocal();
         return kernel / kernel.sum(1, keepdim: true);
     }
 

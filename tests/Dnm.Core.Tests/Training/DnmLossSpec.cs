@@ -36,6 +36,17 @@ public sealed class DnmLossSpec
     }
 
     [Fact]
+    public void Many_degrees_of_freedom_should_stay_finite_where_the_kernel_underflows()
+    {
+        using var scope = NewDisposeScope();
+        // ν = 100 at d = 10⁴ and 2·10⁴: the kernels are 101^-50.5 and 201^-50.5, both 0 in float32; their ratio is not.
+        var d = tensor(new float[] { 10_000, 20_000 }).reshape(1, 2);
+        var q = Row(DnmLoss.SoftAssignment(d, degreesOfFreedom: 100));
+        var ratio = Math.Exp(-50.5 * (Math.Log(201) - Math.Log(101)));
+        Assert.Equal([1 / (1 + ratio), ratio / (1 + ratio)], q, (a, b) => Math.Abs(a - b) < 1e-6);
+    }
+
+    [Fact]
     public void Target_should_square_q_and_divide_by_the_global_soft_counts()
     {
         using var scope = NewDisposeScope();
