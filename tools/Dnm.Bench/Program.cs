@@ -3,7 +3,7 @@ using System.Globalization;
 using Dnm.Bench;
 using Dnm.Cluster.Transport;
 
-// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES]: measures, and starts its own peer process.
+// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES] [--shared-memory BYTES]: measures, and starts its own peer process.
 // dnm-bench dataplane-peer ...: the peer half, started by the above.
 // dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]: the training step.
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
@@ -45,7 +45,7 @@ if (args is ["memory", .. var memoryArgs])
 if (args is not ["dataplane", .. var rest])
 {
     Console.Error.WriteLine("""
-        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]
+        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304] [--shared-memory 8388608]
                Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]
                Dnm.Bench layers [--batch 256] [--steps 7]
                Dnm.Bench mnist-path
@@ -63,6 +63,7 @@ var options = new DataPlaneBenchmarkOptions
     Transport = new DataPlaneOptions
     {
         SocketBufferBytes = int.Parse(Option("--socket-buffer") ?? DataPlaneOptions.Default.SocketBufferBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+        SharedMemoryBytes = int.Parse(Option("--shared-memory") ?? DataPlaneOptions.Default.SharedMemoryBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
     },
 };
 
@@ -75,6 +76,9 @@ Console.WriteLine(FormattableString.Invariant($"""
     (c) {options.SmallFloats}-float frame round trip:   {Describe(r.FramedRoundTrip)}
         same bytes, raw socket:         {Describe(r.RawRoundTrip)}
     CRC-32C of 4 MiB on one core:                {r.ChecksumMBps,8:F0} MB/s
+    (d) 4 MiB frame round trip, TCP:           {Describe(r.LargeRoundTripTcp)}, {r.LargeTcpMBps,6:F0} MB/s
+        through shared memory:          {(r.LargeRoundTripSharedMemory is { } shm ? $"{Describe(shm)}, {r.LargeSharedMemoryMBps,6:F0} MB/s" : "not negotiated")}
+        (MB/s: both frames' payload bytes over the mean round trip; speed-up {r.LargeSharedMemoryMBps / r.LargeTcpMBps:F2}x)
     """));
 return 0;
 
