@@ -9,6 +9,7 @@ using Dnm.Cluster.Transport;
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
+// dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3]: the star all-reduce alone, TCP vs shared memory.
 // dnm-bench scaling [--gbit 25] [--latency-us 50] [--floats 855000]: the star vs ring communication model (no measuring).
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
@@ -33,6 +34,9 @@ if (args is ["mnist-path"])
     return 0;
 }
 
+if (args is ["allreduce", .. var allReduceArgs])
+    return await AllReduceBenchmark.RunAsync(allReduceArgs);
+
 if (args is ["scaling", .. var scalingArgs])
     return ScalingModel.Run(scalingArgs);
 
@@ -51,6 +55,7 @@ if (args is not ["dataplane", .. var rest])
                Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
                Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608]
+               Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3]
                Dnm.Bench scaling [--workers 1,2,4,...,64] [--gbit 25] [--latency-us 50] [--floats 855000] [--soft-counts 600]
         """);
     return 2;
