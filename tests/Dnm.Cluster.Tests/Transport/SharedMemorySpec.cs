@@ -249,6 +249,51 @@ public sealed class SharedMemorySpec : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Should_move_4_MiB_frames_intact_between_two_processes_through_shared_memory()
+    {
+        // The data-plane benchmark against this assembly started as its peer process (Program.cs): every frame
+        // each way is checksummed, so a payload torn across processes would fail here.
+        var result = await DataPlaneBenchmark.RunAsync(new DataPlaneBenchmarkOptions { Duration = TimeSpan.FromSeconds(0.3) }, peerArgs =>
+        {
+            var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false };
+            start.ArgumentList.Add(typeof(SharedMemorySpec).Assembly.Location);
+            start.ArgumentList.Add(DataPlaneBenchmark.PeerCommand);
+            foreach (var arg in peerArgs)
+                start.ArgumentList.Add(arg);
+            return System.Diagnostics.Process.Start(start)!;
+        }, Loopback.Deadline());
+
+        Assert.NotNull(result.LargeRoundTripSharedMemory); // negotiated across the two processes, and used
+        Assert.True(result.LargeRoundTripSharedMemory.Count > 0);
+        Assert.True(result.LargeRoundTripTcp.Count > 0);
+    }
+
+    [Fact]
+    public void Should_announce_each_frame_and_hold_the_segment_until_it_is_copied_out()
+    {
+        var path = Path.Combine(_elsewhere, "dnm-dp-segment");
+        var nonce = RandomNumberGenerator.GetBytes(SharedMemorySegment.NonceBytes);
+        using var writer = SharedMemorySegment.Create(path, 1024, nonce);
+        using var reader = SharedMemorySegment.Open(path, 1024, nonce);
+        var destination = new byte[100];
+
+        // A header that claims a shared-memory frame the writer never wrote is caught, not read as stale bytes.
+        Assert.Throws<InvalidDataException>(() => reader.Read(destination));
+
+        var payload = RandomNumberGenerator.GetBytes(100);
+        Assert.True(writer.TryWrite(payload));
+        Assert.False(writer.TryWrite(payload)); // the first is not copied out yet
+        Assert.Equal(Crc32C.Compute(payload), reader.Read(destination));
+        Assert.Equal(payload, destination);
+        Assert.True(writer.TryWrite(payload)); // copied out: free again
+
+        Assert.Throws<InvalidDataException>(() => SharedMemorySegment.Open(path, 2048, nonce)); // another size than offered
+        Assert.Throws<FileNotFoundException>(() => SharedMemorySegment.Open(path + ".missing", 1024, nonce));
+        writer.Unlink();
+        Assert.False(File.Exists(path));
+    }
+
     private static async Task AssertRoundTripAsync(DataPlaneConnection server, DataPlaneConnection client, int floats)
     {
         var sent = Loopback.RandomVector(floats, 5);
