@@ -7,11 +7,19 @@ namespace Dnm.Cluster.Tests;
 /// Entry point when this assembly is started as a process (`dotnet Dnm.Cluster.Tests.dll`): one cluster node
 /// configured entirely by environment variables (NodeEnvironment, DNM_CONFIG), which is how the
 /// multi-process specs start coordinators and workers. It prints one line per event for the spec to follow.
+/// With `dataplane-peer ...` arguments it is instead the peer process of the data-plane benchmark
+/// (<see cref="Dnm.Cluster.Transport.DataPlaneBenchmark"/>), which SharedMemorySpec runs across two processes.
 /// </summary>
 public static class Program
 {
-    public static async Task<int> Main()
+    public static async Task<int> Main(string[] args)
     {
+        if (args is [Dnm.Cluster.Transport.DataPlaneBenchmark.PeerCommand, .. var peerArgs])
+        {
+            await Dnm.Cluster.Transport.DataPlaneBenchmark.RunPeerAsync(peerArgs);
+            return 0;
+        }
+
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
         try

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Dnm.Cluster.Hosting;
+using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
 using Dnm.Core.Runtime;
 using Dnm.Core.Training;
@@ -33,6 +34,11 @@ internal static class ClusterBenchmark
         var limit = int.Parse(Option("--limit") ?? "4096", CultureInfo.InvariantCulture);
         var batch = int.Parse(Option("--batch-size") ?? "256", CultureInfo.InvariantCulture);
         var threads = int.Parse(Option("--threads") ?? "1", CultureInfo.InvariantCulture);
+        // --shared-memory 0: every data-plane payload over loopback TCP, as before the shared-memory path.
+        var dataPlane = DataPlaneOptions.Default with
+        {
+            SharedMemoryBytes = int.Parse(Option("--shared-memory") ?? DataPlaneOptions.Default.SharedMemoryBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+        };
         var root = Directory.CreateTempSubdirectory("dnm-bench-cluster-").FullName;
         var config = new DnmConfig
         {
@@ -41,7 +47,8 @@ internal static class ClusterBenchmark
         };
         var (device, _) = TorchRuntime.Initialize(DeviceSpec.Parse("cpu"), threads);
         Console.WriteLine($"MNIST, first {limit} samples, batch {batch}, map {config.Map}, model {string.Join('-', config.Channels)}/{config.Latent}; " +
-                          $"{threads} torch thread(s); {Environment.ProcessorCount} cores, load average {LoadAverage()}");
+                          $"{threads} torch thread(s); data plane {(dataPlane.SharedMemoryBytes > 0 ? $"shared memory ({dataPlane.SharedMemoryBytes} B) or TCP" : "TCP only")}; " +
+                          $"{Environment.ProcessorCount} cores, load average {LoadAverage()}");
 
         var bare = new StepTimes();
         var sw = Stopwatch.StartNew();
@@ -54,7 +61,7 @@ internal static class ClusterBenchmark
         {
             var times = new StepTimes();
             var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}") }, n, times, CancellationToken.None,
-                new NodeOptions { ChecksumEvery = 0 });
+                new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane });
             var reduce = result.MeanReduce.TotalMilliseconds;
             Console.WriteLine($"--workers {n}:    {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
                               $"({100 * reduce / result.MeanStep.TotalMilliseconds:F0} % of the step); vs bare {times.Mean / bare.Mean:F2}x");

@@ -3,12 +3,13 @@ using System.Globalization;
 using Dnm.Bench;
 using Dnm.Cluster.Transport;
 
-// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES]: measures, and starts its own peer process.
+// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES] [--shared-memory BYTES]: measures, and starts its own peer process.
 // dnm-bench dataplane-peer ...: the peer half, started by the above.
 // dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]: the training step.
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
+// dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3]: the star all-reduce alone, TCP vs shared memory.
 // dnm-bench scaling [--gbit 25] [--latency-us 50] [--floats 855000]: the star vs ring communication model (no measuring).
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
@@ -33,6 +34,9 @@ if (args is ["mnist-path"])
     return 0;
 }
 
+if (args is ["allreduce", .. var allReduceArgs])
+    return await AllReduceBenchmark.RunAsync(allReduceArgs);
+
 if (args is ["scaling", .. var scalingArgs])
     return ScalingModel.Run(scalingArgs);
 
@@ -45,12 +49,13 @@ if (args is ["memory", .. var memoryArgs])
 if (args is not ["dataplane", .. var rest])
 {
     Console.Error.WriteLine("""
-        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304]
+        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304] [--shared-memory 8388608]
                Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]
                Dnm.Bench layers [--batch 256] [--steps 7]
                Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
-               Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1]
+               Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608]
+               Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3]
                Dnm.Bench scaling [--workers 1,2,4,...,64] [--gbit 25] [--latency-us 50] [--floats 855000] [--soft-counts 600]
         """);
     return 2;
@@ -63,6 +68,7 @@ var options = new DataPlaneBenchmarkOptions
     Transport = new DataPlaneOptions
     {
         SocketBufferBytes = int.Parse(Option("--socket-buffer") ?? DataPlaneOptions.Default.SocketBufferBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+        SharedMemoryBytes = int.Parse(Option("--shared-memory") ?? DataPlaneOptions.Default.SharedMemoryBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
     },
 };
 
@@ -75,6 +81,9 @@ Console.WriteLine(FormattableString.Invariant($"""
     (c) {options.SmallFloats}-float frame round trip:   {Describe(r.FramedRoundTrip)}
         same bytes, raw socket:         {Describe(r.RawRoundTrip)}
     CRC-32C of 4 MiB on one core:                {r.ChecksumMBps,8:F0} MB/s
+    (d) 4 MiB frame round trip, TCP:           {Describe(r.LargeRoundTripTcp)}, {r.LargeTcpMBps,6:F0} MB/s
+        through shared memory:          {(r.LargeRoundTripSharedMemory is { } shm ? $"{Describe(shm)}, {r.LargeSharedMemoryMBps,6:F0} MB/s" : "not negotiated")}
+        (MB/s: both frames' payload bytes over the mean round trip; speed-up {r.LargeSharedMemoryMBps / r.LargeTcpMBps:F2}x)
     """));
 return 0;
 

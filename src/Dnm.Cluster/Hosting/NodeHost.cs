@@ -88,7 +88,7 @@ public static class NodeHost
                 MinWorkers = o.MinWorkers, JoinTimeout = o.JoinTimeout, StepTimeout = o.StepTimeout,
                 ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true,
             };
-            var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort);
+            var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort) { Options = o.DataPlane };
             var device = TorchRuntime.Resolve(DeviceSpec.Parse(devices[0]));
             builder.AddDnmCoordinator(true, settings, () => new ReplicaBackend(config!, device, dataPlane, observer, o.ResumeFromCheckpoint, telemetry),
                 observer, completion, telemetry);
@@ -100,7 +100,7 @@ public static class NodeHost
         if (o.IsWorker)
         {
             var workerDevices = Enumerable.Range(0, o.LocalWorkers).Select(i => devices[i % devices.Count]).ToArray();
-            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), telemetry: telemetry), completion);
+            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), o.DataPlane, telemetry), completion);
         }
     }
 

@@ -1,3 +1,4 @@
+using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
 
 namespace Dnm.Cluster.Hosting;
@@ -38,6 +39,12 @@ public sealed record NodeOptions
 
     /// <summary>The coordinator's data-plane port; 0 takes an ephemeral one per membership epoch.</summary>
     public int DataPlanePort { get; init; }
+
+    /// <summary>
+    /// Data-plane socket and shared-memory settings of this node's coordinator and workers (API only, no flag:
+    /// the defaults suit every deployment, and benchmarks use it to compare the shared-memory path with TCP).
+    /// </summary>
+    public DataPlaneOptions DataPlane { get; init; } = DataPlaneOptions.Default;
 
     /// <summary>Workers this process runs (each with its own replica and thread). Ignored without the worker role.</summary>
     public int LocalWorkers { get; init; } = 1;

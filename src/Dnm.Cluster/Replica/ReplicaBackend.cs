@@ -126,6 +126,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
                 }
             }
             reducer = new StarReducer(accepted);
+            observer.OnMessage($"data plane: {DescribePaths(accepted)}");
         }
         catch (Exception e)
         {
@@ -148,6 +149,13 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         RecordBytes(w);
         return new WorldSynced(membershipEpoch, checksum);
     }
+
+    // "ranks 0, 1 through shared memory; rank 2 over TCP (why)": which payload path each connection negotiated.
+    private static string DescribePaths(IEnumerable<DataPlaneConnection> connections) => string.Join("; ", connections
+        .OrderBy(c => c.RemoteRank)
+        .GroupBy(c => c.SharedMemoryFallback)
+        .Select(g => $"{(g.Count() == 1 ? "rank" : "ranks")} {string.Join(", ", g.Select(c => c.RemoteRank))} " +
+                     (g.Key is null ? "through shared memory" : $"over TCP ({g.Key})")));
 
     public async Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step)
     {

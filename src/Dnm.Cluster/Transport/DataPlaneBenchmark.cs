@@ -25,10 +25,22 @@ public sealed record DataPlaneBenchmarkOptions
 public sealed record RoundTripLatency(double MeanMicros, double P50Micros, double P99Micros, int Count);
 
 /// <summary>Throughputs in MB/s (10^6 bytes per second, payload bytes only).</summary>
+/// <param name="LargeRoundTripTcp">4 MiB frames sent and echoed back over TCP (the shared-memory path refused).</param>
+/// <param name="LargeRoundTripSharedMemory">The same through the shared-memory path, when it was negotiated.</param>
+/// <param name="LargeFrameBytes">Payload bytes of one large frame.</param>
 public sealed record DataPlaneBenchmarkResult(
-    double RawMBps, double FramedMBps, RoundTripLatency RawRoundTrip, RoundTripLatency FramedRoundTrip, double ChecksumMBps)
+    double RawMBps, double FramedMBps, RoundTripLatency RawRoundTrip, RoundTripLatency FramedRoundTrip, double ChecksumMBps,
+    RoundTripLatency LargeRoundTripTcp, RoundTripLatency? LargeRoundTripSharedMemory, long LargeFrameBytes)
 {
     public double Ratio => FramedMBps / RawMBps;
+
+    /// <summary>Payload bytes moved per second by large round trips over TCP (both directions: 2 frames a round trip).</summary>
+    public double LargeTcpMBps => EffectiveMBps(LargeRoundTripTcp);
+
+    /// <summary>The same through shared memory; 0 when it was not negotiated.</summary>
+    public double LargeSharedMemoryMBps => LargeRoundTripSharedMemory is { } l ? EffectiveMBps(l) : 0;
+
+    private double EffectiveMBps(RoundTripLatency l) => 2 * LargeFrameBytes / (l.MeanMicros * 1e-6) / 1e6;
 }
 
 /// <summary>
@@ -36,7 +48,9 @@ public sealed record DataPlaneBenchmarkResult(
 /// peer process (started through a callback, so the host decides how) sends. (a) a raw NetworkStream of
 /// 4 MiB writes; (b) DataPlaneConnection frames of 4 MiB floats, framed and checksummed, received into one
 /// reused destination; (c) round trips of a small frame, and of the same bytes on the raw socket for
-/// reference. All over the same socket options.
+/// reference; (d) round trips of 4 MiB frames (the peer echoes each back, as a one-worker all-reduce)
+/// over TCP, then over a second connection that negotiates the shared-memory path. (b), (c) and the TCP
+/// half of (d) share one connection on which the peer declines shared memory. All over the same socket options.
 /// </summary>
 public static class DataPlaneBenchmark
 {
@@ -63,17 +77,24 @@ public static class DataPlaneBenchmark
             "--large", options.LargeFloats.ToString(CultureInfo.InvariantCulture),
             "--small", options.SmallFloats.ToString(CultureInfo.InvariantCulture),
             "--socket-buffer", options.Transport.SocketBufferBytes.ToString(CultureInfo.InvariantCulture),
+            "--shared-memory", options.Transport.SharedMemoryBytes.ToString(CultureInfo.InvariantCulture),
         ]);
         try
         {
             var (rawMBps, rawRoundTrip) = await MeasureRawAsync(raw, options, cancellationToken).ConfigureAwait(false);
             using var connection = await framed.AcceptAsync(cancellationToken).ConfigureAwait(false);
             var framedMBps = await MeasureFramedAsync(connection, options, cancellationToken).ConfigureAwait(false);
-            var framedRoundTrip = await MeasureFramedRoundTripsAsync(connection, options, cancellationToken).ConfigureAwait(false);
+            var framedRoundTrip = await MeasureFramedRoundTripsAsync(connection, options.SmallFloats, options, cancellationToken).ConfigureAwait(false);
+            if (connection.UsesSharedMemory)
+                throw new InvalidOperationException("The benchmark peer should have declined shared memory on its first connection.");
+            var largeTcp = await MeasureFramedRoundTripsAsync(connection, options.LargeFloats, options, cancellationToken).ConfigureAwait(false);
+            using var shared = await framed.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            var largeShared = await MeasureFramedRoundTripsAsync(shared, options.LargeFloats, options, cancellationToken).ConfigureAwait(false);
             await peer.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
             if (peer.ExitCode != 0)
                 throw new InvalidOperationException($"The benchmark peer process exited with code {peer.ExitCode}.");
-            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, rawRoundTrip, framedRoundTrip, MeasureChecksum(options));
+            return new DataPlaneBenchmarkResult(rawMBps, framedMBps, rawRoundTrip, framedRoundTrip, MeasureChecksum(options),
+                largeTcp, shared.UsesSharedMemory && shared.SharedMemoryBytesReceived > 0 ? largeShared : null, options.LargeFloats * (long)sizeof(float));
         }
         catch
         {
@@ -154,34 +175,35 @@ public static class DataPlaneBenchmark
     }
 
     private static async Task<RoundTripLatency> MeasureFramedRoundTripsAsync(
-        DataPlaneConnection connection, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
+        DataPlaneConnection connection, int floats, DataPlaneBenchmarkOptions options, CancellationToken cancellationToken)
     {
-        var outgoing = new float[options.SmallFloats];
-        var incoming = new float[options.SmallFloats];
+        var outgoing = new float[floats];
+        new Random(3).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(outgoing.AsSpan()));
+        var incoming = new float[floats];
         var latency = await MeasureRoundTripsAsync(async step =>
         {
             outgoing[0] = step;
             await connection.SendAsync(FrameKind.SoftCounts, step, outgoing, cancellationToken).ConfigureAwait(false);
             var header = await connection.ReceiveAsync(incoming, cancellationToken).ConfigureAwait(false);
             header.Expect(step, FrameKind.SoftCounts, connection.Peer);
-        }, options.Duration).ConfigureAwait(false);
+        }, options.Duration, warmUp: floats == options.SmallFloats ? 500 : 20).ConfigureAwait(false);
         await connection.SendAsync(FrameKind.SoftCounts, EndOfPhase, outgoing, cancellationToken).ConfigureAwait(false);
         return latency;
     }
 
-    private static async Task<RoundTripLatency> MeasureRoundTripsAsync(Func<long, Task> roundTrip, TimeSpan duration)
+    // warmUp: round trips left out first (JIT tiers, socket paths, page faults of fresh buffers).
+    private static async Task<RoundTripLatency> MeasureRoundTripsAsync(Func<long, Task> roundTrip, TimeSpan duration, int warmUp = 500)
     {
-        const int WarmUp = 500; // JIT tiers, socket paths
         var samples = new long[1 << 21];
         var count = 0;
-        for (var i = 0; i < WarmUp; i++)
+        for (var i = 0; i < warmUp; i++)
             await roundTrip(i).ConfigureAwait(false);
 
         var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         while (count < samples.Length)
         {
             var start = Stopwatch.GetTimestamp();
-            await roundTrip(WarmUp + count).ConfigureAwait(false);
+            await roundTrip(warmUp + count).ConfigureAwait(false);
             var stop = Stopwatch.GetTimestamp();
             samples[count++] = stop - start;
             if (stop >= end)

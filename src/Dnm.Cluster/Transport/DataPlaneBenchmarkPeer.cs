@@ -21,7 +21,9 @@ internal static class DataPlaneBenchmarkPeer
         var duration = TimeSpan.FromSeconds(double.Parse(Arg("--seconds"), CultureInfo.InvariantCulture));
         var large = int.Parse(Arg("--large"), CultureInfo.InvariantCulture);
         var small = int.Parse(Arg("--small"), CultureInfo.InvariantCulture);
-        var transport = new DataPlaneOptions { SocketBufferBytes = int.Parse(Arg("--socket-buffer"), CultureInfo.InvariantCulture) };
+        // The first framed connection declines shared memory, so (b), (c) and the TCP half of (d) measure TCP.
+        var transport = new DataPlaneOptions { SocketBufferBytes = int.Parse(Arg("--socket-buffer"), CultureInfo.InvariantCulture), SharedMemoryBytes = 0 };
+        var shared = transport with { SharedMemoryBytes = int.Parse(Arg("--shared-memory"), CultureInfo.InvariantCulture) };
         var payload = new float[large];
         new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(payload.AsSpan()));
 
@@ -55,8 +57,18 @@ internal static class DataPlaneBenchmarkPeer
             await connection.SendAsync(FrameKind.Gradients, step, payload, cancellationToken).ConfigureAwait(false);
         await connection.SendAsync(FrameKind.Gradients, DataPlaneBenchmark.EndOfPhase, payload, cancellationToken).ConfigureAwait(false);
 
-        // (c) echo small frames until the measuring side ends the phase.
-        var echo = new float[small];
+        // (c) echo small frames, (d) large ones, until the measuring side ends each phase.
+        await EchoAsync(connection, new float[small], cancellationToken).ConfigureAwait(false);
+        await EchoAsync(connection, new float[large], cancellationToken).ConfigureAwait(false);
+
+        // (d) again on a connection that takes the server's shared-memory offer.
+        using var sharedConnection = await DataPlaneConnection.ConnectAsync(
+            IPEndPoint.Parse(Arg("--framed")), Guid.Parse(Arg("--run-id")), 0, shared, cancellationToken).ConfigureAwait(false);
+        await EchoAsync(sharedConnection, new float[large], cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task EchoAsync(DataPlaneConnection connection, float[] echo, CancellationToken cancellationToken)
+    {
         while (true)
         {
             var header = await connection.ReceiveAsync(echo, cancellationToken).ConfigureAwait(false);

@@ -9,6 +9,14 @@ namespace Dnm.Cluster.Transport;
 /// One TCP connection of the data plane, after a successful handshake; the connecting and the accepting
 /// side get the same type. Frames are a <see cref="FrameHeader"/> followed by float payload bytes.
 /// <para>
+/// Shared memory: when both processes see the same /dev/shm (one host, one IPC namespace) the handshake
+/// maps a segment per direction, and a payload above the inline size that fits one travels through it:
+/// the sender copies it in and sends only the header over TCP, flagged; the receiver copies it out,
+/// checks the CRC as always and frees the segment. A sender never waits for the segment: while the
+/// previous payload has not been copied out, the frame goes over TCP (correct for any send/receive
+/// sequence; the all-reduce's request/response never needs it). Callers see no difference.
+/// </para>
+/// <para>
 /// Hot path: no allocation per frame. Payloads are sent straight from the caller's memory and received
 /// straight into the caller's destination (pinned for the frame); header buffers are per connection and
 /// the async state machines are pooled.
@@ -31,20 +39,25 @@ public sealed class DataPlaneConnection : IDisposable
     private readonly byte[] _receiveBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
     private readonly PinnedByteWindow _sendWindow = new();
     private readonly PinnedByteWindow _receiveWindow = new();
+    private readonly SharedMemoryChannel? _sharedMemory;
     private int _sending;
     private int _receiving;
     private long _bytesSent;
     private long _bytesReceived;
+    private long _sharedMemoryBytesSent;
+    private long _sharedMemoryBytesReceived;
     private Exception? _fault;
 
-    internal DataPlaneConnection(Socket socket, Guid runId, int localRank, int remoteRank)
+    internal DataPlaneConnection(Socket socket, Guid runId, int localRank, HandshakeResult handshake)
     {
         _socket = socket;
+        _sharedMemory = handshake.SharedMemory;
         RunId = runId;
         LocalRank = localRank;
-        RemoteRank = remoteRank;
+        RemoteRank = handshake.RemoteRank;
+        SharedMemoryFallback = handshake.Fallback;
         RemoteEndPoint = socket.RemoteEndPoint;
-        Peer = $"rank {remoteRank} at {RemoteEndPoint}";
+        Peer = $"rank {RemoteRank} at {RemoteEndPoint}";
     }
 
     public Guid RunId { get; }
@@ -59,11 +72,32 @@ public sealed class DataPlaneConnection : IDisposable
     /// <summary>"rank R at host:port", used in every error message.</summary>
     public string Peer { get; }
 
-    /// <summary>Header and payload bytes sent since the handshake (for dnm_allreduce_bytes_total).</summary>
+    /// <summary>
+    /// Header and payload bytes sent since the handshake (for dnm_allreduce_bytes_total), whichever path
+    /// the payloads took.
+    /// </summary>
     public long BytesSent => Interlocked.Read(ref _bytesSent);
 
-    /// <summary>Header and payload bytes received since the handshake.</summary>
+    /// <summary>Header and payload bytes received since the handshake, whichever path the payloads took.</summary>
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
+    /// <summary>True when the handshake set up the shared-memory path (both peers on one host).</summary>
+    public bool UsesSharedMemory => _sharedMemory is not null;
+
+    /// <summary>Payload bytes larger than this may travel through shared memory; 0 without a channel.</summary>
+    public int SharedMemoryCapacity => _sharedMemory?.Capacity ?? 0;
+
+    /// <summary>Why the connection has no shared-memory path (disabled, another host, ...); null when it has one.</summary>
+    public string? SharedMemoryFallback { get; }
+
+    /// <summary>The part of <see cref="BytesSent"/> whose payloads went through shared memory (payload bytes only).</summary>
+    public long SharedMemoryBytesSent => Interlocked.Read(ref _sharedMemoryBytesSent);
+
+    /// <summary>The part of <see cref="BytesReceived"/> whose payloads came through shared memory (payload bytes only).</summary>
+    public long SharedMemoryBytesReceived => Interlocked.Read(ref _sharedMemoryBytesReceived);
+
+    /// <summary>The channel itself, for tests that corrupt a payload in flight.</summary>
+    internal SharedMemoryChannel? SharedMemory => _sharedMemory;
 
     /// <summary>Connects to a <see cref="DataPlaneListener"/> and performs the handshake.</summary>
     /// <exception cref="DataPlaneException">The server rejected us (run id, version) or is not a data-plane peer.</exception>
@@ -80,8 +114,8 @@ public sealed class DataPlaneConnection : IDisposable
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.HandshakeTimeout);
             await socket.ConnectAsync(server, timeout.Token).ConfigureAwait(false);
-            var remoteRank = await DataPlaneHandshake.ClientAsync(socket, runId, localRank, timeout.Token).ConfigureAwait(false);
-            return new DataPlaneConnection(socket, runId, localRank, remoteRank);
+            var handshake = await DataPlaneHandshake.ClientAsync(socket, runId, localRank, options, timeout.Token).ConfigureAwait(false);
+            return new DataPlaneConnection(socket, runId, localRank, handshake);
         }
         catch
         {
@@ -117,11 +151,14 @@ public sealed class DataPlaneConnection : IDisposable
         Enter(ref _sending, "SendAsync");
         try
         {
-            new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer);
             var inline = payloadBytes <= InlinePayloadBytes;
+            // Through shared memory when it fits and the peer has copied the previous one out; else TCP.
+            var shared = !inline && TryWriteShared(payload);
+            new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer, FrameHeader.ProtocolVersion, shared);
             if (inline)
                 MemoryMarshal.AsBytes(payload.Span).CopyTo(_sendBuffer.AsSpan(FrameHeader.Size));
-            using var pin = inline ? default : payload.Pin();
+            var direct = !inline && !shared;
+            using var pin = direct ? payload.Pin() : default;
             try
             {
                 // The loops are inline rather than helper methods: each async helper is one more state
@@ -129,7 +166,7 @@ public sealed class DataPlaneConnection : IDisposable
                 ReadOnlyMemory<byte> head = _sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0));
                 while (!head.IsEmpty)
                     head = head[await _socket.SendAsync(head, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
-                ReadOnlyMemory<byte> body = inline ? default : _sendWindow.Over(pin, payloadBytes);
+                ReadOnlyMemory<byte> body = direct ? _sendWindow.Over(pin, payloadBytes) : default;
                 while (!body.IsEmpty)
                     body = body[await _socket.SendAsync(body, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
             }
@@ -138,6 +175,8 @@ public sealed class DataPlaneConnection : IDisposable
                 _sendWindow.Clear();
             }
             Interlocked.Add(ref _bytesSent, FrameHeader.Size + payloadBytes);
+            if (shared)
+                Interlocked.Add(ref _sharedMemoryBytesSent, payloadBytes);
         }
         catch (Exception ex)
         {
@@ -171,18 +210,25 @@ public sealed class DataPlaneConnection : IDisposable
             var destinationBytes = inline ? destination.Length * sizeof(float) : 0;
             var head = _receiveBuffer.AsMemory(0, FrameHeader.Size + destinationBytes);
             FrameHeader header = default;
+            var shared = false;
             for (var done = 0; done < head.Length;)
             {
                 var before = done;
                 done += Received(await _socket.ReceiveAsync(head[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), done > 0);
                 if (before < FrameHeader.Size && done >= FrameHeader.Size)
                 {
-                    header = FrameHeader.ReadFrom(_receiveBuffer.AsSpan(0, FrameHeader.Size), Peer);
-                    Validate(header, destination.Length);
+                    header = FrameHeader.ReadFrom(_receiveBuffer.AsSpan(0, FrameHeader.Size), Peer, out shared);
+                    Validate(header, shared, destination.Length);
                 }
             }
             uint actual = 0;
-            if (inline)
+            if (shared)
+            {
+                // Validate admitted it only for a destination above the inline size: the socket read
+                // stopped after the header, and the payload is in the peer's segment.
+                actual = ReadShared(header, destination);
+            }
+            else if (inline)
             {
                 var payload = _receiveBuffer.AsSpan(FrameHeader.Size, destinationBytes);
                 actual = Crc32C.Compute(payload);
@@ -212,6 +258,8 @@ public sealed class DataPlaneConnection : IDisposable
                     $"Payload checksum mismatch from {Peer}: {header.Kind} step {header.Step}, {header.PayloadBytes} bytes, " +
                     $"CRC-32C 0x{actual:X8} but the header says 0x{header.Checksum:X8}.");
             Interlocked.Add(ref _bytesReceived, FrameHeader.Size + header.PayloadBytes);
+            if (shared)
+                Interlocked.Add(ref _sharedMemoryBytesReceived, header.PayloadBytes);
             return header;
         }
         catch (Exception ex)
@@ -227,7 +275,23 @@ public sealed class DataPlaneConnection : IDisposable
         }
     }
 
-    private void Validate(in FrameHeader header, int destinationFloats)
+    private bool TryWriteShared(ReadOnlyMemory<float> payload)
+        => _sharedMemory is { } channel && payload.Length * sizeof(float) <= channel.Capacity
+           && channel.Outgoing.TryWrite(MemoryMarshal.AsBytes(payload.Span));
+
+    private uint ReadShared(in FrameHeader header, Memory<float> destination)
+    {
+        try
+        {
+            return _sharedMemory!.Incoming.Read(MemoryMarshal.AsBytes(destination.Span));
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new DataPlaneException(Peer, "SharedMemory", $"{header.Kind} frame from {Peer} (step {header.Step}): {ex.Message}.", ex);
+        }
+    }
+
+    private void Validate(in FrameHeader header, bool inSharedMemory, int destinationFloats)
     {
         if (header.RunId != RunId)
             throw new DataPlaneException(Peer, nameof(FrameHeader.RunId), $"Frame from {Peer} belongs to run {header.RunId}, this connection to run {RunId}.");
@@ -238,6 +302,11 @@ public sealed class DataPlaneConnection : IDisposable
         if (header.PayloadBytes != (long)destinationFloats * sizeof(float))
             throw new DataPlaneException(Peer, nameof(FrameHeader.PayloadBytes),
                 $"{header.Kind} frame from {Peer} (step {header.Step}) has {header.PayloadBytes} payload bytes; the destination holds {destinationFloats} floats ({destinationFloats * (long)sizeof(float)} bytes).");
+        // A sender puts only payloads above the inline size, and within the segment, in shared memory.
+        if (inSharedMemory && (_sharedMemory is null || header.PayloadBytes <= InlinePayloadBytes || header.PayloadBytes > _sharedMemory.Capacity))
+            throw new DataPlaneException(Peer, nameof(FrameHeader.Kind), _sharedMemory is null
+                ? $"{header.Kind} frame from {Peer} (step {header.Step}) is flagged as in shared memory, but this connection has none."
+                : $"{header.Kind} frame from {Peer} (step {header.Step}) is flagged as in shared memory with {header.PayloadBytes} bytes, outside {InlinePayloadBytes + 1}..{_sharedMemory.Capacity}.");
     }
 
     private int Received(int count, bool midFrame) => count > 0
@@ -264,5 +333,7 @@ public sealed class DataPlaneConnection : IDisposable
     {
         Interlocked.CompareExchange(ref _fault, new ObjectDisposedException(nameof(DataPlaneConnection)), null);
         _socket.Dispose();
+        // A send or receive still copying keeps its segment mapped until it is done (SharedMemorySegment).
+        _sharedMemory?.Dispose();
     }
 }

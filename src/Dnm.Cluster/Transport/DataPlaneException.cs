@@ -2,7 +2,7 @@ namespace Dnm.Cluster.Transport;
 
 /// <summary>
 /// A data-plane failure that names the peer and the frame field at fault ("Checksum", "RunId", "Magic",
-/// "Version", "Rank", "Kind", "Step", "PayloadBytes", "Connection", ...), so a log line alone says which
+/// "Version", "Rank", "Kind", "Step", "PayloadBytes", "SharedMemory", "Connection", ...), so a log line alone says which
 /// worker misbehaved and how. The connection that raised it is faulted and closed.
 /// </summary>
 public sealed class DataPlaneException : IOException

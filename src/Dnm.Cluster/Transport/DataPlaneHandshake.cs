@@ -3,17 +3,26 @@ using System.Text;
 
 namespace Dnm.Cluster.Transport;
 
+/// <summary>What a handshake settled: the peer's rank and, when both sides mapped it, the shared-memory channel.</summary>
+/// <param name="RemoteRank">The rank the peer announced.</param>
+/// <param name="SharedMemory">The channel for large payloads, or null: every payload goes over TCP.</param>
+/// <param name="Fallback">Why there is no channel (disabled, another host, ...); null when there is one.</param>
+internal sealed record HandshakeResult(int RemoteRank, SharedMemoryChannel? SharedMemory, string? Fallback);
+
 /// <summary>
 /// The first exchange on every data-plane socket: the client sends Hello (its run id, rank and, in the
 /// header, the protocol version); the server answers Welcome (its own run id and rank) or Reject with a
-/// "field\nreason" payload, so both sides fail with the same clear message. Not a hot path: it allocates.
+/// "field\nreason" payload, so both sides fail with the same clear message. A Welcome with a payload offers
+/// shared memory (<see cref="SharedMemoryOffer"/>); the client then answers SharedMemoryReply, empty when it
+/// mapped the segments, else with its reason, and both sides use TCP for every payload. The offered files
+/// are unlinked before the handshake returns, whatever the outcome. Not a hot path: it allocates.
 /// </summary>
 internal static class DataPlaneHandshake
 {
     private const int MaxReasonBytes = 4096;
 
-    /// <summary>Client side; returns the server's rank.</summary>
-    public static async Task<int> ClientAsync(Socket socket, Guid runId, int localRank, CancellationToken cancellationToken)
+    /// <summary>Client side; returns the server's rank and the shared-memory channel, if one was agreed.</summary>
+    public static async Task<HandshakeResult> ClientAsync(Socket socket, Guid runId, int localRank, DataPlaneOptions options, CancellationToken cancellationToken)
     {
         var server = $"data-plane server at {socket.RemoteEndPoint}";
         var buffer = new byte[FrameHeader.Size];
@@ -25,9 +34,7 @@ internal static class DataPlaneHandshake
         switch (reply.Kind)
         {
             case FrameKind.Reject:
-                var reason = new byte[Math.Clamp(reply.PayloadBytes, 0, MaxReasonBytes)];
-                await ReceiveExactlyAsync(socket, reason, server, cancellationToken).ConfigureAwait(false);
-                var text = Encoding.UTF8.GetString(reason);
+                var text = Encoding.UTF8.GetString(await ReceivePayloadAsync(socket, reply, server, cancellationToken).ConfigureAwait(false));
                 var split = text.IndexOf('\n', StringComparison.Ordinal);
                 var field = split < 0 ? "Handshake" : text[..split];
                 throw new DataPlaneException(server, field,
@@ -35,15 +42,30 @@ internal static class DataPlaneHandshake
             case FrameKind.Welcome when reply.RunId != runId:
                 throw new DataPlaneException(server, nameof(FrameHeader.RunId),
                     $"The {server} belongs to run {reply.RunId}; this node (rank {localRank}) to run {runId}.");
+            case FrameKind.Welcome when reply.PayloadBytes == 0:
+                return new HandshakeResult(reply.Rank, null, "the server offered no shared memory");
             case FrameKind.Welcome:
-                return reply.Rank;
+                var offer = await ReceivePayloadAsync(socket, reply, server, cancellationToken).ConfigureAwait(false);
+                var channel = SharedMemoryChannel.TryAttach(offer, options, out var problem);
+                try
+                {
+                    var answer = Encoding.UTF8.GetBytes(problem ?? "");
+                    await SendFrameAsync(socket, new FrameHeader(runId, 0, localRank, FrameKind.SharedMemoryReply, answer.Length, Crc32C.Compute(answer)), answer, cancellationToken)
+                        .ConfigureAwait(false);
+                    return new HandshakeResult(reply.Rank, channel, problem);
+                }
+                catch
+                {
+                    channel?.Dispose();
+                    throw;
+                }
             default:
                 throw new DataPlaneException(server, nameof(FrameHeader.Kind), $"The {server} answered the handshake with {reply.Kind}.");
         }
     }
 
-    /// <summary>Server side; returns the client's rank, or rejects (telling the client why) and throws.</summary>
-    public static async Task<int> ServerAsync(Socket socket, Guid runId, int localRank, CancellationToken cancellationToken)
+    /// <summary>Server side; returns the client's rank and channel, or rejects (telling the client why) and throws.</summary>
+    public static async Task<HandshakeResult> ServerAsync(Socket socket, Guid runId, int localRank, DataPlaneOptions options, CancellationToken cancellationToken)
     {
         var client = $"data-plane client at {socket.RemoteEndPoint}";
         var buffer = new byte[FrameHeader.Size];
@@ -73,9 +95,47 @@ internal static class DataPlaneHandshake
             throw problem;
         }
 
-        new FrameHeader(runId, 0, localRank, FrameKind.Welcome, 0, 0).WriteTo(buffer);
-        await socket.SendAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-        return hello.Rank;
+        // Disposing the offer unlinks its files on every path out of here: accepted, declined or failed.
+        using var offer = SharedMemoryOffer.TryCreate(options, runId, localRank, hello.Rank, out var unavailable);
+        var payload = offer?.Encode() ?? [];
+        await SendFrameAsync(socket, new FrameHeader(runId, 0, localRank, FrameKind.Welcome, payload.Length, Crc32C.Compute(payload)), payload, cancellationToken)
+            .ConfigureAwait(false);
+        if (offer is null)
+            return new HandshakeResult(hello.Rank, null, unavailable);
+
+        await ReceiveExactlyAsync(socket, buffer, client, cancellationToken).ConfigureAwait(false);
+        var reply = FrameHeader.ReadFrom(buffer, client);
+        if (reply.Kind != FrameKind.SharedMemoryReply)
+            throw new DataPlaneException(client, nameof(FrameHeader.Kind), $"The {client} answered the shared-memory offer with {reply.Kind}.");
+        if (reply.RunId != runId || reply.Rank != hello.Rank)
+            throw new DataPlaneException(client, reply.RunId != runId ? nameof(FrameHeader.RunId) : nameof(FrameHeader.Rank),
+                $"The {client} answered the shared-memory offer as run {reply.RunId}, rank {reply.Rank}.");
+        var declined = await ReceivePayloadAsync(socket, reply, client, cancellationToken).ConfigureAwait(false);
+        return declined.Length == 0
+            ? new HandshakeResult(hello.Rank, offer.Accept(), null)
+            : new HandshakeResult(hello.Rank, null, $"the client declined shared memory: {Encoding.UTF8.GetString(declined)}");
+    }
+
+    private static async Task SendFrameAsync(Socket socket, FrameHeader header, byte[] payload, CancellationToken cancellationToken)
+    {
+        var frame = new byte[FrameHeader.Size + payload.Length];
+        header.WriteTo(frame);
+        payload.CopyTo(frame, FrameHeader.Size);
+        for (var sent = 0; sent < frame.Length;)
+            sent += await socket.SendAsync(frame.AsMemory(sent), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+    }
+
+    // Handshake payloads are short texts; the checksum is checked like any frame's.
+    private static async Task<byte[]> ReceivePayloadAsync(Socket socket, FrameHeader header, string peer, CancellationToken cancellationToken)
+    {
+        if (header.PayloadBytes > MaxReasonBytes)
+            throw new DataPlaneException(peer, nameof(FrameHeader.PayloadBytes),
+                $"The {peer} sent a {header.Kind} handshake frame of {header.PayloadBytes} bytes (at most {MaxReasonBytes}).");
+        var payload = new byte[header.PayloadBytes];
+        await ReceiveExactlyAsync(socket, payload, peer, cancellationToken).ConfigureAwait(false);
+        if (Crc32C.Compute(payload) != header.Checksum)
+            throw new DataPlaneException(peer, nameof(FrameHeader.Checksum), $"The {peer} sent a {header.Kind} handshake frame with a bad payload checksum.");
+        return payload;
     }
 
     private static async Task TrySendRejectAsync(Socket socket, Guid runId, int localRank, DataPlaneException problem, CancellationToken cancellationToken)

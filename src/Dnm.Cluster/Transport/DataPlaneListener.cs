@@ -52,7 +52,8 @@ public sealed class DataPlaneListener : IDisposable
     /// <summary>
     /// Accepts the next connection and runs the server side of the handshake. A peer with the wrong run id
     /// or protocol version is told why and closed, and this call throws <see cref="DataPlaneException"/>;
-    /// the listener stays usable, so callers may log and accept again.
+    /// the listener stays usable, so callers may log and accept again. When the options allow it, the
+    /// handshake offers the client a shared-memory channel (see <see cref="DataPlaneOptions.SharedMemoryBytes"/>).
     /// </summary>
     public async Task<DataPlaneConnection> AcceptAsync(CancellationToken cancellationToken = default)
     {
@@ -62,8 +63,8 @@ public sealed class DataPlaneListener : IDisposable
             DataPlaneConnection.Configure(socket, _options);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.HandshakeTimeout);
-            var remoteRank = await DataPlaneHandshake.ServerAsync(socket, RunId, LocalRank, timeout.Token).ConfigureAwait(false);
-            return new DataPlaneConnection(socket, RunId, LocalRank, remoteRank);
+            var handshake = await DataPlaneHandshake.ServerAsync(socket, RunId, LocalRank, _options, timeout.Token).ConfigureAwait(false);
+            return new DataPlaneConnection(socket, RunId, LocalRank, handshake);
         }
         catch
         {

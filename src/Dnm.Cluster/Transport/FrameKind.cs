@@ -7,6 +7,11 @@ public enum FrameKind : ushort
     Hello = 1,
     Welcome = 2,
     Reject = 3,
+    /// <summary>
+    /// The client's answer to a Welcome that offered shared memory (protocol version 2): an empty payload
+    /// means it mapped both segments, otherwise the UTF-8 reason it did not and both sides use TCP.
+    /// </summary>
+    SharedMemoryReply = 4,
 
     /// <summary>Soft counts f (R·C floats): summed over workers before the loss is computed.</summary>
     SoftCounts = 16,
@@ -26,7 +31,7 @@ public enum FrameKind : ushort
 
 internal static class FrameKinds
 {
-    public static bool IsHandshake(FrameKind kind) => kind is FrameKind.Hello or FrameKind.Welcome or FrameKind.Reject;
+    public static bool IsHandshake(FrameKind kind) => kind is >= FrameKind.Hello and <= FrameKind.SharedMemoryReply;
 
     public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.LossParts;
 }

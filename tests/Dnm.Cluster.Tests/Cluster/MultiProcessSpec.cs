@@ -37,6 +37,9 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         {
             Assert.Equal(0, await coordinator.WaitForExitAsync(RunTimeout));
             foreach (var node in nodes) Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            // Worker processes on the coordinator's host negotiate the shared-memory data plane (the tiny model's
+            // payloads are small enough to stay inline; SharedMemorySpec moves large ones across processes).
+            Assert.Contains(coordinator.Lines, l => l.Contains("through shared memory", StringComparison.Ordinal));
             var final = TinyRun.Final(config);
             Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
             TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker process(es)");

@@ -10,11 +10,13 @@ public sealed class AllocationCollection;
 [Collection(nameof(AllocationSpec))]
 public sealed class AllocationSpec(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task Repeated_steps_reuse_every_buffer()
+    [Theory]
+    [InlineData(true)]  // the gradients through shared memory
+    [InlineData(false)] // everything over TCP
+    public async Task Repeated_steps_reuse_every_buffer(bool sharedMemory)
     {
         const int Workers = 2, SoftCounts = 600, Gradients = 800_000, WarmUp = 30, Steps = 100;
-        var (reducer, clients) = await StarReducerSpec.StartAsync(Workers);
+        var (reducer, clients) = await StarReducerSpec.StartAsync(Workers, options: sharedMemory ? null : Loopback.TcpOnly);
         using var _ = reducer;
         using var c0 = clients[0];
         using var c1 = clients[1];
@@ -44,6 +46,9 @@ public sealed class AllocationSpec(ITestOutputHelper output)
         }
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
         Assert.Equal(local[^1] + local[^1], data[0][^1]); // the steps did reduce
+        // Every gradient frame took the path under test (none fell back to TCP for a busy segment).
+        Assert.Equal(sharedMemory ? (WarmUp + Steps) * Gradients * 4L : 0, c0.Connection.SharedMemoryBytesSent);
+        Assert.Equal(sharedMemory ? (WarmUp + Steps) * Gradients * 4L : 0, c1.Connection.SharedMemoryBytesReceived);
 
         // Per step, 4 frames go up and 4 down: 16 frame operations (a send and a receive each). Buffers are
         // all reused; what remains is the pooling async builder's cache misses, a state-machine box of a few

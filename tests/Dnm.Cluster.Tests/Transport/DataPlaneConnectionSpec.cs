@@ -8,14 +8,17 @@ public sealed class DataPlaneConnectionSpec
     private readonly Guid _runId = Guid.NewGuid();
 
     [Theory]
-    [InlineData(FrameKind.SoftCounts, 0)]
-    [InlineData(FrameKind.LossParts, 1)]
-    [InlineData(FrameKind.SoftCounts, 600)]
-    [InlineData(FrameKind.SomStats, 600 * 100)]
-    [InlineData(FrameKind.Gradients, 1 << 20)] // 4 MiB
-    public async Task Should_round_trip_payloads_of_every_size_in_both_directions(FrameKind kind, int floats)
+    [InlineData(FrameKind.SoftCounts, 0, true)]
+    [InlineData(FrameKind.LossParts, 1, true)]
+    [InlineData(FrameKind.SoftCounts, 600, true)]
+    [InlineData(FrameKind.SomStats, 600 * 100, true)]  // through shared memory
+    [InlineData(FrameKind.Gradients, 1 << 20, true)]   // 4 MiB, through shared memory
+    [InlineData(FrameKind.SomStats, 600 * 100, false)] // the same over TCP
+    [InlineData(FrameKind.Gradients, 1 << 20, false)]
+    public async Task Should_round_trip_payloads_of_every_size_in_both_directions(FrameKind kind, int floats, bool sharedMemory)
     {
-        var (server, client) = await Loopback.PairAsync(_runId, clientRank: 2);
+        var options = sharedMemory ? null : Loopback.TcpOnly;
+        var (server, client) = await Loopback.PairAsync(_runId, clientRank: 2, serverOptions: options, clientOptions: options);
         using (server)
         using (client)
         {

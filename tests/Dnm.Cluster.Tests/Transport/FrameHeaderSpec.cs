@@ -30,7 +30,7 @@ public sealed class FrameHeaderSpec
     public void Should_reject_another_protocol_version()
     {
         var bytes = new byte[FrameHeader.Size];
-        Sample.WriteTo(bytes, version: 2);
+        Sample.WriteTo(bytes, version: FrameHeader.ProtocolVersion + 1);
         var ex = Assert.Throws<DataPlaneException>(() => FrameHeader.ReadFrom(bytes, "peer"));
         Assert.Equal("Version", ex.Field);
     }

@@ -8,12 +8,14 @@ public sealed class StarReducerSpec
     private readonly Guid _runId = Guid.NewGuid();
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(4)]
-    public async Task Should_give_every_worker_the_rank_ordered_sum_whatever_the_arrival_order(int workers)
+    [InlineData(1, true)]
+    [InlineData(2, true)]
+    [InlineData(4, true)]
+    [InlineData(1, false)]
+    [InlineData(4, false)]
+    public async Task Should_give_every_worker_the_rank_ordered_sum_whatever_the_arrival_order(int workers, bool sharedMemory)
     {
-        var (reducer, clients) = await StartAsync(workers);
+        var (reducer, clients) = await StartAsync(workers, options: sharedMemory ? null : Loopback.TcpOnly);
         using var _ = reducer;
         try
         {
@@ -45,6 +47,12 @@ public sealed class StarReducerSpec
                     // could not tell a rank-ordered sum from an arrival-ordered one.
                     Assert.NotEqual(Bits(expected), Bits(SequentialSum(inputs, Enumerable.Range(0, workers).Reverse())));
                 }
+            }
+            // The 800 000-float gradients took the path asked for, both ways; soft counts always go inline.
+            foreach (var client in clients)
+            {
+                Assert.Equal(sharedMemory ? 800_000 * 4 : 0, client.Connection.SharedMemoryBytesSent);
+                Assert.Equal(sharedMemory ? 800_000 * 4 : 0, client.Connection.SharedMemoryBytesReceived);
             }
         }
         finally
@@ -82,14 +90,14 @@ public sealed class StarReducerSpec
         Assert.Equal("Rank", ex.Field);
     }
 
-    internal static async Task<(StarReducer Reducer, StarReduceClient[] Clients)> StartAsync(int workers, Guid? runId = null)
+    internal static async Task<(StarReducer Reducer, StarReduceClient[] Clients)> StartAsync(int workers, Guid? runId = null, DataPlaneOptions? options = null)
     {
         var run = runId ?? Guid.NewGuid();
-        using var listener = DataPlaneListener.Start(Loopback.AnyPort, run, StarReducer.CoordinatorRank);
+        using var listener = DataPlaneListener.Start(Loopback.AnyPort, run, StarReducer.CoordinatorRank, options);
         var accept = StarReducer.AcceptWorkersAsync(listener, workers, Loopback.Deadline());
         var clients = new StarReduceClient[workers];
         for (var rank = workers - 1; rank >= 0; rank--) // connection order differs from rank order on purpose
-            clients[rank] = await StarReduceClient.ConnectAsync(listener.LocalEndPoint, run, rank, cancellationToken: Loopback.Deadline());
+            clients[rank] = await StarReduceClient.ConnectAsync(listener.LocalEndPoint, run, rank, options, Loopback.Deadline());
         return (await accept, clients);
     }
 
