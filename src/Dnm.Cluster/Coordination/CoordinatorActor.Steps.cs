@@ -11,6 +11,8 @@ namespace Dnm.Cluster.Coordination;
 // closed, every worker's reduction fails and it aborts, and the step is retried in a new world with shards
 // recomputed for the new size. After it, the step counts whatever happens; workers that missed the
 // broadcast are brought up to date by the state transfer of the next world. So no step is applied twice.
+// (The backend starts the broadcast as soon as the reduction completes, before this commit; a worker that
+// applied a step the actor then abandons is overwritten by the same state transfer.)
 public sealed partial class CoordinatorActor
 {
     private StepRound? round;

@@ -26,11 +26,15 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>Accepts every rank of the open world, then broadcasts the replica's full state to all of them.</summary>
     Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout);
 
-    /// <summary>Sums the soft counts (joint mode, broadcast back at once) and the step statistics. Applies nothing.</summary>
+    /// <summary>
+    /// Sums the soft counts (joint mode, broadcast back at once) and the step statistics, and starts broadcasting
+    /// the statistics' sum. Applies nothing to the replica: if the actor abandons the step instead of committing it,
+    /// the next world's state transfer overwrites what the workers applied.
+    /// </summary>
     Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step);
 
     /// <summary>
-    /// The actor has committed the reduced step: broadcast the sum to the workers and apply it to the replica.
+    /// The actor has committed the reduced step: finish broadcasting the sum to the workers and apply it to the replica.
     /// A failed broadcast is reported in the result (the replica applies regardless); a failed apply faults the task.
     /// </summary>
     Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step);

@@ -49,6 +49,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         public float[] SoftCounts { get; } = new float[nodes];
         public float[] ReplicaCounts { get; } = new float[nodes];
         public float[] Stats { get; } = new float[statsLength];
+        /// <summary>The broadcast of the current step's sum, started as soon as the reduction completed.</summary>
+        public Task<(int? Rank, string? Error)>? Broadcast { get; set; }
         // The connections' byte counts already recorded as metrics.
         public long SentSeen, ReceivedSeen;
 
@@ -172,6 +174,11 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             }
             await reducer.ReduceAsync(step.Step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
         }).ConfigureAwait(false);
+        // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
+        // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
+        // the actor commits: should it abandon the step instead, the next world's state transfer overwrites
+        // whatever a worker applied, so no step is applied twice.
+        w.Broadcast = BroadcastStatsAsync(w, step.Step);
         RecordBytes(w);
         return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
     }
@@ -180,8 +187,10 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     {
         var w = Current(membershipEpoch);
         var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
-        // The broadcast and the replica's own apply run at the same time; both only read the sum.
-        var broadcast = BroadcastStatsAsync(w, step.Step);
+        // The broadcast (started when the reduction completed) and the replica's own apply run at the same time;
+        // both only read the sum.
+        var broadcast = w.Broadcast ?? BroadcastStatsAsync(w, step.Step);
+        w.Broadcast = null;
         var (loss, checksum, adamSteps) = await torch.RunAsync(() =>
         {
             using var scope = NewDisposeScope();
