@@ -22,7 +22,7 @@ ARG TORCH_BACKEND
 WORKDIR /src
 ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # Restore first, from the project files only, so a source change does not download libtorch again.
-COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props ./
+COPY global.json .editorconfig Directory.Build.props Directory.Build.targets Directory.Packages.props ./
 COPY build/ build/
 COPY src/Dnm.Core/Dnm.Core.csproj src/Dnm.Core/
 COPY src/Dnm.Cluster/Dnm.Cluster.csproj src/Dnm.Cluster/

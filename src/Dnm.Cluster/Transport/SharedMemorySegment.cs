@@ -68,14 +68,17 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
         var length = ControlBytes + (long)capacity;
         // PreallocationSize reserves the pages (fallocate): a full tmpfs fails here, and the connection uses
         // TCP, instead of killing the process with SIGBUS on the first write into a sparse mapping.
-        var stream = new FileStream(path, new FileStreamOptions
+        var options = new FileStreamOptions
         {
             Mode = FileMode.CreateNew,
             Access = FileAccess.ReadWrite,
             Share = FileShare.ReadWrite,
             PreallocationSize = length,
-            UnixCreateMode = OperatingSystem.IsWindows() ? null : UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
+        };
+        // Only this user may open the segment (the platform analyzer needs the guard as a statement).
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        var stream = new FileStream(path, options);
         try
         {
             stream.SetLength(length);
