@@ -50,24 +50,47 @@ internal static class ClusterBenchmark
                           $"{threads} torch thread(s); data plane {(dataPlane.SharedMemoryBytes > 0 ? $"shared memory ({dataPlane.SharedMemoryBytes} B) or TCP" : "TCP only")}; " +
                           $"{Environment.ProcessorCount} cores, load average {LoadAverage()}");
 
-        var bare = new StepTimes();
-        var sw = Stopwatch.StartNew();
-        using (var train = TrainingRun.OpenSplit(config, "train", limit, null))
-        using (var trainer = new Trainer(config, train, device, new RunDirectory(config.Out), bare))
-            trainer.Run(null, CancellationToken.None);
-        Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
-
-        foreach (var n in workers)
+        // --repeat R: R rounds, each the bare Trainer then every N, so each ratio compares runs minutes apart at most;
+        // the summary gives the medians (the machine's load moves single runs by more than the overhead measured).
+        var rounds = int.Parse(Option("--repeat") ?? "1", CultureInfo.InvariantCulture);
+        var ratios = workers.ToDictionary(n => n, _ => new List<double>());
+        var shares = workers.ToDictionary(n => n, _ => new List<double>());
+        for (var round = 1; round <= rounds; round++)
         {
-            var times = new StepTimes();
-            var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}") }, n, times, CancellationToken.None,
-                new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane });
-            var reduce = result.MeanReduce.TotalMilliseconds;
-            Console.WriteLine($"--workers {n}:    {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
-                              $"({100 * reduce / result.MeanStep.TotalMilliseconds:F0} % of the step); vs bare {times.Mean / bare.Mean:F2}x");
+            if (rounds > 1) Console.WriteLine($"round {round} of {rounds} (load average {LoadAverage()})");
+            var bare = new StepTimes();
+            var sw = Stopwatch.StartNew();
+            using (var train = TrainingRun.OpenSplit(config, "train", limit, null))
+            using (var trainer = new Trainer(config with { Out = Path.Combine(root, $"single{round}") }, train, device,
+                       new RunDirectory(Path.Combine(root, $"single{round}")), bare))
+                trainer.Run(null, CancellationToken.None);
+            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
+
+            foreach (var n in workers)
+            {
+                var times = new StepTimes();
+                var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}-{round}") }, n, times, CancellationToken.None,
+                    new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane });
+                var reduce = result.MeanReduce.TotalMilliseconds;
+                var share = reduce / result.MeanStep.TotalMilliseconds;
+                ratios[n].Add(times.Mean / bare.Mean);
+                shares[n].Add(share);
+                Console.WriteLine($"--workers {n}:    {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
+                                  $"({100 * share:F0} % of the step); vs bare {times.Mean / bare.Mean:F2}x");
+            }
         }
+        if (rounds > 1)
+            foreach (var n in workers)
+                Console.WriteLine($"median over {rounds} rounds, --workers {n}: step time {Median(ratios[n]):F3}x the bare Trainer's " +
+                                  $"({1 / Median(ratios[n]):F3}x its samples/s), all-reduce {100 * Median(shares[n]):F1} % of the step");
         Directory.Delete(root, recursive: true);
         return 0;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private static string LoadAverage() =>

@@ -54,7 +54,7 @@ if (args is not ["dataplane", .. var rest])
                Dnm.Bench layers [--batch 256] [--steps 7]
                Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
-               Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608]
+               Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608] [--repeat 1]
                Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3]
                Dnm.Bench scaling [--workers 1,2,4,...,64] [--gbit 25] [--latency-us 50] [--floats 855000] [--soft-counts 600]
         """);
