@@ -5,8 +5,10 @@ namespace Dnm.Cluster;
 /// <param name="MeanStep">Mean wall time of a step, StartStep to the last acknowledgement.</param>
 /// <param name="MeanReduce">Mean time of a step's data-plane reductions as the coordinator saw them (soft counts and statistics).</param>
 /// <param name="Final">The final evaluation (null on nodes other than the coordinator's).</param>
+/// <param name="MeanTransfer">Mean time of a step's communication after the slowest rank's contribution arrived
+/// (see <see cref="Coordination.StepApplied.Transfer"/>): the part of <paramref name="MeanReduce"/> that is not waiting.</param>
 public sealed record ClusterRunResult(long GlobalSteps, ulong Checksum, string RunDirectory, string? FinalCheckpoint, TimeSpan Duration,
-    int TimedSteps, TimeSpan MeanStep, TimeSpan MeanReduce, Dnm.Core.Evaluation.MapQuality? Final = null);
+    int TimedSteps, TimeSpan MeanStep, TimeSpan MeanReduce, Dnm.Core.Evaluation.MapQuality? Final = null, TimeSpan MeanTransfer = default);
 
 /// <summary>A cluster run stopped on an error that retrying cannot fix; the message says which node or rank and why.</summary>
 public sealed class ClusterRunException(string message, Exception? inner = null) : Exception(message, inner);

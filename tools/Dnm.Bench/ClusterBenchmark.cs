@@ -11,7 +11,8 @@ namespace Dnm.Bench;
 /// <summary>
 /// `Dnm.Bench cluster`: the paper's model and map on MNIST, trained by the bare single-process Trainer and by the
 /// embedded cluster (`dnm train --workers N`) for each N; reports the mean step time and the share of it spent in
-/// the data-plane all-reduces (measured by the workers: sending, waiting for the slowest rank, receiving the sum).
+/// the data-plane all-reduces (measured by the workers: sending, waiting for the slowest rank, receiving the sum), and
+/// the part of it after the slowest rank's contribution reached the coordinator (the last sum and the broadcast).
 /// </summary>
 internal static class ClusterBenchmark
 {
@@ -55,6 +56,7 @@ internal static class ClusterBenchmark
         var rounds = int.Parse(Option("--repeat") ?? "1", CultureInfo.InvariantCulture);
         var ratios = workers.ToDictionary(n => n, _ => new List<double>());
         var shares = workers.ToDictionary(n => n, _ => new List<double>());
+        var transfers = workers.ToDictionary(n => n, _ => new List<double>());
         for (var round = 1; round <= rounds; round++)
         {
             if (rounds > 1) Console.WriteLine($"round {round} of {rounds} (load average {LoadAverage()})");
@@ -73,16 +75,20 @@ internal static class ClusterBenchmark
                     new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane });
                 var reduce = result.MeanReduce.TotalMilliseconds;
                 var share = reduce / result.MeanStep.TotalMilliseconds;
+                var transfer = result.MeanTransfer.TotalMilliseconds;
                 ratios[n].Add(times.Mean / bare.Mean);
                 shares[n].Add(share);
+                transfers[n].Add(transfer / result.MeanStep.TotalMilliseconds);
                 Console.WriteLine($"--workers {n}:    {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
-                                  $"({100 * share:F0} % of the step); vs bare {times.Mean / bare.Mean:F2}x");
+                                  $"({100 * share:F0} % of the step; after the slowest rank {transfer:F1} ms, {100 * transfer / result.MeanStep.TotalMilliseconds:F1} %); " +
+                                  $"vs bare {times.Mean / bare.Mean:F2}x");
             }
         }
         if (rounds > 1)
             foreach (var n in workers)
                 Console.WriteLine($"median over {rounds} rounds, --workers {n}: step time {Median(ratios[n]):F3}x the bare Trainer's " +
-                                  $"({1 / Median(ratios[n]):F3}x its samples/s), all-reduce {100 * Median(shares[n]):F1} % of the step");
+                                  $"({1 / Median(ratios[n]):F3}x its samples/s), all-reduce {100 * Median(shares[n]):F1} % of the step, " +
+                                  $"after the slowest rank {100 * Median(transfers[n]):F1} %");
         Directory.Delete(root, recursive: true);
         return 0;
     }

@@ -19,7 +19,7 @@ public sealed partial class CoordinatorActor
     private StepTracer stepTracer = StepTracer.Untraced();
     private TrainingPhase? reportedPhase;
     private int timedSteps;
-    private TimeSpan stepTime, reduceTime;
+    private TimeSpan stepTime, reduceTime, transferTime;
 
     private void BeginStep(PlannedStep p)
     {
@@ -165,6 +165,7 @@ public sealed partial class CoordinatorActor
         timedSteps++;
         stepTime += elapsed;
         reduceTime += r.ReduceTime;
+        transferTime += applied.Transfer;
         var (next, checkpoint, evaluate) = plan.AfterStep(state);
         state = next;
         adamSteps = applied.AdamSteps;

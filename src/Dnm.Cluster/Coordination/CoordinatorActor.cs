@@ -283,10 +283,11 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         var steps = Math.Max(1, timedSteps);
         if (timedSteps > 0)
             observer.OnMessage($"{timedSteps} distributed steps: {(stepTime / steps).TotalMilliseconds:F1} ms a step, of which " +
-                               $"{(reduceTime / steps).TotalMilliseconds:F1} ms in all-reduces ({100 * reduceTime / stepTime:F0} %)");
+                               $"{(reduceTime / steps).TotalMilliseconds:F1} ms in all-reduces ({100 * reduceTime / stepTime:F0} %), " +
+                               $"{(transferTime / steps).TotalMilliseconds:F1} ms of it after the slowest rank's contribution arrived ({100 * transferTime / stepTime:F0} %)");
         // Before the announcement: this node's workers complete the same RunCompletion, with less to say.
         completion?.Succeed(new ClusterRunResult(c.GlobalStep, c.Checksum, c.RunDirectory, c.FinalCheckpoint, wall.Elapsed,
-            timedSteps, stepTime / steps, reduceTime / steps, c.Final));
+            timedSteps, stepTime / steps, reduceTime / steps, c.Final, transferTime / steps));
         Announce(new RunFinished(runId, c.GlobalStep, c.RunDirectory));
         mode = Mode.Stopped;
         backend.Dispose();

@@ -63,8 +63,13 @@ public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime);
 
 /// <param name="BroadcastFailedRank">A rank the reduced statistics could not be sent to (it must be dropped).</param>
+/// <param name="Transfer">
+/// The step's communication after the slowest rank's contribution arrived: for each all-reduce, from the moment the
+/// coordinator held every rank's vector to the end of its broadcast (the last sum and the copies out). Unlike the
+/// workers' all-reduce time it holds no waiting for a slower rank's compute.
+/// </param>
 public sealed record StepApplied(long MembershipEpoch, long Step, StepLoss Loss, ulong? Checksum, long AdamSteps,
-    int? BroadcastFailedRank, string? BroadcastError);
+    int? BroadcastFailedRank, string? BroadcastError, TimeSpan Transfer = default);
 
 public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration);
 

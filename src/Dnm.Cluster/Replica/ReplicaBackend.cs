@@ -50,7 +50,10 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         public float[] ReplicaCounts { get; } = new float[nodes];
         public float[] Stats { get; } = new float[statsLength];
         /// <summary>The broadcast of the current step's sum, started as soon as the reduction completed.</summary>
-        public Task<(int? Rank, string? Error)>? Broadcast { get; set; }
+        public Task<(int? Rank, string? Error, long End)>? Broadcast { get; set; }
+        /// <summary>When the current step's statistics had all arrived (Stopwatch ticks), and the soft counts' transfer time.</summary>
+        public long StatsArrived;
+        public TimeSpan SoftCountTransfer;
         // The connections' byte counts already recorded as metrics.
         public long SentSeen, ReceivedSeen;
 
@@ -167,12 +170,16 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         await Attributed(reducer, async () =>
         {
             // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
+            w.SoftCountTransfer = TimeSpan.Zero;
             if (step.Mode == StepMode.Joint)
             {
                 await reducer.ReduceAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
+                var arrived = Stopwatch.GetTimestamp();
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
+                w.SoftCountTransfer = Stopwatch.GetElapsedTime(arrived);
             }
             await reducer.ReduceAsync(step.Step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
+            w.StatsArrived = Stopwatch.GetTimestamp();
         }).ConfigureAwait(false);
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
@@ -200,9 +207,10 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             var l = Engine.Apply(w.Stats, batch, new ScheduleValues(step.Sigma, step.Eta));
             return (l, step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null, Engine.Optimizer.Steps);
         }).ConfigureAwait(false);
-        var (failedRank, error) = await broadcast.ConfigureAwait(false);
+        var (failedRank, error, broadcastEnd) = await broadcast.ConfigureAwait(false);
         RecordBytes(w);
-        return new StepApplied(membershipEpoch, step.Step, loss, checksum, adamSteps, failedRank, error);
+        var transfer = w.SoftCountTransfer + Stopwatch.GetElapsedTime(w.StatsArrived, broadcastEnd);
+        return new StepApplied(membershipEpoch, step.Step, loss, checksum, adamSteps, failedRank, error, transfer);
     }
 
     /// <summary>The bytes the world's connections moved since the last call, as increments of dnm_allreduce_bytes_total.</summary>
@@ -223,17 +231,18 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    private static async Task<(int? Rank, string? Error)> BroadcastStatsAsync(WorldSockets w, long step)
+    /// <summary>Broadcasts the statistics' sum; returns the rank that could not be reached, if any, and when it ended (Stopwatch ticks).</summary>
+    private static async Task<(int? Rank, string? Error, long End)> BroadcastStatsAsync(WorldSockets w, long step)
     {
         try
         {
             await w.Reducer!.BroadcastAsync(step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
-            return (null, null);
+            return (null, null, Stopwatch.GetTimestamp());
         }
         catch (Exception e)
         {
             var rank = e is DataPlaneException d ? RankOf(w.Reducer!, d) : null;
-            return (rank, e.Message);
+            return (rank, e.Message, Stopwatch.GetTimestamp());
         }
     }
 
