@@ -44,7 +44,7 @@ internal static class ClusterBenchmark
         var config = new DnmConfig
         {
             Dataset = "mnist", Limit = limit, BatchSize = batch, PretrainEpochs = 1, Epochs = 1, SomIterations = 100, Threads = threads,
-            Device = "cpu", EvalEvery = 0, CheckpointEvery = 1_000_000, Out = Path.Combine(root, "single"),
+            Device = "cpu", EvalEvery = 0, CheckpointEvery = 1_000_000,
         };
         var (device, _) = TorchRuntime.Initialize(DeviceSpec.Parse("cpu"), threads);
         Console.WriteLine($"MNIST, first {limit} samples, batch {batch}, map {config.Map}, model {string.Join('-', config.Channels)}/{config.Latent}; " +
@@ -62,9 +62,9 @@ internal static class ClusterBenchmark
             if (rounds > 1) Console.WriteLine($"round {round} of {rounds} (load average {LoadAverage()})");
             var bare = new StepTimes();
             var sw = Stopwatch.StartNew();
-            using (var train = TrainingRun.OpenSplit(config, "train", limit, null))
-            using (var trainer = new Trainer(config with { Out = Path.Combine(root, $"single{round}") }, train, device,
-                       new RunDirectory(Path.Combine(root, $"single{round}")), bare))
+            var single = config with { Out = Path.Combine(root, $"single{round}") };
+            using (var train = TrainingRun.OpenSplit(single, "train", limit, null))
+            using (var trainer = new Trainer(single, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(null, CancellationToken.None);
             Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
 

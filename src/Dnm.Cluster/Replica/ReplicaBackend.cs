@@ -50,10 +50,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         public float[] ReplicaCounts { get; } = new float[nodes];
         public float[] Stats { get; } = new float[statsLength];
         /// <summary>The broadcast of the current step's sum, started as soon as the reduction completed.</summary>
-        public Task<(int? Rank, string? Error, long End)>? Broadcast { get; set; }
-        /// <summary>When the current step's statistics had all arrived (Stopwatch ticks), and the soft counts' transfer time.</summary>
-        public long StatsArrived;
-        public TimeSpan SoftCountTransfer;
+        public Task<(int? Rank, string? Error, TimeSpan Transfer)>? Broadcast { get; set; }
         // The connections' byte counts already recorded as metrics.
         public long SentSeen, ReceivedSeen;
 
@@ -167,25 +164,24 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var w = Current(membershipEpoch);
         var reducer = w.Reducer ?? throw new InvalidOperationException($"membership epoch {membershipEpoch} has not formed");
         var clock = Stopwatch.StartNew();
+        var softCountTransfer = TimeSpan.Zero;
         await Attributed(reducer, async () =>
         {
             // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
-            w.SoftCountTransfer = TimeSpan.Zero;
             if (step.Mode == StepMode.Joint)
             {
                 await reducer.ReduceAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
                 var arrived = Stopwatch.GetTimestamp();
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
-                w.SoftCountTransfer = Stopwatch.GetElapsedTime(arrived);
+                softCountTransfer = Stopwatch.GetElapsedTime(arrived);
             }
             await reducer.ReduceAsync(step.Step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
-            w.StatsArrived = Stopwatch.GetTimestamp();
         }).ConfigureAwait(false);
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
         // the actor commits: should it abandon the step instead, the next world's state transfer overwrites
         // whatever a worker applied, so no step is applied twice.
-        w.Broadcast = BroadcastStatsAsync(w, step.Step);
+        w.Broadcast = BroadcastStatsAsync(w, step.Step, softCountTransfer);
         RecordBytes(w);
         return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
     }
@@ -196,7 +192,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
         // The broadcast (started when the reduction completed) and the replica's own apply run at the same time;
         // both only read the sum.
-        var broadcast = w.Broadcast ?? BroadcastStatsAsync(w, step.Step);
+        var broadcast = w.Broadcast ?? throw new InvalidOperationException($"step {step.Step} is committed before it was reduced");
         w.Broadcast = null;
         var (loss, checksum, adamSteps) = await torch.RunAsync(() =>
         {
@@ -207,9 +203,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             var l = Engine.Apply(w.Stats, batch, new ScheduleValues(step.Sigma, step.Eta));
             return (l, step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null, Engine.Optimizer.Steps);
         }).ConfigureAwait(false);
-        var (failedRank, error, broadcastEnd) = await broadcast.ConfigureAwait(false);
+        var (failedRank, error, transfer) = await broadcast.ConfigureAwait(false);
         RecordBytes(w);
-        var transfer = w.SoftCountTransfer + Stopwatch.GetElapsedTime(w.StatsArrived, broadcastEnd);
         return new StepApplied(membershipEpoch, step.Step, loss, checksum, adamSteps, failedRank, error, transfer);
     }
 
@@ -231,18 +226,22 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    /// <summary>Broadcasts the statistics' sum; returns the rank that could not be reached, if any, and when it ended (Stopwatch ticks).</summary>
-    private static async Task<(int? Rank, string? Error, long End)> BroadcastStatsAsync(WorldSockets w, long step)
+    /// <summary>
+    /// Broadcasts the statistics' sum, started the moment every rank's statistics arrived; returns the rank that could
+    /// not be reached, if any, and the step's transfer time: <paramref name="before"/> (the soft counts') plus this broadcast.
+    /// </summary>
+    private static async Task<(int? Rank, string? Error, TimeSpan Transfer)> BroadcastStatsAsync(WorldSockets w, long step, TimeSpan before)
     {
+        var start = Stopwatch.GetTimestamp();
         try
         {
             await w.Reducer!.BroadcastAsync(step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
-            return (null, null, Stopwatch.GetTimestamp());
+            return (null, null, before + Stopwatch.GetElapsedTime(start));
         }
         catch (Exception e)
         {
             var rank = e is DataPlaneException d ? RankOf(w.Reducer!, d) : null;
-            return (rank, e.Message, Stopwatch.GetTimestamp());
+            return (rank, e.Message, before + Stopwatch.GetElapsedTime(start));
         }
     }
 

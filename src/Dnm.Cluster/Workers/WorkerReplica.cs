@@ -55,7 +55,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
             template = EngineState.Export(engine);
             batch = new BatchBuffer(train.Shape, config.BatchSize);
-            augmenter = new ImageAugmenter(train.Shape, config.AugmentRotation, config.AugmentShift, config.Seed);
+            augmenter = ImageAugmenter.For(config, train.Shape);
             softCounts = new float[engine.Layout.Nodes];
             stats = new float[engine.Layout.Length];
             order = null;

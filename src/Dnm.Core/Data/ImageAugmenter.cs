@@ -31,6 +31,10 @@ public sealed class ImageAugmenter
         scratch = new float[shape.Height * shape.Width];
     }
 
+    /// <summary>The augmentation a run's configuration asks for (its seed, rotation and shift ranges).</summary>
+    public static ImageAugmenter For(Config.DnmConfig config, ImageShape shape) =>
+        new(shape, config.AugmentRotation, config.AugmentShift, config.Seed);
+
     public double RotationDegrees { get; }
 
     public double ShiftFraction { get; }

@@ -38,7 +38,7 @@ public sealed class Trainer : IDisposable
         Engine = new StepEngine(config, train.Shape, device, config.BatchSize);
         somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
         batch = new BatchBuffer(train.Shape, config.BatchSize);
-        augmenter = new ImageAugmenter(train.Shape, config.AugmentRotation, config.AugmentShift, config.Seed);
+        augmenter = ImageAugmenter.For(config, train.Shape);
         softCounts = new float[Engine.Layout.Nodes];
         stats = new float[Engine.Layout.Length];
     }

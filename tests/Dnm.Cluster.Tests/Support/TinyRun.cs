@@ -116,14 +116,7 @@ internal static class TinyRun
         var byName = actual.Tensors.ToDictionary(t => t.Name);
         foreach (var e in expected.Tensors.Where(t => !t.Name.StartsWith("adam", StringComparison.Ordinal)))
         {
-            var a = byName[e.Name].Data;
-            double diff = 0, norm = 0;
-            for (int i = 0; i < a.Length; i++)
-            {
-                diff += (a[i] - (double)e.Data[i]) * (a[i] - (double)e.Data[i]);
-                norm += (double)e.Data[i] * e.Data[i];
-            }
-            var rel = Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-12);
+            var rel = StateDiff.Relative(byName[e.Name].Data, e.Data);
             if (rel > worst.Error) worst = (rel, e.Name);
         }
         return worst;
