@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Dnm.Cluster;
 using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
@@ -51,15 +52,14 @@ internal static class ClusterBenchmark
                           $"{threads} torch thread(s); data plane {(dataPlane.SharedMemoryBytes > 0 ? $"shared memory ({dataPlane.SharedMemoryBytes} B) or TCP" : "TCP only")}; " +
                           $"{Environment.ProcessorCount} cores, load average {LoadAverage()}");
 
-        // --repeat R: R rounds, each the bare Trainer then every N, so each ratio compares runs minutes apart at most;
+        // --repeat R: R rounds, each the bare Trainer and every N (order alternating), so each ratio compares runs minutes apart at most;
         // the summary gives the medians (the machine's load moves single runs by more than the overhead measured).
         var rounds = int.Parse(Option("--repeat") ?? "1", CultureInfo.InvariantCulture);
         var ratios = workers.ToDictionary(n => n, _ => new List<double>());
         var shares = workers.ToDictionary(n => n, _ => new List<double>());
         var transfers = workers.ToDictionary(n => n, _ => new List<double>());
-        for (var round = 1; round <= rounds; round++)
+        StepTimes RunBare(int round)
         {
-            if (rounds > 1) Console.WriteLine($"round {round} of {rounds} (load average {LoadAverage()})");
             var bare = new StepTimes();
             var sw = Stopwatch.StartNew();
             var single = config with { Out = Path.Combine(root, $"single{round}") };
@@ -67,12 +67,28 @@ internal static class ClusterBenchmark
             using (var trainer = new Trainer(single, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(null, CancellationToken.None);
             Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
-
+            return bare;
+        }
+        for (var round = 1; round <= rounds; round++)
+        {
+            if (rounds > 1) Console.WriteLine($"round {round} of {rounds} (load average {LoadAverage()})");
+            // Even rounds run the cluster first: alternating the order cancels a drift of the machine's speed
+            // within a session (seen: the bare step moving 132 -> 181 ms on identical code), which a fixed
+            // order would count as overhead or as gain.
+            var bareFirst = round % 2 == 1;
+            StepTimes? bare = null;
+            if (bareFirst) bare = RunBare(round);
+            var clusterRuns = new List<(int N, StepTimes Times, ClusterRunResult Result)>();
             foreach (var n in workers)
             {
                 var times = new StepTimes();
                 var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}-{round}") }, n, times, CancellationToken.None,
                     new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane });
+                clusterRuns.Add((n, times, result));
+            }
+            bare ??= RunBare(round);
+            foreach (var (n, times, result) in clusterRuns)
+            {
                 var reduce = result.MeanReduce.TotalMilliseconds;
                 var share = reduce / result.MeanStep.TotalMilliseconds;
                 var transfer = result.MeanTransfer.TotalMilliseconds;

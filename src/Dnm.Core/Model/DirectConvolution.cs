@@ -11,16 +11,25 @@ namespace Dnm.Core.Model;
 /// the step. Here each output row is accumulated in registers from a zero-padded copy of one
 /// sample (a few tens of KB, cache-resident), 16 columns per vector, 4 output channels at a time.
 /// All three passes (output, input gradient, weight gradient) are sums of the same products as
-/// torch's; only the order of the additions differs.
+/// torch's; only the order of the additions differs. The kernels are written once over
+/// <see cref="IFloatVector{TSelf}"/> and run at the CPU's native width: 16 floats with AVX-512, 8
+/// with AVX2 (where a Vector512 is a software pair of Vector256 whose 16 accumulators do not fit
+/// the 16 registers).
 /// </summary>
 internal static unsafe class DirectConvolution
 {
-    private const int Lanes = 16;   // Vector512<float>: a software pair of Vector256 where AVX-512 is missing
     private const int Block = 4;    // output channels per register block
 
-    /// <summary>Shapes of one call: n samples, cin → cout channels, h×w images, k×k kernel (k odd).</summary>
+    /// <summary>Floats per vector on this CPU: 16 where AVX-512 runs natively, 8 otherwise.</summary>
+    public static int NativeLanes => Vector512.IsHardwareAccelerated ? Float512.Lanes : Float256.Lanes;
+
+    /// <summary>
+    /// Shapes of one call: n samples, cin → cout channels, h×w images, k×k kernel (k odd), and the
+    /// vector width it runs at (<see cref="NativeLanes"/> unless a test picks the other one).
+    /// </summary>
     internal readonly record struct Geometry(int N, int Cin, int Cout, int H, int W, int K)
     {
+        public int Lanes { get; init; } = NativeLanes;
         public int Pad => K / 2;
         /// <summary>Vector segments per row, even so that they go in pairs.</summary>
         public int Segments => ((W + Lanes - 1) / Lanes + 1) / 2 * 2;
@@ -34,6 +43,18 @@ internal static unsafe class DirectConvolution
 
     /// <summary>y = conv(x, weight) + bias; weight is cout×cin×k×k, bias cout values or empty.</summary>
     public static void Forward(Geometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y)
+    {
+        switch (g.Lanes)
+        {
+            case Float512.Lanes: Forward<Float512>(g, x, weight, bias, y); break;
+            case Float256.Lanes: Forward<Float256>(g, x, weight, bias, y); break;
+            default: throw new ArgumentOutOfRangeException(nameof(g), g.Lanes, "vector width must be 8 or 16 floats");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Forward<TVec>(Geometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y)
+        where TVec : unmanaged, IFloatVector<TVec>
     {
         var packed = ArrayPool<float>.Shared.Rent(g.Blocks * g.Cin * g.K * g.K * Block);
         var padded = ArrayPool<float>.Shared.Rent(g.Cin * g.PaddedPlane);
@@ -51,7 +72,7 @@ internal static unsafe class DirectConvolution
                     PadSample(g, xp + (long)b * g.Cin * g.Plane, pp, g.Cin);
                     for (int blk = 0; blk < g.Blocks; blk++)
                         for (int r = 0; r < g.H; r++)
-                            ForwardRow(g, pp, wp, op, bias.IsEmpty ? null : bp, blk, r, rp, yp + (long)b * g.Cout * g.Plane);
+                            ForwardRow<TVec>(g, pp, wp, op, bias.IsEmpty ? null : bp, blk, r, rp, yp + (long)b * g.Cout * g.Plane);
                 }
             }
         }
@@ -88,20 +109,32 @@ internal static unsafe class DirectConvolution
     /// <summary>dL/dweight (cout×cin×k×k) and dL/dbias (cout), summed over the batch.</summary>
     public static void GradWeight(Geometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> gradOutput, Span<float> gradWeight, Span<float> gradBias)
     {
+        switch (g.Lanes)
+        {
+            case Float512.Lanes: GradWeight<Float512>(g, x, gradOutput, gradWeight, gradBias); break;
+            case Float256.Lanes: GradWeight<Float256>(g, x, gradOutput, gradWeight, gradBias); break;
+            default: throw new ArgumentOutOfRangeException(nameof(g), g.Lanes, "vector width must be 8 or 16 floats");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GradWeight<TVec>(Geometry g, ReadOnlySpan<float> x, ReadOnlySpan<float> gradOutput, Span<float> gradWeight, Span<float> gradBias)
+        where TVec : unmanaged, IFloatVector<TVec>
+    {
         var kk = g.K * g.K;
         var accumulatorCount = g.Blocks * Block * g.Cin * kk;
-        var accumulators = ArrayPool<Vector512<float>>.Shared.Rent(accumulatorCount);
+        var accumulators = ArrayPool<TVec>.Shared.Rent(accumulatorCount);
         // + Lanes: the unpaired last tap of a row reads (and discards) one column past the last plane.
-        var padded = ArrayPool<float>.Shared.Rent(g.Cin * g.PaddedPlane + Lanes);
+        var padded = ArrayPool<float>.Shared.Rent(g.Cin * g.PaddedPlane + g.Lanes);
         var rows = ArrayPool<float>.Shared.Rent(g.Blocks * Block * g.H * g.RowLength);
         try
         {
             Array.Clear(accumulators, 0, accumulatorCount);
-            Array.Clear(padded, 0, g.Cin * g.PaddedPlane + Lanes);
+            Array.Clear(padded, 0, g.Cin * g.PaddedPlane + g.Lanes);
             Array.Clear(rows, 0, g.Blocks * Block * g.H * g.RowLength);
             gradBias.Clear();
             fixed (float* xp = x, dyp = gradOutput, pp = padded, rp = rows)
-            fixed (Vector512<float>* ap = accumulators)
+            fixed (TVec* ap = accumulators)
             {
                 for (int b = 0; b < g.N; b++)
                 {
@@ -125,7 +158,7 @@ internal static unsafe class DirectConvolution
                                     var t = ky * g.K + kx;
                                     var acc = ap + ((blk * g.Cin + ci) * kk + t) * Block;
                                     // The last kx of an odd kernel goes alone (its pair reads one column further, discarded).
-                                    WeightTaps(g, pp, rp, blk, ci, ky, kx, kx + 1 < g.K, acc, acc + Block);
+                                    WeightTaps<TVec>(g, pp, rp, blk, ci, ky, kx, kx + 1 < g.K, acc, acc + Block);
                                 }
                 }
             }
@@ -133,11 +166,11 @@ internal static unsafe class DirectConvolution
                 for (int ci = 0; ci < g.Cin; ci++)
                     for (int t = 0; t < kk; t++)
                         gradWeight[(co * g.Cin + ci) * kk + t] =
-                            Vector512.Sum(accumulators[(((co / Block) * g.Cin + ci) * kk + t) * Block + co % Block]);
+                            accumulators[(((co / Block) * g.Cin + ci) * kk + t) * Block + co % Block].Sum();
         }
         finally
         {
-            ArrayPool<Vector512<float>>.Shared.Return(accumulators);
+            ArrayPool<TVec>.Shared.Return(accumulators);
             ArrayPool<float>.Shared.Return(padded);
             ArrayPool<float>.Shared.Return(rows);
         }
@@ -168,50 +201,55 @@ internal static unsafe class DirectConvolution
     /// taps (ci, ky, kx) run as one flat loop over precomputed input offsets: with the three nested
     /// loops the JIT kept 6 of the 8 accumulators on the stack, storing one after every FMA.
     /// </summary>
-    private static void ForwardRow(Geometry g, float* padded, float* packed, int* tapOffsets, float* bias, int blk, int r, float* row, float* ySample)
+    // Fully optimised from the first call: tier-0 code (and its on-stack-replacement version) keeps the
+    // vector accumulators in memory, and a layer profile saw one layer stay 25x slow for seconds.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardRow<TVec>(Geometry g, float* padded, float* packed, int* tapOffsets, float* bias, int blk, int r, float* row, float* ySample)
+        where TVec : unmanaged, IFloatVector<TVec>
     {
         var taps = g.Cin * g.K * g.K;
         var weights = packed + blk * taps * Block;
+        var lanes = TVec.Lanes;
         for (int s = 0; s < g.Segments; s += 2)
         {
-            var src = padded + r * g.PaddedWidth + s * Lanes;
-            Vector512<float> a00, a01, a10, a11, a20, a21, a30, a31;
-            a00 = a01 = Bias(bias, g, blk * Block);
-            a10 = a11 = Bias(bias, g, blk * Block + 1);
-            a20 = a21 = Bias(bias, g, blk * Block + 2);
-            a30 = a31 = Bias(bias, g, blk * Block + 3);
+            var src = padded + r * g.PaddedWidth + s * lanes;
+            TVec a00, a01, a10, a11, a20, a21, a30, a31;
+            a00 = a01 = Bias<TVec>(bias, g, blk * Block);
+            a10 = a11 = Bias<TVec>(bias, g, blk * Block + 1);
+            a20 = a21 = Bias<TVec>(bias, g, blk * Block + 2);
+            a30 = a31 = Bias<TVec>(bias, g, blk * Block + 3);
             var w = weights;
             for (int t = 0; t < taps; t++, w += Block)
             {
-                var v0 = Vector512.Load(src + tapOffsets[t]);
-                var v1 = Vector512.Load(src + tapOffsets[t] + Lanes);
-                var w0 = Vector512.Create(w[0]);
-                var w1 = Vector512.Create(w[1]);
-                var w2 = Vector512.Create(w[2]);
-                var w3 = Vector512.Create(w[3]);
-                a00 = Vector512.FusedMultiplyAdd(v0, w0, a00); a01 = Vector512.FusedMultiplyAdd(v1, w0, a01);
-                a10 = Vector512.FusedMultiplyAdd(v0, w1, a10); a11 = Vector512.FusedMultiplyAdd(v1, w1, a11);
-                a20 = Vector512.FusedMultiplyAdd(v0, w2, a20); a21 = Vector512.FusedMultiplyAdd(v1, w2, a21);
-                a30 = Vector512.FusedMultiplyAdd(v0, w3, a30); a31 = Vector512.FusedMultiplyAdd(v1, w3, a31);
+                var v0 = TVec.Load(src + tapOffsets[t]);
+                var v1 = TVec.Load(src + tapOffsets[t] + lanes);
+                var w0 = TVec.Broadcast(w[0]);
+                var w1 = TVec.Broadcast(w[1]);
+                var w2 = TVec.Broadcast(w[2]);
+                var w3 = TVec.Broadcast(w[3]);
+                a00 = TVec.MultiplyAdd(v0, w0, a00); a01 = TVec.MultiplyAdd(v1, w0, a01);
+                a10 = TVec.MultiplyAdd(v0, w1, a10); a11 = TVec.MultiplyAdd(v1, w1, a11);
+                a20 = TVec.MultiplyAdd(v0, w2, a20); a21 = TVec.MultiplyAdd(v1, w2, a21);
+                a30 = TVec.MultiplyAdd(v0, w3, a30); a31 = TVec.MultiplyAdd(v1, w3, a31);
             }
             // Plain stores first: an accumulator still live across a call is spilled at every FMA.
-            a00.Store(row); a01.Store(row + Lanes);
-            a10.Store(row + 2 * Lanes); a11.Store(row + 3 * Lanes);
-            a20.Store(row + 4 * Lanes); a21.Store(row + 5 * Lanes);
-            a30.Store(row + 6 * Lanes); a31.Store(row + 7 * Lanes);
-            CopyOut(g, row, blk, r, s * Lanes, ySample);
+            a00.Store(row); a01.Store(row + lanes);
+            a10.Store(row + 2 * lanes); a11.Store(row + 3 * lanes);
+            a20.Store(row + 4 * lanes); a21.Store(row + 5 * lanes);
+            a30.Store(row + 6 * lanes); a31.Store(row + 7 * lanes);
+            CopyOut(g, row, blk, r, s * lanes, ySample);
         }
     }
 
     /// <summary>Writes the 4 channels × 2 segments in <paramref name="row"/> to the output, clipped to the image width.</summary>
     private static void CopyOut(Geometry g, float* row, int blk, int r, int x0, float* ySample)
     {
-        var width = Math.Min(2 * Lanes, g.W - x0);
+        var width = Math.Min(2 * g.Lanes, g.W - x0);
         for (int c = 0; c < Block && width > 0; c++)
         {
             var co = blk * Block + c;
             if (co >= g.Cout) break;
-            new ReadOnlySpan<float>(row + c * 2 * Lanes, width).CopyTo(new Span<float>(ySample + (co * g.H + r) * g.W + x0, width));
+            new ReadOnlySpan<float>(row + c * 2 * g.Lanes, width).CopyTo(new Span<float>(ySample + (co * g.H + r) * g.W + x0, width));
         }
     }
 
@@ -227,14 +265,16 @@ internal static unsafe class DirectConvolution
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Bias(float* bias, Geometry g, int co) =>
-        bias is not null && co < g.Cout ? Vector512.Create(bias[co]) : Vector512<float>.Zero;
+    private static TVec Bias<TVec>(float* bias, Geometry g, int co) where TVec : unmanaged, IFloatVector<TVec> =>
+        bias is not null && co < g.Cout ? TVec.Broadcast(bias[co]) : default;
 
     /// <summary>
     /// Adds one sample's Σ_y,x dy[co,y,x]·x[ci,y+ky,x+kx] for 4 output channels and the taps kx and
     /// kx+1 (when <paramref name="pair"/>) to their vector accumulators: each dL/dy load feeds two FMAs.
     /// </summary>
-    private static void WeightTaps(Geometry g, float* padded, float* rows, int blk, int ci, int ky, int kx, bool pair, Vector512<float>* acc, Vector512<float>* next)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightTaps<TVec>(Geometry g, float* padded, float* rows, int blk, int ci, int ky, int kx, bool pair, TVec* acc, TVec* next)
+        where TVec : unmanaged, IFloatVector<TVec>
     {
         var a0 = acc[0]; var a1 = acc[1]; var a2 = acc[2]; var a3 = acc[3];
         var b0 = pair ? next[0] : default; var b1 = pair ? next[1] : default;
@@ -247,18 +287,18 @@ internal static unsafe class DirectConvolution
         var src = padded + ci * g.PaddedPlane + ky * g.PaddedWidth + kx;
         for (int r = 0, o = 0; r < g.H; r++, src += g.PaddedWidth)
         {
-            for (int s = 0; s < g.RowLength; s += Lanes, o += Lanes)
+            for (int s = 0; s < g.RowLength; s += TVec.Lanes, o += TVec.Lanes)
             {
-                var v = Vector512.Load(src + s);
-                var w = Vector512.Load(src + s + 1);
-                var y0 = Vector512.Load(d0 + o);
-                var y1 = Vector512.Load(d1 + o);
-                var y2 = Vector512.Load(d2 + o);
-                var y3 = Vector512.Load(d3 + o);
-                a0 = Vector512.FusedMultiplyAdd(y0, v, a0); b0 = Vector512.FusedMultiplyAdd(y0, w, b0);
-                a1 = Vector512.FusedMultiplyAdd(y1, v, a1); b1 = Vector512.FusedMultiplyAdd(y1, w, b1);
-                a2 = Vector512.FusedMultiplyAdd(y2, v, a2); b2 = Vector512.FusedMultiplyAdd(y2, w, b2);
-                a3 = Vector512.FusedMultiplyAdd(y3, v, a3); b3 = Vector512.FusedMultiplyAdd(y3, w, b3);
+                var v = TVec.Load(src + s);
+                var w = TVec.Load(src + s + 1);
+                var y0 = TVec.Load(d0 + o);
+                var y1 = TVec.Load(d1 + o);
+                var y2 = TVec.Load(d2 + o);
+                var y3 = TVec.Load(d3 + o);
+                a0 = TVec.MultiplyAdd(y0, v, a0); b0 = TVec.MultiplyAdd(y0, w, b0);
+                a1 = TVec.MultiplyAdd(y1, v, a1); b1 = TVec.MultiplyAdd(y1, w, b1);
+                a2 = TVec.MultiplyAdd(y2, v, a2); b2 = TVec.MultiplyAdd(y2, w, b2);
+                a3 = TVec.MultiplyAdd(y3, v, a3); b3 = TVec.MultiplyAdd(y3, w, b3);
             }
         }
         acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
