@@ -80,6 +80,10 @@ public static class NodeHost
                 AppVersion = Protocol.ClusterProtocol.DnmVersion,
             })
             .AddHocon($"akka.cluster.split-brain-resolver.stable-after = {o.DownAfter.TotalSeconds:0.###}s", HoconAddMode.Prepend)
+            // Akka.Cluster.Tools' proxy starts its "failed to find an associated singleton ... after 30 seconds" timer
+            // with no initial delay, so it printed that warning at every start and after every run, in healthy runs.
+            // Workers report a coordinator that does not answer themselves (WorkerSettings.UnansweredWarningEvery).
+            .AddHocon("akka.cluster.singleton-proxy.log-singleton-identification-failure = off", HoconAddMode.Prepend)
             .AddDnmNodeMonitor(completion);
         if (o.IsCoordinator)
         {

@@ -10,6 +10,9 @@ public sealed record WorkerSettings(string WorkerId, string Device)
     /// <summary>How often an unregistered worker offers itself to the singleton proxy.</summary>
     public TimeSpan RegisterInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How often a worker that no coordinator has answered says so in the log.</summary>
+    public TimeSpan UnansweredWarningEvery { get; init; } = TimeSpan.FromSeconds(30);
+
     public string DnmVersion { get; init; } = ClusterProtocol.DnmVersion;
 }
 
@@ -31,6 +34,8 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     private Guid runId;
     private long epoch = -1;
     private int rank = -1;
+    private DateTime registeringSince;
+    private TimeSpan nextUnansweredWarning;
 
     private sealed record RegisterTick
     {
@@ -65,7 +70,24 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     {
         coordinator = null;
         epoch = -1;
+        registeringSince = DateTime.UtcNow;
+        nextUnansweredWarning = settings.UnansweredWarningEvery;
         Timers.StartPeriodicTimer(RegisterTimer, RegisterTick.Instance, TimeSpan.Zero, settings.RegisterInterval);
+    }
+
+    /// <summary>
+    /// A worker waits for a coordinator as long as it takes (one may start later, or take over after a
+    /// failover), but says so every <see cref="WorkerSettings.UnansweredWarningEvery"/>: a cluster without a
+    /// node of the coordinator role, or a coordinator that rejects nothing and answers nothing, would otherwise
+    /// look like a quiet worker.
+    /// </summary>
+    private void WarnIfUnanswered()
+    {
+        var waited = DateTime.UtcNow - registeringSince;
+        if (waited < nextUnansweredWarning) return;
+        nextUnansweredWarning += settings.UnansweredWarningEvery;
+        log.Warning("worker {0}: no coordinator has answered for {1:0} s; still offering itself (is a node with --role coordinator " +
+                    "or both up in this cluster, with the run's config?)", settings.WorkerId, waited.TotalSeconds);
     }
 
     protected override void OnReceive(object message)
@@ -73,6 +95,7 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
         switch (message)
         {
             case RegisterTick:
+                WarnIfUnanswered();
                 coordinatorProxy.Tell(new RegisterWorker(settings.WorkerId, ClusterProtocol.Version, settings.DnmVersion, settings.Device));
                 break;
             case RegistrationAccepted a:

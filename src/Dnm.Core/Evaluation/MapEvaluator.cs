@@ -35,7 +35,7 @@ public static class MapEvaluator
                 buffer.Labels.AsSpan(0, n).CopyTo(labels.AsSpan(start));
                 var zb = engine.Embed(buffer.FilledPixels, n);
                 var x = tensor(buffer.FilledPixels.ToArray(), new long[] { n, data.Shape.Channels, data.Shape.Height, data.Shape.Width }, device: engine.Device);
-                squaredError += (engine.Model.Decode(zb) - x).pow(2).sum().item<float>();
+                squaredError += (engine.Model.Decode(zb) - x).square().sum().item<float>();
                 zb.cpu().data<float>().CopyTo(z.AsSpan(start * dim, n * dim));
             }
         }

@@ -1,3 +1,4 @@
+using Dnm.Core.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,7 +37,7 @@ public sealed class SomLattice : IDisposable
         using var scope = NewDisposeScope();
         var idx = arange(rows * cols, dtype: int64, device: device);
         var pos = stack(new[] { idx.div(cols, rounding_mode: RoundingMode.floor), idx.remainder(cols) }, 1).to(float32);
-        latticeSquaredDistance = cdist(pos, pos).pow(2).DetachFromDisposeScope();
+        latticeSquaredDistance = cdist(pos, pos).square().DetachFromDisposeScope();
     }
 
     public int Rows { get; }
@@ -61,9 +62,10 @@ public sealed class SomLattice : IDisposable
     {
         var z64 = z.to_type(ScalarType.Float64);
         var w64 = Prototypes.to_type(ScalarType.Float64);
-        var zz = z64.pow(2).sum(1, keepdim: true);
-        var ww = w64.pow(2).sum(dim: 1).unsqueeze(0);
-        return torch.addmm(zz + ww, z64, w64.t(), beta: 1, alpha: -2).clamp_min(0).to_type(z.dtype);
+        var zz = z64.square().sum(1, keepdim: true);
+        var ww = w64.square().sum(dim: 1).unsqueeze(0);
+        using var zero = TorchScalars.Of(0.0);
+        return torch.addmm(zz + ww, z64, w64.t(), beta: 1, alpha: -2).clamp_min(zero).to_type(z.dtype);
     }
 
     /// <summary>Sets W to the given rows of <paramref name="samples"/> (K, D) — used to seed the map from data.</summary>
@@ -81,9 +83,10 @@ public sealed class SomLattice : IDisposable
     /// </summary>
     public (Tensor BmuSums, Tensor BmuCounts) BmuStatistics(Tensor z, Tensor bmu)
     {
-        var sums = zeros(new long[] { Nodes, Dim }, dtype: z.dtype, device: z.device).index_add_(0, bmu, z, 1.0);
+        using var one = TorchScalars.Of(1.0);
+        var sums = zeros(new long[] { Nodes, Dim }, dtype: z.dtype, device: z.device).index_add_(0, bmu, z, one);
         var counts = zeros(new long[] { Nodes }, dtype: z.dtype, device: z.device)
-            .index_add_(0, bmu, ones(new long[] { bmu.shape[0] }, dtype: z.dtype, device: z.device), 1.0);
+            .index_add_(0, bmu, ones(new long[] { bmu.shape[0] }, dtype: z.dtype, device: z.device), one);
         return (sums, counts);
     }
 
@@ -92,16 +95,20 @@ public sealed class SomLattice : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var kernel = (latticeSquaredDistance / (-2.0 * schedule.Sigma * schedule.Sigma)).exp_(); // (K, K), symmetric
+        using var width = TorchScalars.Of(-2.0 * schedule.Sigma * schedule.Sigma);
+        var kernel = latticeSquaredDistance.div(width).exp_(); // (K, K), symmetric
         var s = kernel.mm(bmuSums);                 // S_j = Σ_i h_ij z_i
         var h = kernel.mv(bmuCounts).unsqueeze(1);  // H_j = Σ_i h_ij
         if (rule == SomRule.Minibatch)
         {
-            Prototypes.add_((s - h * Prototypes) * (schedule.Eta / batch));
+            using var step = TorchScalars.Of(schedule.Eta / batch);
+            Prototypes.add_((s - h * Prototypes).mul_(step));
         }
         else
         {
-            Prototypes.add_((s - h * Prototypes) / h.clamp_min(1.0) * schedule.Eta);
+            using var one = TorchScalars.Of(1.0);
+            using var eta = TorchScalars.Of(schedule.Eta);
+            Prototypes.add_((s - h * Prototypes).div_(h.clamp_min(one)).mul_(eta));
         }
     }
 

@@ -1,3 +1,4 @@
+using Dnm.Core.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,13 +46,20 @@ public sealed class AdamOptimizer : IDisposable
         var bc2 = 1 - Math.Pow(beta2, Steps);
         var stepSize = LearningRate / bc1;
         var bc2Sqrt = Math.Sqrt(bc2);
+        using var b1 = TorchScalars.Of(beta1);
+        using var b2 = TorchScalars.Of(beta2);
+        using var oneMinusB1 = TorchScalars.Of(1 - beta1);
+        using var oneMinusB2 = TorchScalars.Of(1 - beta2);
+        using var sqrtBc2 = TorchScalars.Of(bc2Sqrt);
+        using var epsilon = TorchScalars.Of(eps);
+        using var minusStep = TorchScalars.Of(-stepSize);
         for (int i = 0; i < parameters.Length; i++)
         {
             var g = grads[i];
-            m[i].mul_(beta1).add_(g, alpha: 1 - beta1);
-            v[i].mul_(beta2).addcmul_(g, g, value: 1 - beta2);
-            var denom = (v[i].sqrt() / bc2Sqrt).add_(eps);
-            parameters[i].addcdiv_(m[i], denom, value: -stepSize);
+            m[i].mul_(b1).add_(g, alpha: oneMinusB1);
+            v[i].mul_(b2).addcmul_(g, g, value: oneMinusB2);
+            var denom = v[i].sqrt().div_(sqrtBc2).add_(epsilon);
+            parameters[i].addcdiv_(m[i], denom, value: minusStep);
         }
     }
 

@@ -1,3 +1,4 @@
+using Dnm.Core.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,10 +18,13 @@ public static class DnmLoss
         {
             // In log space: (1 + d/ν)^-(ν+1)/2 underflows float32 for large ν and d (101^-50.5 at ν = 100,
             // d = 10⁴), and 0/0 would make q NaN; the softmax of its log is the same q, computed stably.
-            var logKernel = (squaredDistances / degreesOfFreedom).log1p() * (-(degreesOfFreedom + 1) / 2);
+            using var dof = TorchScalars.Of(degreesOfFreedom);
+            using var exponent = TorchScalars.Of(-(degreesOfFreedom + 1) / 2);
+            var logKernel = squaredDistances.div(dof).log1p_().mul_(exponent);
             return logKernel.softmax(1);
         }
-        var kernel = (squaredDistances + 1).reciprocal();
+        using var one = TorchScalars.Of(1.0);
+        var kernel = squaredDistances.add(one).reciprocal_();
         return kernel / kernel.sum(1, keepdim: true);
     }
 
@@ -30,21 +34,22 @@ public static class DnmLoss
     /// </summary>
     public static Tensor Target(Tensor q, Tensor globalSoftCounts)
     {
-        var w = q.pow(2) / globalSoftCounts.clamp_min(1e-12).unsqueeze(0);
+        using var floor = TorchScalars.Of(1e-12);
+        var w = q.square() / globalSoftCounts.clamp_min(floor).unsqueeze(0);
         return w / w.sum(1, keepdim: true);
     }
 
     /// <summary>The authors' variant: no 1/f_j term (and the caller lets the gradient flow through P).</summary>
     public static Tensor TargetWithoutFrequency(Tensor q)
     {
-        var w = q.pow(2);
+        var w = q.square();
         return w / w.sum(1, keepdim: true);
     }
 
     /// <summary>Σ_i Σ_j p_ij log(p_ij / q_ij): a sum over the local samples (the caller divides by the global B).</summary>
     public static Tensor KlSum(Tensor p, Tensor q)
     {
-        const double eps = 1e-12;
-        return (p * ((p + eps).log() - (q + eps).log())).sum();
+        using var eps = TorchScalars.Of(1e-12);
+        return (p * (p.add(eps).log_() - q.add(eps).log_())).sum();
     }
 }

@@ -1,3 +1,4 @@
+using Dnm.Core.Runtime;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Model;
@@ -171,11 +172,12 @@ public sealed class StepEngine : IDisposable
             {
                 if (config.Beta > 0)
                 {
+                    using var twoBeta = TorchScalars.Of(2 * config.Beta);
                     for (int i = 0; i < parameters.Length; i++)
                     {
                         if (!isEncoderParameter[i]) continue;
-                        grads[i] = grads[i] + parameters[i] * (2 * config.Beta);
-                        l2 += parameters[i].pow(2).sum().item<float>();
+                        grads[i] = grads[i] + parameters[i].mul(twoBeta);
+                        l2 += parameters[i].square().sum().item<float>();
                     }
                 }
             }

@@ -1,3 +1,4 @@
+using Dnm.Core.Runtime;
 using Dnm.Core.Config;
 using Dnm.Core.Model;
 using Dnm.Core.Som;
@@ -81,11 +82,13 @@ internal sealed class StepShard : IDisposable
         if (x is null || z is null || xHat is null) throw new InvalidOperationException("Backward before Forward");
         try
         {
-            var squaredError = (xHat - x).pow(2).sum();
+            var squaredError = (xHat - x).square().sum();
             // γ‖X − X̂‖²: the squared error summed over a sample's pixels, as the loss is written (not a per-pixel
             // mean, which would weigh reconstruction 1/784 as much on MNIST). Each part is divided by the *global*
             // B: the shards' and replicas' gradients then sum to the global gradient.
-            var loss = squaredError * (config.Gamma / globalBatch);
+            using var gammaOverBatch = TorchScalars.Of(config.Gamma / globalBatch);
+            using var batch = TorchScalars.Of(globalBatch);
+            var loss = squaredError.mul(gammaOverBatch);
             Tensor klSum = zeros(1, device: device);
             Tensor bmuSums, bmuCounts;
             if (mode == StepMode.Joint && q is not null && squaredDistances is not null)
@@ -94,7 +97,7 @@ internal sealed class StepShard : IDisposable
                     ? DnmLoss.TargetWithoutFrequency(q)
                     : DnmLoss.Target(q.detach(), globalSoftCounts.to(device));
                 klSum = DnmLoss.KlSum(p, q);
-                loss = loss + klSum / globalBatch;
+                loss = loss + klSum.div(batch);
                 var bmu = squaredDistances.detach().argmin(1);
                 (bmuSums, bmuCounts) = som.BmuStatistics(z.detach(), bmu);
             }

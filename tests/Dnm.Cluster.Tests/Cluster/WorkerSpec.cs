@@ -54,6 +54,21 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
     }
 
     [Fact]
+    public void Should_warn_while_no_coordinator_answers_and_not_once_one_has()
+    {
+        var proxy = CreateTestProbe("proxy");
+        var settings = new WorkerSettings("w0", "cpu")
+        {
+            RegisterInterval = TimeSpan.FromMilliseconds(50), UnansweredWarningEvery = TimeSpan.FromMilliseconds(400),
+        };
+        var worker = Sys.ActorOf(WorkerActor.Props(settings, proxy.Ref, () => new FakeReplica(), null));
+        EventFilter.Warning(contains: "no coordinator has answered").Expect(2, TimeSpan.FromSeconds(3), () => { });
+        proxy.ReceiveWhile<object>(TimeSpan.FromMilliseconds(100), m => m);
+        Accept(this, worker, proxy);
+        EventFilter.Warning(contains: "no coordinator has answered").Expect(0, TimeSpan.FromSeconds(1), () => { });
+    }
+
+    [Fact]
     public void Should_ignore_a_step_of_another_membership_epoch()
     {
         var (worker, proxy, _) = Start();
