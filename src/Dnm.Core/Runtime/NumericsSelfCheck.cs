@@ -17,9 +17,11 @@ public static class NumericsSelfCheck
     {
         using var scope = NewDisposeScope();
         var gen = new Generator(12345, device: CPU);
+        // Scalars held for the native calls (TorchScalars explains why an implicit one is not safe).
+        using var half = TorchScalars.Of(0.5);
         var x64 = rand(new long[] { 4, 3, 16, 16 }, dtype: float64, generator: gen);
-        var wConv = rand(new long[] { 6, 3, 5, 5 }, dtype: float64, generator: gen) - 0.5;
-        var wConvT = rand(new long[] { 6, 2, 5, 5 }, dtype: float64, generator: gen) - 0.5;
+        var wConv = rand(new long[] { 6, 3, 5, 5 }, dtype: float64, generator: gen).sub_(half);
+        var wConvT = rand(new long[] { 6, 2, 5, 5 }, dtype: float64, generator: gen).sub_(half);
         var up = rand(new long[] { 4, 2, 16, 16 }, dtype: float64, generator: gen);
 
         var (outRef, gradsRef) = Forward(x64, wConv, wConvT, up, device);
@@ -45,7 +47,7 @@ public static class NumericsSelfCheck
         wConvT = wConvT.detach().to(device).requires_grad_(true);
         var h = nn.functional.conv2d(x, wConv, padding: [2, 2]).relu();
         var y = nn.functional.conv_transpose2d(h, wConvT, padding: [2, 2]);
-        var loss = (y * up.to(device)).sum() + y.pow(2).mean();
+        var loss = (y * up.to(device)).sum() + y.square().mean();
         loss.backward();
         return (y.detach().to(float64).cpu(), [x.grad!.to(float64).cpu(), wConv.grad!.to(float64).cpu(), wConvT.grad!.to(float64).cpu()]);
     }

@@ -35,8 +35,9 @@ public sealed class SomLattice : IDisposable
         Dim = dim;
         Prototypes = zeros(new long[] { rows * cols, dim }, dtype: float32, device: device).DetachFromDisposeScope();
         using var scope = NewDisposeScope();
-        var idx = arange(rows * cols, dtype: int64, device: device);
-        var pos = stack(new[] { idx.div(cols, rounding_mode: RoundingMode.floor), idx.remainder(cols) }, 1).to(float32);
+        // Node j sits at (row j / C, column j mod C).
+        var coordinates = Enumerable.Range(0, rows * cols).SelectMany(j => new float[] { j / cols, j % cols }).ToArray();
+        var pos = tensor(coordinates, new long[] { rows * cols, 2 }, device: device);
         latticeSquaredDistance = cdist(pos, pos).square().DetachFromDisposeScope();
     }
 
