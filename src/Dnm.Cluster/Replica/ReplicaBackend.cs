@@ -73,7 +73,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         config = checkpoint is null
             ? requested
             : checkpoint.Config with { Device = requested.Device, Threads = requested.Threads, Out = requested.Out };
-        config.Validated();
+        config.ValidatedForCluster();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
         run.WriteConfig(config);
         train = TrainingRun.OpenSplit(config, "train", config.Limit, null);

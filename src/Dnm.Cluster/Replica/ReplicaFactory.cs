@@ -8,14 +8,9 @@ namespace Dnm.Cluster.Replica;
 /// <summary>Builds step engines and moves their state in and out of one flat vector (a State frame).</summary>
 public static class ReplicaFactory
 {
-    // StepEngine seeds torch's global generator and then draws θ, φ from it. Two engines built at the same
-    // time on two threads of one process (embedded mode) would interleave their draws, so builds take turns.
-    private static readonly Lock BuildGate = new();
-
-    public static StepEngine Create(DnmConfig config, ImageShape shape, Device device, int maxLocalBatch)
-    {
-        lock (BuildGate) return new StepEngine(config, shape, device, Math.Max(1, maxLocalBatch));
-    }
+    /// <summary>An engine for a replica (StepEngine serialises the seeded model builds itself).</summary>
+    public static StepEngine Create(DnmConfig config, ImageShape shape, Device device, int maxLocalBatch) =>
+        new(config, shape, device, Math.Max(1, maxLocalBatch));
 
     /// <summary>Every exported tensor, in <see cref="EngineState.Export"/> order, in one vector.</summary>
     public static float[] Flatten(IReadOnlyList<NamedArray> arrays)

@@ -52,6 +52,16 @@ public sealed record DnmConfig
     public string Target { get; init; } = "fixed";
     /// <summary>Degrees of freedom ν of the Student-t kernel of Q: (1 + d/ν)^-(ν+1)/2. The paper (and DEC) use 1.</summary>
     public double Dof { get; init; } = 1;
+    /// <summary>
+    /// Weight λ of the smoothing term λ‖z_i − ẑ_i‖² of the joint phase (0: off). ẑ_i is sample i's pre-trained
+    /// embedding averaged over its neighbourhood graph (<see cref="SmoothNeighbours"/>, <see cref="SmoothSteps"/>);
+    /// the SOM is then pre-trained on ẑ. See docs/algorithm.md.
+    /// </summary>
+    public double SmoothWeight { get; init; } = 0;
+    /// <summary>k of the latent k-nearest-neighbour graph behind the smoothed targets.</summary>
+    public int SmoothNeighbours { get; init; } = 10;
+    /// <summary>Rounds of neighbourhood averaging that make the smoothed targets.</summary>
+    public int SmoothSteps { get; init; } = 8;
     public ulong Seed { get; init; } = 0;
     /// <summary>Training images are rotated by a random angle in ±this many degrees (0: off); see <see cref="Data.ImageAugmenter"/>.</summary>
     public double AugmentRotation { get; init; } = 0;
@@ -135,6 +145,9 @@ public sealed record DnmConfig
         if (!(AugmentRotation >= 0 && AugmentRotation <= 180)) p.Add($"augment-rotation must be in [0, 180] degrees, got {AugmentRotation}");
         if (!(AugmentShift >= 0 && AugmentShift < 1)) p.Add($"augment-shift must be a fraction in [0, 1), got {AugmentShift}");
         OneOf(p, "target", Target, Choices.Target);
+        if (!(SmoothWeight >= 0) || double.IsInfinity(SmoothWeight)) p.Add($"smooth-weight must be a number >= 0, got {SmoothWeight}");
+        if (SmoothNeighbours < 1) p.Add($"smooth-neighbours must be >= 1, got {SmoothNeighbours}");
+        if (SmoothSteps < 0) p.Add($"smooth-steps must be >= 0, got {SmoothSteps}");
         if (!(Dof > 0) || double.IsInfinity(Dof)) p.Add($"dof must be a positive number, got {Dof}");
         if (Alpha <= 0) p.Add($"alpha must be positive, got {Alpha}");
         if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
@@ -157,6 +170,18 @@ public sealed record DnmConfig
     private static void OneOf(List<string> problems, string key, string value, string[] allowed)
     {
         if (!allowed.Contains(value)) problems.Add($"{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
+    }
+
+    /// <summary>
+    /// Problems that only data-parallel (cluster) training has with this configuration: the smoothed targets
+    /// of <see cref="SmoothWeight"/> live in the single-process trainer and are not shared with workers yet.
+    /// </summary>
+    public DnmConfig ValidatedForCluster()
+    {
+        Validated();
+        if (SmoothWeight > 0)
+            throw new ConfigException($"smooth-weight {SmoothWeight} is not supported by cluster training yet (the smoothed targets are not shared with workers); train in one process (dnm train without --workers) or set smooth-weight to 0");
+        return this;
     }
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first problem.</summary>

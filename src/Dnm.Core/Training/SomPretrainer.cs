@@ -11,14 +11,15 @@ namespace Dnm.Core.Training;
 /// of randomly chosen samples, then run the Kohonen rule on minibatches of embeddings, with σ and
 /// η decaying over the iterations.
 /// </summary>
-internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageDataset train, SomSchedule schedule, ITrainingObserver observer)
+/// <param name="targets">Vectors to fit instead of the encoder's embeddings (the smoothed targets), or null.</param>
+internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageDataset train, SomSchedule schedule, ITrainingObserver observer, Tensor? targets = null)
 {
     public void Run(ref RunState state, Action checkpoint, CancellationToken cancel)
     {
         var iterations = config.SomIterations;
         var stepsPerEpoch = ShardSampler.StepsPerEpoch(train.Count, config.BatchSize);
         observer.OnPhaseStarted(TrainingPhase.SomPretrain, (int)Math.Ceiling(iterations / (double)stepsPerEpoch), stepsPerEpoch);
-        using var embeddings = Embeddings.Of(engine, train, config.BatchSize, cancel).DetachFromDisposeScope();
+        using var embeddings = targets?.alias().DetachFromDisposeScope() ?? Embeddings.Of(engine, train, config.BatchSize, cancel).DetachFromDisposeScope();
         if (state.PhaseStep == 0) SeedPrototypes(embeddings);
         var rule = config.SomRule == "batch" ? SomRule.Batch : SomRule.Minibatch;
         var sw = Stopwatch.StartNew();

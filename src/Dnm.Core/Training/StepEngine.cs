@@ -46,9 +46,14 @@ public sealed class StepEngine : IDisposable
         this.config = config;
         this.device = device;
         if (device.type == DeviceType.CPU) Runtime.TorchRuntime.EnsureCpuNumerics();
-        // The seed fixes θ, φ: every replica builds the identical model.
-        torch.manual_seed((long)config.Seed);
-        Model = new ConvAutoencoder(shape, config);
+        // The seed fixes θ, φ: every replica builds the identical model. The draws come from torch's one global
+        // generator, so two engines built at once on two threads (embedded workers, parallel test classes)
+        // would interleave them: builds take turns.
+        lock (InitGate)
+        {
+            torch.manual_seed((long)config.Seed);
+            Model = new ConvAutoencoder(shape, config);
+        }
         Model.to(device);
         parameters = Model.parameters().ToArray();
         var encoder = Model.EncoderParameters().Select(p => p.Handle).ToHashSet();
@@ -84,6 +89,8 @@ public sealed class StepEngine : IDisposable
         return Math.Min(threadCount * rounds, Math.Max(maxLocalBatch, 1));
     }
 
+    private static readonly Lock InitGate = new();
+
     /// <summary>Bound on one shard's largest libtorch buffer (below glibc's 64 MB per-thread heap).</summary>
     internal const long MaxShardBufferBytes = 48L << 20;
 
@@ -102,14 +109,21 @@ public sealed class StepEngine : IDisposable
     public int Shards => shards.Length;
 
     /// <summary>Phase 1. <paramref name="images"/> holds <paramref name="count"/> images (may be 0 on an idle worker).</summary>
-    public void Forward(ReadOnlySpan<float> images, int count, StepMode mode, Span<float> localSoftCounts)
+    public void Forward(ReadOnlySpan<float> images, int count, StepMode mode, Span<float> localSoftCounts) =>
+        Forward(images, ReadOnlySpan<float>.Empty, count, mode, localSoftCounts);
+
+    /// <summary>
+    /// Phase 1 with the images' smoothed targets ẑ (<paramref name="targets"/>: count × D, row i for image i)
+    /// for the smoothing term of a joint step; empty when the term is off.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int count, StepMode mode, Span<float> localSoftCounts)
     {
         if (inFlight) throw new InvalidOperationException("a step is already in flight; call Apply or Abort first");
         if (count > MaxLocalBatch) throw new ArgumentException($"local batch {count} exceeds the engine's maximum {MaxLocalBatch}");
         inFlight = true;
         pendingMode = mode;
         pendingCount = count;
-        var active = Split(images, count);
+        var active = Split(images, targets, count);
         try
         {
             threads.Run(active, i => shards[i].Forward(mode));
@@ -216,7 +230,7 @@ public sealed class StepEngine : IDisposable
     public Tensor Embed(ReadOnlySpan<float> images, int count)
     {
         var result = empty(new long[] { count, Som.Dim }, device: device);
-        var active = Split(images, count);
+        var active = Split(images, ReadOnlySpan<float>.Empty, count);
         var offsets = new long[active + 1];
         for (int i = 0; i < active; i++) offsets[i + 1] = offsets[i] + shards[i].Count;
         threads.Run(active, i =>
@@ -228,7 +242,7 @@ public sealed class StepEngine : IDisposable
     }
 
     /// <summary>Spreads <paramref name="count"/> images over the shards (sizes differ by at most one); returns how many got any.</summary>
-    private int Split(ReadOnlySpan<float> images, int count)
+    private int Split(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int count)
     {
         if (count > MaxLocalBatch) throw new ArgumentException($"batch {count} exceeds the engine's maximum {MaxLocalBatch}");
         var pixels = Model.Shape.Pixels;
@@ -237,7 +251,7 @@ public sealed class StepEngine : IDisposable
         for (int i = 0; i < shards.Length; i++)
         {
             var n = i < active ? count / active + (i < count % active ? 1 : 0) : 0;
-            shards[i].Load(images.Slice(start * pixels, n * pixels), n);
+            shards[i].Load(images.Slice(start * pixels, n * pixels), targets.IsEmpty ? targets : targets.Slice(start * Layout.Latent, n * Layout.Latent), n);
             start += n;
         }
         return active;

@@ -24,8 +24,10 @@ internal sealed class StepShard : IDisposable
     private readonly Device device;
     private readonly Tensor inputHost;  // (capacity, C, H, W) on the CPU, written by the engine's thread
     private readonly Tensor statsHost;  // (layout.Length) on the CPU
+    private readonly Tensor targetsHost; // (capacity, D): the samples' smoothed targets ẑ, when the smoothing term is on
 
     private DisposeScope? scope;
+    private bool hasTargets;
     private StepMode mode;
     private Tensor? x, z, xHat, squaredDistances, q;
 
@@ -39,6 +41,7 @@ internal sealed class StepShard : IDisposable
         var s = model.Shape;
         inputHost = zeros(new long[] { Math.Max(capacity, 1), s.Channels, s.Height, s.Width }).DetachFromDisposeScope();
         statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
+        targetsHost = zeros(new long[] { config.SmoothWeight > 0 ? Math.Max(capacity, 1) : 1, layout.Latent }).DetachFromDisposeScope();
         SoftCounts = new float[layout.Nodes];
     }
 
@@ -52,10 +55,12 @@ internal sealed class StepShard : IDisposable
     public ReadOnlySpan<float> Stats => Runtime.HostTensor.Floats(statsHost);
 
     /// <summary>Engine thread: copies this shard's images into its input buffer.</summary>
-    public void Load(ReadOnlySpan<float> images, int count)
+    public void Load(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int count)
     {
         Count = count;
         images.CopyTo(Runtime.HostTensor.Floats(inputHost));
+        hasTargets = !targets.IsEmpty;
+        if (hasTargets) targets.CopyTo(Runtime.HostTensor.Floats(targetsHost));
     }
 
     /// <summary>Shard thread: phase 1 on the loaded images.</summary>
@@ -98,6 +103,12 @@ internal sealed class StepShard : IDisposable
                     : DnmLoss.Target(q.detach(), globalSoftCounts.to(device));
                 klSum = DnmLoss.KlSum(p, q);
                 loss = loss + klSum.div(batch);
+                if (hasTargets && config.SmoothWeight > 0)
+                {
+                    using var lambdaOverBatch = TorchScalars.Of(config.SmoothWeight / globalBatch);
+                    var target = targetsHost.narrow(0, 0, Count).to(device);
+                    loss = loss + (z - target).square().sum().mul(lambdaOverBatch);
+                }
                 var bmu = squaredDistances.detach().argmin(1);
                 (bmuSums, bmuCounts) = som.BmuStatistics(z.detach(), bmu);
             }
@@ -140,5 +151,6 @@ internal sealed class StepShard : IDisposable
     {
         inputHost.Dispose();
         statsHost.Dispose();
+        targetsHost.Dispose();
     }
 }

@@ -45,6 +45,9 @@ public sealed class ConfigFlags
         Flag<double>("augment-rotation", "Rotate each training image by a random angle within +-this many degrees; 0 = off", c => c.AugmentRotation, (c, v) => c with { AugmentRotation = v }),
         Flag<double>("augment-shift", "Shift each training image by a random fraction within +-this of its size; 0 = off", c => c.AugmentShift, (c, v) => c with { AugmentShift = v }),
         Flag<double>("dof", "Degrees of freedom of the Student-t kernel of Q (1 = the paper's)", c => c.Dof, (c, v) => c with { Dof = v }),
+        Flag<double>("smooth-weight", "Weight of the pull towards graph-smoothed embeddings in the joint phase; 0 = off", c => c.SmoothWeight, (c, v) => c with { SmoothWeight = v }),
+        Flag<int>("smooth-neighbours", "Nearest neighbours per sample in the graph behind --smooth-weight", c => c.SmoothNeighbours, (c, v) => c with { SmoothNeighbours = v }),
+        Flag<int>("smooth-steps", "Rounds of neighbourhood averaging behind --smooth-weight", c => c.SmoothSteps, (c, v) => c with { SmoothSteps = v }),
         Flag<ulong>("seed", "Random seed (model init and data order)", c => c.Seed, (c, v) => c with { Seed = v }),
         // SOM schedule
         Flag<double>("alpha", "Decay constant of sigma and eta", c => c.Alpha, (c, v) => c with { Alpha = v }),

@@ -19,10 +19,10 @@ public class TrainerSpec
         }
     }
 
-    private static ulong TrainToEnd(string outDir, Checkpoint? resume, ITrainingObserver observer, CancellationToken cancel)
+    private static ulong TrainToEnd(string outDir, Checkpoint? resume, ITrainingObserver observer, CancellationToken cancel, double smoothWeight = 0)
     {
         using var data = InMemoryDataset.Blobs(100, 1);
-        using var trainer = new Trainer(Config with { Out = outDir }, data, CPU, new RunDirectory(outDir), observer);
+        using var trainer = new Trainer(Config with { Out = outDir, SmoothWeight = smoothWeight, SmoothNeighbours = 4, SmoothSteps = 3 }, data, CPU, new RunDirectory(outDir), observer);
         if (resume is not null) trainer.Resume(resume);
         trainer.Run(null, cancel);
         Assert.Equal(TrainingPhase.Done, trainer.State.Phase);
@@ -30,24 +30,37 @@ public class TrainerSpec
     }
 
     [Theory]
-    [InlineData(7)]   // a mid-epoch checkpoint in pre-training
-    [InlineData(21)]  // a mid-epoch checkpoint in the joint phase (after SOM pre-training)
-    public void Resume_from_checkpoint_ends_bitwise_equal_to_an_uninterrupted_run(int interruptAt)
+    [InlineData(7, 0.0)]   // a mid-epoch checkpoint in pre-training
+    [InlineData(21, 0.0)]  // a mid-epoch checkpoint in the joint phase (after SOM pre-training)
+    [InlineData(21, 1.0)]  // the same with the smoothing term: its targets come back from the checkpoint
+    public void Resume_from_checkpoint_ends_bitwise_equal_to_an_uninterrupted_run(int interruptAt, double smoothWeight)
     {
         using var dir = new ScratchDirectory();
-        var reference = TrainToEnd(Path.Combine(dir.Path, "a"), null, new NoObserver(), CancellationToken.None);
+        var reference = TrainToEnd(Path.Combine(dir.Path, "a"), null, new NoObserver(), CancellationToken.None, smoothWeight);
 
         var outB = Path.Combine(dir.Path, "b");
         using (var cts = new CancellationTokenSource())
         {
-            Assert.ThrowsAny<OperationCanceledException>(() => TrainToEnd(outB, null, new CancelAfter(interruptAt, cts), cts.Token));
+            Assert.ThrowsAny<OperationCanceledException>(() => TrainToEnd(outB, null, new CancelAfter(interruptAt, cts), cts.Token, smoothWeight));
         }
         var latest = Checkpoint.Latest(Path.Combine(outB, "checkpoints"));
         Assert.NotNull(latest);
         var checkpoint = Checkpoint.Load(latest);
         Assert.Equal(interruptAt, checkpoint.State.GlobalStep);
-        var resumed = TrainToEnd(outB, checkpoint, new NoObserver(), CancellationToken.None);
+        var targets = checkpoint.Tensors.SingleOrDefault(t => t.Name == Trainer.SmoothTargetsName);
+        if (smoothWeight > 0) Assert.Equal(new long[] { 100, Config.Latent }, targets!.Shape);
+        else Assert.Null(targets);
+        var resumed = TrainToEnd(outB, checkpoint, new NoObserver(), CancellationToken.None, smoothWeight);
         Assert.Equal(reference, resumed);
+    }
+
+    [Fact]
+    public void The_smoothing_term_should_change_the_trained_map()
+    {
+        using var dir = new ScratchDirectory();
+        var plain = TrainToEnd(Path.Combine(dir.Path, "a"), null, new NoObserver(), CancellationToken.None);
+        var smoothed = TrainToEnd(Path.Combine(dir.Path, "b"), null, new NoObserver(), CancellationToken.None, smoothWeight: 1.0);
+        Assert.NotEqual(plain, smoothed);
     }
 
     [Fact]
