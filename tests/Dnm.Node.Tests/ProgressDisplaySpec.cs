@@ -58,6 +58,16 @@ public sealed class ProgressDisplaySpec
     }
 
     [Fact]
+    public void Joint_steps_should_show_the_smoothing_part_only_while_it_is_on()
+    {
+        var meter = new ThroughputMeter();
+        var plain = ProgressText.Status(Step(TrainingPhase.Joint, 0, 1), meter);
+        var smoothed = ProgressText.Status(Step(TrainingPhase.Joint, 0, 1) with { Loss = new StepLoss(0.5, 0.25, 0.001, 0.851, 64, Smoothing: 0.04) }, meter);
+        Assert.DoesNotContain("smooth", plain);
+        Assert.Contains("kl 0.5 recon 0.25 l2 0.001 smooth 0.04", smoothed);
+    }
+
+    [Fact]
     public void Som_pretraining_should_count_iterations_not_epochs()
     {
         var clock = new ManualClock();

@@ -22,7 +22,7 @@ public sealed class DnmMetrics : IDisposable
     private readonly KeyValuePair<string, object?>[] labels;
     private readonly KeyValuePair<string, object?>[][] phaseLabels;
     private readonly KeyValuePair<string, object?>[] sentLabels, receivedLabels;
-    private readonly KeyValuePair<string, object?>[] klLabels, reconLabels, l2Labels, totalLabels;
+    private readonly KeyValuePair<string, object?>[] klLabels, reconLabels, l2Labels, smoothingLabels, totalLabels;
     private readonly Counter<long> samples, steps, allReduceBytes, membershipChanges, retriedSteps;
     private readonly Histogram<double> stepDuration, phaseDuration, checkpointDuration;
     private readonly Gauge<double> loss, sigma, eta, qe, te, purity, nmi, reconMse, samplesPerSecond, phaseEta, checkpointSize, workers;
@@ -43,6 +43,7 @@ public sealed class DnmMetrics : IDisposable
         klLabels = With("part", "kl");
         reconLabels = With("part", "reconstruction");
         l2Labels = With("part", "l2");
+        smoothingLabels = With("part", "smoothing");
         totalLabels = With("part", "total");
 
         Meter = new Meter(new MeterOptions(MeterName) { Scope = scope });
@@ -101,6 +102,8 @@ public sealed class DnmMetrics : IDisposable
         loss.Record(value.Kl, klLabels);
         loss.Record(value.Reconstruction, reconLabels);
         loss.Record(value.L2, l2Labels);
+        // Only while the graph-smoothing term is on: a series that exists only when the term does.
+        if (value.Smoothing is { } smoothing) loss.Record(smoothing, smoothingLabels);
         loss.Record(value.Total, totalLabels);
     }
 

@@ -208,8 +208,9 @@ public sealed class StepEngine : IDisposable
             var kl = reducedStats[Layout.KlSumIndex] / b;
             var recon = reducedStats[Layout.SquaredErrorSumIndex] / (b * Model.Shape.Pixels);
             // recon is reported per pixel (comparable with the evaluation's recon_mse); the loss sums the pixels.
-            var total = kl + config.Gamma * Model.Shape.Pixels * recon + config.Beta * l2;
-            return new StepLoss(kl, recon, config.Beta * l2, total, (int)reducedStats[Layout.SampleCountIndex]);
+            double? smoothing = pendingMode == StepMode.Joint && config.SmoothWeight > 0 ? reducedStats[Layout.SmoothingSumIndex] / b : null;
+            var total = kl + config.Gamma * Model.Shape.Pixels * recon + config.Beta * l2 + config.SmoothWeight * (smoothing ?? 0);
+            return new StepLoss(kl, recon, config.Beta * l2, total, (int)reducedStats[Layout.SampleCountIndex], smoothing);
         }
         finally
         {

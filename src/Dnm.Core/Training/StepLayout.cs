@@ -10,21 +10,26 @@ public enum StepMode
 /// <summary>
 /// Layout of the per-step statistics vector. Every part of it is a sum over samples, so N workers'
 /// vectors add up to the single-process vector of the concatenated batch (up to float rounding):
-/// <code>[ gradients (P) | BMU z-sums (K·D) | BMU counts (K) | KL sum | squared-error sum | samples ]</code>
+/// <code>[ gradients (P) | BMU z-sums (K·D) | BMU counts (K) | KL sum | squared-error sum | smoothing sum | samples ]</code>
 /// The gradients are of (Σ_local loss_i)/B with the global B, so their sum is the global gradient.
 /// </summary>
 public sealed record StepLayout(int Parameters, int Nodes, int Latent)
 {
-    public const int LossParts = 3;
+    public const int LossParts = 4;
     public int GradientOffset => 0;
     public int BmuSumsOffset => Parameters;
     public int BmuCountsOffset => BmuSumsOffset + Nodes * Latent;
     public int LossOffset => BmuCountsOffset + Nodes;
     public int KlSumIndex => LossOffset;
     public int SquaredErrorSumIndex => LossOffset + 1;
-    public int SampleCountIndex => LossOffset + 2;
+    /// <summary>Σ‖z − ẑ‖² over the samples: the graph-smoothing term before its weight λ (0 while it is off).</summary>
+    public int SmoothingSumIndex => LossOffset + 2;
+    public int SampleCountIndex => LossOffset + 3;
     public int Length => LossOffset + LossParts;
 }
 
-/// <summary>The loss parts of one global step, as means over its B samples.</summary>
-public readonly record struct StepLoss(double Kl, double Reconstruction, double L2, double Total, int Samples);
+/// <summary>
+/// The loss parts of one global step, as means over its B samples. <paramref name="Smoothing"/> is the mean
+/// ‖z − ẑ‖² of the graph-smoothing term before its weight λ, and null while that term is off.
+/// </summary>
+public readonly record struct StepLoss(double Kl, double Reconstruction, double L2, double Total, int Samples, double? Smoothing = null);

@@ -95,6 +95,7 @@ internal sealed class StepShard : IDisposable
             using var batch = TorchScalars.Of(globalBatch);
             var loss = squaredError.mul(gammaOverBatch);
             Tensor klSum = zeros(1, device: device);
+            Tensor smoothingSum = zeros(1, device: device);
             Tensor bmuSums, bmuCounts;
             if (mode == StepMode.Joint && q is not null && squaredDistances is not null)
             {
@@ -107,7 +108,8 @@ internal sealed class StepShard : IDisposable
                 {
                     using var lambdaOverBatch = TorchScalars.Of(config.SmoothWeight / globalBatch);
                     var target = targetsHost.narrow(0, 0, Count).to(device);
-                    loss = loss + (z - target).square().sum().mul(lambdaOverBatch);
+                    smoothingSum = (z - target).square().sum();
+                    loss = loss + smoothingSum.mul(lambdaOverBatch);
                 }
                 var bmu = squaredDistances.detach().argmin(1);
                 (bmuSums, bmuCounts) = som.BmuStatistics(z.detach(), bmu);
@@ -122,7 +124,11 @@ internal sealed class StepShard : IDisposable
             parts.AddRange(grads.Select(g => g.flatten()));
             parts.Add(bmuSums.flatten());
             parts.Add(bmuCounts);
-            parts.Add(stack(new[] { klSum.detach().reshape(1), squaredError.detach().reshape(1), tensor(new float[] { Count }, device: device) }).flatten());
+            parts.Add(stack(new[]
+            {
+                klSum.detach().reshape(1), squaredError.detach().reshape(1), smoothingSum.detach().reshape(1),
+                tensor(new float[] { Count }, device: device),
+            }).flatten());
             statsHost.copy_(cat(parts, 0));
         }
         finally

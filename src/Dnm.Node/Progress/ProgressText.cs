@@ -20,7 +20,8 @@ public static class ProgressText
         var loss = r.Phase switch
         {
             TrainingPhase.Pretrain => $"recon {Num(r.Loss.Reconstruction)} l2 {Num(r.Loss.L2)}",
-            TrainingPhase.Joint => $"kl {Num(r.Loss.Kl)} recon {Num(r.Loss.Reconstruction)} l2 {Num(r.Loss.L2)}",
+            TrainingPhase.Joint => $"kl {Num(r.Loss.Kl)} recon {Num(r.Loss.Reconstruction)} l2 {Num(r.Loss.L2)}"
+                + (r.Loss.Smoothing is { } smooth ? $" smooth {Num(smooth)}" : ""),
             _ => null,
         };
         if (loss is not null) parts.Add(loss);

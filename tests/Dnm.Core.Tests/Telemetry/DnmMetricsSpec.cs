@@ -85,8 +85,18 @@ public sealed class DnmMetricsSpec : IDisposable
         Assert.Equal(0.0, Assert.Single(log.Of("dnm_train_phase_duration_seconds", "phase", "gradient_reduce")).Value);
         Assert.Equal(0.5, Assert.Single(log.Of("dnm_train_loss", "part", "kl")).Value);
         Assert.Equal(0.25, Assert.Single(log.Of("dnm_train_loss", "part", "reconstruction")).Value);
+        Assert.Empty(log.Of("dnm_train_loss", "part", "smoothing")); // the term is off: no series, not a zero
         Assert.Equal(3.5, Assert.Single(log.Of("dnm_som_sigma")).Value);
         Assert.Equal(0.25, Assert.Single(log.Of("dnm_som_eta")).Value);
+    }
+
+    [Fact]
+    public void The_smoothing_part_should_be_recorded_while_the_term_is_on()
+    {
+        events.OnPhaseStarted(TrainingPhase.Joint, 1, 10);
+        events.OnStep(Step(TrainingPhase.Joint, 1) with { Loss = new StepLoss(0.5, 0.25, 0.001, 1.751, 64, Smoothing: 0.1) });
+        Assert.Equal(0.1, Assert.Single(log.Of("dnm_train_loss", "part", "smoothing")).Value, 9);
+        Assert.Equal(1.751, Assert.Single(log.Of("dnm_train_loss", "part", "total")).Value, 9);
     }
 
     [Fact]

@@ -106,6 +106,46 @@ public class StepEngineSpec
         Assert.True(last < first, $"loss went from {first} to {last}");
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void The_smoothing_part_should_be_the_mean_squared_distance_to_the_targets_and_count_in_the_total(int threads)
+    {
+        const int b = 10;
+        const double lambda = 2.5;
+        var smoothing = Small with { SmoothWeight = lambda, Threads = threads };
+        using var e = new StepEngine(smoothing, Shape, CPU, b);
+        using var plain = new StepEngine(Small with { Threads = threads }, Shape, CPU, b);
+        SeedPrototypes(e);
+        SeedPrototypes(plain);
+        var images = SyntheticImages(b, 42);
+        var targets = new float[b * Small.Latent];
+        var rng = new Random(5);
+        for (int i = 0; i < targets.Length; i++) targets[i] = (float)rng.NextDouble() - 0.5f;
+
+        double expected = 0;
+        using (var z = e.Embed(images, b))
+        {
+            var zs = z.data<float>().ToArray();
+            for (int i = 0; i < zs.Length; i++) expected += (zs[i] - targets[i]) * (double)(zs[i] - targets[i]);
+            expected /= b;
+        }
+        var f = new float[e.Layout.Nodes];
+        var s = new float[e.Layout.Length];
+        e.Forward(images, targets, b, StepMode.Joint, f);
+        e.Backward(f, b, s);
+        var loss = e.Apply(s, b, new ScheduleValues(1, 0.1));
+        plain.Forward(images, b, StepMode.Joint, f);
+        plain.Backward(f, b, s);
+        var without = plain.Apply(s, b, new ScheduleValues(1, 0.1));
+
+        Assert.NotNull(loss.Smoothing);
+        Assert.Equal(expected, loss.Smoothing!.Value, expected * 1e-5);
+        Assert.Null(without.Smoothing); // the term is off: no part, rather than a zero that reads as a perfect fit
+        Assert.Equal(without.Kl, loss.Kl, 6); // the same seed builds the same model, so only the new part differs
+        Assert.Equal(without.Total + lambda * expected, loss.Total, (without.Total + lambda * expected) * 1e-5);
+    }
+
     [Fact]
     public void Apply_without_Forward_is_an_error()
     {
