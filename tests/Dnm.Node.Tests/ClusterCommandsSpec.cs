@@ -33,15 +33,6 @@ public sealed class ClusterCommandsSpec
     }
 
     [Fact]
-    public void Train_with_workers_should_refuse_the_smoothing_term_and_say_how_to_train_instead()
-    {
-        var result = Cli.Run("train", "--workers", "2", "--smooth-weight", "1");
-        Assert.Equal(2, result.ExitCode);
-        Assert.Contains("smooth-weight 1 is not supported by cluster training", result.Error);
-        Assert.Contains("without --workers", result.Error);
-    }
-
-    [Fact]
     public void Node_should_name_the_seed_it_cannot_reach()
     {
         var port = Observability.PrometheusServer.FreePort();

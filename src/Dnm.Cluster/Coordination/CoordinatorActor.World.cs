@@ -47,7 +47,7 @@ public sealed partial class CoordinatorActor
         backend.SyncWorldAsync(epoch, state.GlobalStep, settings.WorldTimeout)
             .PipeTo(Self, success: s => s, failure: e => new BackendFailed("sync", epoch, -1, e));
         for (var rank = 0; rank < members.Length; rank++)
-            members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength));
+            members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength, targetsLength));
         // A little longer than the backend's own accept timeout, so its more precise error usually arrives first.
         Timers.StartSingleTimer(WorldTimer, new WorldTimeout(epoch), settings.WorldTimeout + TimeSpan.FromSeconds(2));
         observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}");

@@ -38,6 +38,8 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private Mode mode = Mode.Starting;
     private long nextSequence;
     private ReplicaReady replica = null!;
+    // Floats of the smoothed targets the replica sends each world after the state (0: none, or not made yet).
+    private int targetsLength;
     private RunPlan plan = null!;
     private RunState state = new();
     private long adamSteps;
@@ -95,6 +97,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
 
             case SomPretrained s when mode == Mode.SomPretraining:
                 state = s.State;
+                targetsLength = s.TargetsLength;
                 Advance();
                 break;
             case RunCompleted c when mode == Mode.Finishing:
@@ -114,6 +117,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private void OnReplicaReady(ReplicaReady ready)
     {
         replica = ready;
+        targetsLength = ready.TargetsLength;
         plan = new RunPlan(ready.Config, ready.SampleCount);
         state = ready.State;
         adamSteps = ready.AdamSteps;

@@ -56,7 +56,7 @@ public interface ICoordinatorBackend : IDisposable
 
 /// <summary>The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from.</summary>
 public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
-    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom);
+    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0);
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 
@@ -73,7 +73,7 @@ public sealed record StepApplied(long MembershipEpoch, long Step, StepLoss Loss,
 
 public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration);
 
-public sealed record SomPretrained(RunState State);
+public sealed record SomPretrained(RunState State, int TargetsLength = 0);
 
 public sealed record RunCompleted(long GlobalStep, ulong Checksum, string RunDirectory, string FinalCheckpoint, MapQuality? Final);
 

@@ -31,7 +31,7 @@ public static class NodeHost
         if (options.IsCoordinator)
         {
             if (config is null) throw new ConfigException("a coordinator node needs the run config (the `dnm train` flags, or DNM_CONFIG)");
-            config.ValidatedForCluster();
+            config.Validated();
         }
         var wall = System.Diagnostics.Stopwatch.StartNew();
         var completion = new RunCompletion();

@@ -29,7 +29,7 @@ public sealed record WorkerFailed(Guid RunId, string WorkerId, string Reason);
 /// of <paramref name="StateLength"/> floats) and import it with <paramref name="AdamSteps"/>.
 /// </summary>
 public sealed record FormWorld(Guid RunId, long MembershipEpoch, Guid WorldId, int Rank, int WorldSize, string DataPlaneEndpoint,
-    long StateStep, long AdamSteps, int StateLength);
+    long StateStep, long AdamSteps, int StateLength, int TargetsLength = 0);
 
 /// <summary>The worker holds the coordinator's state; the checksum proves it.</summary>
 public sealed record WorldJoined(Guid RunId, long MembershipEpoch, int Rank, ulong Checksum);

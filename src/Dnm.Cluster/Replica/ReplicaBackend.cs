@@ -34,6 +34,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     private DnmConfig config = null!;
     private StepEngine? engine;
     private IImageDataset? train;
+    // The smoothed targets ẑ (smooth-weight > 0): made here after autoencoder pre-training, kept in checkpoints and
+    // sent to every world's workers after the state. Written on the torch thread before the actor learns of them.
+    private volatile SmoothTargets? smoothTargets;
     private RunDirectory? run;
     private WorldSockets? open;
 
@@ -73,7 +76,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         config = checkpoint is null
             ? requested
             : checkpoint.Config with { Device = requested.Device, Threads = requested.Threads, Out = requested.Out };
-        config.ValidatedForCluster();
+        config.Validated();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
         run.WriteConfig(config);
         train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
@@ -87,9 +90,12 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
                 throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
             EngineState.Import(engine, checkpoint.Tensors, checkpoint.AdamSteps);
             state = checkpoint.State;
+            smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, train.Count, config.Latent);
+            if (config.SmoothWeight > 0 && smoothTargets is null && state.Phase is TrainingPhase.Joint or TrainingPhase.Done)
+                throw new CheckpointException($"{latest} has no smoothed targets, but smooth-weight is on: it was not written by a run with smoothing");
         }
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
-            engine.Optimizer.Steps, run.Root, latest);
+            engine.Optimizer.Steps, run.Root, latest, TargetsLength(smoothTargets));
     });
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
@@ -148,6 +154,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
         var (flat, checksum) = await torch.RunAsync(() => (ReplicaFactory.Flatten(EngineState.Export(Engine)), EngineState.Checksum(Engine))).ConfigureAwait(false);
         await Attributed(reducer, () => reducer.BroadcastAsync(stateStep, FrameKind.State, flat, w.Token).AsTask()).ConfigureAwait(false);
+        // The workers' FormWorld announced these (the actor learnt their length with the replica or the SOM phase).
+        if (smoothTargets is { } targets)
+            await Attributed(reducer, () => reducer.BroadcastAsync(stateStep, FrameKind.Targets, targets.Values, w.Token).AsTask()).ConfigureAwait(false);
         RecordBytes(w);
         return new WorldSynced(membershipEpoch, checksum);
     }
@@ -261,14 +270,17 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     {
         var schedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
         var current = state;
-        new SomPretrainer(config, Engine, train!, schedule, observer)
+        if (config.SmoothWeight > 0 && smoothTargets is null)
+            smoothTargets = SmoothTargets.Make(config, Engine, train!, observer, disposed.Token);
+        using var targets = smoothTargets is null ? null : tensor(smoothTargets.Values, new long[] { train!.Count, config.Latent }, device: Engine.Device);
+        new SomPretrainer(config, Engine, train!, schedule, observer, targets)
             .Run(ref current, () => Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true), disposed.Token);
         // The Trainer's transition to the joint phase, checkpointed.
         current = current with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
         Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true);
         // The map as pre-training leaves it: the baseline the joint phase should improve on.
         if (config.EvalEvery > 0) Evaluate(current, 0);
-        return new SomPretrained(current);
+        return new SomPretrained(current, TargetsLength(smoothTargets));
     });
 
     public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) => torch.RunAsync(() => Evaluate(state, epoch));
@@ -311,12 +323,16 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     {
         using var span = tracer.Span("dnm.checkpoint", state.GlobalStep);
         var clock = Stopwatch.StartNew();
-        new Checkpoint(config, state, train!.Shape, Engine.Optimizer.Steps, EngineState.Export(Engine)).Save(path);
+        var tensors = EngineState.Export(Engine);
+        if (smoothTargets is { } targets) tensors = [.. tensors, targets.ToNamedArray()];
+        new Checkpoint(config, state, train!.Shape, Engine.Optimizer.Steps, tensors).Save(path);
         if (prune) run!.PruneCheckpoints(keep: 3);
         var bytes = new FileInfo(path).Length;
         observer.OnCheckpoint(path, bytes, clock.Elapsed);
         return new CheckpointSaved(path, bytes, clock.Elapsed);
     }
+
+    private static int TargetsLength(SmoothTargets? targets) => targets?.Values.Length ?? 0;
 
     private StepEngine Engine => engine ?? throw new InvalidOperationException("the replica is not initialised");
 

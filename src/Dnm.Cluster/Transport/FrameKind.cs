@@ -25,6 +25,8 @@ public enum FrameKind : ushort
     State = 20,
     /// <summary>Loss parts, summed for logging.</summary>
     LossParts = 21,
+    /// <summary>The smoothed latent targets ẑ (N × D floats), sent to a joining worker after its state.</summary>
+    Targets = 22,
 
     // A new kind goes here and extends FrameKinds.IsData.
 }
@@ -33,5 +35,5 @@ internal static class FrameKinds
 {
     public static bool IsHandshake(FrameKind kind) => kind is >= FrameKind.Hello and <= FrameKind.SharedMemoryReply;
 
-    public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.LossParts;
+    public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.Targets;
 }

@@ -29,6 +29,9 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private IReadOnlyList<NamedArray>? template;
     private BatchBuffer? batch;
     private ImageAugmenter? augmenter;
+    // The coordinator's smoothed targets ẑ (smooth-weight > 0, once made), received with each world's state.
+    private SmoothTargets? smoothTargets;
+    private float[] batchTargets = [];
     private float[] softCounts = [];
     private float[] stats = [];
     private (int DataEpoch, int[] Order)? order;
@@ -56,6 +59,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             template = EngineState.Export(engine);
             batch = new BatchBuffer(train.Shape, config.BatchSize);
             augmenter = ImageAugmenter.For(config, train.Shape);
+            smoothTargets = null;
+            batchTargets = new float[config.SmoothWeight > 0 ? config.BatchSize * config.Latent : 0];
             softCounts = new float[engine.Layout.Nodes];
             stats = new float[engine.Layout.Length];
             order = null;
@@ -75,9 +80,17 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         Volatile.Write(ref link, joined);
         var state = new float[world.StateLength];
         await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.State, state, deadline.Token).ConfigureAwait(false);
+        float[]? targets = null;
+        if (world.TargetsLength > 0)
+        {
+            // Reused when the next world sends the same targets' size (it always does within a run).
+            targets = smoothTargets?.Values.Length == world.TargetsLength ? smoothTargets.Values : new float[world.TargetsLength];
+            await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.Targets, targets, deadline.Token).ConfigureAwait(false);
+        }
         var checksum = await torch.RunAsync(() =>
         {
             EngineState.Import(Engine, ReplicaFactory.Unflatten(state, template!), world.AdamSteps);
+            smoothTargets = targets is null ? null : SmoothTargets.From(targets, train!.Count, config!.Latent, "the coordinator's world state");
             if (Metrics(joined) is { } m)
             {
                 m.SetWorkers(joined.Size);
@@ -113,7 +126,11 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         StepLoss loss;
         using (NewDisposeScope())
         {
-            using (trace.Phase(StepPhase.Encode)) e.Forward(batch.FilledPixels, n, step.Mode, softCounts);
+            var targets = ReadOnlySpan<float>.Empty;
+            if (step.Mode == StepMode.Joint && config!.SmoothWeight > 0)
+                targets = (smoothTargets ?? throw new InvalidOperationException(
+                    $"joint step {step.Step + 1} needs the smoothed targets, but this world's state came without them")).Gather(shard[..n], batchTargets);
+            using (trace.Phase(StepPhase.Encode)) e.Forward(batch.FilledPixels, targets, n, step.Mode, softCounts);
             try
             {
                 if (step.Mode == StepMode.Joint)

@@ -61,7 +61,7 @@ public sealed record DnmConfig
     /// <summary>k of the latent k-nearest-neighbour graph behind the smoothed targets.</summary>
     public int SmoothNeighbours { get; init; } = 10;
     /// <summary>Rounds of neighbourhood averaging that make the smoothed targets.</summary>
-    public int SmoothSteps { get; init; } = 8;
+    public int SmoothSteps { get; init; } = 32;
     public ulong Seed { get; init; } = 0;
     /// <summary>Training images are rotated by a random angle in ±this many degrees (0: off); see <see cref="Data.ImageAugmenter"/>.</summary>
     public double AugmentRotation { get; init; } = 0;
@@ -170,18 +170,6 @@ public sealed record DnmConfig
     private static void OneOf(List<string> problems, string key, string value, string[] allowed)
     {
         if (!allowed.Contains(value)) problems.Add($"{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
-    }
-
-    /// <summary>
-    /// Problems that only data-parallel (cluster) training has with this configuration: the smoothed targets
-    /// of <see cref="SmoothWeight"/> live in the single-process trainer and are not shared with workers yet.
-    /// </summary>
-    public DnmConfig ValidatedForCluster()
-    {
-        Validated();
-        if (SmoothWeight > 0)
-            throw new ConfigException($"smooth-weight {SmoothWeight} is not supported by cluster training yet (the smoothed targets are not shared with workers); train in one process (dnm train without --workers) or set smooth-weight to 0");
-        return this;
     }
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first problem.</summary>

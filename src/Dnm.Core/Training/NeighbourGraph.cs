@@ -81,6 +81,7 @@ public sealed class NeighbourGraph
         var xt = x.t();
         var norms = x.square().sum(1).unsqueeze(0);
         var blocks = (n + blockRows - 1) / blockRows;
+        var c = Math.Min(2 * k, n - 1); // candidates per row for the exact re-ranking
         Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancel }, b =>
         {
             using var block = NewDisposeScope();
@@ -92,7 +93,15 @@ public sealed class NeighbourGraph
             // ‖a − x‖² − ‖a‖² = ‖x‖² − 2a·x ranks a row's neighbours as the distance does, with one buffer.
             var d = x.narrow(0, start, rows).mm(xt).mul_(minusTwo).add_(norms);
             d.scatter_(1, arange(start, start + rows, dtype: int64).unsqueeze(1), full(new long[] { rows, 1 }, infinity, dtype: float32));
-            var (_, idx) = d.topk(k, dim: 1, largest: false, sorted: true);
+            var (_, candidates) = d.topk(c, dim: 1, largest: false, sorted: false);
+            // The ranking above cancels ‖x‖² against 2a·x in float32, so neighbours much closer than the points' norms
+            // are ordered only to ~1e-7·‖x‖²: a rounding-level change of the embeddings (another worker count) could
+            // swap near-tied neighbours. The candidates are therefore re-ranked by the exact distance in float64.
+            var a = x.narrow(0, start, rows).to(float64).unsqueeze(1);
+            var diff = x.index_select(0, candidates.flatten()).view(rows, c, -1).to(float64).sub_(a);
+            var exact = diff.mul(diff).sum(2);
+            var (_, order) = exact.topk(k, dim: 1, largest: false, sorted: true);
+            var idx = candidates.gather(1, order);
             using var host = idx.to(int32).contiguous();
             host.data<int>().CopyTo(table.AsSpan((int)((long)start * k), rows * k));
         });

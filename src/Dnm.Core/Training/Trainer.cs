@@ -23,7 +23,7 @@ public sealed class Trainer : IDisposable
     private readonly SomSchedule somSchedule;
     private readonly BatchBuffer batch;
     private readonly float[] batchTargets;
-    private float[]? smoothTargets; // N × D: the smoothed targets ẑ, once made (they are part of checkpoints)
+    private SmoothTargets? smoothTargets; // ẑ, once made (they are part of checkpoints)
     private readonly ImageAugmenter augmenter;
     private readonly float[] softCounts;
     private readonly float[] stats;
@@ -56,9 +56,7 @@ public sealed class Trainer : IDisposable
             throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
         EngineState.Import(Engine, checkpoint.Tensors, checkpoint.AdamSteps);
         state = checkpoint.State;
-        smoothTargets = checkpoint.Tensors.FirstOrDefault(t => t.Name == SmoothTargetsName)?.Data;
-        if (smoothTargets is not null && smoothTargets.Length != (long)train.Count * config.Latent)
-            throw new CheckpointException($"the checkpoint's smoothed targets are for {smoothTargets.Length / config.Latent} samples, the dataset has {train.Count}");
+        smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, train.Count, config.Latent);
         if (config.SmoothWeight > 0 && smoothTargets is null && state.Phase == TrainingPhase.Joint)
             throw new CheckpointException("the checkpoint has no smoothed targets, but smooth-weight is on: it was not written by a run with smoothing");
         observer.OnMessage($"resumed at phase {state.Phase}, epoch {state.Epoch}, step {state.StepInEpoch} (global step {state.GlobalStep})");
@@ -74,8 +72,8 @@ public sealed class Trainer : IDisposable
         }
         if (state.Phase == TrainingPhase.SomPretrain)
         {
-            if (config.SmoothWeight > 0 && smoothTargets is null) smoothTargets = MakeSmoothTargets(cancel);
-            using var targets = smoothTargets is null ? null : tensor(smoothTargets, new long[] { train.Count, config.Latent }, device: Engine.Device);
+            if (config.SmoothWeight > 0 && smoothTargets is null) smoothTargets = SmoothTargets.Make(config, Engine, train, observer, cancel);
+            using var targets = smoothTargets is null ? null : tensor(smoothTargets.Values, new long[] { train.Count, config.Latent }, device: Engine.Device);
             new SomPretrainer(config, Engine, train, somSchedule, observer, targets).Run(ref state, SaveCheckpoint, cancel);
             state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
             SaveCheckpoint();
@@ -87,25 +85,6 @@ public sealed class Trainer : IDisposable
             RunEpochs(TrainingPhase.Joint, config.Epochs, StepMode.Joint, evaluate, cancel);
             state = state with { Phase = TrainingPhase.Done, Epoch = 0, StepInEpoch = 0 };
         }
-    }
-
-    internal const string SmoothTargetsName = "smooth/targets";
-
-    /// <summary>
-    /// ẑ: the pre-trained embeddings of the training set, averaged <see cref="DnmConfig.SmoothSteps"/> times over
-    /// each sample's k nearest neighbours in that latent space.
-    /// </summary>
-    private float[] MakeSmoothTargets(CancellationToken cancel)
-    {
-        var sw = Stopwatch.StartNew();
-        using var scope = NewDisposeScope();
-        var embeddings = Embeddings.Of(Engine, train, config.BatchSize, cancel).cpu();
-        var graph = NeighbourGraph.Build(embeddings, config.SmoothNeighbours, cancel: cancel);
-        var smoothed = graph.Diffuse(embeddings, config.SmoothSteps).contiguous();
-        // Labels are read only to report how well the graph follows the classes; training never sees them.
-        var agreement = train.HasLabels ? $"; {graph.LabelAgreement(train.Label):P1} of neighbour pairs share a label" : "";
-        observer.OnMessage($"smoothed targets: {graph.K} nearest neighbours of {graph.Count} samples, {config.SmoothSteps} averaging rounds ({sw.Elapsed.TotalSeconds:F1} s{agreement})");
-        return smoothed.data<float>().ToArray();
     }
 
     private void RunEpochs(TrainingPhase phase, int epochs, StepMode mode, Action<Trainer, int>? evaluate, CancellationToken cancel)
@@ -156,11 +135,7 @@ public sealed class Trainer : IDisposable
         {
             var targets = ReadOnlySpan<float>.Empty;
             if (mode == StepMode.Joint && smoothTargets is not null && config.SmoothWeight > 0)
-            {
-                var d = config.Latent;
-                for (int i = 0; i < n; i++) smoothTargets.AsSpan(indices[i] * d, d).CopyTo(batchTargets.AsSpan(i * d, d));
-                targets = batchTargets.AsSpan(0, n * d);
-            }
+                targets = smoothTargets.Gather(indices[..n], batchTargets);
             using (trace.Phase(StepPhase.Encode)) Engine.Forward(batch.FilledPixels, targets, n, mode, softCounts);
             using (trace.Phase(StepPhase.Backward)) Engine.Backward(softCounts, n, stats);
             observer.OnStepReduced(state.GlobalStep + 1, mode == StepMode.Joint ? softCounts : [], stats);
@@ -175,7 +150,7 @@ public sealed class Trainer : IDisposable
     {
         var tensors = EngineState.Export(Engine);
         if (smoothTargets is not null)
-            tensors = [.. tensors, new NamedArray(SmoothTargetsName, [train.Count, config.Latent], smoothTargets)];
+            tensors = [.. tensors, smoothTargets.ToNamedArray()];
         return new(config, state, train.Shape, Engine.Optimizer.Steps, tensors);
     }
 

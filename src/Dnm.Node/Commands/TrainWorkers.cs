@@ -23,7 +23,7 @@ public static class TrainWorkers
     public static void Check(int workers, Checkpoint? checkpoint, string? resumePath, DnmConfig config)
     {
         if (workers < 1) throw new ConfigException($"--workers must be at least 1, got {workers}");
-        config.ValidatedForCluster();
+        config.Validated();
         if (workers > config.BatchSize)
             throw new ConfigException($"--workers {workers} is more than --batch-size {config.BatchSize}: every worker needs samples");
         // The coordinator continues from the newest checkpoint of its run directory (as after a failover).

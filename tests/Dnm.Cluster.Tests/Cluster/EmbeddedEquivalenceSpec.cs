@@ -65,4 +65,36 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
         // Augmentation did change the run: the un-augmented trainer ends elsewhere.
         Assert.True(TinyRun.MaxRelativeDifference(plain, reference) > 100 * TinyRun.Tolerance);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Should_pull_towards_the_smoothed_targets_as_the_single_process_trainer_does(int workers)
+    {
+        // The replica makes ẑ after autoencoder pre-training and sends it with each world's state; every worker
+        // gathers its shard's rows. One worker stays bitwise equal, so a worker that used no targets, another
+        // sample's rows or targets from other weights would fail.
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        DnmConfig Smoothed(string sub) => TinyRun.Config(dataset, dir.Sub(sub), "minibatch") with { SmoothWeight = 1, SmoothNeighbours = 4, SmoothSteps = 3 };
+        var reference = TinyRun.TrainSingleProcess(Smoothed("single"));
+        var plain = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("plain"), "minibatch"));
+
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await ClusterTraining.RunEmbeddedAsync(Smoothed("cluster"), workers, new RecordingObserver(), cancel.Token,
+            new NodeOptions { ChecksumEvery = 5 });
+
+        var final = Checkpoint.Load(result.FinalCheckpoint!);
+        // The coordinator's checkpoints carry the targets, as the Trainer's do.
+        var targets = Assert.Single(final.Tensors, t => t.Name == SmoothTargets.CheckpointName);
+        var targetsError = StateDiff.Relative(targets.Data, Assert.Single(reference.Tensors, t => t.Name == SmoothTargets.CheckpointName).Data);
+        output.WriteLine($"{workers} worker(s): targets' relative error {targetsError:E2}");
+        // NeighbourGraph re-ranks its candidates by the exact distance: with its float32 ranking alone, the rounding-level
+        // difference of two workers' θ swapped near-tied neighbours and moved a third of these targets by ~1e-4.
+        Assert.True(targetsError <= TinyRun.Tolerance, $"targets' relative error {targetsError:E2}");
+        var error = TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker(s), smoothed");
+        if (workers == 1) Assert.Equal(0.0, error);
+        // The term did change the run: the trainer without it ends elsewhere (compared over the plain run's tensors).
+        Assert.True(TinyRun.MaxRelativeDifference(reference, plain) > 100 * TinyRun.Tolerance);
+    }
 }

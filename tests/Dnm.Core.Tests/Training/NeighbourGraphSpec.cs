@@ -18,6 +18,21 @@ public sealed class NeighbourGraphSpec
     }
 
     [Fact]
+    public void Build_should_order_close_neighbours_of_far_away_points_by_their_exact_distance()
+    {
+        using var scope = NewDisposeScope();
+        // Points 1000 + t·(1, 1, 1, 1) for t = 0, 0.1, 0.25, 0.45, 0.7, 1: in float32, ‖x‖² − 2a·x ranks these to only
+        // ~0.5 (1e-7 of ‖x‖² ≈ 4e6), far coarser than their squared distances' gaps (~0.05); it puts sample 0 before
+        // sample 3 as sample 2's second neighbour. The exact re-ranking must give the true order.
+        float[] t = [0, 0.1f, 0.25f, 0.45f, 0.7f, 1];
+        var x = tensor(t.SelectMany(v => Enumerable.Repeat(1000 + v, 4)).ToArray()).reshape(6, 4);
+        var g = NeighbourGraph.Build(x, k: 2);
+        int[][] expected = [[1, 2], [0, 2], [1, 3], [2, 4], [3, 5], [4, 3]];
+        for (int i = 0; i < 6; i++)
+            Assert.Equal(expected[i], new[] { g.Neighbour(i, 0), g.Neighbour(i, 1) });
+    }
+
+    [Fact]
     public void Diffusion_should_average_each_point_with_its_neighbours_once_per_step()
     {
         using var scope = NewDisposeScope();

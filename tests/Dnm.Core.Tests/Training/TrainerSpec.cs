@@ -47,7 +47,7 @@ public class TrainerSpec
         Assert.NotNull(latest);
         var checkpoint = Checkpoint.Load(latest);
         Assert.Equal(interruptAt, checkpoint.State.GlobalStep);
-        var targets = checkpoint.Tensors.SingleOrDefault(t => t.Name == Trainer.SmoothTargetsName);
+        var targets = checkpoint.Tensors.SingleOrDefault(t => t.Name == SmoothTargets.CheckpointName);
         if (smoothWeight > 0) Assert.Equal(new long[] { 100, Config.Latent }, targets!.Shape);
         else Assert.Null(targets);
         var resumed = TrainToEnd(outB, checkpoint, new NoObserver(), CancellationToken.None, smoothWeight);
