@@ -60,6 +60,20 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         Assert.Equal(4, (await completion.Task.WaitAsync(TimeSpan.FromSeconds(5))).GlobalSteps);
     }
 
+    [Theory]
+    [InlineData(0, 0, 0)]        // no smoothing: no world announces targets
+    [InlineData(0, 4800, 4800)]  // ẑ made before SOM pre-training: the joint phase's world sends it
+    [InlineData(4800, 4800, 4800)] // resumed from a checkpoint that holds ẑ: every world sends it
+    public void Should_announce_the_replicas_smoothed_targets_to_every_world_that_has_them(int atStart, int afterSom, int joint)
+    {
+        var (coordinator, _) = Start(new ScriptedBackend { TargetsAtStart = atStart, TargetsAfterSom = afterSom }, new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        Assert.Equal(atStart, Join(worker, coordinator).TargetsLength);
+        for (var step = 0; step < 2; step++) Ack(worker, coordinator, worker.ExpectMsg<StartStep>(), 0);
+        // SOM pre-training re-forms the world; the workers' joint steps need ẑ from it on.
+        Assert.Equal(joint, Join(worker, coordinator).TargetsLength);
+    }
+
     [Fact]
     public void Should_ignore_a_late_reply_for_an_earlier_step()
     {

@@ -20,12 +20,15 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public static readonly DnmConfig Config = new() { BatchSize = 4, PretrainEpochs = 1, Epochs = 1, SomIterations = 2, Map = "2x2", CheckpointEvery = 100 };
 
     public bool HoldReductions { get; init; }
+    /// <summary>Floats of smoothed targets the replica reports: from its checkpoint (at start) and after SOM pre-training.</summary>
+    public int TargetsAtStart { get; init; }
+    public int TargetsAfterSom { get; init; }
     public ConcurrentDictionary<(long Epoch, long Step), TaskCompletionSource<StepReduced>> Held { get; } = new();
     public ConcurrentQueue<long> Committed { get; } = new();
     public int WorldsClosed;
 
     public Task<ReplicaReady> InitializeAsync(Guid runId) =>
-        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null));
+        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart));
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize) => $"127.0.0.1:{9000 + membershipEpoch}";
 
@@ -57,7 +60,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
         Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, new Core.Evaluation.MapQuality(0, 0, 0, 0, 0), 0, TimeSpan.Zero));
 
     public Task<SomPretrained> PretrainSomAsync(RunState state) =>
-        Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }));
+        Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }, TargetsAfterSom));
 
     public Task<RunCompleted> FinishAsync(RunState state) => Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt", null));
 
