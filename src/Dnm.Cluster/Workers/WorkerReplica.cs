@@ -83,8 +83,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         float[]? targets = null;
         if (world.TargetsLength > 0)
         {
-            // Reused when the next world sends the same targets' size (it always does within a run).
-            targets = smoothTargets?.Values.Length == world.TargetsLength ? smoothTargets.Values : new float[world.TargetsLength];
+            // A fresh array, not the current targets': a step of the old world may still read those on the torch thread.
+            targets = new float[world.TargetsLength];
             await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.Targets, targets, deadline.Token).ConfigureAwait(false);
         }
         var checksum = await torch.RunAsync(() =>
