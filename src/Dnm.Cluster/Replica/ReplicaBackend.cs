@@ -90,9 +90,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
                 throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
             EngineState.Import(engine, checkpoint.Tensors, checkpoint.AdamSteps);
             state = checkpoint.State;
-            smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, train.Count, config.Latent);
-            if (config.SmoothWeight > 0 && smoothTargets is null && state.Phase is TrainingPhase.Joint or TrainingPhase.Done)
-                throw new CheckpointException($"{latest} has no smoothed targets, but smooth-weight is on: it was not written by a run with smoothing");
+            smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, config, train.Count, latest!);
         }
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
             engine.Optimizer.Steps, run.Root, latest, TargetsLength(smoothTargets));
@@ -272,7 +270,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var current = state;
         if (config.SmoothWeight > 0 && smoothTargets is null)
             smoothTargets = SmoothTargets.Make(config, Engine, train!, observer, disposed.Token);
-        using var targets = smoothTargets is null ? null : tensor(smoothTargets.Values, new long[] { train!.Count, config.Latent }, device: Engine.Device);
+        using var targets = smoothTargets?.ToTensor(Engine.Device);
         new SomPretrainer(config, Engine, train!, schedule, observer, targets)
             .Run(ref current, () => Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true), disposed.Token);
         // The Trainer's transition to the joint phase, checkpointed.

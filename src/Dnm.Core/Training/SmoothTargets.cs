@@ -50,11 +50,22 @@ public sealed class SmoothTargets
         return new SmoothTargets(values, count, latent);
     }
 
-    /// <summary>The checkpoint's targets, or null when it has none.</summary>
-    public static SmoothTargets? FromCheckpoint(Checkpoint checkpoint, int count, int latent) =>
-        checkpoint.Tensors.FirstOrDefault(t => t.Name == CheckpointName)?.Data is { } data
-            ? From(data, count, latent, "the checkpoint")
-            : null;
+    /// <summary>
+    /// The targets of <paramref name="checkpoint"/> (named <paramref name="source"/> in errors), or null when it has
+    /// none. A checkpoint past SOM pre-training without them cannot continue a run with <paramref name="config"/>'s
+    /// smoothing on: they were made before that phase.
+    /// </summary>
+    public static SmoothTargets? FromCheckpoint(Checkpoint checkpoint, DnmConfig config, int count, string source)
+    {
+        if (checkpoint.Tensors.FirstOrDefault(t => t.Name == CheckpointName)?.Data is { } data)
+            return From(data, count, config.Latent, source);
+        if (config.SmoothWeight > 0 && checkpoint.State.Phase is TrainingPhase.Joint or TrainingPhase.Done)
+            throw new CheckpointException($"{source} has no smoothed targets, but smooth-weight is on: it was not written by a run with smoothing");
+        return null;
+    }
+
+    /// <summary>The targets as an N × D tensor on <paramref name="device"/> (SOM pre-training fits the map to them).</summary>
+    public Tensor ToTensor(Device device) => tensor(Values, new long[] { Count, Latent }, device: device);
 
     public NamedArray ToNamedArray() => new(CheckpointName, [Count, Latent], Values);
 

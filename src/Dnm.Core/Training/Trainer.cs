@@ -56,9 +56,7 @@ public sealed class Trainer : IDisposable
             throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
         EngineState.Import(Engine, checkpoint.Tensors, checkpoint.AdamSteps);
         state = checkpoint.State;
-        smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, train.Count, config.Latent);
-        if (config.SmoothWeight > 0 && smoothTargets is null && state.Phase == TrainingPhase.Joint)
-            throw new CheckpointException("the checkpoint has no smoothed targets, but smooth-weight is on: it was not written by a run with smoothing");
+        smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, config, train.Count, "the checkpoint");
         observer.OnMessage($"resumed at phase {state.Phase}, epoch {state.Epoch}, step {state.StepInEpoch} (global step {state.GlobalStep})");
     }
 
@@ -73,7 +71,7 @@ public sealed class Trainer : IDisposable
         if (state.Phase == TrainingPhase.SomPretrain)
         {
             if (config.SmoothWeight > 0 && smoothTargets is null) smoothTargets = SmoothTargets.Make(config, Engine, train, observer, cancel);
-            using var targets = smoothTargets is null ? null : tensor(smoothTargets.Values, new long[] { train.Count, config.Latent }, device: Engine.Device);
+            using var targets = smoothTargets?.ToTensor(Engine.Device);
             new SomPretrainer(config, Engine, train, somSchedule, observer, targets).Run(ref state, SaveCheckpoint, cancel);
             state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
             SaveCheckpoint();

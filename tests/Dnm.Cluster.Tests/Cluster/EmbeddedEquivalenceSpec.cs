@@ -42,6 +42,28 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
         Assert.InRange(result.MeanTransfer, TimeSpan.FromTicks(1), result.MeanReduce);
     }
 
+    /// <summary>
+    /// Trains with <paramref name="option"/> applied to TinyRun's config in one process and with N embedded workers,
+    /// asserts they agree (bitwise with one worker), and returns both runs' final states and that of a run without it.
+    /// </summary>
+    private async Task<(Checkpoint Final, Checkpoint Reference, Checkpoint Plain)> TrainWithAnOption(int workers, Func<DnmConfig, DnmConfig> option, string what)
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        DnmConfig With(string sub) => option(TinyRun.Config(dataset, dir.Sub(sub), "minibatch"));
+        var reference = TinyRun.TrainSingleProcess(With("single"));
+        var plain = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("plain"), "minibatch"));
+
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await ClusterTraining.RunEmbeddedAsync(With("cluster"), workers, new RecordingObserver(), cancel.Token,
+            new NodeOptions { ChecksumEvery = 5 });
+
+        var final = Checkpoint.Load(result.FinalCheckpoint!);
+        var error = TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker(s), {what}");
+        if (workers == 1) Assert.Equal(0.0, error);
+        return (final, reference, plain);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
@@ -49,19 +71,7 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
     {
         // Workers draw a sample's rotation and shift from (seed, data epoch, index), as the Trainer does: with one
         // worker the run stays bitwise equal, so a worker that skipped augmentation or used another epoch would fail.
-        using var dir = new TempDir();
-        var dataset = TinyRun.WriteDataset(dir.Path);
-        DnmConfig Augmented(string sub) => TinyRun.Config(dataset, dir.Sub(sub), "minibatch") with { AugmentRotation = 12, AugmentShift = 0.15 };
-        var reference = TinyRun.TrainSingleProcess(Augmented("single"));
-        var plain = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("plain"), "minibatch"));
-
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var result = await ClusterTraining.RunEmbeddedAsync(Augmented("cluster"), workers, new RecordingObserver(), cancel.Token,
-            new NodeOptions { ChecksumEvery = 5 });
-
-        var final = Checkpoint.Load(result.FinalCheckpoint!);
-        var error = TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker(s), augmented");
-        if (workers == 1) Assert.Equal(0.0, error);
+        var (_, reference, plain) = await TrainWithAnOption(workers, c => c with { AugmentRotation = 12, AugmentShift = 0.15 }, "augmented");
         // Augmentation did change the run: the un-augmented trainer ends elsewhere.
         Assert.True(TinyRun.MaxRelativeDifference(plain, reference) > 100 * TinyRun.Tolerance);
     }
@@ -74,17 +84,7 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
         // The replica makes ẑ after autoencoder pre-training and sends it with each world's state; every worker
         // gathers its shard's rows. One worker stays bitwise equal, so a worker that used no targets, another
         // sample's rows or targets from other weights would fail.
-        using var dir = new TempDir();
-        var dataset = TinyRun.WriteDataset(dir.Path);
-        DnmConfig Smoothed(string sub) => TinyRun.Config(dataset, dir.Sub(sub), "minibatch") with { SmoothWeight = 1, SmoothNeighbours = 4, SmoothSteps = 3 };
-        var reference = TinyRun.TrainSingleProcess(Smoothed("single"));
-        var plain = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("plain"), "minibatch"));
-
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var result = await ClusterTraining.RunEmbeddedAsync(Smoothed("cluster"), workers, new RecordingObserver(), cancel.Token,
-            new NodeOptions { ChecksumEvery = 5 });
-
-        var final = Checkpoint.Load(result.FinalCheckpoint!);
+        var (final, reference, plain) = await TrainWithAnOption(workers, c => c with { SmoothWeight = 1, SmoothNeighbours = 4, SmoothSteps = 3 }, "smoothed");
         // The coordinator's checkpoints carry the targets, as the Trainer's do.
         var targets = Assert.Single(final.Tensors, t => t.Name == SmoothTargets.CheckpointName);
         var targetsError = StateDiff.Relative(targets.Data, Assert.Single(reference.Tensors, t => t.Name == SmoothTargets.CheckpointName).Data);
@@ -92,8 +92,6 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
         // NeighbourGraph re-ranks its candidates by the exact distance: with its float32 ranking alone, the rounding-level
         // difference of two workers' θ swapped near-tied neighbours and moved a third of these targets by ~1e-4.
         Assert.True(targetsError <= TinyRun.Tolerance, $"targets' relative error {targetsError:E2}");
-        var error = TinyRun.AssertClose(final, reference, TinyRun.Tolerance, output, $"{workers} worker(s), smoothed");
-        if (workers == 1) Assert.Equal(0.0, error);
         // The term did change the run: the trainer without it ends elsewhere (compared over the plain run's tensors).
         Assert.True(TinyRun.MaxRelativeDifference(reference, plain) > 100 * TinyRun.Tolerance);
     }
