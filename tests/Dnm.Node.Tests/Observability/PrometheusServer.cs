@@ -127,12 +127,24 @@ public sealed class PrometheusServer : IDisposable
         throw new TimeoutException("prometheus was not ready within 30 s");
     }
 
-    /// <summary>A port free at this moment; the small race until someone binds it is acceptable in a test.</summary>
+    // Every port FreePort handed out in this test process: the kernel may offer a port again as soon as it is released,
+    // and parallel tests that had not bound theirs yet (a `dnm train --metrics-port` still starting) then collided:
+    // the later bind failed with a warning and its test scraped the other test's endpoint.
+    private static readonly HashSet<int> Issued = [];
+    private static readonly Lock IssuedGate = new();
+
+    /// <summary>A port free at this moment and never handed out before in this process.</summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            lock (IssuedGate)
+                if (Issued.Add(port)) return port;
+        }
+        throw new InvalidOperationException("no port that was not handed out before after 1000 attempts");
     }
 
     public void Dispose()
