@@ -1,3 +1,4 @@
+using Dnm.Tests.Shared;
 namespace Dnm.Node.Tests;
 
 /// <summary>`dnm node` and `dnm train --workers`: the command-line side of the cluster (its protocol is specified in Dnm.Cluster.Tests).</summary>
@@ -35,7 +36,7 @@ public sealed class ClusterCommandsSpec
     [Fact]
     public void Node_should_name_the_seed_it_cannot_reach()
     {
-        var port = Observability.PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         var result = Cli.Run("node", "--role", "worker", "--seeds", $"127.0.0.1:{port}", "--host", "127.0.0.1", "--port", "0", "--join-timeout", "2s");
         Assert.Equal(1, result.ExitCode);
         Assert.Contains($"could not join the cluster within 2s: no seed node answered at 127.0.0.1:{port}", result.Error);
@@ -47,7 +48,7 @@ public sealed class ClusterCommandsSpec
         using var dir = new ScratchDirectory();
         var spec = SyntheticIdx.Spec(dir.Path, count: 96);
         var output = dir.File("run");
-        var port = Observability.PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         // A child process: the embedded cluster builds its engines while other specs of this assembly build theirs.
         var run = DnmProcess.RunAsync(["train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
             "--batch-size", "16", "--pretrain-epochs", "1", "--epochs", "1", "--som-iterations", "10", "--threads", "1", "--device", "cpu",

@@ -1,6 +1,7 @@
 using System.Net;
 using Dnm.Cluster.Tests.Support;
 using Dnm.Cluster.Transport;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Cluster.Tests.Cluster;
 
@@ -10,7 +11,7 @@ public sealed class FixedPortSpec
     [Fact]
     public async Task Should_rebind_a_fixed_data_plane_port_for_the_next_world()
     {
-        var port = NodeProcess.FreePort();
+        var port = TestPorts.Next();
         for (var world = 0; world < 3; world++)
         {
             var id = Guid.NewGuid();

@@ -1,6 +1,7 @@
 using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Tests.Support;
 using Dnm.Core.Training;
+using Dnm.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Dnm.Cluster.Tests.Cluster;
@@ -16,7 +17,7 @@ public sealed class MembershipSpec(ITestOutputHelper output)
         var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
         var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
         var config = TinyRun.Config(dataset, dir.Sub("cluster"));
-        var port = NodeProcess.FreePort();
+        var port = TestPorts.Next();
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         Task<ClusterRunResult>? joiner = null;
         var observer = new RecordingObserver

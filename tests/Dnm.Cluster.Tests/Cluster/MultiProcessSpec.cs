@@ -1,6 +1,7 @@
 using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Tests.Support;
 using Dnm.Core.Training;
+using Dnm.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Dnm.Cluster.Tests.Cluster;
@@ -27,7 +28,7 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         var dataset = TinyRun.WriteDataset(dir.Path);
         var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
         var config = TinyRun.Config(dataset, dir.Sub("cluster"));
-        var port = NodeProcess.FreePort();
+        var port = TestPorts.Next();
         var seeds = $"{host}:{port}";
         using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
             (NodeEnvironment.Config, WriteConfig(dir, config)), (NodeEnvironment.MinWorkers, $"{workers}"), (NodeEnvironment.Host, host)), output);
@@ -68,7 +69,7 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
         var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
         var config = TinyRun.Config(dataset, dir.Sub("cluster"));
-        var port = NodeProcess.FreePort();
+        var port = TestPorts.Next();
         var seeds = $"127.0.0.1:{port}";
         using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
             (NodeEnvironment.Config, WriteConfig(dir, config)), (NodeEnvironment.MinWorkers, "3")), output);
@@ -101,7 +102,7 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         // Both coordinator-role nodes read the same config and share the run directory (as a volume would).
         var config = TinyRun.Config(dataset, dir.Sub("cluster"));
         var configFile = WriteConfig(dir, config);
-        var port = NodeProcess.FreePort();
+        var port = TestPorts.Next();
         var seeds = $"127.0.0.1:{port}";
         // a: coordinator only (the oldest, so it hosts the singleton); b: standby coordinator and a worker; c: a worker.
         using var a = NodeProcess.Start("a", NodeProcess.Env("coordinator", port, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);

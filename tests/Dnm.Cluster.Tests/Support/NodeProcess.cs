@@ -61,14 +61,6 @@ internal sealed class NodeProcess : IDisposable
         return env;
     }
 
-    /// <summary>A port free right now (the OS may hand it out again, but not within the next moments in practice).</summary>
-    public static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
     private void Add(string? line)
     {
         if (line is null) return;

@@ -4,6 +4,7 @@ using Dnm.Core.Config;
 using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
 using Dnm.Node.Telemetry;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Node.Tests.Observability;
 
@@ -25,7 +26,7 @@ public sealed class MetricsEndpointSpec : IDisposable
     [Fact]
     public async Task Metrics_should_be_served_under_their_own_names_and_prometheus_types()
     {
-        var port = PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         using var telemetry = Start(port);
         telemetry.Observer.OnStep(new StepReport(TrainingPhase.Joint, 0, 1, 1, 1, 1, 16, default, 1, 0.1, TimeSpan.FromMilliseconds(5), new StepTimings()));
 
@@ -49,7 +50,7 @@ public sealed class MetricsEndpointSpec : IDisposable
     [Fact]
     public async Task Healthz_should_answer_at_once_and_readyz_only_once_training_has_started()
     {
-        var port = PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         using var telemetry = Start(port);
 
         Assert.Equal(HttpStatusCode.OK, (await Get(port, "/healthz")).StatusCode);
@@ -62,7 +63,7 @@ public sealed class MetricsEndpointSpec : IDisposable
     [Fact]
     public async Task A_worker_node_should_be_ready_once_a_local_worker_joined_and_report_only_under_its_rank()
     {
-        var port = PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         NodeTelemetry? self = null;
         // As `dnm node --role worker` starts it: no run metrics of its own, ready once a worker holds the state.
         using var telemetry = NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null), new TelemetryIdentity("worker", 0, "cpu"), 1,
@@ -85,7 +86,7 @@ public sealed class MetricsEndpointSpec : IDisposable
     [Fact]
     public async Task An_embedded_cluster_should_serve_the_coordinator_and_every_worker_under_its_own_labels()
     {
-        var port = PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         // As `dnm train --workers 2` starts it: the process is the coordinator and hosts both workers.
         using var telemetry = NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null), new TelemetryIdentity("coordinator", 0, "cpu"), 2,
             tracker, "run-1", _ => null, said.Add, warned.Add);
@@ -136,7 +137,7 @@ public sealed class MetricsEndpointSpec : IDisposable
     [Fact]
     public async Task The_end_of_a_run_should_wait_for_one_more_scrape_only_when_something_scrapes()
     {
-        var port = PrometheusServer.FreePort();
+        var port = TestPorts.Next();
         using var telemetry = Start(port);
         var endpoint = telemetry.Endpoint!;
 

@@ -1,3 +1,4 @@
+using Dnm.Tests.Shared;
 namespace Dnm.Node.Tests.Observability;
 
 /// <summary>
@@ -46,7 +47,7 @@ public sealed class ObservedRunFixture : IDisposable
     {
         var started = DateTimeOffset.UtcNow;
         var dataset = SyntheticIdx.Spec(directory.Path, count: 512);
-        var ports = Enumerable.Range(0, Processes).Select(_ => PrometheusServer.FreePort()).ToArray();
+        var ports = Enumerable.Range(0, Processes).Select(_ => TestPorts.Next()).ToArray();
         if (PrometheusServer.FindBinary() is { } binary)
         {
             prometheus = await PrometheusServer.StartAsync(binary, directory.Path, ports.Select(p => $"127.0.0.1:{p}"));
@@ -54,7 +55,7 @@ public sealed class ObservedRunFixture : IDisposable
         }
         using var otlp = new OtlpReceiver();
         var outDir = directory.File("run");
-        var results = await Task.WhenAll(RunCommands(dataset, outDir, ports, PrometheusServer.FreePort()).Select(args => RunDnmAsync(args, otlp.Endpoint)));
+        var results = await Task.WhenAll(RunCommands(dataset, outDir, ports, TestPorts.Next()).Select(args => RunDnmAsync(args, otlp.Endpoint)));
         return new ObservedRun(results, outDir, prometheus, started, otlp.Posts.ToArray());
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Node.Tests.Observability;
 
@@ -14,7 +15,7 @@ public sealed class OtlpReceiver : IDisposable
 
     public OtlpReceiver()
     {
-        Port = PrometheusServer.FreePort();
+        Port = TestPorts.Next();
         listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
         listener.Start();
         loop = Task.Run(ServeAsync);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Node.Tests.Observability;
 
@@ -49,7 +50,7 @@ public sealed class PrometheusServer : IDisposable
                 static_configs:
                   - targets: [{string.Join(", ", targets.Select(t => $"'{t}'"))}]
             """);
-        var port = FreePort();
+        var port = TestPorts.Next();
         var start = new ProcessStartInfo(binary)
         {
             RedirectStandardOutput = true,
@@ -125,26 +126,6 @@ public sealed class PrometheusServer : IDisposable
             await Task.Delay(200);
         }
         throw new TimeoutException("prometheus was not ready within 30 s");
-    }
-
-    // Every port FreePort handed out in this test process: the kernel may offer a port again as soon as it is released,
-    // and parallel tests that had not bound theirs yet (a `dnm train --metrics-port` still starting) then collided:
-    // the later bind failed with a warning and its test scraped the other test's endpoint.
-    private static readonly HashSet<int> Issued = [];
-    private static readonly Lock IssuedGate = new();
-
-    /// <summary>A port free at this moment and never handed out before in this process.</summary>
-    public static int FreePort()
-    {
-        for (var attempt = 0; attempt < 1000; attempt++)
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            lock (IssuedGate)
-                if (Issued.Add(port)) return port;
-        }
-        throw new InvalidOperationException("no port that was not handed out before after 1000 attempts");
     }
 
     public void Dispose()
