@@ -44,6 +44,10 @@ public sealed class CommandLineErrorsSpec
         AssertOneErrorLine(Cli.Run("train", "--channels", "10,x,5"), 2, "10,x,5");
 
     [Fact]
+    public void Should_reject_bad_hidden_widths_with_exit_2() =>
+        AssertOneErrorLine(Cli.Run("train", "--encoder", "mlp", "--hidden", "500,-1"), 2, "hidden '500,-1'");
+
+    [Fact]
     public void Should_reject_resume_without_path_or_out_with_exit_2() =>
         AssertOneErrorLine(Cli.Run("train", "--resume"), 2, "--out");
 

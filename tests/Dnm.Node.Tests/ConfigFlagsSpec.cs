@@ -55,6 +55,16 @@ public sealed class ConfigFlagsSpec
         Assert.Equal(ulong.MaxValue, c.Seed);
     }
 
+    [Fact]
+    public void Should_parse_the_mlp_encoder_and_its_widths()
+    {
+        var c = Resolve(null, "--encoder", "mlp", "--hidden", "500, 500,2000", "--latent", "10").Config;
+        Assert.Equal("mlp", c.Encoder);
+        Assert.Equal([500, 500, 2000], c.Hidden);
+        Assert.Empty(c.Problems());
+        Assert.Equal("conv", Resolve(null).Config.Encoder);
+    }
+
     [Theory]
     [InlineData("--augment-rotation", "-1", "augment-rotation must be in [0, 180] degrees, got -1")]
     [InlineData("--augment-shift", "1", "augment-shift must be a fraction in [0, 1), got 1")]

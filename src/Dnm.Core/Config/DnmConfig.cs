@@ -25,8 +25,17 @@ public sealed record DnmConfig
     public string OnBadImage { get; init; } = "fail";
 
     // ---- model (the paper: conv 10-8-5 with 5x5 kernels, dense 100) ----
+    /// <summary>
+    /// conv (the paper's convolutional autoencoder: <see cref="Channels"/>, <see cref="Kernel"/>) | mlp (fully
+    /// connected, DEC's and DPSOM's: <see cref="Hidden"/>; use it with a small <see cref="Latent"/> such as 10).
+    /// </summary>
+    public string Encoder { get; init; } = "conv";
+    /// <summary>conv: the encoder's conv channels (the decoder mirrors them).</summary>
     public int[] Channels { get; init; } = [10, 8, 5];
+    /// <summary>conv: the kernel size (odd, 'same' padding).</summary>
     public int Kernel { get; init; } = 5;
+    /// <summary>mlp: the encoder's hidden layer widths (the decoder mirrors them).</summary>
+    public int[] Hidden { get; init; } = [500, 500, 2000];
     public int Latent { get; init; } = 100;
     /// <summary>none | sigmoid (the authors' code puts a sigmoid on z).</summary>
     public string LatentActivation { get; init; } = "none";
@@ -104,6 +113,7 @@ public sealed record DnmConfig
     /// <summary>The allowed values of the keys that take one of a few words (the CLI lists them in --help).</summary>
     public static class Choices
     {
+        public static readonly string[] Encoder = ["conv", "mlp"];
         public static readonly string[] LatentActivation = ["none", "sigmoid"];
         public static readonly string[] Target = ["fixed", "authors"];
         public static readonly string[] ScheduleCounter = ["continue", "step", "epoch"];
@@ -131,7 +141,9 @@ public sealed record DnmConfig
     {
         var p = new List<string>();
         try { _ = ParseMap(Map); } catch (ConfigException e) { p.Add(e.Message); }
+        OneOf(p, "encoder", Encoder, Choices.Encoder);
         if (Channels.Length == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
+        if (Hidden.Length == 0 || Hidden.Any(h => h <= 0)) p.Add("hidden must be a non-empty list of positive integers");
         if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
         if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
         OneOf(p, "latent-activation", LatentActivation, Choices.LatentActivation);

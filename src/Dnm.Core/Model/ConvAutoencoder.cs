@@ -13,23 +13,20 @@ namespace Dnm.Core.Model;
 /// Decoder D_φ: dense z → c3·H·W (ReLU) → transposed convs back to C channels → sigmoid.
 /// Encode and Decode stay apart: the SOM works on z alone.
 /// </summary>
-public sealed class ConvAutoencoder : Module<Tensor, Tensor>
+public sealed class ConvAutoencoder : Autoencoder
 {
     private readonly Sequential encoderConvs;
     private readonly Linear encoderDense;
     private readonly Linear decoderDense;
     private readonly Sequential decoderConvs;
-    private readonly ImageShape shape;
     private readonly int lastChannels;
-    private readonly bool sigmoidLatent;
 
-    public ConvAutoencoder(ImageShape shape, DnmConfig config) : base(nameof(ConvAutoencoder))
+    public ConvAutoencoder(ImageShape shape, DnmConfig config) : base(nameof(ConvAutoencoder), shape, config)
     {
-        this.shape = shape;
         var k = config.Kernel;
         var channels = config.Channels;
         lastChannels = channels[^1];
-        sigmoidLatent = config.LatentActivation == "sigmoid";
+        StepBufferBytesPerSample = (long)channels.Prepend(shape.Channels).Max() * k * k * shape.Height * shape.Width * sizeof(float);
 
         var enc = new List<(string, Module<Tensor, Tensor>)>();
         var cin = shape.Channels;
@@ -55,24 +52,18 @@ public sealed class ConvAutoencoder : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public ImageShape Shape => shape;
+    /// <summary>slow_conv2d's im2col matrix: the widest C·k² × H·W floats.</summary>
+    public override long StepBufferBytesPerSample { get; }
 
-    /// <summary>The encoder's parameters θ (the L2 penalty applies to these).</summary>
-    public IEnumerable<Parameter> EncoderParameters() => encoderConvs.parameters().Concat(encoderDense.parameters());
+    public override IEnumerable<Parameter> EncoderParameters() => encoderConvs.parameters().Concat(encoderDense.parameters());
 
-    public Tensor Encode(Tensor x)
+    protected override Tensor EncodeLinear(Tensor x) => encoderDense.forward(encoderConvs.forward(x).flatten(1));
+
+    public override Tensor Decode(Tensor z)
     {
-        var z = encoderDense.forward(encoderConvs.forward(x).flatten(1));
-        return sigmoidLatent ? z.sigmoid() : z;
-    }
-
-    public Tensor Decode(Tensor z)
-    {
-        var h = functional.relu(decoderDense.forward(z)).view(-1, lastChannels, shape.Height, shape.Width);
+        var h = functional.relu(decoderDense.forward(z)).view(-1, lastChannels, Shape.Height, Shape.Width);
         return decoderConvs.forward(h);
     }
-
-    public override Tensor forward(Tensor x) => Decode(Encode(x));
 
     protected override void Dispose(bool disposing)
     {

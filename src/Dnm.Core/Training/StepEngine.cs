@@ -52,7 +52,7 @@ public sealed class StepEngine : IDisposable
         lock (InitGate)
         {
             torch.manual_seed((long)config.Seed);
-            Model = new ConvAutoencoder(shape, config);
+            Model = Autoencoder.Create(shape, config);
         }
         Model.to(device);
         parameters = Model.parameters().ToArray();
@@ -67,7 +67,7 @@ public sealed class StepEngine : IDisposable
         rule = config.SomRule == "batch" ? SomRule.Batch : SomRule.Minibatch;
         // A GPU runs a whole batch in one launch; threads only help where the CPU computes.
         var threadCount = device.type == DeviceType.CPU ? Math.Clamp(Runtime.TorchRuntime.StepThreads(config.Threads), 1, Math.Max(maxLocalBatch, 1)) : 1;
-        var shardCount = ShardCount(config, shape, maxLocalBatch, threadCount, device);
+        var shardCount = ShardCount(Model.StepBufferBytesPerSample, maxLocalBatch, threadCount, device);
         var capacity = (maxLocalBatch + shardCount - 1) / shardCount;
         shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Som, parameters, device, Layout, capacity)).ToArray();
         threads = new ShardThreads(threadCount, "dnm-step");
@@ -75,16 +75,15 @@ public sealed class StepEngine : IDisposable
 
     /// <summary>
     /// Shards per step: a multiple of the thread count, each small enough that libtorch's largest
-    /// per-step buffer (slow_conv2d's im2col matrix: samples × widest C·k² × H·W floats) stays below
+    /// per-step buffer (<see cref="Autoencoder.StepBufferBytesPerSample"/> per sample; slow_conv2d's im2col matrix for the conv encoder) stays below
     /// <see cref="MaxShardBufferBytes"/>. glibc gives every thread but the main one its own arena
     /// made of 64 MB heaps, and serves a larger block there with mmap and frees it with munmap: at
     /// 128 samples per shard that was ~370 000 page faults per step and 9× the CPU time.
     /// </summary>
-    private static int ShardCount(DnmConfig config, ImageShape shape, int maxLocalBatch, int threadCount, Device device)
+    private static int ShardCount(long bufferBytesPerSample, int maxLocalBatch, int threadCount, Device device)
     {
         if (device.type != DeviceType.CPU) return 1;
-        var widest = (long)config.Channels.Prepend(shape.Channels).Max() * config.Kernel * config.Kernel * shape.Height * shape.Width * sizeof(float);
-        var perShard = (int)Math.Clamp(MaxShardBufferBytes / widest, 1, int.MaxValue);
+        var perShard = (int)Math.Clamp(MaxShardBufferBytes / Math.Max(bufferBytesPerSample, 1), 1, int.MaxValue);
         var rounds = (Math.Max(maxLocalBatch, 1) + threadCount * perShard - 1) / (threadCount * perShard);
         return Math.Min(threadCount * rounds, Math.Max(maxLocalBatch, 1));
     }
@@ -94,7 +93,7 @@ public sealed class StepEngine : IDisposable
     /// <summary>Bound on one shard's largest libtorch buffer (below glibc's 64 MB per-thread heap).</summary>
     internal const long MaxShardBufferBytes = 48L << 20;
 
-    public ConvAutoencoder Model { get; }
+    public Autoencoder Model { get; }
     public SomLattice Som { get; }
     public AdamOptimizer Optimizer { get; }
     public StepLayout Layout { get; }

@@ -18,7 +18,7 @@ namespace Dnm.Core.Training;
 internal sealed class StepShard : IDisposable
 {
     private readonly DnmConfig config;
-    private readonly ConvAutoencoder model;
+    private readonly Autoencoder model;
     private readonly SomLattice som;
     private readonly Parameter[] parameters;
     private readonly Device device;
@@ -31,7 +31,7 @@ internal sealed class StepShard : IDisposable
     private StepMode mode;
     private Tensor? x, z, xHat, squaredDistances, q;
 
-    public StepShard(DnmConfig config, ConvAutoencoder model, SomLattice som, Parameter[] parameters, Device device, StepLayout layout, int capacity)
+    public StepShard(DnmConfig config, Autoencoder model, SomLattice som, Parameter[] parameters, Device device, StepLayout layout, int capacity)
     {
         this.config = config;
         this.model = model;

@@ -27,8 +27,10 @@ public sealed class ConfigFlags
         Flag<int>("image-channels", "Folder datasets: 1 (grayscale) or 3 (RGB)", c => c.ImageChannels, (c, v) => c with { ImageChannels = v }),
         Flag<string>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }, allowed: DnmConfig.Choices.OnBadImage),
         // model
-        Flag<string>("channels", "Encoder conv channels, comma-separated", c => string.Join(',', c.Channels), (c, v) => c with { Channels = ParseChannels(v) }, helpName: "c1,c2,..."),
-        Flag<int>("kernel", "Conv kernel size (odd)", c => c.Kernel, (c, v) => c with { Kernel = v }),
+        Flag<string>("encoder", "Autoencoder: conv (the paper's) or mlp (fully connected, DEC's and DPSOM's; use a small --latent such as 10)", c => c.Encoder, (c, v) => c with { Encoder = v }, allowed: DnmConfig.Choices.Encoder),
+        Flag<string>("channels", "conv: encoder channels, comma-separated", c => string.Join(',', c.Channels), (c, v) => c with { Channels = ParseWidths("channels", v, "10,8,5") }, helpName: "c1,c2,..."),
+        Flag<int>("kernel", "conv: kernel size (odd)", c => c.Kernel, (c, v) => c with { Kernel = v }),
+        Flag<string>("hidden", "mlp: encoder hidden layer widths, comma-separated", c => string.Join(',', c.Hidden), (c, v) => c with { Hidden = ParseWidths("hidden", v, "500,500,2000") }, helpName: "h1,h2,..."),
         Flag<int>("latent", "Latent (embedding) dimension", c => c.Latent, (c, v) => c with { Latent = v }),
         Flag<string>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }, allowed: DnmConfig.Choices.LatentActivation),
         // map
@@ -95,14 +97,14 @@ public sealed class ConfigFlags
         return config;
     }
 
-    private static int[] ParseChannels(string text)
+    private static int[] ParseWidths(string key, string text, string example)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var channels = new int[parts.Length];
+        var widths = new int[parts.Length];
         for (var i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out channels[i]) || channels[i] <= 0)
-                throw new ConfigException($"channels '{text}' is not a comma-separated list of positive integers (for example 10,8,5)");
-        return channels;
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out widths[i]) || widths[i] <= 0)
+                throw new ConfigException($"{key} '{text}' is not a comma-separated list of positive integers (for example {example})");
+        return widths;
     }
 
     private static TypedFlag<T> Flag<T>(string key, string description, Func<DnmConfig, object?> current,

@@ -35,13 +35,16 @@ public class StepEngineSpec
         e.Som.SetPrototypes(randn(new long[] { e.Som.Nodes, e.Som.Dim }, generator: new TorchSharp.torch.Generator(3)) * 0.5f);
     }
 
-    [Fact]
-    public void Two_engines_on_half_batches_equal_one_engine_on_the_whole_batch()
+    [Theory]
+    [InlineData("conv")]
+    [InlineData("mlp")]
+    public void Two_engines_on_half_batches_equal_one_engine_on_the_whole_batch(string encoder)
     {
         const int steps = 20, b = 32, half = 16;
-        using var whole = new StepEngine(Small, Shape, CPU, b);
-        using var left = new StepEngine(Small, Shape, CPU, half);
-        using var right = new StepEngine(Small, Shape, CPU, half);
+        var config = Small with { Encoder = encoder, Hidden = [48, 24] };
+        using var whole = new StepEngine(config, Shape, CPU, b);
+        using var left = new StepEngine(config, Shape, CPU, half);
+        using var right = new StepEngine(config, Shape, CPU, half);
         foreach (var e in new[] { whole, left, right }) SeedPrototypes(e);
         var layout = whole.Layout;
         var pixels = Shape.Pixels;

@@ -72,8 +72,10 @@ public class TrainerSpec
         var path = dir.File("x.ckpt");
         trainer.SaveCheckpoint(path);
         var loaded = Checkpoint.Load(path);
-        Assert.Equal(Config with { Out = dir.Path }, loaded.Config with { Channels = Config.Channels });
+        // Records compare arrays by reference: the two array keys are compared by value on their own.
+        Assert.Equal(Config with { Out = dir.Path }, loaded.Config with { Channels = Config.Channels, Hidden = Config.Hidden });
         Assert.Equal(Config.Channels, loaded.Config.Channels);
+        Assert.Equal(Config.Hidden, loaded.Config.Hidden);
         Assert.Equal(data.Shape, loaded.Shape);
         Assert.DoesNotContain(Directory.GetFiles(dir.Path), f => f.EndsWith(".tmp", StringComparison.Ordinal));
 
@@ -84,6 +86,23 @@ public class TrainerSpec
         Assert.Contains("corrupt", e.Message);
         File.WriteAllBytes(path, bytes.AsSpan(0, 100).ToArray());
         Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+    }
+
+    [Fact]
+    public void A_checkpoint_of_the_mlp_encoder_loads_into_the_same_model()
+    {
+        using var dir = new ScratchDirectory();
+        using var data = InMemoryDataset.Blobs(48, 2);
+        var config = Config with { Out = dir.Path, Encoder = "mlp", Hidden = [20, 10], PretrainEpochs = 1, SomIterations = 5, Epochs = 1 };
+        using var trainer = new Trainer(config, data, CPU, new RunDirectory(dir.Path), new NoObserver());
+        trainer.Run(null, CancellationToken.None);
+        var path = dir.File("mlp.ckpt");
+        trainer.SaveCheckpoint(path);
+        using var map = Core.Evaluation.TrainedMap.Load(path, CPU);
+        Assert.Equal("mlp", map.Config.Encoder);
+        Assert.Equal([20, 10], map.Config.Hidden);
+        Assert.IsType<Core.Model.MlpAutoencoder>(map.Engine.Model);
+        Assert.Equal(EngineState.Checksum(trainer.Engine), EngineState.Checksum(map.Engine));
     }
 
     [Fact]
