@@ -64,6 +64,8 @@ RUN groupadd --system --gid 10001 dnm \
  && mkdir -p /data /runs \
  && chown dnm:dnm /data /runs
 COPY --from=build /app /app
+# The shipped run presets: dnm train --config /app/configs/mnist-mlp.json
+COPY configs/ /app/configs/
 RUN ln -s /app/dnm /usr/local/bin/dnm
 # No allocator or thread variables: Dnm applies the allocator settings the benchmarks found best itself, at start-up
 # (mallopt: no mmap and no trimming for libtorch's large buffers; NativeTuning.cs), and sets torch's threads itself

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Deploy.Tests;
 

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Dnm.Cluster.Hosting;
 using Dnm.Core.Config;
 using Dnm.Node.Telemetry;
+using Dnm.Tests.Shared;
 using k8s;
 using k8s.Models;
 

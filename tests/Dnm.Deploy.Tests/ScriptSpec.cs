@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Deploy.Tests;
 

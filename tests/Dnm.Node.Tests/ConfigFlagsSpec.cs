@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Dnm.Core.Config;
 using Dnm.Node.Commands;
+using Dnm.Tests.Shared;
 
 namespace Dnm.Node.Tests;
 
@@ -63,6 +64,17 @@ public sealed class ConfigFlagsSpec
         Assert.Equal([500, 500, 2000], c.Hidden);
         Assert.Empty(c.Problems());
         Assert.Equal("conv", Resolve(null).Config.Encoder);
+    }
+
+    public static TheoryData<string> ShippedConfigs => new(Directory.GetFiles(Repo.Path("configs"), "*.json").Select(Path.GetFileName)!);
+
+    [Theory]
+    [MemberData(nameof(ShippedConfigs))]
+    public void Shipped_config_files_should_be_valid(string name)
+    {
+        var resolved = Resolve(Repo.Path("configs", name));
+        Assert.NotEmpty(resolved.GivenKeys);
+        Assert.Empty(resolved.Config.Problems());
     }
 
     [Theory]

@@ -1,7 +1,7 @@
-namespace Dnm.Deploy.Tests;
+namespace Dnm.Tests.Shared;
 
 /// <summary>Paths in this repository (the folder holding Dnm.sln, found from the test assembly upwards).</summary>
-public static class Repo
+internal static class Repo
 {
     public static string Root { get; } = Find();
 
