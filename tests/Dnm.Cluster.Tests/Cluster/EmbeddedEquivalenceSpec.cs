@@ -95,4 +95,14 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
         // The term did change the run: the trainer without it ends elsewhere (compared over the plain run's tensors).
         Assert.True(TinyRun.MaxRelativeDifference(reference, plain) > 100 * TinyRun.Tolerance);
     }
+
+    [Fact]
+    public async Task Should_train_the_mlp_encoder_as_the_single_process_trainer_does()
+    {
+        // The engine hands the cluster θ and φ as one flat gradient vector and state list, whatever the model: two
+        // workers with the fully connected encoder still equal the Trainer, to rounding.
+        var (final, _, _) = await TrainWithAnOption(2, c => c with { Encoder = "mlp", Hidden = [24, 12] }, "mlp encoder");
+        Assert.Equal("mlp", final.Config.Encoder);
+        Assert.Contains(final.Tensors, t => t.Name.Contains("dense3", StringComparison.Ordinal));
+    }
 }
