@@ -5,7 +5,8 @@ using Dnm.Cluster.Transport;
 
 // dnm-bench dataplane [--seconds S] [--socket-buffer BYTES] [--shared-memory BYTES]: measures, and starts its own peer process.
 // dnm-bench dataplane-peer ...: the peer half, started by the above.
-// dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]: the training step.
+// dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases] [--mlp]: the training step
+//   (--mlp: the fully connected encoder of configs/mnist-mlp.json instead of the paper's conv model).
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
@@ -50,7 +51,7 @@ if (args is not ["dataplane", .. var rest])
 {
     Console.Error.WriteLine("""
         usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304] [--shared-memory 8388608]
-               Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases]
+               Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases] [--mlp]
                Dnm.Bench layers [--batch 256] [--steps 7]
                Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]

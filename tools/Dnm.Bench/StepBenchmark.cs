@@ -10,14 +10,14 @@ using static TorchSharp.torch;
 namespace Dnm.Bench;
 
 /// <summary>Options of the training-step benchmarks (the peer's defaults: batch 256, 2 threads, 5 + 30 steps).</summary>
-internal sealed record StepBenchmarkOptions(int Batch = 256, int Threads = 2, int Warmup = 5, int Steps = 30, bool Phases = false)
+internal sealed record StepBenchmarkOptions(int Batch = 256, int Threads = 2, int Warmup = 5, int Steps = 30, bool Phases = false, bool Mlp = false)
 {
     public static StepBenchmarkOptions Parse(IReadOnlyList<string> args, StepBenchmarkOptions defaults)
     {
         string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
         int Int(string name, int fallback) => Option(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
         return new StepBenchmarkOptions(Int("--batch", defaults.Batch), Int("--threads", defaults.Threads),
-            Int("--warmup", defaults.Warmup), Int("--steps", defaults.Steps), args.Contains("--phases"));
+            Int("--warmup", defaults.Warmup), Int("--steps", defaults.Steps), args.Contains("--phases"), args.Contains("--mlp"));
     }
 }
 
@@ -30,7 +30,7 @@ internal sealed record StepBenchmarkOptions(int Batch = 256, int Threads = 2, in
 internal sealed class StepBenchmark : IDisposable
 {
     /// <summary>Forward + backward FLOPs of one sample of the paper's model on MNIST (multiply-add = 2).</summary>
-    public const double FlopsPerSample = 35.3e6;
+    public const double ConvFlopsPerSample = 35.3e6;
 
     private readonly StepBenchmarkOptions options;
     private readonly IImageDataset data;
@@ -47,7 +47,13 @@ internal sealed class StepBenchmark : IDisposable
         Report = report;
         data = DatasetCatalog.Open("mnist", "train", DatasetCatalog.DefaultDataDir());
         var config = new DnmConfig { BatchSize = options.Batch, Threads = options.Threads, Device = "cpu" };
+        // --mlp: configs/mnist-mlp.json's model (the fully connected 500-500-2000 encoder, latent 10).
+        if (options.Mlp) config = config with { Encoder = "mlp", Latent = 10 };
         Engine = new StepEngine(config, data.Shape, device, options.Batch);
+        // A dense layer costs 2 FLOPs per weight forward and 4 backward (input and weight gradients).
+        FlopsPerSample = options.Mlp
+            ? 6.0 * Engine.Parameters.Where(p => p.dim() == 2).Sum(p => (double)p.numel())
+            : ConvFlopsPerSample;
         using (NewDisposeScope())
             Engine.Som.SetPrototypes(randn(new long[] { Engine.Som.Nodes, Engine.Som.Dim }, generator: new Generator(0)) * 0.1f);
         batch = new BatchBuffer(data.Shape, options.Batch);
@@ -57,6 +63,8 @@ internal sealed class StepBenchmark : IDisposable
     }
 
     public RuntimeReport Report { get; }
+    /// <summary>Forward + backward FLOPs of one sample of the benchmarked model.</summary>
+    public double FlopsPerSample { get; }
     public StepEngine Engine { get; }
 
     /// <summary>Phase times of one step, for --phases.</summary>
