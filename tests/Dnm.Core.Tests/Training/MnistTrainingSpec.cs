@@ -13,9 +13,11 @@ namespace Dnm.Core.Tests.Training;
 /// </summary>
 public sealed class MnistTrainingSpec
 {
-    [Fact]
+    [Theory]
     [Trait("Category", "Network")] // MNIST is fetched into $DNM_DATA (default ~/.cache/dnm) on first use
-    public void Small_mnist_run_beats_chance_by_a_wide_margin_and_joint_training_lowers_the_quantization_error()
+    [InlineData("conv")]
+    [InlineData("mlp")] // configs/mnist-mlp.json's model and smoothing, on the same small data
+    public void Small_mnist_run_beats_chance_by_a_wide_margin_and_joint_training_lowers_the_quantization_error(string encoder)
     {
         using var dir = new ScratchDirectory();
         var config = new DnmConfig
@@ -25,6 +27,7 @@ public sealed class MnistTrainingSpec
             Dataset = "mnist", Limit = 3000, Map = "8x8", PretrainEpochs = 4, SomIterations = 1500, Alpha = 300,
             Epochs = 2, BatchSize = 32, SomRule = "batch", EvalEvery = 1, EvalLimit = 3000, Seed = 1, Out = dir.Path,
         };
+        if (encoder == "mlp") config = config with { Encoder = "mlp", Latent = 10, SmoothWeight = 10 };
         var result = TrainingRun.Execute(config, CPU, null, new NullObserver(), null, CancellationToken.None);
 
         // Ten classes: a map that ignored the images would score about 0.1.
