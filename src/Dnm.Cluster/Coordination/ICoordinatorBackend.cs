@@ -44,7 +44,7 @@ public interface ICoordinatorBackend : IDisposable
 
     Task<CheckpointSaved> SaveCheckpointAsync(RunState state);
 
-    /// <summary>A periodic evaluation (eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
+    /// <summary>A periodic evaluation (nodes labelled from eval-limit training samples, eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
     Task<EvaluationReport> EvaluateAsync(RunState state, int epoch);
 
     /// <summary>SOM pre-training on the replica, then the Trainer's transition to the joint phase (and its checkpoint).</summary>

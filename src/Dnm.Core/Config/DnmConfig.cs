@@ -107,7 +107,10 @@ public sealed record DnmConfig
     public int CheckpointEvery { get; init; } = 500;
     /// <summary>Evaluate (metrics.jsonl) every this many joint epochs; 0 = only at the end.</summary>
     public int EvalEvery { get; init; } = 1;
-    /// <summary>Cap on test samples used by periodic evaluation (the final one uses the whole test split).</summary>
+    /// <summary>
+    /// Periodic evaluations label the nodes from the first this-many training samples and evaluate the first this-many
+    /// test samples; the final one uses both splits whole, so its purity reads higher (better node labels).
+    /// </summary>
     public int EvalLimit { get; init; } = 10_000;
 
     /// <summary>The allowed values of the keys that take one of a few words (the CLI lists them in --help).</summary>

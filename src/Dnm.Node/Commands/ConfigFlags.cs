@@ -64,7 +64,7 @@ public sealed class ConfigFlags
         Flag<string>("out", "Run directory", c => c.Out, (c, v) => c with { Out = v }, "runs/<dataset>-<yyyyMMdd-HHmmss>", "dir"),
         Flag<int>("checkpoint-every", "Write a checkpoint every this many steps (and at each epoch end)", c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }),
         Flag<int>("eval-every", "Evaluate every this many joint epochs; 0 = only at the end", c => c.EvalEvery, (c, v) => c with { EvalEvery = v }),
-        Flag<int>("eval-limit", "Test samples used by periodic evaluations (the final one uses all)", c => c.EvalLimit, (c, v) => c with { EvalLimit = v }),
+        Flag<int>("eval-limit", "Training samples that label the nodes, and test samples evaluated, in periodic evaluations (the final one uses all)", c => c.EvalLimit, (c, v) => c with { EvalLimit = v }),
     ];
 
     public IEnumerable<Option> Options => flags.Select(f => f.Option);
