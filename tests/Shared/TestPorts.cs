@@ -45,7 +45,8 @@ internal static class TestPorts
         return (start, start + BlockSize);
     }
 
-    private static int EphemeralRangeStart()
+    /// <summary>The first port of the kernel's ephemeral range (bind to port 0, outgoing connections).</summary>
+    internal static int EphemeralRangeStart()
     {
         const string range = "/proc/sys/net/ipv4/ip_local_port_range";
         return File.Exists(range) ? int.Parse(File.ReadAllText(range).Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0]) : 32768;
