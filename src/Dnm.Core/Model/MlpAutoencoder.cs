@@ -20,31 +20,23 @@ public sealed class MlpAutoencoder : Autoencoder
     public MlpAutoencoder(ImageShape shape, DnmConfig config) : base(nameof(MlpAutoencoder), shape, config)
     {
         long pixels = shape.Pixels;
-        var widths = config.Hidden;
-        var enc = new List<(string, Module<Tensor, Tensor>)>();
-        var width = pixels;
-        for (var i = 0; i < widths.Length; i++)
-        {
-            enc.Add(($"dense{i + 1}", Linear(width, widths[i])));
-            enc.Add(($"relu{i + 1}", ReLU()));
-            width = widths[i];
-        }
-        enc.Add(($"dense{widths.Length + 1}", Linear(width, config.Latent)));
-        encoder = Sequential(enc);
-
-        var dec = new List<(string, Module<Tensor, Tensor>)>();
-        width = config.Latent;
-        for (var i = widths.Length - 1; i >= 0; i--)
-        {
-            dec.Add(($"dense{widths.Length - i}", Linear(width, widths[i])));
-            dec.Add(($"relu{widths.Length - i}", ReLU()));
-            width = widths[i];
-        }
-        dec.Add(($"dense{widths.Length + 1}", Linear(width, pixels)));
-        dec.Add(("sigmoid", Sigmoid()));
-        decoder = Sequential(dec);
+        var widths = config.Hidden.Select(w => (long)w).ToArray();
+        encoder = Sequential(DenseStack([pixels, .. widths, config.Latent]));
+        decoder = Sequential([.. DenseStack([config.Latent, .. widths.Reverse(), pixels]), ("sigmoid", Sigmoid())]);
         StepBufferBytesPerSample = Math.Max(pixels, widths.Max()) * sizeof(float);
         RegisterComponents();
+    }
+
+    /// <summary>dense1, relu1, dense2, …, denseN through <paramref name="widths"/> (no activation after the last).</summary>
+    private static List<(string, Module<Tensor, Tensor>)> DenseStack(long[] widths)
+    {
+        var layers = new List<(string, Module<Tensor, Tensor>)>();
+        for (var i = 1; i < widths.Length; i++)
+        {
+            if (i > 1) layers.Add(($"relu{i - 1}", ReLU()));
+            layers.Add(($"dense{i}", Linear(widths[i - 1], widths[i])));
+        }
+        return layers;
     }
 
     /// <summary>The widest layer's activations.</summary>
