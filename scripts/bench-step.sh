@@ -45,7 +45,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 d=$(printf '%s\n' "${dnm_rates[@]}" | median)
-echo "dnm:  median $d samples/s, $(printf '%s\n' "${dnm_gflops[@]}" | median) GFLOP/s (35.3 MFLOP/sample for the conv model, 19.9 with --mlp; the 2-thread GEMM ceiling was ~123 on the AVX-512 VM of sessions 1-3), peak RSS $(printf '%s\n' "${dnm_rss[@]}" | median) MB"
+echo "dnm:  median $d samples/s, $(printf '%s\n' "${dnm_gflops[@]}" | median) GFLOP/s (35.3 MFLOP/sample for the conv model, 19.9 with --mlp; the 2-thread GEMM ceiling was ~123 on the AVX-512 VM of 2026-11-23), peak RSS $(printf '%s\n' "${dnm_rss[@]}" | median) MB"
 if [ "$peer" = 1 ]; then
   p=$(printf '%s\n' "${peer_rates[@]}" | median)
   echo "peer: median $p samples/s, peak RSS $(printf '%s\n' "${peer_rss[@]}" | median) MB"
