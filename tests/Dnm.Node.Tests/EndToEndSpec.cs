@@ -139,7 +139,8 @@ public sealed class EndToEndSpec(TrainedRunFixture run) : IClassFixture<TrainedR
 
         var resumed = Cli.Run("train", "--out", outDir, "--resume", "--epochs", "5");
         Assert.True(resumed.ExitCode == 0, resumed.Error);
-        Assert.Contains("resuming from pretrain epoch 1, global step 4", resumed.Out);
+        // 4 pre-training steps and checkpoint-every 500: the first checkpoint is the end of SOM pre-training (no epoch-end ones).
+        Assert.Contains("resuming from joint epoch 0, global step 4", resumed.Out);
         Assert.Contains("--epochs ignored", resumed.Out);
         Assert.True(File.Exists(Path.Combine(outDir, "final-metrics.json")));
     }

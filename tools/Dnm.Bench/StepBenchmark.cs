@@ -10,14 +10,15 @@ using static TorchSharp.torch;
 namespace Dnm.Bench;
 
 /// <summary>Options of the training-step benchmarks (the peer's defaults: batch 256, 2 threads, 5 + 30 steps).</summary>
-internal sealed record StepBenchmarkOptions(int Batch = 256, int Threads = 2, int Warmup = 5, int Steps = 30, bool Phases = false, bool Mlp = false)
+internal sealed record StepBenchmarkOptions(int Batch = 256, int Threads = 2, int Warmup = 5, int Steps = 30, bool Phases = false, bool Mlp = false, int MicroBatch = 0)
 {
     public static StepBenchmarkOptions Parse(IReadOnlyList<string> args, StepBenchmarkOptions defaults)
     {
         string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
         int Int(string name, int fallback) => Option(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
         return new StepBenchmarkOptions(Int("--batch", defaults.Batch), Int("--threads", defaults.Threads),
-            Int("--warmup", defaults.Warmup), Int("--steps", defaults.Steps), args.Contains("--phases"), args.Contains("--mlp"));
+            Int("--warmup", defaults.Warmup), Int("--steps", defaults.Steps), args.Contains("--phases"), args.Contains("--mlp"),
+            Int("--micro-batch", defaults.MicroBatch));
     }
 }
 
@@ -46,7 +47,7 @@ internal sealed class StepBenchmark : IDisposable
         var (device, report) = TorchRuntime.Initialize(DeviceSpec.Parse("cpu"), options.Threads, Console.Error.WriteLine);
         Report = report;
         data = DatasetCatalog.Open("mnist", "train", DatasetCatalog.DefaultDataDir());
-        var config = new DnmConfig { BatchSize = options.Batch, Threads = options.Threads, Device = "cpu" };
+        var config = new DnmConfig { BatchSize = options.Batch, Threads = options.Threads, Device = "cpu", MicroBatch = options.MicroBatch };
         // --mlp: configs/mnist-mlp.json's model (the fully connected 500-500-2000 encoder, latent 10).
         if (options.Mlp) config = config with { Encoder = "mlp", Latent = 10 };
         Engine = new StepEngine(config, data.Shape, device, options.Batch);
@@ -86,7 +87,7 @@ internal sealed class StepBenchmark : IDisposable
         {
             Engine.Forward(batch.FilledPixels, b, StepMode.Joint, softCounts);
             t2 = Stopwatch.GetTimestamp();
-            Engine.Backward(softCounts, b, stats);
+            Engine.Backward(softCounts, stats);
             t3 = Stopwatch.GetTimestamp();
             loss = Engine.Apply(stats, b, sched);
         }
@@ -117,7 +118,7 @@ internal sealed class StepBenchmark : IDisposable
         var cpuMsPerStep = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / options.Steps;
         var samplesPerSecond = options.Steps * options.Batch / sec;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"impl=dnm-torchsharp threads={Engine.Threads} mkldnn={(Report.MkldnnEnabled ? 1 : 0)} steps/s={options.Steps / sec:F3} " +
+            $"impl=dnm-torchsharp threads={Engine.Threads} micro-batch={Engine.MicroBatches.MaxSize}x{Engine.Shards} mkldnn={(Report.MkldnnEnabled ? 1 : 0)} steps/s={options.Steps / sec:F3} " +
             $"samples/s={samplesPerSecond:F1} GFLOP/s={samplesPerSecond * FlopsPerSample / 1e9:F1} peakRSS_MB={ProcessMemory.PeakRssMB():F0} " +
             $"loss0={loss0.Total:F4} lossN={lossN.Total:F4} cpu_ms/step={cpuMsPerStep:F0} wall_ms/step={1000 * sec / options.Steps:F0} faults/step={faultsPerStep:F0}"));
         if (options.Phases)

@@ -178,8 +178,9 @@ public sealed partial class CoordinatorActor
             observer.OnStep(new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, plan.StepsPerEpoch, state.GlobalStep, p.BatchLength,
                 applied.Loss, joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, elapsed));
         r.Trace.Dispose();
-        if (checkpoint)
+        if (checkpoints.Due(state, checkpoint))
         {
+            checkpoints.Saved(state);
             // Queued on the replica's thread before the next step's apply, so it sees exactly this state.
             var saved = state;
             backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new BackendFailed("checkpoint", -1, saved.GlobalStep, e));

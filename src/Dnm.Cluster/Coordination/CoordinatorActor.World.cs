@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Dnm.Core.Training;
 using Dnm.Cluster.Protocol;
 
 namespace Dnm.Cluster.Coordination;
@@ -51,6 +52,13 @@ public sealed partial class CoordinatorActor
         // A little longer than the backend's own accept timeout, so its more precise error usually arrives first.
         Timers.StartSingleTimer(WorldTimer, new WorldTimeout(epoch), settings.WorldTimeout + TimeSpan.FromSeconds(2));
         observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}");
+        // Ranks take whole micro-batches (the unit whose result does not depend on the world size): more ranks than a
+        // batch has micro-batches leave some idle. Said once per world, with the fix.
+        var microBatches = new MicroBatches(replica.MicroBatch).Count(replica.Config.BatchSize);
+        if (members.Length > microBatches)
+            observer.OnMessage($"warning: a batch of {replica.Config.BatchSize} is {microBatches} micro-batch(es) of at most {replica.MicroBatch} samples, " +
+                               $"so {members.Length - microBatches} of the {members.Length} workers stay idle; --micro-batch " +
+                               $"{Math.Max(1, replica.Config.BatchSize / members.Length)} gives every worker a share (the result is the same whatever the worker count)");
     }
 
     private bool HandleWorld(object message)

@@ -41,6 +41,8 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     // Floats of the smoothed targets the replica sends each world after the state (0: none, or not made yet).
     private int targetsLength;
     private RunPlan plan = null!;
+    // When the replica writes a checkpoint: decided here, at the commit points, like everything else of the run.
+    private CheckpointPolicy checkpoints = null!;
     private RunState state = new();
     private long adamSteps;
     // False until the first world formed: min-workers only gates the start of the run.
@@ -97,6 +99,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
 
             case SomPretrained s when mode == Mode.SomPretraining:
                 state = s.State;
+                checkpoints.Saved(s.State); // the replica checkpointed the end of SOM pre-training
                 targetsLength = s.TargetsLength;
                 Advance();
                 break;
@@ -119,6 +122,8 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         replica = ready;
         targetsLength = ready.TargetsLength;
         plan = new RunPlan(ready.Config, ready.SampleCount);
+        checkpoints = new CheckpointPolicy(ready.Config);
+        checkpoints.Saved(ready.State);
         state = ready.State;
         adamSteps = ready.AdamSteps;
         observer.OnMessage(ready.ResumedFrom is null

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Dnm.Cluster.Protocol;
+using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Coordination;
 

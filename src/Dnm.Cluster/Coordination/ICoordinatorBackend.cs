@@ -42,6 +42,7 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>Closes the world's connections; any reduction in flight fails, which aborts it on every worker.</summary>
     void CloseWorld();
 
+    /// <summary>Writes the replica's checkpoint of <paramref name="state"/> (the actor's <see cref="CheckpointPolicy"/> found it due).</summary>
     Task<CheckpointSaved> SaveCheckpointAsync(RunState state);
 
     /// <summary>A periodic evaluation (nodes labelled from eval-limit training samples, eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
@@ -54,9 +55,12 @@ public interface ICoordinatorBackend : IDisposable
     Task<RunCompleted> FinishAsync(RunState state);
 }
 
-/// <summary>The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from.</summary>
+/// <summary>
+/// The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from. <paramref name="MicroBatch"/>
+/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning.
+/// </summary>
 public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
-    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0);
+    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize);
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 
@@ -70,8 +74,6 @@ public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan Reduc
 /// </param>
 public sealed record StepApplied(long MembershipEpoch, long Step, StepLoss Loss, ulong? Checksum, long AdamSteps,
     int? BroadcastFailedRank, string? BroadcastError, TimeSpan Transfer = default);
-
-public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration);
 
 public sealed record SomPretrained(RunState State, int TargetsLength = 0);
 

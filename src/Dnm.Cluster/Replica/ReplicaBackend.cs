@@ -31,13 +31,11 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     private readonly TorchThread torch = new("dnm-coordinator-replica");
     private readonly CancellationTokenSource disposed = new();
     private readonly Lock gate = new();
-    private DnmConfig config = null!;
     private StepEngine? engine;
-    private IImageDataset? train;
-    // The smoothed targets ẑ (smooth-weight > 0): made here after autoencoder pre-training, kept in checkpoints and
-    // sent to every world's workers after the state. Written on the torch thread before the actor learns of them.
-    private volatile SmoothTargets? smoothTargets;
-    private RunDirectory? run;
+    private IImageDataset? train, test;
+    // The run's checkpoints, SOM pre-training and evaluations: the same session as a single-process run's. Its smoothed
+    // targets (made after autoencoder pre-training) go to every world's workers after the state.
+    private RunSession? session;
     private WorldSockets? open;
 
     /// <summary>One world's listener, reducer and reusable vectors.</summary>
@@ -50,8 +48,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         public StarReducer? Reducer { get; set; }
         public CancellationToken Token => cancel.Token;
         public float[] SoftCounts { get; } = new float[nodes];
-        public float[] ReplicaCounts { get; } = new float[nodes];
         public float[] Stats { get; } = new float[statsLength];
+        /// <summary>Each rank's blocks of the fixed sum tree, as received (grown to the largest seen).</summary>
+        public float[][] Received { get; } = Enumerable.Range(0, size).Select(_ => Array.Empty<float>()).ToArray();
         /// <summary>The broadcast of the current step's sum, started as soon as the reduction completed.</summary>
         public Task<(int? Rank, string? Error, TimeSpan Transfer)>? Broadcast { get; set; }
         // The connections' byte counts already recorded as metrics.
@@ -68,32 +67,21 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     public Task<ReplicaReady> InitializeAsync(Guid runId) => torch.RunAsync(() =>
     {
         tracer = telemetry.Tracer(ClusterTelemetry.CoordinatorRole, runId, 0, 0);
-        run = new RunDirectory(requested.Out);
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
-        var latest = resumeLatest ? Checkpoint.Latest(run.Checkpoints) : null;
+        var latest = resumeLatest ? Checkpoint.Latest(Path.Combine(requested.Out, "checkpoints")) : null;
         var checkpoint = latest is null ? null : Checkpoint.Load(latest);
-        config = checkpoint is null
-            ? requested
-            : checkpoint.Config with { Device = requested.Device, Threads = requested.Threads, Out = requested.Out };
-        config.Validated();
+        var config = RunSession.Merge(requested, checkpoint).Validated();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
-        run.WriteConfig(config);
         train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
+        test = TrainingRun.OpenSplit(config, "test", null, null);
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
         engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
-        var state = new RunState();
-        if (checkpoint is not null)
-        {
-            if (checkpoint.Shape != train.Shape)
-                throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
-            EngineState.Import(engine, checkpoint.Tensors, checkpoint.AdamSteps);
-            state = checkpoint.State;
-            smoothTargets = SmoothTargets.FromCheckpoint(checkpoint, config, train.Count, latest!);
-        }
+        session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer);
+        var state = checkpoint is null ? new RunState() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
-            engine.Optimizer.Steps, run.Root, latest, TargetsLength(smoothTargets));
+            engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize);
     });
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
@@ -153,7 +141,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var (flat, checksum) = await torch.RunAsync(() => (ReplicaFactory.Flatten(EngineState.Export(Engine)), EngineState.Checksum(Engine))).ConfigureAwait(false);
         await Attributed(reducer, () => reducer.BroadcastAsync(stateStep, FrameKind.State, flat, w.Token).AsTask()).ConfigureAwait(false);
         // The workers' FormWorld announced these (the actor learnt their length with the replica or the SOM phase).
-        if (smoothTargets is { } targets)
+        if (Session.Targets is { } targets)
             await Attributed(reducer, () => reducer.BroadcastAsync(stateStep, FrameKind.Targets, targets.Values, w.Token).AsTask()).ConfigureAwait(false);
         RecordBytes(w);
         return new WorldSynced(membershipEpoch, checksum);
@@ -172,17 +160,18 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var reducer = w.Reducer ?? throw new InvalidOperationException($"membership epoch {membershipEpoch} has not formed");
         var clock = Stopwatch.StartNew();
         var softCountTransfer = TimeSpan.Zero;
+        var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
         await Attributed(reducer, async () =>
         {
             // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
             if (step.Mode == StepMode.Joint)
             {
-                await reducer.ReduceAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
+                await GatherSumAsync(w, reducer, step.Step, FrameKind.SoftCounts, batch, w.SoftCounts).ConfigureAwait(false);
                 var arrived = Stopwatch.GetTimestamp();
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
                 softCountTransfer = Stopwatch.GetElapsedTime(arrived);
             }
-            await reducer.ReduceAsync(step.Step, FrameKind.Gradients, w.Stats, w.Token).ConfigureAwait(false);
+            await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
         }).ConfigureAwait(false);
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
@@ -191,6 +180,24 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         w.Broadcast = BroadcastStatsAsync(w, step.Step, softCountTransfer);
         RecordBytes(w);
         return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Receives every rank's blocks of the fixed sum tree (<see cref="MicroBatches.Blocks"/>) and sums them in that tree
+    /// into <paramref name="sum"/>: the same bits as one process summing every micro-batch, whatever the world size.
+    /// </summary>
+    private async Task GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
+    {
+        var micro = Engine.MicroBatches;
+        var destinations = new Memory<float>[w.Size];
+        for (var rank = 0; rank < w.Size; rank++)
+        {
+            var floats = micro.Blocks(batch, rank, w.Size).Count * sum.Length;
+            if (w.Received[rank].Length < floats) w.Received[rank] = new float[floats];
+            destinations[rank] = w.Received[rank].AsMemory(0, floats);
+        }
+        await reducer.GatherAsync(step, kind, destinations, w.Token).ConfigureAwait(false);
+        micro.SumContributions(batch, destinations, sum);
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)
@@ -203,11 +210,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         w.Broadcast = null;
         var (loss, checksum, adamSteps) = await torch.RunAsync(() =>
         {
-            using var scope = NewDisposeScope();
-            // The replica holds no shard: an empty Forward opens the step, Apply takes the workers' sum.
-            Engine.Forward(ReadOnlySpan<float>.Empty, 0, step.Mode, w.ReplicaCounts);
             observer.OnStepReduced(step.Step + 1, step.Mode == StepMode.Joint ? w.SoftCounts : [], w.Stats);
-            var l = Engine.Apply(w.Stats, batch, new ScheduleValues(step.Sigma, step.Eta));
+            // The replica holds no micro-batch: it applies the workers' sum, as every worker does.
+            var l = Engine.Apply(w.Stats, batch, step.Mode, new ScheduleValues(step.Sigma, step.Eta));
             return (l, step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null, Engine.Optimizer.Steps);
         }).ConfigureAwait(false);
         var (failedRank, error, transfer) = await broadcast.ConfigureAwait(false);
@@ -261,78 +266,27 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) =>
-        torch.RunAsync(() => Save(state, Path.Combine(run!.Checkpoints, Checkpoint.FileName(state.GlobalStep)), prune: true));
+    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) => torch.RunAsync(() => Session.SaveCheckpoint(state));
 
     public Task<SomPretrained> PretrainSomAsync(RunState state) => torch.RunAsync(() =>
     {
-        var schedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
-        var current = state;
-        if (config.SmoothWeight > 0 && smoothTargets is null)
-            smoothTargets = SmoothTargets.Make(config, Engine, train!, observer, disposed.Token);
-        using var targets = smoothTargets?.ToTensor(Engine.Device);
-        new SomPretrainer(config, Engine, train!, schedule, observer, targets)
-            .Run(ref current, () => Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true), disposed.Token);
-        // The Trainer's transition to the joint phase, checkpointed.
-        current = current with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
-        Save(current, Path.Combine(run!.Checkpoints, Checkpoint.FileName(current.GlobalStep)), prune: true);
-        // The map as pre-training leaves it: the baseline the joint phase should improve on.
-        if (config.EvalEvery > 0) Evaluate(current, 0);
-        return new SomPretrained(current, TargetsLength(smoothTargets));
+        var joint = Session.PretrainSom(state, disposed.Token);
+        return new SomPretrained(joint, TargetsLength(Session.Targets));
     });
 
-    public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) => torch.RunAsync(() => Evaluate(state, epoch));
+    public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) => torch.RunAsync(() => Session.Evaluate(state, epoch, disposed.Token));
 
-    private EvaluationReport Evaluate(RunState state, int epoch)
-    {
-        using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
-        var clock = Stopwatch.StartNew();
-        using var test = TrainingRun.OpenSplit(config, "test", null, null);
-        var reference = MapEvaluator.Place(Engine, train!, config.BatchSize, config.EvalLimit, disposed.Token);
-        var labelMap = MapEvaluator.LabelMap(reference, train!, Engine.Som.Nodes);
-        var placed = MapEvaluator.Place(Engine, test, config.BatchSize, config.EvalLimit, disposed.Token);
-        var q = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
-        run!.AppendMetrics(new { phase = epoch == 0 ? "som-pretrain" : "joint", epoch, global_step = state.GlobalStep, q.Purity, q.Nmi, q.Qe, q.Te, recon_mse = q.ReconMse, samples = placed.Bmu.Length, seconds = clock.Elapsed.TotalSeconds });
-        var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, q, placed.Bmu.Length, clock.Elapsed);
-        observer.OnEvaluation(report);
-        return report;
-    }
-
-    /// <summary>What TrainingRun does at the end, on the replica: the final evaluation, metrics, checkpoint and pictures.</summary>
+    /// <summary>The end of the run on the replica: the session's final evaluation, metrics, checkpoint and pictures.</summary>
     public Task<RunCompleted> FinishAsync(RunState state) => torch.RunAsync(() =>
     {
-        using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
-        var clock = Stopwatch.StartNew();
-        using var test = TrainingRun.OpenSplit(config, "test", null, null);
-        // Node labels from the whole training set, quality on the whole test split.
-        var reference = MapEvaluator.Place(Engine, train!, config.BatchSize, null, disposed.Token);
-        var labelMap = MapEvaluator.LabelMap(reference, train!, Engine.Som.Nodes);
-        var placed = MapEvaluator.Place(Engine, test, config.BatchSize, null, disposed.Token);
-        var q = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
-        run!.AppendMetrics(new { phase = "final", epoch = config.Epochs, global_step = state.GlobalStep, q.Purity, q.Nmi, q.Qe, q.Te, recon_mse = q.ReconMse, samples = placed.Bmu.Length, seconds = clock.Elapsed.TotalSeconds });
-        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, config.Epochs, state.GlobalStep, q, placed.Bmu.Length, clock.Elapsed));
-        run.WriteFinalMetrics(q);
-        Save(state, run.FinalCheckpoint, prune: false);
-        MapEvaluator.RenderPictures(Engine, labelMap, train!.ClassNames, run.PrototypesPng, run.LabelMapPng, run.UMatrixPng);
-        return new RunCompleted(state.GlobalStep, EngineState.Checksum(Engine), run.Root, run.FinalCheckpoint, q);
+        var final = Session.Finish(state, disposed.Token);
+        return new RunCompleted(state.GlobalStep, EngineState.Checksum(Engine), Session.Directory.Root, Session.Directory.FinalCheckpoint, final);
     });
-
-    private CheckpointSaved Save(RunState state, string path, bool prune)
-    {
-        using var span = tracer.Span("dnm.checkpoint", state.GlobalStep);
-        var clock = Stopwatch.StartNew();
-        var tensors = EngineState.Export(Engine);
-        if (smoothTargets is { } targets) tensors = [.. tensors, targets.ToNamedArray()];
-        new Checkpoint(config, state, train!.Shape, Engine.Optimizer.Steps, tensors).Save(path);
-        if (prune) run!.PruneCheckpoints(keep: 3);
-        var bytes = new FileInfo(path).Length;
-        observer.OnCheckpoint(path, bytes, clock.Elapsed);
-        return new CheckpointSaved(path, bytes, clock.Elapsed);
-    }
 
     private static int TargetsLength(SmoothTargets? targets) => targets?.Values.Length ?? 0;
 
     private StepEngine Engine => engine ?? throw new InvalidOperationException("the replica is not initialised");
+    private RunSession Session => session ?? throw new InvalidOperationException("the replica is not initialised");
 
     private WorldSockets Current(long membershipEpoch)
     {
@@ -373,6 +327,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         {
             engine?.Dispose();
             train?.Dispose();
+            test?.Dispose();
         });
         torch.Dispose();
     }

@@ -87,7 +87,35 @@ public sealed class StarReducer : IAllReducer, IDisposable
             _receives[rank] = _workers[rank].ReceiveAsync(rank == 0 ? sum : Scratch(rank, length), cancellationToken);
 
         // Await in rank order and add each as soon as its turn comes: the additions' order is the ranks',
-        // never the arrival order. Every receive is awaited, even after a failure, so none is left running.
+        // never the arrival order.
+        await AwaitReceivesAsync(step, kind, rank =>
+        {
+            if (rank > 0)
+                RankOrderedSum.AddInPlace(sum.Span, _scratch[rank].AsSpan(0, length));
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Receives one <paramref name="kind"/> frame of <paramref name="step"/> from every worker, rank r's into
+    /// <paramref name="destinations"/>[r] (whose length is the frame's expected length; 0 for a rank with nothing to
+    /// send). The caller sums them: the arithmetic (a fixed tree over micro-batches) is not the transport's.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask GatherAsync(long step, FrameKind kind, IReadOnlyList<Memory<float>> destinations, CancellationToken cancellationToken = default)
+    {
+        if (destinations.Count != _workers.Length)
+            throw new ArgumentException($"{destinations.Count} destinations for {_workers.Length} workers", nameof(destinations));
+        for (var rank = 0; rank < _workers.Length; rank++)
+            _receives[rank] = _workers[rank].ReceiveAsync(destinations[rank], cancellationToken);
+        await AwaitReceivesAsync(step, kind, arrived: null).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Awaits the receives in flight in rank order, checks each header and calls <paramref name="arrived"/> with its rank.
+    /// Every receive is awaited, even after a failure, so none is left running; the first failure is rethrown.
+    /// </summary>
+    private async ValueTask AwaitReceivesAsync(long step, FrameKind kind, Action<int>? arrived)
+    {
         Exception? failure = null;
         for (var rank = 0; rank < _workers.Length; rank++)
         {
@@ -97,8 +125,7 @@ public sealed class StarReducer : IAllReducer, IDisposable
                 if (failure is not null)
                     continue;
                 header.Expect(step, kind, _workers[rank].Peer);
-                if (rank > 0)
-                    RankOrderedSum.AddInPlace(sum.Span, _scratch[rank].AsSpan(0, length));
+                arrived?.Invoke(rank);
             }
             catch (Exception ex)
             {

@@ -27,21 +27,35 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private IImageDataset? train;
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
-    private BatchBuffer? batch;
-    private ImageAugmenter? augmenter;
-    // The coordinator's smoothed targets ẑ (smooth-weight > 0, once made), received with each world's state.
-    private SmoothTargets? smoothTargets;
-    private float[] batchTargets = [];
-    private float[] softCounts = [];
-    private float[] stats = [];
-    private (int DataEpoch, int[] Order)? order;
+    // The one step of every world size; its smoothed targets ẑ (smooth-weight > 0, once made) arrive with each world's state.
+    private StepRunner? runner;
     // Replaced as a whole on every world (actor side); a step captures the link it started with (torch side).
     private WorldLink? link;
 
-    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer)
+    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer) : IStepReducer
     {
         // The connection's byte counts already recorded as metrics (read and written on the torch thread).
         public long SentSeen, ReceivedSeen;
+        // Kept between steps (torch thread only): a steady-state step allocates no vectors.
+        private float[] send = [], receive = [];
+
+        public bool Communicates => true;
+
+        /// <summary>
+        /// Sends this rank's blocks of the fixed sum tree to the coordinator, which sums every rank's in that tree, and
+        /// receives the root. Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
+        /// </summary>
+        public void Reduce(long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum)
+        {
+            var kind = vector == ReducedVector.SoftCounts ? FrameKind.SoftCounts : FrameKind.Gradients;
+            // The connection sends and receives memory, not spans: one copy each way, into buffers kept between steps.
+            if (send.Length < contribution.Length) send = new float[contribution.Length];
+            if (receive.Length < sum.Length) receive = new float[sum.Length];
+            contribution.CopyTo(send);
+            Client.ContributeAsync(step, kind, send.AsMemory(0, contribution.Length)).AsTask().GetAwaiter().GetResult();
+            Client.ReceiveBroadcastAsync(step, kind, receive.AsMemory(0, sum.Length)).AsTask().GetAwaiter().GetResult();
+            receive.AsSpan(0, sum.Length).CopyTo(sum);
+        }
     }
 
     public Task<WorkerPrepared> PrepareAsync(RegistrationAccepted accepted) => torch.RunAsync(() =>
@@ -54,16 +68,10 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
             train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
-            // The largest shard is the whole global batch (a world of one).
+            // The largest part is the whole global batch (a world of one).
             engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
             template = EngineState.Export(engine);
-            batch = new BatchBuffer(train.Shape, config.BatchSize);
-            augmenter = ImageAugmenter.For(config, train.Shape);
-            smoothTargets = null;
-            batchTargets = new float[config.SmoothWeight > 0 ? config.BatchSize * config.Latent : 0];
-            softCounts = new float[engine.Layout.Nodes];
-            stats = new float[engine.Layout.Length];
-            order = null;
+            runner = new StepRunner(config, engine, train, reducedObserver: null);
             configJson = accepted.ConfigJson;
         }
         return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length);
@@ -90,7 +98,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         var checksum = await torch.RunAsync(() =>
         {
             EngineState.Import(Engine, ReplicaFactory.Unflatten(state, template!), world.AdamSteps);
-            smoothTargets = targets is null ? null : SmoothTargets.From(targets, train!.Count, config!.Latent, "the coordinator's world state");
+            runner!.Targets = targets is null ? null : SmoothTargets.From(targets, train!.Count, config!.Latent, "the coordinator's world state");
             if (Metrics(joined) is { } m)
             {
                 m.SetWorkers(joined.Size);
@@ -113,45 +121,16 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private WorkerStepResult RunStep(StartStep step, WorldLink world)
     {
         var clock = Stopwatch.StartNew();
-        var e = Engine;
-        var count = train!.Count;
         // The coordinator's step span is the parent: one trace holds the step on every node.
         using var trace = world.Tracer.Begin(step.Step + 1, step.Phase.Name(), StepTracer.ParseTraceParent(step.TraceParent));
-        if (order?.DataEpoch != step.DataEpoch) order = (step.DataEpoch, ShardSampler.EpochOrder(count, config!.Seed, step.DataEpoch));
-        var shard = ShardSampler.Shard(order.Value.Order, step.StepInEpoch, step.GlobalBatch, world.Rank, world.Size);
-        var n = batch!.Fill(train, shard);
-        augmenter!.Apply(batch.FilledPixels, shard, step.DataEpoch);
-        // Loss and gradients are divided by the whole batch's B, so the ranks' statistics sum to the global ones.
-        var globalBatch = ShardSampler.GlobalBatchRange(count, step.StepInEpoch, step.GlobalBatch).Length;
-        StepLoss loss;
-        using (NewDisposeScope())
-        {
-            var targets = ReadOnlySpan<float>.Empty;
-            if (step.Mode == StepMode.Joint && config!.SmoothWeight > 0)
-                targets = (smoothTargets ?? throw new InvalidOperationException(
-                    $"joint step {step.Step + 1} needs the smoothed targets, but this world's state came without them")).Gather(shard[..n], batchTargets);
-            using (trace.Phase(StepPhase.Encode)) e.Forward(batch.FilledPixels, targets, n, step.Mode, softCounts);
-            try
-            {
-                if (step.Mode == StepMode.Joint)
-                    using (trace.Phase(StepPhase.SoftCountReduce)) AllReduce(world.Client, step.Step, FrameKind.SoftCounts, softCounts);
-                using (trace.Phase(StepPhase.Backward)) e.Backward(softCounts, globalBatch, stats);
-                using (trace.Phase(StepPhase.GradientReduce)) AllReduce(world.Client, step.Step, FrameKind.Gradients, stats);
-                loss = e.Apply(stats, globalBatch, new ScheduleValues(step.Sigma, step.Eta), trace);
-            }
-            catch
-            {
-                // Same thread as Forward: the step's scope closes here and nothing of the step is applied.
-                e.Abort();
-                throw;
-            }
-        }
-        var checksum = step.VerifyChecksum ? EngineState.Checksum(e) : (ulong?)null;
+        var outcome = runner!.Run(new StepInput(step.Step, step.Mode, step.DataEpoch, step.StepInEpoch, new ScheduleValues(step.Sigma, step.Eta),
+            world.Rank, world.Size), world, trace);
+        var checksum = step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null;
         if (Metrics(world) is { } m)
         {
-            m.RecordSamples(n);
+            m.RecordSamples(outcome.LocalSamples);
             m.RecordStep(clock.Elapsed, trace.Timings);
-            m.SetLoss(loss);
+            m.SetLoss(outcome.Loss);
             if (step.Mode == StepMode.Joint) m.SetSchedule(step.Sigma, step.Eta);
             m.SetWorkers(world.Size);
             RecordBytes(world, m);
@@ -170,10 +149,6 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         world.SentSeen = sent;
         world.ReceivedSeen = received;
     }
-
-    private static void AllReduce(StarReduceClient client, long step, FrameKind kind, float[] data) =>
-        // Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
-        client.AllReduceAsync(step, kind, data).AsTask().GetAwaiter().GetResult();
 
     public void LeaveWorld() => Interlocked.Exchange(ref link, null)?.Client.Dispose();
 

@@ -52,6 +52,12 @@ public sealed record DnmConfig
     public int SomIterations { get; init; } = 10_000;
     /// <summary>Global batch size (summed over all workers).</summary>
     public int BatchSize { get; init; } = 256;
+    /// <summary>
+    /// Most samples in one micro-batch, the unit of work whose result does not depend on where it runs (0: automatic, at
+    /// most 64; see <see cref="Training.MicroBatches"/>). A batch is cut into a power of two of them and ranks take whole
+    /// micro-batches, so a world larger than that count leaves ranks idle: lower it to spread a small batch further.
+    /// </summary>
+    public int MicroBatch { get; init; }
     public double LearningRate { get; init; } = 1e-3;
     /// <summary>Weight γ of the reconstruction term γ‖X − X̂‖² (squared error summed over a sample's pixels, averaged over the batch).</summary>
     public double Gamma { get; init; } = 1.0;
@@ -103,8 +109,10 @@ public sealed record DnmConfig
     public int Threads { get; init; }
     /// <summary>Run directory.</summary>
     public string Out { get; init; } = "runs/dnm";
-    /// <summary>Write a checkpoint every this many steps (and at each epoch end).</summary>
+    /// <summary>Write a checkpoint every this many steps (see <see cref="Training.CheckpointPolicy"/>).</summary>
     public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Also write one when this many minutes passed since the last (0: off); never twice for one step.</summary>
+    public double CheckpointMinutes { get; init; } = 10;
     /// <summary>Evaluate (metrics.jsonl) every this many joint epochs; 0 = only at the end.</summary>
     public int EvalEvery { get; init; } = 1;
     /// <summary>
@@ -154,6 +162,7 @@ public sealed record DnmConfig
         if (PretrainEpochs < 0) p.Add($"pretrain-epochs must be >= 0, got {PretrainEpochs}");
         if (SomIterations < 0) p.Add($"som-iterations must be >= 0, got {SomIterations}");
         if (BatchSize <= 0) p.Add($"batch-size must be positive, got {BatchSize}");
+        if (MicroBatch < 0) p.Add($"micro-batch must be >= 0 (0: automatic), got {MicroBatch}");
         if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) p.Add($"learning-rate must be positive, got {LearningRate}");
         if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
@@ -175,6 +184,7 @@ public sealed record DnmConfig
         OneOf(p, "on-bad-image", OnBadImage, Choices.OnBadImage);
         if (Threads < 0) p.Add($"threads must be >= 0, got {Threads}");
         if (CheckpointEvery <= 0) p.Add($"checkpoint-every must be positive, got {CheckpointEvery}");
+        if (!(CheckpointMinutes >= 0) || double.IsInfinity(CheckpointMinutes)) p.Add($"checkpoint-minutes must be a number >= 0 (0: off), got {CheckpointMinutes}");
         if (EvalEvery < 0) p.Add($"eval-every must be >= 0, got {EvalEvery}");
         if (EvalLimit <= 0) p.Add($"eval-limit must be positive, got {EvalLimit}");
         if (string.IsNullOrWhiteSpace(Out)) p.Add("out must name a directory");

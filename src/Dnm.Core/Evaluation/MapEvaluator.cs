@@ -33,9 +33,9 @@ public static class MapEvaluator
                 var n = Math.Min(buffer.Capacity, count - start);
                 buffer.Fill(data, Enumerable.Range(start, n).ToArray());
                 buffer.Labels.AsSpan(0, n).CopyTo(labels.AsSpan(start));
-                var zb = engine.Embed(buffer.FilledPixels, n);
-                var x = tensor(buffer.FilledPixels.ToArray(), new long[] { n, data.Shape.Channels, data.Shape.Height, data.Shape.Width }, device: engine.Device);
-                squaredError += (engine.Model.Decode(zb) - x).square().sum().item<float>();
+                // Micro-batch by micro-batch, as a step computes: the same bits on every replica and thread count.
+                var zb = engine.Embed(buffer.FilledPixels, n, out var batchError);
+                squaredError += batchError;
                 zb.cpu().data<float>().CopyTo(z.AsSpan(start * dim, n * dim));
             }
         }

@@ -94,12 +94,40 @@ public sealed record Checkpoint(DnmConfig Config, RunState State, ImageShape Sha
     }
 
     /// <summary>The newest checkpoint in a run's checkpoints folder, or null.</summary>
-    public static string? Latest(string checkpointDir) =>
+    public static string? Latest(string checkpointDir) => InOrder(checkpointDir).LastOrDefault();
+
+    /// <summary>The step checkpoints of a folder, oldest first (by global step, then position within SOM pre-training).</summary>
+    public static IReadOnlyList<string> InOrder(string checkpointDir) =>
         Directory.Exists(checkpointDir)
-            ? Directory.GetFiles(checkpointDir, "step-*.ckpt").OrderBy(f => f, StringComparer.Ordinal).LastOrDefault()
-            : null;
+            ? Directory.GetFiles(checkpointDir, "step-*.ckpt").Select(f => (Key: OrderOf(f), Path: f)).Where(f => f.Key is not null)
+                .OrderBy(f => f.Key!.Value).ThenBy(f => f.Path, StringComparer.Ordinal).Select(f => f.Path).ToArray()
+            : [];
+
+    /// <summary>
+    /// The file name of a checkpoint of <paramref name="state"/>: <c>step-G.ckpt</c> for a training step,
+    /// <c>step-G-som-N.ckpt</c> within SOM pre-training (which does not advance G) and <c>step-G-som-done.ckpt</c> after it,
+    /// so no two states of a run share a name and no checkpoint is ever rewritten.
+    /// </summary>
+    public static string FileName(RunState state) => state switch
+    {
+        { Phase: TrainingPhase.SomPretrain } => $"step-{state.GlobalStep:D9}-som-{state.PhaseStep:D9}.ckpt",
+        { Phase: TrainingPhase.Joint, PhaseStep: 0, Epoch: 0, StepInEpoch: 0 } => $"step-{state.GlobalStep:D9}-som-done.ckpt",
+        _ => FileName(state.GlobalStep),
+    };
 
     public static string FileName(long globalStep) => $"step-{globalStep:D9}.ckpt";
+
+    /// <summary>(global step, then 0 for a training step, 1 + N within SOM pre-training, last after it); null for another name.</summary>
+    private static (long Step, long Within)? OrderOf(string path)
+    {
+        var name = Path.GetFileNameWithoutExtension(path);
+        var parts = name.Split('-');
+        if (parts.Length < 2 || parts[0] != "step" || !long.TryParse(parts[1], System.Globalization.NumberStyles.None, null, out var step)) return null;
+        if (parts.Length == 2) return (step, 0);
+        if (parts.Length == 4 && parts[2] == "som" && long.TryParse(parts[3], System.Globalization.NumberStyles.None, null, out var n)) return (step, 1 + n);
+        if (parts.Length == 4 && parts[2] == "som" && parts[3] == "done") return (step, long.MaxValue);
+        return null;
+    }
 }
 
 /// <summary>A missing, corrupt or incompatible checkpoint. The CLI reports it with exit code 3.</summary>

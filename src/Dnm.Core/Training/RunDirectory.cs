@@ -37,8 +37,8 @@ public sealed class RunDirectory
     /// <summary>Keeps the newest <paramref name="keep"/> step checkpoints and deletes older ones.</summary>
     public void PruneCheckpoints(int keep)
     {
-        var files = Directory.GetFiles(Checkpoints, "step-*.ckpt").OrderBy(f => f, StringComparer.Ordinal).ToArray();
-        foreach (var f in files.Take(Math.Max(0, files.Length - keep))) File.Delete(f);
+        var files = Checkpoint.InOrder(Checkpoints);
+        foreach (var f in files.Take(Math.Max(0, files.Count - keep))) File.Delete(f);
     }
 
     public static void WriteAtomically(string path, string text)

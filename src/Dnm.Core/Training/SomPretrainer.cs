@@ -14,7 +14,7 @@ namespace Dnm.Core.Training;
 /// <param name="targets">Vectors to fit instead of the encoder's embeddings (the smoothed targets), or null.</param>
 internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageDataset train, SomSchedule schedule, ITrainingObserver observer, Tensor? targets = null)
 {
-    public void Run(ref RunState state, Action checkpoint, CancellationToken cancel)
+    public void Run(ref RunState state, Action<RunState> checkpoint, CancellationToken cancel)
     {
         var iterations = config.SomIterations;
         var stepsPerEpoch = ShardSampler.StepsPerEpoch(train.Count, config.BatchSize);
@@ -53,7 +53,8 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
                 sinceReport = 0;
                 sw.Restart();
             }
-            if (state.PhaseStep % config.CheckpointEvery == 0 && state.PhaseStep < iterations) checkpoint();
+            // Only on wall time (CheckpointPolicy): iterations are cheap, and a run that stops here redoes little.
+            if (state.PhaseStep < iterations) checkpoint(state);
         }
     }
 

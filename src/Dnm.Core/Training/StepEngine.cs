@@ -15,15 +15,16 @@ namespace Dnm.Core.Training;
 /// about workers or networks: the caller sums the vectors of phase 1 and 2 over all replicas (or,
 /// for one process, passes them straight through) and hands the sums back.
 /// <list type="number">
-/// <item><see cref="Forward"/>: encode and decode the local shard; write the local soft counts f^(k).</item>
-/// <item><see cref="Backward"/>: with the global f, compute P, the loss, its gradient and the SOM statistics.</item>
-/// <item><see cref="Apply"/>: apply the reduced statistics: L2, Adam, Kohonen rule. Identical on every replica.</item>
+/// <item><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, RankSlice, StepMode, Span{float})"/>: encode and decode this rank's micro-batches; write their soft counts f as blocks of the fixed sum tree.</item>
+/// <item><see cref="Backward"/>: with the global f, compute P, the loss, its gradient and the SOM statistics, as blocks.</item>
+/// <item><see cref="Apply(ReadOnlySpan{float}, int, StepMode, ScheduleValues, StepTrace?)"/>: apply the reduced statistics: L2, Adam, Kohonen rule. Identical on every replica.</item>
 /// </list>
-/// On the CPU the local batch is split again into one <see cref="StepShard"/> per thread, each on a
-/// thread of its own with torch running single-threaded there (see <see cref="ShardThreads"/>); the
-/// engine sums the shards' vectors in shard order, so a step is deterministic for a given thread
-/// count. Phases 1 and 2 keep no tensors on the caller's thread, and phase 3 opens its own dispose
-/// scope, so the phases of a step may be called from different threads, one at a time.
+/// The global batch is cut into <see cref="MicroBatches"/>, a function of the config and the model only. Each
+/// micro-batch is one <see cref="StepShard"/>, run on a thread of its own with torch single-threaded there (see
+/// <see cref="ShardThreads"/>), and its vectors are summed in <see cref="FixedOrderSum"/>'s tree: a step's result
+/// is the same bits for every thread count and every world size. Phases 1 and 2 keep no tensors on the caller's
+/// thread, and phase 3 opens its own dispose scope, so the phases of a step may be called from different
+/// threads, one at a time.
 /// </summary>
 public sealed class StepEngine : IDisposable
 {
@@ -39,9 +40,10 @@ public sealed class StepEngine : IDisposable
 
     private bool inFlight;
     private StepMode pendingMode;
-    private int pendingCount;
+    private RankSlice pending;
 
-    public StepEngine(DnmConfig config, ImageShape shape, Device device, int maxLocalBatch)
+    /// <param name="maxBatch">The largest global batch a step or an embedding call will hold (the batch size).</param>
+    public StepEngine(DnmConfig config, ImageShape shape, Device device, int maxBatch)
     {
         this.config = config;
         this.device = device;
@@ -63,29 +65,18 @@ public sealed class StepEngine : IDisposable
         Layout = new StepLayout(parameters.Sum(p => (int)p.numel()), Som.Nodes, config.Latent);
         statsHost = zeros(new long[] { Layout.Length }).DetachFromDisposeScope();
         softCountsHost = zeros(new long[] { Layout.Nodes }).DetachFromDisposeScope();
-        MaxLocalBatch = maxLocalBatch;
+        MaxLocalBatch = Math.Max(maxBatch, 1);
         rule = config.SomRule == "batch" ? SomRule.Batch : SomRule.Minibatch;
-        // A GPU runs a whole batch in one launch; threads only help where the CPU computes.
-        var threadCount = device.type == DeviceType.CPU ? Math.Clamp(Runtime.TorchRuntime.StepThreads(config.Threads), 1, Math.Max(maxLocalBatch, 1)) : 1;
-        var shardCount = ShardCount(Model.StepBufferBytesPerSample, maxLocalBatch, threadCount, device);
-        var capacity = (maxLocalBatch + shardCount - 1) / shardCount;
-        shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Som, parameters, device, Layout, capacity)).ToArray();
+        // Micro-batches small enough that libtorch's largest per-step buffer (Autoencoder.StepBufferBytesPerSample per
+        // sample; slow_conv2d's im2col matrix for the conv encoder) stays below MaxShardBufferBytes. glibc gives every
+        // thread but the main one its own arena made of 64 MB heaps, and serves a larger block there with mmap and frees
+        // it with munmap: at 128 samples per shard that was ~370 000 page faults per step and 9x the CPU time.
+        MicroBatches = MicroBatches.For(config.MicroBatch, Model.StepBufferBytesPerSample, MaxShardBufferBytes);
+        var shardCount = MicroBatches.Count(MaxLocalBatch);
+        // A GPU runs one micro-batch after the other on one thread; threads only help where the CPU computes.
+        var threadCount = device.type == DeviceType.CPU ? Math.Clamp(Runtime.TorchRuntime.StepThreads(config.Threads), 1, shardCount) : 1;
+        shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Som, parameters, device, Layout, MicroBatches.MaxSize)).ToArray();
         threads = new ShardThreads(threadCount, "dnm-step");
-    }
-
-    /// <summary>
-    /// Shards per step: a multiple of the thread count, each small enough that libtorch's largest
-    /// per-step buffer (<see cref="Autoencoder.StepBufferBytesPerSample"/> per sample; slow_conv2d's im2col matrix for the conv encoder) stays below
-    /// <see cref="MaxShardBufferBytes"/>. glibc gives every thread but the main one its own arena
-    /// made of 64 MB heaps, and serves a larger block there with mmap and frees it with munmap: at
-    /// 128 samples per shard that was ~370 000 page faults per step and 9× the CPU time.
-    /// </summary>
-    private static int ShardCount(long bufferBytesPerSample, int maxLocalBatch, int threadCount, Device device)
-    {
-        if (device.type != DeviceType.CPU) return 1;
-        var perShard = (int)Math.Clamp(MaxShardBufferBytes / Math.Max(bufferBytesPerSample, 1), 1, int.MaxValue);
-        var rounds = (Math.Max(maxLocalBatch, 1) + threadCount * perShard - 1) / (threadCount * perShard);
-        return Math.Min(threadCount * rounds, Math.Max(maxLocalBatch, 1));
     }
 
     private static readonly Lock InitGate = new();
@@ -93,36 +84,50 @@ public sealed class StepEngine : IDisposable
     /// <summary>Bound on one shard's largest libtorch buffer (below glibc's 64 MB per-thread heap).</summary>
     internal const long MaxShardBufferBytes = 48L << 20;
 
+    /// <summary>How every batch is cut into micro-batches, whatever the thread count and world size.</summary>
+    public MicroBatches MicroBatches { get; }
+
     public Autoencoder Model { get; }
     public SomLattice Som { get; }
     public AdamOptimizer Optimizer { get; }
     public StepLayout Layout { get; }
     public Device Device => device;
+    /// <summary>The largest global batch (and embedding call) this engine holds.</summary>
     public int MaxLocalBatch { get; }
     public IReadOnlyList<Parameter> Parameters => parameters;
 
     /// <summary>Threads that run phases 1 and 2.</summary>
     public int Threads => threads.Count;
 
-    /// <summary>Batch shards per step (a multiple of <see cref="Threads"/> on the CPU).</summary>
+    /// <summary>Shards: one per micro-batch of the largest batch.</summary>
     public int Shards => shards.Length;
 
-    /// <summary>Phase 1. <paramref name="images"/> holds <paramref name="count"/> images (may be 0 on an idle worker).</summary>
-    public void Forward(ReadOnlySpan<float> images, int count, StepMode mode, Span<float> localSoftCounts) =>
-        Forward(images, ReadOnlySpan<float>.Empty, count, mode, localSoftCounts);
+    /// <summary>Phase 1 of a whole batch in one process (a world of one): <paramref name="softCounts"/> receives f.</summary>
+    public void Forward(ReadOnlySpan<float> images, int count, StepMode mode, Span<float> softCounts) =>
+        Forward(images, ReadOnlySpan<float>.Empty, new RankSlice(count, 0, 1), mode, softCounts);
+
+    /// <summary>Vectors of <paramref name="length"/> floats this rank contributes to a reduction (one per block of its micro-batches).</summary>
+    public int ContributionLength(RankSlice slice, int length) =>
+        MicroBatches.Blocks(slice.BatchLength, slice.Rank, slice.WorldSize).Count * length;
 
     /// <summary>
-    /// Phase 1 with the images' smoothed targets ẑ (<paramref name="targets"/>: count × D, row i for image i)
-    /// for the smoothing term of a joint step; empty when the term is off.
+    /// Phase 1 on this rank's part of the global batch: <paramref name="images"/> holds the samples of
+    /// <see cref="MicroBatches.SampleRange"/> (none on an idle rank), <paramref name="targets"/> their smoothed targets ẑ
+    /// (count × D, for the smoothing term of a joint step; empty when the term is off). In joint mode
+    /// <paramref name="softCountBlocks"/> receives this rank's f as the sums of its blocks of the fixed tree
+    /// (<see cref="ContributionLength"/> of <see cref="StepLayout.Nodes"/>); in one process that is f itself.
     /// </summary>
-    public void Forward(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int count, StepMode mode, Span<float> localSoftCounts)
+    public void Forward(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, RankSlice slice, StepMode mode, Span<float> softCountBlocks)
     {
         if (inFlight) throw new InvalidOperationException("a step is already in flight; call Apply or Abort first");
-        if (count > MaxLocalBatch) throw new ArgumentException($"local batch {count} exceeds the engine's maximum {MaxLocalBatch}");
+        if (slice.BatchLength > MaxLocalBatch) throw new ArgumentException($"batch {slice.BatchLength} exceeds the engine's maximum {MaxLocalBatch}");
+        var (start, count) = MicroBatches.SampleRange(slice.BatchLength, slice.Rank, slice.WorldSize);
+        if (images.Length != count * Model.Shape.Pixels)
+            throw new ArgumentException($"rank {slice.Rank} of {slice.WorldSize} trains on {count} samples of the batch of {slice.BatchLength}, but {images.Length / Math.Max(Model.Shape.Pixels, 1)} images were given");
         inFlight = true;
         pendingMode = mode;
-        pendingCount = count;
-        var active = Split(images, targets, count);
+        pending = slice;
+        var active = Load(images, targets, slice.BatchLength, slice.Rank, slice.WorldSize, start);
         try
         {
             threads.Run(active, i => shards[i].Forward(mode));
@@ -132,29 +137,53 @@ public sealed class StepEngine : IDisposable
             Abort();
             throw;
         }
-        localSoftCounts[..Layout.Nodes].Clear();
-        if (mode != StepMode.Joint) return;
-        for (int i = 0; i < active; i++) Accumulate(shards[i].SoftCounts, localSoftCounts);
+        if (mode != StepMode.Joint)
+        {
+            softCountBlocks.Clear();
+            return;
+        }
+        SumBlocks(slice, i => shards[i].SoftCounts, Layout.Nodes, softCountBlocks);
     }
 
-    /// <summary>Phase 2: writes this shard's statistics (see <see cref="StepLayout"/>) into <paramref name="localStats"/>.</summary>
-    public void Backward(ReadOnlySpan<float> globalSoftCounts, int globalBatch, Span<float> localStats)
+    /// <summary>
+    /// Phase 2: with the global soft counts, writes this rank's statistics (see <see cref="StepLayout"/>) as the sums of
+    /// its blocks of the fixed tree into <paramref name="statBlocks"/> (<see cref="ContributionLength"/> of
+    /// <see cref="StepLayout.Length"/>); in one process that is the step's statistics.
+    /// </summary>
+    public void Backward(ReadOnlySpan<float> globalSoftCounts, Span<float> statBlocks)
     {
         if (!inFlight) throw new InvalidOperationException("Backward before Forward");
         globalSoftCounts[..Layout.Nodes].CopyTo(Runtime.HostTensor.Floats(softCountsHost));
-        var active = ActiveShards(pendingCount);
+        var active = MicroBatches.RankRange(pending.BatchLength, pending.Rank, pending.WorldSize).Count;
+        var batch = pending.BatchLength;
         try
         {
-            threads.Run(active, i => shards[i].Backward(softCountsHost, globalBatch));
+            threads.Run(active, i => shards[i].Backward(softCountsHost, batch));
         }
         catch
         {
             Abort();
             throw;
         }
-        var stats = localStats[..Layout.Length];
-        stats.Clear();
-        for (int i = 0; i < active; i++) Accumulate(shards[i].Stats, stats);
+        SumBlocks(pending, i => shards[i].StatsBuffer, Layout.Length, statBlocks);
+    }
+
+    /// <summary>Sums this rank's micro-batch vectors (slot i: the rank's i-th) block by block, into consecutive vectors of <paramref name="output"/>.</summary>
+    private void SumBlocks(RankSlice slice, FixedOrderSum.Slot local, int length, Span<float> output)
+    {
+        var (first, count) = MicroBatches.RankRange(slice.BatchLength, slice.Rank, slice.WorldSize);
+        var blocks = FixedOrderSum.Blocks(first, count);
+        if (output.Length < blocks.Count * length)
+            throw new ArgumentException($"rank {slice.Rank} of {slice.WorldSize} contributes {blocks.Count} vectors of {length} floats; the buffer holds {output.Length}");
+        output[(blocks.Count * length)..].Clear(); // an idle rank contributes nothing
+        var sizes = new int[count];
+        Array.Fill(sizes, 1);
+        for (var b = 0; b < blocks.Count; b++)
+        {
+            var (start, size) = blocks[b];
+            FixedOrderSum.Reduce(i => local(i), sizes, start - first, size);
+            local(start - first).CopyTo(output.Slice(b * length, length));
+        }
     }
 
     /// <summary>
@@ -166,6 +195,15 @@ public sealed class StepEngine : IDisposable
     public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, ScheduleValues schedule, StepTrace? trace = null)
     {
         if (!inFlight) throw new InvalidOperationException("Apply before Forward");
+        return Apply(reducedStats, globalBatch, pendingMode, schedule, trace);
+    }
+
+    /// <summary>
+    /// Phase 3 on its own, for a replica that computed no part of the step (the coordinator's): applies the reduced
+    /// statistics of a <paramref name="mode"/> step. Ends the step in flight, if any.
+    /// </summary>
+    public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, StepMode mode, ScheduleValues schedule, StepTrace? trace = null)
+    {
         try
         {
             var adam = trace?.Phase(StepPhase.Apply);
@@ -196,7 +234,7 @@ public sealed class StepEngine : IDisposable
             }
             Optimizer.Step(grads);
             adam?.Dispose();
-            if (pendingMode == StepMode.Joint)
+            if (mode == StepMode.Joint)
             {
                 using var somUpdate = trace?.Phase(StepPhase.SomUpdate);
                 var sums = flat.narrow(0, Layout.BmuSumsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
@@ -207,7 +245,7 @@ public sealed class StepEngine : IDisposable
             var kl = reducedStats[Layout.KlSumIndex] / b;
             var recon = reducedStats[Layout.SquaredErrorSumIndex] / (b * Model.Shape.Pixels);
             // recon is reported per pixel (comparable with the evaluation's recon_mse); the loss sums the pixels.
-            double? smoothing = pendingMode == StepMode.Joint && config.SmoothWeight > 0 ? reducedStats[Layout.SmoothingSumIndex] / b : null;
+            double? smoothing = mode == StepMode.Joint && config.SmoothWeight > 0 ? reducedStats[Layout.SmoothingSumIndex] / b : null;
             var total = kl + config.Gamma * Model.Shape.Pixels * recon + config.Beta * l2 + config.SmoothWeight * (smoothing ?? 0);
             return new StepLoss(kl, recon, config.Beta * l2, total, (int)reducedStats[Layout.SampleCountIndex], smoothing);
         }
@@ -226,46 +264,51 @@ public sealed class StepEngine : IDisposable
         inFlight = false;
     }
 
-    /// <summary>Embeddings of a batch without gradient, for evaluation and SOM pre-training. Caller owns the result.</summary>
-    public Tensor Embed(ReadOnlySpan<float> images, int count)
+    /// <summary>
+    /// Embeddings of a batch without gradient, for evaluation and SOM pre-training, computed micro-batch by micro-batch
+    /// as a step would (so each row is the same bits whatever the thread count). Caller owns the result.
+    /// </summary>
+    public Tensor Embed(ReadOnlySpan<float> images, int count) => Embed(images, count, reconstruct: false, out _);
+
+    /// <summary>
+    /// <see cref="Embed(ReadOnlySpan{float}, int)"/>, and the squared reconstruction error of the batch, summed in
+    /// micro-batch order in double precision.
+    /// </summary>
+    public Tensor Embed(ReadOnlySpan<float> images, int count, out double squaredError) => Embed(images, count, reconstruct: true, out squaredError);
+
+    private Tensor Embed(ReadOnlySpan<float> images, int count, bool reconstruct, out double squaredError)
     {
+        if (count > MaxLocalBatch) throw new ArgumentException($"batch {count} exceeds the engine's maximum {MaxLocalBatch}");
         var result = empty(new long[] { count, Som.Dim }, device: device);
-        var active = Split(images, ReadOnlySpan<float>.Empty, count);
+        var active = Load(images, ReadOnlySpan<float>.Empty, count, 0, 1, 0);
         var offsets = new long[active + 1];
         for (int i = 0; i < active; i++) offsets[i + 1] = offsets[i] + shards[i].Count;
+        var errors = new double[active];
         threads.Run(active, i =>
         {
             using var slice = result.narrow(0, offsets[i], shards[i].Count);
-            shards[i].EmbedInto(slice);
+            errors[i] = shards[i].EmbedInto(slice, reconstruct);
         });
+        squaredError = 0;
+        foreach (var e in errors) squaredError += e;
         return result;
     }
 
-    /// <summary>Spreads <paramref name="count"/> images over the shards (sizes differ by at most one); returns how many got any.</summary>
-    private int Split(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int count)
+    /// <summary>
+    /// Loads rank <paramref name="rank"/>'s micro-batches of a batch of <paramref name="batchLength"/> into the shards, one each
+    /// (<paramref name="images"/> starts at batch position <paramref name="sampleStart"/>); returns how many shards it used.
+    /// </summary>
+    private int Load(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int batchLength, int rank, int worldSize, int sampleStart)
     {
-        if (count > MaxLocalBatch) throw new ArgumentException($"batch {count} exceeds the engine's maximum {MaxLocalBatch}");
         var pixels = Model.Shape.Pixels;
-        var active = ActiveShards(count);
-        int start = 0;
-        for (int i = 0; i < shards.Length; i++)
+        var (first, count) = MicroBatches.RankRange(batchLength, rank, worldSize);
+        for (int i = 0; i < count; i++)
         {
-            var n = i < active ? count / active + (i < count % active ? 1 : 0) : 0;
-            shards[i].Load(images.Slice(start * pixels, n * pixels), targets.IsEmpty ? targets : targets.Slice(start * Layout.Latent, n * Layout.Latent), n);
-            start += n;
+            var (start, n) = MicroBatches.Range(batchLength, first + i);
+            var at = start - sampleStart;
+            shards[i].Load(images.Slice(at * pixels, n * pixels), targets.IsEmpty ? targets : targets.Slice(at * Layout.Latent, n * Layout.Latent), n);
         }
-        return active;
-    }
-
-    private int ActiveShards(int count) => Math.Min(shards.Length, count);
-
-    private static void Accumulate(ReadOnlySpan<float> source, Span<float> target)
-    {
-        var vectors = System.Numerics.Vector<float>.Count;
-        int i = 0;
-        for (; i <= source.Length - vectors; i += vectors)
-            (new System.Numerics.Vector<float>(target[i..]) + new System.Numerics.Vector<float>(source[i..])).CopyTo(target[i..]);
-        for (; i < source.Length; i++) target[i] += source[i];
+        return count;
     }
 
     public void Dispose()

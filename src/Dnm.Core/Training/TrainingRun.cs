@@ -30,57 +30,19 @@ public static class TrainingRun
     public static TrainingResult Execute(DnmConfig config, Device device, Checkpoint? resumeFrom, ITrainingObserver observer,
         IProgress<FetchProgress>? fetchProgress, CancellationToken cancel, StepTracer? tracer = null)
     {
-        tracer ??= StepTracer.Untraced();
         var wall = Stopwatch.StartNew();
-        if (resumeFrom is not null)
-            config = resumeFrom.Config with { Device = config.Device, Threads = config.Threads, Out = config.Out };
-        config.Validated();
+        config = RunSession.Merge(config, resumeFrom).Validated();
         // Open the data first: a missing or corrupt dataset must not leave an empty run directory behind.
         using var train = OpenSplit(config, "train", config.Limit, fetchProgress);
         using var test = OpenSplit(config, "test", null, fetchProgress);
-        var run = new RunDirectory(config.Out);
-        run.WriteConfig(config);
         observer.OnMessage($"data: {train.Name} ({train.Count} samples, {train.Shape}), evaluation on {test.Name} ({test.Count} samples)");
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples); lower --batch-size or raise --limit");
 
-        using var trainer = new Trainer(config, train, device, run, observer, tracer);
+        using var trainer = new Trainer(config, train, test, device, new RunDirectory(config.Out), observer, tracer);
         if (resumeFrom is not null) trainer.Resume(resumeFrom);
-
-        void Evaluate(Trainer t, int epoch)
-        {
-            using var span = tracer.Span("dnm.evaluate", t.State.GlobalStep);
-            var q = EvaluateNow(t.Engine, config, train, test, config.EvalLimit, cancel, out _);
-            var report = new EvaluationReport(t.State.Phase, epoch, t.State.GlobalStep, q.Quality, q.Samples, q.Duration);
-            run.AppendMetrics(new { phase = epoch == 0 ? "som-pretrain" : "joint", epoch, global_step = t.State.GlobalStep, q.Quality.Purity, q.Quality.Nmi, q.Quality.Qe, q.Quality.Te, recon_mse = q.Quality.ReconMse, samples = q.Samples, seconds = q.Duration.TotalSeconds });
-            observer.OnEvaluation(report);
-        }
-
-        trainer.Run(Evaluate, cancel);
-
-        // The final evaluation uses the whole training set for node labels and the whole test split.
-        Evaluated final;
-        int[]? labelMap;
-        using (tracer.Span("dnm.evaluate", trainer.State.GlobalStep))
-            final = EvaluateNow(trainer.Engine, config, train, test, null, cancel, out labelMap);
-        run.AppendMetrics(new { phase = "final", epoch = config.Epochs, global_step = trainer.State.GlobalStep, final.Quality.Purity, final.Quality.Nmi, final.Quality.Qe, final.Quality.Te, recon_mse = final.Quality.ReconMse, samples = final.Samples, seconds = final.Duration.TotalSeconds });
-        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, config.Epochs, trainer.State.GlobalStep, final.Quality, final.Samples, final.Duration));
-        run.WriteFinalMetrics(final.Quality);
-        trainer.SaveCheckpoint(run.FinalCheckpoint);
-        MapEvaluator.RenderPictures(trainer.Engine, labelMap, train.ClassNames, run.PrototypesPng, run.LabelMapPng, run.UMatrixPng);
-        return new TrainingResult(run.Root, final.Quality, trainer.State.GlobalStep, wall.Elapsed);
-    }
-
-    private sealed record Evaluated(MapQuality Quality, int Samples, TimeSpan Duration);
-
-    private static Evaluated EvaluateNow(StepEngine engine, DnmConfig config, IImageDataset train, IImageDataset test, int? limit,
-        CancellationToken cancel, out int[]? labelMap)
-    {
-        var sw = Stopwatch.StartNew();
-        var reference = MapEvaluator.Place(engine, train, config.BatchSize, limit, cancel);
-        labelMap = MapEvaluator.LabelMap(reference, train, engine.Som.Nodes);
-        var placed = MapEvaluator.Place(engine, test, config.BatchSize, limit, cancel);
-        var quality = MapEvaluator.Quality(placed, labelMap, test.HasLabels, engine.Som.Rows, engine.Som.Cols);
-        return new Evaluated(quality, placed.Bmu.Length, sw.Elapsed);
+        trainer.Run(cancel);
+        var final = trainer.Session.Finish(trainer.State, cancel);
+        return new TrainingResult(trainer.Session.Directory.Root, final, trainer.State.GlobalStep, wall.Elapsed);
     }
 }

@@ -40,6 +40,7 @@ public sealed class ConfigFlags
         Flag<int>("pretrain-epochs", "Autoencoder-only epochs before the SOM is fitted", c => c.PretrainEpochs, (c, v) => c with { PretrainEpochs = v }),
         Flag<int>("som-iterations", "SOM pre-training iterations on the pre-trained embeddings", c => c.SomIterations, (c, v) => c with { SomIterations = v }),
         Flag<int>("batch-size", "Global batch size", c => c.BatchSize, (c, v) => c with { BatchSize = v }),
+        Flag<int>("micro-batch", "Most samples in one micro-batch, the unit of work a rank computes (the result is the same for any number of workers); 0 = automatic (at most 64)", c => c.MicroBatch, (c, v) => c with { MicroBatch = v }),
         Flag<double>("learning-rate", "Adam learning rate", c => c.LearningRate, (c, v) => c with { LearningRate = v }),
         Flag<double>("gamma", "Weight of the reconstruction loss", c => c.Gamma, (c, v) => c with { Gamma = v }),
         Flag<double>("beta", "Weight of the L2 penalty on the encoder weights", c => c.Beta, (c, v) => c with { Beta = v }),
@@ -62,7 +63,8 @@ public sealed class ConfigFlags
         Flag<string>("device", "auto, cpu, cuda or cuda:N", c => c.Device, (c, v) => c with { Device = v }),
         Flag<int>("threads", "Torch intra-op threads; 0 = one per core", c => c.Threads, (c, v) => c with { Threads = v }),
         Flag<string>("out", "Run directory", c => c.Out, (c, v) => c with { Out = v }, "runs/<dataset>-<yyyyMMdd-HHmmss>", "dir"),
-        Flag<int>("checkpoint-every", "Write a checkpoint every this many steps (and at each epoch end)", c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }),
+        Flag<int>("checkpoint-every", "Write a checkpoint every this many steps (and after SOM pre-training)", c => c.CheckpointEvery, (c, v) => c with { CheckpointEvery = v }),
+        Flag<double>("checkpoint-minutes", "Also write a checkpoint when this many minutes passed since the last; 0 = off", c => c.CheckpointMinutes, (c, v) => c with { CheckpointMinutes = v }),
         Flag<int>("eval-every", "Evaluate every this many joint epochs; 0 = only at the end", c => c.EvalEvery, (c, v) => c with { EvalEvery = v }),
         Flag<int>("eval-limit", "Training samples that label the nodes, and test samples evaluated, in periodic evaluations (the final one uses all)", c => c.EvalLimit, (c, v) => c with { EvalLimit = v }),
     ];

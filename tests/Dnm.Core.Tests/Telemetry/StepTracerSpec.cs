@@ -83,8 +83,8 @@ public sealed class StepTracerSpec : IDisposable
         using var data = InMemoryDataset.Blobs(48, 1);
         var config = StepEngineSpec.Small with { Map = "3x3", BatchSize = 24, PretrainEpochs = 1, SomIterations = 10, Epochs = 1, Out = dir.Path };
         var reports = new List<StepReport>();
-        using (var trainer = new Trainer(config, data, CPU, new RunDirectory(dir.Path), new Recorder(reports), new StepTracer(source, "run-1")))
-            trainer.Run(null, CancellationToken.None);
+        using (var trainer = new Trainer(config, data, data, CPU, new RunDirectory(dir.Path), new Recorder(reports), new StepTracer(source, "run-1")))
+            trainer.Run(CancellationToken.None);
 
         var steps = reports.Where(r => r.Phase != TrainingPhase.SomPretrain).ToArray();
         Assert.Equal(4, steps.Length); // 1 pre-training + 1 joint epoch of 48/24 steps

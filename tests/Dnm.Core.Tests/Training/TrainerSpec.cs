@@ -22,9 +22,9 @@ public class TrainerSpec
     private static ulong TrainToEnd(string outDir, Checkpoint? resume, ITrainingObserver observer, CancellationToken cancel, double smoothWeight = 0)
     {
         using var data = InMemoryDataset.Blobs(100, 1);
-        using var trainer = new Trainer(Config with { Out = outDir, SmoothWeight = smoothWeight, SmoothNeighbours = 4, SmoothSteps = 3 }, data, CPU, new RunDirectory(outDir), observer);
+        using var trainer = new Trainer(Config with { Out = outDir, SmoothWeight = smoothWeight, SmoothNeighbours = 4, SmoothSteps = 3 }, data, data, CPU, new RunDirectory(outDir), observer);
         if (resume is not null) trainer.Resume(resume);
-        trainer.Run(null, cancel);
+        trainer.Run(cancel);
         Assert.Equal(TrainingPhase.Done, trainer.State.Phase);
         return EngineState.Checksum(trainer.Engine);
     }
@@ -68,9 +68,9 @@ public class TrainerSpec
     {
         using var dir = new ScratchDirectory();
         using var data = InMemoryDataset.Blobs(48, 2);
-        using var trainer = new Trainer(Config with { Out = dir.Path }, data, CPU, new RunDirectory(dir.Path), new NoObserver());
+        using var trainer = new Trainer(Config with { Out = dir.Path }, data, data, CPU, new RunDirectory(dir.Path), new NoObserver());
         var path = dir.File("x.ckpt");
-        trainer.SaveCheckpoint(path);
+        trainer.ToCheckpoint().Save(path);
         var loaded = Checkpoint.Load(path);
         // Records compare arrays by reference: the two array keys are compared by value on their own.
         Assert.Equal(Config with { Out = dir.Path }, loaded.Config with { Channels = Config.Channels, Hidden = Config.Hidden });
@@ -94,10 +94,10 @@ public class TrainerSpec
         using var dir = new ScratchDirectory();
         using var data = InMemoryDataset.Blobs(48, 2);
         var config = Config with { Out = dir.Path, Encoder = "mlp", Hidden = [20, 10], PretrainEpochs = 1, SomIterations = 5, Epochs = 1 };
-        using var trainer = new Trainer(config, data, CPU, new RunDirectory(dir.Path), new NoObserver());
-        trainer.Run(null, CancellationToken.None);
+        using var trainer = new Trainer(config, data, data, CPU, new RunDirectory(dir.Path), new NoObserver());
+        trainer.Run(CancellationToken.None);
         var path = dir.File("mlp.ckpt");
-        trainer.SaveCheckpoint(path);
+        trainer.ToCheckpoint().Save(path);
         using var map = Core.Evaluation.TrainedMap.Load(path, CPU);
         Assert.Equal("mlp", map.Config.Encoder);
         Assert.Equal([20, 10], map.Config.Hidden);
@@ -110,7 +110,7 @@ public class TrainerSpec
     {
         using var dir = new ScratchDirectory();
         using var data = InMemoryDataset.Blobs(48, 2);
-        using var a = new Trainer(Config with { Out = dir.Path }, data, CPU, new RunDirectory(dir.Path), new NoObserver());
+        using var a = new Trainer(Config with { Out = dir.Path }, data, data, CPU, new RunDirectory(dir.Path), new NoObserver());
         using var b = new StepEngine(Config with { Latent = 6 }, data.Shape, CPU, 8);
         var e = Assert.Throws<CheckpointException>(() => EngineState.Import(b, EngineState.Export(a.Engine), 0));
         Assert.Contains("encoderDense.weight", e.Message);

@@ -1,9 +1,8 @@
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Som;
-using Dnm.Core.Training;
 
-namespace Dnm.Cluster.Coordination;
+namespace Dnm.Core.Training;
 
 /// <summary>What the coordinator does next.</summary>
 public abstract record PlannedAction;
@@ -15,7 +14,7 @@ public sealed record PlannedStep(TrainingPhase Phase, StepMode Mode, int Epoch, 
 /// <summary>Move to the next phase without a step (the state changes, nothing is trained).</summary>
 public sealed record EnterPhase(RunState State) : PlannedAction;
 
-/// <summary>Fit the SOM on the replica's embeddings (SOM pre-training runs on the coordinator).</summary>
+/// <summary>Fit the SOM on the embeddings of the whole training set (in a cluster, on the coordinator's replica).</summary>
 public sealed record PretrainSom : PlannedAction
 {
     public static readonly PretrainSom Instance = new();
@@ -28,10 +27,9 @@ public sealed record PlanFinished : PlannedAction
 }
 
 /// <summary>
-/// The single-process <see cref="Trainer"/>'s phase loop as a pure function of <see cref="RunState"/>, so the
-/// coordinator takes the same steps on the same global batches, with the same schedule values and the same
-/// checkpoints, as the reference. Any change to Trainer.Run/RunEpochs must be mirrored here (RunPlanSpec
-/// checks the two agree step by step).
+/// The run's phases as a pure function of <see cref="RunState"/>: which step comes next, on which global batch, with
+/// which schedule values, and where to checkpoint and evaluate. The one phase loop of every run: the single-process
+/// <see cref="Trainer"/> and the cluster's coordinator both follow it, so a world of N takes the same steps as one process.
 /// </summary>
 public sealed class RunPlan
 {
@@ -61,17 +59,19 @@ public sealed class RunPlan
     };
 
     /// <summary>
-    /// The state after a completed step, whether the Trainer would write a checkpoint there, and whether it would
-    /// evaluate the map (at the end of every eval-every-th joint epoch but the last, which the final evaluation covers).
+    /// The state after a completed step, whether a checkpoint is due by step count (every checkpoint-every steps;
+    /// <see cref="CheckpointPolicy"/> adds the wall-time ones), and whether to evaluate the map (at the end of every
+    /// eval-every-th joint epoch but the last, which the final evaluation covers).
     /// </summary>
     public (RunState State, bool Checkpoint, bool Evaluate) AfterStep(RunState s)
     {
         s = s with { StepInEpoch = s.StepInEpoch + 1, PhaseStep = s.PhaseStep + 1, GlobalStep = s.GlobalStep + 1 };
-        if (s.StepInEpoch < StepsPerEpoch) return (s, s.GlobalStep % config.CheckpointEvery == 0, false);
-        // The epoch is complete: it is checkpointed as such, so a resume starts the next one.
+        var checkpoint = s.GlobalStep % config.CheckpointEvery == 0;
+        if (s.StepInEpoch < StepsPerEpoch) return (s, checkpoint, false);
+        // The epoch is complete: a checkpoint written now resumes at the next one.
         s = s with { Epoch = s.Epoch + 1, StepInEpoch = 0 };
         var evaluate = s.Phase == TrainingPhase.Joint && config.EvalEvery > 0 && s.Epoch % config.EvalEvery == 0 && s.Epoch < config.Epochs;
-        return (s, true, evaluate);
+        return (s, checkpoint, evaluate);
     }
 
     private PlannedStep Step(RunState s, StepMode mode, int epochs, int dataEpochOffset)

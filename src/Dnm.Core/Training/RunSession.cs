@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
+
+namespace Dnm.Core.Training;
+
+/// <summary>A checkpoint written by <see cref="RunSession.SaveCheckpoint"/>.</summary>
+public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration);
+
+/// <summary>One line of metrics.jsonl: an evaluation of the map (<paramref name="Phase"/>: som-pretrain, joint or final).</summary>
+public sealed record MetricsRow(string Phase, int Epoch, long GlobalStep, double? Purity, double? Nmi, double Qe, double Te, double ReconMse,
+    int Samples, double Seconds)
+{
+    public static MetricsRow Of(string phase, int epoch, long globalStep, MapQuality q, int samples, TimeSpan duration) =>
+        new(phase, epoch, globalStep, q.Purity, q.Nmi, q.Qe, q.Te, q.ReconMse, samples, duration.TotalSeconds);
+}
+
+/// <summary>
+/// Everything of a run but its steps, for every world size: the run directory, resume, checkpoints (with
+/// <see cref="CheckpointPolicy"/>), SOM pre-training, the periodic and final evaluations with their metrics rows,
+/// final-metrics.json, final.ckpt and the pictures. It works on the run's authoritative replica: the single process's
+/// engine, or the cluster coordinator's. <see cref="TrainingRun"/> and the coordinator's replica both use it; the
+/// phase loop is <see cref="RunPlan"/>'s and the step <see cref="StepRunner"/>'s.
+/// </summary>
+public sealed class RunSession
+{
+    private readonly IImageDataset train;
+    private readonly IImageDataset test;
+    private readonly ITrainingObserver observer;
+    private readonly StepTracer tracer;
+    private readonly SomSchedule somSchedule;
+
+    /// <param name="config">The run's config, already merged with a resumed checkpoint's (<see cref="Merge"/>) and validated.</param>
+    public RunSession(DnmConfig config, RunDirectory run, StepEngine engine, IImageDataset train, IImageDataset test, ITrainingObserver observer,
+        StepTracer? tracer = null)
+    {
+        Config = config;
+        Directory = run;
+        Engine = engine;
+        this.train = train;
+        this.test = test;
+        this.observer = observer;
+        this.tracer = tracer ?? StepTracer.Untraced();
+        Checkpoints = new CheckpointPolicy(config);
+        somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
+        run.WriteConfig(config);
+    }
+
+    public DnmConfig Config { get; }
+    public RunDirectory Directory { get; }
+    public StepEngine Engine { get; }
+    public CheckpointPolicy Checkpoints { get; }
+
+    /// <summary>The smoothed targets ẑ (smooth-weight &gt; 0), once made or resumed; part of every checkpoint.</summary>
+    public SmoothTargets? Targets { get; private set; }
+
+    /// <summary>
+    /// The config a run continues with: a resumed checkpoint's, except the keys that describe this process rather than
+    /// the run (device, threads, out).
+    /// </summary>
+    public static DnmConfig Merge(DnmConfig requested, Checkpoint? resumeFrom) =>
+        resumeFrom is null ? requested : resumeFrom.Config with { Device = requested.Device, Threads = requested.Threads, Out = requested.Out };
+
+    /// <summary>Loads <paramref name="checkpoint"/> (named <paramref name="source"/> in errors) into the replica; returns its state.</summary>
+    public RunState Resume(Checkpoint checkpoint, string source)
+    {
+        if (checkpoint.Shape != train.Shape)
+            throw new CheckpointException($"checkpoint images are {checkpoint.Shape} but the dataset's are {train.Shape}");
+        EngineState.Import(Engine, checkpoint.Tensors, checkpoint.AdamSteps);
+        Targets = SmoothTargets.FromCheckpoint(checkpoint, Config, train.Count, source);
+        var state = checkpoint.State;
+        Checkpoints.Saved(state);
+        observer.OnMessage($"resumed at phase {state.Phase}, epoch {state.Epoch}, step {state.StepInEpoch} (global step {state.GlobalStep})");
+        return state;
+    }
+
+    /// <summary>The replica's state as a checkpoint.</summary>
+    public Checkpoint ToCheckpoint(RunState state)
+    {
+        var tensors = EngineState.Export(Engine);
+        if (Targets is { } targets) tensors = [.. tensors, targets.ToNamedArray()];
+        return new Checkpoint(Config, state, train.Shape, Engine.Optimizer.Steps, tensors);
+    }
+
+    /// <summary>Writes <paramref name="state"/>'s checkpoint if the policy says it is due (<paramref name="planned"/>: the plan asks for one).</summary>
+    public CheckpointSaved? MaybeCheckpoint(RunState state, bool planned) =>
+        Checkpoints.Due(state, planned) ? SaveCheckpoint(state) : null;
+
+    /// <summary>Writes <paramref name="state"/>'s step checkpoint (atomically) and keeps the newest three.</summary>
+    public CheckpointSaved SaveCheckpoint(RunState state)
+    {
+        var saved = Save(state, Path.Combine(Directory.Checkpoints, Checkpoint.FileName(state)));
+        Directory.PruneCheckpoints(keep: 3);
+        Checkpoints.Saved(state);
+        return saved;
+    }
+
+    private CheckpointSaved Save(RunState state, string path)
+    {
+        using var span = tracer.Span("dnm.checkpoint", state.GlobalStep);
+        var clock = Stopwatch.StartNew();
+        ToCheckpoint(state).Save(path);
+        var bytes = new FileInfo(path).Length;
+        observer.OnCheckpoint(path, bytes, clock.Elapsed);
+        return new CheckpointSaved(path, bytes, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// SOM pre-training on the replica's embeddings of the whole training set (or on the smoothed targets, made first
+    /// when smoothing is on), then the move to the joint phase, checkpointed, and the baseline evaluation.
+    /// </summary>
+    public RunState PretrainSom(RunState state, CancellationToken cancel)
+    {
+        if (Config.SmoothWeight > 0 && Targets is null) Targets = SmoothTargets.Make(Config, Engine, train, observer, cancel);
+        using (var targets = Targets?.ToTensor(Engine.Device))
+            new SomPretrainer(Config, Engine, train, somSchedule, observer, targets).Run(ref state, s => MaybeCheckpoint(s, planned: false), cancel);
+        state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
+        SaveCheckpoint(state);
+        // The map as pre-training leaves it: the baseline the joint phase should improve on.
+        if (Config.EvalEvery > 0) Evaluate(state, 0, cancel);
+        return state;
+    }
+
+    /// <summary>
+    /// A periodic evaluation into metrics.jsonl: nodes labelled from eval-limit training samples, quality on eval-limit
+    /// test samples (epoch 0: the map SOM pre-training left).
+    /// </summary>
+    public EvaluationReport Evaluate(RunState state, int epoch, CancellationToken cancel)
+    {
+        using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
+        var (quality, samples, duration, _) = Measure(Config.EvalLimit, cancel);
+        var phase = epoch == 0 ? TrainingPhase.SomPretrain : TrainingPhase.Joint;
+        Directory.AppendMetrics(MetricsRow.Of(phase.Name(), epoch, state.GlobalStep, quality, samples, duration));
+        var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, quality, samples, duration);
+        observer.OnEvaluation(report);
+        return report;
+    }
+
+    /// <summary>
+    /// The end of a run: the final evaluation (node labels from the whole training set, quality on the whole test split),
+    /// its metrics row, final-metrics.json, final.ckpt and the three pictures.
+    /// </summary>
+    public MapQuality Finish(RunState state, CancellationToken cancel)
+    {
+        (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap) final;
+        using (tracer.Span("dnm.evaluate", state.GlobalStep))
+            final = Measure(null, cancel);
+        Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
+        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
+        Directory.WriteFinalMetrics(final.Quality);
+        Save(state, Directory.FinalCheckpoint);
+        MapEvaluator.RenderPictures(Engine, final.LabelMap, train.ClassNames, Directory.PrototypesPng, Directory.LabelMapPng, Directory.UMatrixPng);
+        return final.Quality;
+    }
+
+    private (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap) Measure(int? limit, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        var reference = MapEvaluator.Place(Engine, train, Config.BatchSize, limit, cancel);
+        var labelMap = MapEvaluator.LabelMap(reference, train, Engine.Som.Nodes);
+        var placed = MapEvaluator.Place(Engine, test, Config.BatchSize, limit, cancel);
+        var quality = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+        return (quality, placed.Bmu.Length, clock.Elapsed, labelMap);
+    }
+}

@@ -1,0 +1,144 @@
+using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Training;
+
+/// <summary>The two vectors a step reduces over the ranks.</summary>
+public enum ReducedVector
+{
+    /// <summary>The soft counts f (joint steps only): every rank needs the global f before its loss.</summary>
+    SoftCounts,
+    /// <summary>The step statistics (<see cref="StepLayout"/>): gradients, BMU sums and counts, loss parts.</summary>
+    Statistics,
+}
+
+/// <summary>
+/// Sums the ranks' contributions to a step. Injected into the one <see cref="StepRunner"/>: the identity in one process
+/// (<see cref="LocalReducer"/>), the data plane in a cluster.
+/// </summary>
+public interface IStepReducer
+{
+    /// <summary>Whether the reduction leaves the process (its time is then a phase of the step: soft_count_reduce, gradient_reduce).</summary>
+    bool Communicates { get; }
+
+    /// <summary>
+    /// <paramref name="contribution"/> holds this rank's blocks of the fixed sum tree (<see cref="FixedOrderSum"/>);
+    /// <paramref name="sum"/> receives the root: the step's global vector.
+    /// </summary>
+    void Reduce(long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum);
+}
+
+/// <summary>One process, a world of one: its single block is the whole tree's root already.</summary>
+public sealed class LocalReducer : IStepReducer
+{
+    public static readonly LocalReducer Instance = new();
+
+    public bool Communicates => false;
+
+    public void Reduce(long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum) => contribution.CopyTo(sum);
+}
+
+/// <summary>
+/// Global step <paramref name="Step"/> (the run's GlobalStep before it): the batch at <paramref name="StepInEpoch"/> of
+/// data epoch <paramref name="DataEpoch"/>, computed as rank <paramref name="Rank"/> of <paramref name="WorldSize"/>.
+/// </summary>
+public readonly record struct StepInput(long Step, StepMode Mode, int DataEpoch, int StepInEpoch, ScheduleValues Schedule, int Rank = 0, int WorldSize = 1);
+
+/// <summary>What a step did on this rank: the loss of the whole global batch, and the samples this rank trained on.</summary>
+public readonly record struct StepOutcome(StepLoss Loss, int LocalSamples, int GlobalBatch);
+
+/// <summary>
+/// The one training step, for every world size: read this rank's micro-batches of the global batch, augment them,
+/// encode (f), reduce f, backward (statistics), reduce them, apply. The single-process <see cref="Trainer"/> runs it
+/// with the <see cref="LocalReducer"/>; a cluster worker with the data plane. Everything the step allocates on the
+/// native side lives in one dispose scope.
+/// </summary>
+public sealed class StepRunner
+{
+    private readonly DnmConfig config;
+    private readonly StepEngine engine;
+    private readonly IImageDataset train;
+    private readonly ITrainingObserver? reducedObserver;
+    private readonly BatchBuffer batch;
+    private readonly ImageAugmenter augmenter;
+    private readonly float[] batchTargets;
+    private readonly float[] softCounts;
+    private readonly float[] stats;
+    private float[] softCountBlocks = [];
+    private float[] statBlocks = [];
+    private (int DataEpoch, int[] Order)? order;
+
+    /// <param name="reducedObserver">Told the global sums of every step (<see cref="ITrainingObserver.OnStepReduced"/>); null on a cluster worker, whose coordinator reports them.</param>
+    public StepRunner(DnmConfig config, StepEngine engine, IImageDataset train, ITrainingObserver? reducedObserver)
+    {
+        this.config = config;
+        this.engine = engine;
+        this.train = train;
+        this.reducedObserver = reducedObserver;
+        batch = new BatchBuffer(train.Shape, config.BatchSize);
+        augmenter = ImageAugmenter.For(config, train.Shape);
+        batchTargets = new float[config.SmoothWeight > 0 ? config.BatchSize * config.Latent : 0];
+        softCounts = new float[engine.Layout.Nodes];
+        stats = new float[engine.Layout.Length];
+    }
+
+    /// <summary>The smoothed targets ẑ of the joint phase's smoothing term, once made (null while the term is off).</summary>
+    public SmoothTargets? Targets { get; set; }
+
+    public StepOutcome Run(StepInput step, IStepReducer reducer, StepTrace trace)
+    {
+        if (order?.DataEpoch != step.DataEpoch) order = (step.DataEpoch, ShardSampler.EpochOrder(train.Count, config.Seed, step.DataEpoch));
+        var global = ShardSampler.GlobalBatch(order.Value.Order, step.StepInEpoch, config.BatchSize);
+        var slice = new RankSlice(global.Length, step.Rank, step.WorldSize);
+        var (start, length) = engine.MicroBatches.SampleRange(global.Length, step.Rank, step.WorldSize);
+        var indices = global.Slice(start, length);
+        var n = batch.Fill(train, indices);
+        augmenter.Apply(batch.FilledPixels, indices, step.DataEpoch);
+        var joint = step.Mode == StepMode.Joint;
+        var fBlocks = Blocks(ref softCountBlocks, engine.ContributionLength(slice, engine.Layout.Nodes));
+        var sBlocks = Blocks(ref statBlocks, engine.ContributionLength(slice, engine.Layout.Length));
+        // Everything a step allocates on the native side is released when the step ends.
+        using var scope = NewDisposeScope();
+        var targets = ReadOnlySpan<float>.Empty;
+        if (joint && config.SmoothWeight > 0)
+            targets = (Targets ?? throw new InvalidOperationException($"joint step {step.Step + 1} needs the smoothed targets, but none were made or received"))
+                .Gather(indices[..n], batchTargets);
+        using (trace.Phase(StepPhase.Encode)) engine.Forward(batch.FilledPixels, targets, slice, step.Mode, fBlocks);
+        try
+        {
+            if (joint) Reduce(reducer, trace, step.Step, ReducedVector.SoftCounts, fBlocks, softCounts);
+            using (trace.Phase(StepPhase.Backward)) engine.Backward(softCounts, sBlocks);
+            Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats);
+            reducedObserver?.OnStepReduced(step.Step + 1, joint ? softCounts : [], stats);
+            var loss = engine.Apply(stats, global.Length, step.Schedule, trace);
+            return new StepOutcome(loss, n, global.Length);
+        }
+        catch
+        {
+            // Same thread as Forward: the step's scope closes here and nothing of the step is applied.
+            engine.Abort();
+            throw;
+        }
+    }
+
+    /// <summary>A reduction, timed as its phase where it communicates (one process has no reduce phases: their timings stay zero).</summary>
+    private static void Reduce(IStepReducer reducer, StepTrace trace, long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum)
+    {
+        if (!reducer.Communicates)
+        {
+            reducer.Reduce(step, vector, contribution, sum);
+            return;
+        }
+        using (trace.Phase(vector == ReducedVector.SoftCounts ? StepPhase.SoftCountReduce : StepPhase.GradientReduce))
+            reducer.Reduce(step, vector, contribution, sum);
+    }
+
+    private static Span<float> Blocks(ref float[] buffer, int length)
+    {
+        if (buffer.Length < length) buffer = new float[length];
+        return buffer.AsSpan(0, length);
+    }
+}
