@@ -37,60 +37,55 @@ public sealed partial class CoordinatorActor
         var start = new StartStep(runId, step, p.Phase, p.Epoch, p.StepInEpoch, p.Mode, p.Schedule.Sigma, p.Schedule.Eta,
             replica.Config.BatchSize, w.Epoch, p.DataEpoch, verify, trace.TraceParent);
         round = new StepRound(p, start, trace);
-        mode = Mode.Stepping;
+        Become(Stepping);
         foreach (var member in w.Members) member.Ref.Tell(start);
-        backend.ReduceStepAsync(w.Epoch, start).PipeTo(Self, success: r => r, failure: e => new BackendFailed("reduce", w.Epoch, step, e));
+        backend.ReduceStepAsync(w.Epoch, start).PipeTo(Self, success: r => r, failure: e => new ReduceFailed(w.Epoch, step, e));
         Timers.StartSingleTimer(StepTimer, new StepTimeout(w.Epoch, step), settings.StepTimeout);
     }
 
     private bool IsCurrentStep(long epoch, long step) =>
-        mode == Mode.Stepping && round is not null && world is not null && epoch == world.Epoch && step == round.Start.Step;
+        round is not null && world is not null && epoch == world.Epoch && step == round.Start.Step;
 
-    private bool HandleStep(object message)
+    /// <summary>A step is in flight: its reduction, commit, acknowledgements, failures and timeout.</summary>
+    private void Stepping()
     {
-        switch (message)
+        onMemberLost = StepMemberLost;
+        Membership();
+        Receive<StepReduced>(r => IsCurrentStep(r.MembershipEpoch, r.Step), r =>
         {
-            case StepReduced r:
-                if (!IsCurrentStep(r.MembershipEpoch, r.Step)) return true;
-                round!.Reduced = true;
-                backend.CommitStepAsync(r.MembershipEpoch, round.Start)
-                    .PipeTo(Self, success: a => a, failure: e => new BackendFailed("apply", r.MembershipEpoch, r.Step, e));
-                return true;
-            case StepApplied a:
-                if (!IsCurrentStep(a.MembershipEpoch, a.Step)) return true;
-                round!.Applied = a;
-                if (a.BroadcastFailedRank is { } lost && lost < world!.Size)
-                    Drop(world.Members[lost], $"the statistics of step {a.Step} could not be sent to it: {a.BroadcastError}");
+            round!.Reduced = true;
+            backend.CommitStepAsync(r.MembershipEpoch, round.Start)
+                .PipeTo(Self, success: a => a, failure: e => new ApplyFailed(r.MembershipEpoch, r.Step, e));
+        });
+        Receive<StepApplied>(a => IsCurrentStep(a.MembershipEpoch, a.Step), a =>
+        {
+            round!.Applied = a;
+            if (a.BroadcastFailedRank is { } lost && lost < world!.Size)
+                Drop(world.Members[lost], $"the statistics of step {a.Step} could not be sent to it: {a.BroadcastError}");
+            TryCompleteStep();
+        });
+        Receive<StepCompleted>(c =>
+        {
+            // Late (an earlier step or world), duplicate, or from a worker no longer in the world: ignored.
+            if (!IsCurrentMember(c.RunId, c.MembershipEpoch, c.Rank) || !IsCurrentStep(c.MembershipEpoch, c.Step))
+                log.Debug("ignored StepCompleted of step {0}, epoch {1}, rank {2}: stale or not a member", c.Step, c.MembershipEpoch, c.Rank);
+            else if (round!.Lost.Contains(c.Rank) || !round.Acks.TryAdd(c.Rank, c.Checksum))
+                log.Debug("ignored a duplicate StepCompleted of step {0} from rank {1}", c.Step, c.Rank);
+            else
+            {
+                round.AddReduceTime(c.ReduceSeconds);
                 TryCompleteStep();
-                return true;
-            case StepCompleted c:
-                // Late (an earlier step or world), duplicate, or from a worker no longer in the world: ignored.
-                if (!IsCurrentMember(c.RunId, c.MembershipEpoch, c.Rank) || !IsCurrentStep(c.MembershipEpoch, c.Step))
-                    log.Debug("ignored StepCompleted of step {0}, epoch {1}, rank {2}: stale or not a member", c.Step, c.MembershipEpoch, c.Rank);
-                else if (round!.Lost.Contains(c.Rank) || !round.Acks.TryAdd(c.Rank, c.Checksum))
-                    log.Debug("ignored a duplicate StepCompleted of step {0} from rank {1}", c.Step, c.Rank);
-                else
-                {
-                    round.AddReduceTime(c.ReduceSeconds);
-                    TryCompleteStep();
-                }
-                return true;
-            case StepFailed f:
-                if (IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank) && IsCurrentStep(f.MembershipEpoch, f.Step))
-                    Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}");
-                return true;
-            case BackendFailed { Operation: "reduce" } f:
-                if (!IsCurrentStep(f.MembershipEpoch, f.Step)) return true;
-                if (f.Error is RankFailureException rf && rf.Rank < world!.Size) Drop(world.Members[rf.Rank], rf.Message);
-                else AbortStep($"step {f.Step} failed: {f.Error.Message}", counted: true);
-                return true;
-            case StepTimeout t:
-                if (!IsCurrentStep(t.MembershipEpoch, t.Step)) return true;
-                OnStepTimeout(t);
-                return true;
-            default:
-                return false;
-        }
+            }
+        });
+        Receive<StepFailed>(f => IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank) && IsCurrentStep(f.MembershipEpoch, f.Step),
+            f => Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}"));
+        Receive<ReduceFailed>(f => IsCurrentStep(f.MembershipEpoch, f.Step), f =>
+        {
+            if (f.Error is RankFailureException rf && rf.Rank < world!.Size) Drop(world.Members[rf.Rank], rf.Message);
+            else AbortStep($"step {f.Step} failed: {f.Error.Message}", counted: true);
+        });
+        Receive<StepTimeout>(t => IsCurrentStep(t.MembershipEpoch, t.Step), OnStepTimeout);
+        Common();
     }
 
     private void OnStepTimeout(StepTimeout t)
@@ -116,6 +111,7 @@ public sealed partial class CoordinatorActor
         }
     }
 
+    /// <summary>A member of the world left mid-step: abandon the step before its commit, or stop waiting for it after.</summary>
     private void StepMemberLost(int rank, string reason)
     {
         if (round is null) return;
@@ -183,13 +179,13 @@ public sealed partial class CoordinatorActor
             checkpoints.Saved(state);
             // Queued on the replica's thread before the next step's apply, so it sees exactly this state.
             var saved = state;
-            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new BackendFailed("checkpoint", -1, saved.GlobalStep, e));
+            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new CheckpointFailed(saved.GlobalStep, e));
         }
         if (evaluate)
         {
             // Also queued on the replica's thread: the next step's apply waits for it, as the Trainer's next step would.
             var evaluated = state;
-            backend.EvaluateAsync(evaluated, evaluated.Epoch).PipeTo(Self, success: r => r, failure: e => new BackendFailed("evaluate", -1, evaluated.GlobalStep, e));
+            backend.EvaluateAsync(evaluated, evaluated.Epoch).PipeTo(Self, success: r => r, failure: e => new EvaluateFailed(evaluated.GlobalStep, e));
         }
         Advance();
     }

@@ -44,9 +44,9 @@ public sealed partial class CoordinatorActor
         membershipChanged = false;
         synced = null;
         joinAcks.Clear();
-        mode = Mode.Forming;
+        Become(Forming);
         backend.SyncWorldAsync(epoch, state.GlobalStep, settings.WorldTimeout)
-            .PipeTo(Self, success: s => s, failure: e => new BackendFailed("sync", epoch, -1, e));
+            .PipeTo(Self, success: s => s, failure: e => new WorldSyncFailed(epoch, e));
         for (var rank = 0; rank < members.Length; rank++)
             members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength, targetsLength));
         // A little longer than the backend's own accept timeout, so its more precise error usually arrives first.
@@ -61,46 +61,43 @@ public sealed partial class CoordinatorActor
                                $"{Math.Max(1, replica.Config.BatchSize / members.Length)} gives every worker a share (the result is the same whatever the worker count)");
     }
 
-    private bool HandleWorld(object message)
+    /// <summary>A world forms: the replica's state goes to every rank, and each answers with its checksum.</summary>
+    private void Forming()
     {
-        switch (message)
+        // A member lost while the world forms: form another without it.
+        onMemberLost = (_, _) => Form();
+        Membership();
+        Receive<WorldSynced>(s => s.MembershipEpoch == world?.Epoch, s =>
         {
-            case WorldSynced s when mode == Mode.Forming && s.MembershipEpoch == world?.Epoch:
-                synced = s;
-                TryFinishForming();
-                return true;
-            case WorldJoined j:
-                if (mode == Mode.Forming && IsCurrentMember(j.RunId, j.MembershipEpoch, j.Rank))
-                {
-                    joinAcks[j.Rank] = j.Checksum;
-                    TryFinishForming();
-                }
-                return true;
-            case WorldJoinFailed f:
-                if (mode == Mode.Forming && IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank))
-                    Drop(world!.Members[f.Rank], $"could not join membership epoch {f.MembershipEpoch}: {f.Reason}");
-                return true;
-            case BackendFailed { Operation: "sync" } f:
-                if (mode != Mode.Forming || f.MembershipEpoch != world?.Epoch) return true;
-                if (f.Error is RankFailureException r && r.Rank < world.Size) Drop(world.Members[r.Rank], r.Message);
-                else Retry($"forming membership epoch {f.MembershipEpoch} failed: {f.Error.Message}");
-                return true;
-            case WorldTimeout t:
-                if (mode != Mode.Forming || t.MembershipEpoch != world?.Epoch) return true;
-                var silent = Enumerable.Range(0, world.Size).Where(r => !joinAcks.ContainsKey(r)).ToArray();
-                // Blame the silent ranks only if others managed: otherwise the fault may well be ours.
-                if (silent.Length > 0 && silent.Length < world.Size)
-                {
-                    foreach (var rank in silent) Evict(world.Members[rank], $"did not join membership epoch {t.MembershipEpoch} within {settings.WorldTimeout.TotalSeconds:0}s");
-                    membershipChanged = true;
-                    Form();
-                }
-                else
-                    Retry($"membership epoch {t.MembershipEpoch} did not form within {settings.WorldTimeout.TotalSeconds:0}s");
-                return true;
-            default:
-                return false;
-        }
+            synced = s;
+            TryFinishForming();
+        });
+        Receive<WorldJoined>(j => IsCurrentMember(j.RunId, j.MembershipEpoch, j.Rank), j =>
+        {
+            joinAcks[j.Rank] = j.Checksum;
+            TryFinishForming();
+        });
+        Receive<WorldJoinFailed>(f => IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank),
+            f => Drop(world!.Members[f.Rank], $"could not join membership epoch {f.MembershipEpoch}: {f.Reason}"));
+        Receive<WorldSyncFailed>(f => f.MembershipEpoch == world?.Epoch, f =>
+        {
+            if (f.Error is RankFailureException r && r.Rank < world!.Size) Drop(world.Members[r.Rank], r.Message);
+            else Retry($"forming membership epoch {f.MembershipEpoch} failed: {f.Error.Message}");
+        });
+        Receive<WorldTimeout>(t => t.MembershipEpoch == world?.Epoch, t =>
+        {
+            var silent = Enumerable.Range(0, world!.Size).Where(r => !joinAcks.ContainsKey(r)).ToArray();
+            // Blame the silent ranks only if others managed: otherwise the fault may well be ours.
+            if (silent.Length > 0 && silent.Length < world.Size)
+            {
+                foreach (var rank in silent) Evict(world.Members[rank], $"did not join membership epoch {t.MembershipEpoch} within {settings.WorldTimeout.TotalSeconds:0}s");
+                membershipChanged = true;
+                Form();
+            }
+            else
+                Retry($"membership epoch {t.MembershipEpoch} did not form within {settings.WorldTimeout.TotalSeconds:0}s");
+        });
+        Common();
     }
 
     private void TryFinishForming()

@@ -13,14 +13,17 @@ namespace Dnm.Cluster.Coordination;
 /// epochs: ranks, a data-plane listener and a full state transfer), drives the steps of <see cref="RunPlan"/>,
 /// retries a step when a worker leaves or fails, verifies replica checksums and writes checkpoints.
 /// The torch and socket work is its <see cref="ICoordinatorBackend"/>'s; this class only decides.
-/// <para>Modes: Starting → Gathering → Forming ⇄ Stepping (→ SomPretraining → Forming) → Finishing.</para>
+/// <para>
+/// States (<c>Become</c>), each listing exactly the messages it accepts: <see cref="Starting"/> → <see cref="Gathering"/>
+/// → <see cref="Forming"/> ⇄ <see cref="Stepping"/> (→ <see cref="SomPretraining"/> → <see cref="Forming"/>) →
+/// <see cref="Finishing"/> → <see cref="Stopped"/>. Membership messages are handled alike in every running state;
+/// what a lost member means is the state's own (<see cref="onMemberLost"/>).
+/// </para>
 /// This file: start-up, membership and the end of the run. CoordinatorActor.World.cs forms worlds;
 /// CoordinatorActor.Steps.cs runs steps.
 /// </summary>
-public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithUnboundedStash
+public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
-    private enum Mode { Starting, Gathering, Forming, Stepping, SomPretraining, Finishing, Stopped }
-
     private const string JoinTimer = "join", WorldTimer = "world", StepTimer = "step";
 
     private readonly CoordinatorSettings settings;
@@ -35,8 +38,9 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private readonly ILoggingAdapter log = Context.GetLogger();
     private readonly Stopwatch wall = Stopwatch.StartNew();
 
-    private Mode mode = Mode.Starting;
     private long nextSequence;
+    // What the current state does when a member of the current world is lost (its rank and the reason).
+    private Action<int, string> onMemberLost = (_, _) => { };
     private ReplicaReady replica = null!;
     // Floats of the smoothed targets the replica sends each world after the state (0: none, or not made yet).
     private int targetsLength;
@@ -49,6 +53,8 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private bool started;
     private bool membershipChanged;
     private string? lastWorkerProblem;
+    // Set by Fail: a second failure (reported while the first is handled) says nothing new.
+    private bool stopped;
 
     public CoordinatorActor(CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion? completion,
         ClusterTelemetry? telemetry = null)
@@ -59,6 +65,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         this.telemetry = telemetry ?? ClusterTelemetry.None;
         metrics = this.telemetry.Coordinator;
         backend = backendFactory();
+        Become(Starting);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -70,49 +77,87 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         Akka.Actor.Props.Create(() => new CoordinatorActor(settings, backendFactory, observer, completion, telemetry));
 
     protected override void PreStart() =>
-        backend.InitializeAsync(runId).PipeTo(Self, success: r => r, failure: e => new BackendFailed("initialise", -1, -1, e));
+        backend.InitializeAsync(runId).PipeTo(Self, success: r => r, failure: e => new InitializeFailed(e));
 
     protected override void PostStop() => backend.Dispose();
 
-    protected override void OnReceive(object message)
+    /// <summary>The replica is being built; everything else waits.</summary>
+    private void Starting()
     {
-        // After the end of the run the actor stays (idle) until the node shuts down: a stopped singleton would
-        // only make every proxy in the cluster search for it.
-        if (mode == Mode.Stopped) return;
-        if (mode == Mode.Starting)
-        {
-            if (message is ReplicaReady ready) OnReplicaReady(ready);
-            else if (message is BackendFailed f) Fail($"the coordinator could not start: {f.Error.Message}");
-            else Stash.Stash();
-            return;
-        }
-        if (HandleMembership(message) || HandleWorld(message) || HandleStep(message)) return;
-        switch (message)
-        {
-            case JoinTimeout when mode == Mode.Gathering:
-                var ready = workers.Values.Count(w => w.Ready);
-                Fail($"only {ready} of the {Needed} workers needed were ready after {settings.JoinTimeout.TotalSeconds:0}s" +
-                     (lastWorkerProblem is null ? " (is the worker role running and pointed at the same seeds?)" : $"; last worker problem: {lastWorkerProblem}"));
-                break;
-            case CheckpointSaved or EvaluationReport:
-                break; // the backend has told the observer
+        Receive<ReplicaReady>(OnReplicaReady);
+        Receive<InitializeFailed>(f => Fail($"the coordinator could not start: {f.Error.Message}"));
+        ReceiveAny(_ => Stash.Stash());
+    }
 
-            case SomPretrained s when mode == Mode.SomPretraining:
-                state = s.State;
-                checkpoints.Saved(s.State); // the replica checkpointed the end of SOM pre-training
-                targetsLength = s.TargetsLength;
-                Advance();
-                break;
-            case RunCompleted c when mode == Mode.Finishing:
-                Finished(c);
-                break;
-            case BackendFailed f when f.Operation is "checkpoint" or "som" or "finish" or "apply" or "evaluate":
-                Fail($"the coordinator's replica failed ({f.Operation}): {f.Error.Message}");
-                break;
-            default:
-                Unhandled(message);
-                break;
-        }
+    /// <summary>Waiting for enough ready workers: min-workers before the first world, one after.</summary>
+    private void Gathering()
+    {
+        onMemberLost = (_, _) => { };
+        Membership(onReady: CheckGathering);
+        Receive<JoinTimeout>(_ =>
+        {
+            var ready = workers.Values.Count(w => w.Ready);
+            Fail($"only {ready} of the {Needed} workers needed were ready after {settings.JoinTimeout.TotalSeconds:0}s" +
+                 (lastWorkerProblem is null ? " (is the worker role running and pointed at the same seeds?)" : $"; last worker problem: {lastWorkerProblem}"));
+        });
+        Common();
+    }
+
+    /// <summary>SOM pre-training runs on the replica; the workers are idle, and the next world brings them its W.</summary>
+    private void SomPretraining()
+    {
+        onMemberLost = (_, _) => { };
+        Membership();
+        Receive<SomPretrained>(s =>
+        {
+            state = s.State;
+            targetsLength = s.TargetsLength;
+            checkpoints.Saved(s.State); // the replica checkpointed the end of SOM pre-training
+            Advance();
+        });
+        Receive<SomPretrainFailed>(f => Fail($"the coordinator's replica failed (SOM pre-training): {f.Error.Message}"));
+        Common();
+    }
+
+    /// <summary>The replica writes the final evaluation, files and pictures.</summary>
+    private void Finishing()
+    {
+        onMemberLost = (_, _) => { };
+        Membership();
+        Receive<RunCompleted>(Finished);
+        Receive<FinishFailed>(f => Fail($"the coordinator's replica failed (finish): {f.Error.Message}"));
+        Common();
+    }
+
+    /// <summary>
+    /// After the end of the run the actor stays (idle) until the node shuts down: a stopped singleton would only make
+    /// every proxy in the cluster search for it.
+    /// </summary>
+    private void Stopped() => ReceiveAny(_ => { });
+
+    /// <summary>
+    /// What every running state accepts besides membership: replica results that need no decision, replica failures
+    /// (fatal in any state), and replies or timers of a world, step or state that is over (ignored).
+    /// </summary>
+    private void Common()
+    {
+        Receive<CheckpointSaved>(_ => { });   // the backend has told the observer
+        Receive<EvaluationReport>(_ => { });  // likewise
+        Receive<CheckpointFailed>(f => Fail($"the coordinator's replica failed (checkpoint of step {f.GlobalStep}): {f.Error.Message}"));
+        Receive<EvaluateFailed>(f => Fail($"the coordinator's replica failed (evaluation at step {f.GlobalStep}): {f.Error.Message}"));
+        Receive<ApplyFailed>(f => Fail($"the coordinator's replica failed (apply of step {f.Step}): {f.Error.Message}"));
+        Receive<WorldSynced>(_ => { });
+        Receive<WorldJoined>(_ => { });
+        Receive<WorldJoinFailed>(_ => { });
+        Receive<WorldSyncFailed>(_ => { });
+        Receive<WorldTimeout>(_ => { });
+        Receive<StepReduced>(_ => { });
+        Receive<StepApplied>(_ => { });
+        Receive<StepCompleted>(c => log.Debug("ignored StepCompleted of step {0}, epoch {1}, rank {2}: no step in flight", c.Step, c.MembershipEpoch, c.Rank));
+        Receive<StepFailed>(_ => { });
+        Receive<ReduceFailed>(_ => { });
+        Receive<StepTimeout>(_ => { });
+        Receive<JoinTimeout>(_ => { });
     }
 
     private int Needed => started ? 1 : settings.MinWorkers;
@@ -136,14 +181,14 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
     private void EnterGathering()
     {
         CloseWorld();
-        mode = Mode.Gathering;
+        Become(Gathering);
         Timers.StartSingleTimer(JoinTimer, JoinTimeout.Instance, settings.JoinTimeout);
         CheckGathering();
     }
 
     private void CheckGathering()
     {
-        if (mode != Mode.Gathering || workers.Values.Count(w => w.Ready) < Needed) return;
+        if (workers.Values.Count(w => w.Ready) < Needed) return;
         Timers.Cancel(JoinTimer);
         Advance();
     }
@@ -160,15 +205,15 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
                     continue;
                 case PlanFinished:
                     CloseWorld();
-                    mode = Mode.Finishing;
-                    backend.FinishAsync(state).PipeTo(Self, success: r => r, failure: e => new BackendFailed("finish", -1, -1, e));
+                    Become(Finishing);
+                    backend.FinishAsync(state).PipeTo(Self, success: r => r, failure: e => new FinishFailed(e));
                     return;
                 case PretrainSom:
                     // The workers are idle meanwhile; the next world gives them the fitted W with the full state.
                     CloseWorld();
-                    mode = Mode.SomPretraining;
+                    Become(SomPretraining);
                     observer.OnMessage("SOM pre-training on the coordinator's replica");
-                    backend.PretrainSomAsync(state).PipeTo(Self, success: r => r, failure: e => new BackendFailed("som", -1, -1, e));
+                    backend.PretrainSomAsync(state).PipeTo(Self, success: r => r, failure: e => new SomPretrainFailed(e));
                     return;
                 case PlannedStep when world is null || membershipChanged:
                     Form();
@@ -180,44 +225,47 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         }
     }
 
-    private bool HandleMembership(object message)
+    /// <summary>
+    /// Registration, readiness and loss of workers: the same in every running state. <paramref name="onReady"/> runs when a
+    /// worker becomes ready; a lost member of the current world is the state's <see cref="onMemberLost"/>.
+    /// </summary>
+    private void Membership(Action? onReady = null)
     {
-        switch (message)
+        Receive<RegisterWorker>(Register);
+        Receive<WorkerReady>(_ => workers.ContainsKey(Sender), r =>
         {
-            case RegisterWorker r:
-                Register(r);
-                return true;
-            case WorkerReady r when workers.TryGetValue(Sender, out var entry):
-                if (r.RunId != runId) return true;
-                var problem = Mismatch(r);
-                if (problem is not null)
-                {
-                    lastWorkerProblem = problem;
-                    Remove(entry);
-                    Sender.Tell(new RegistrationRejected(runId, problem));
-                    observer.OnMessage($"rejected worker {entry.Id}: {problem}");
-                    return true;
-                }
-                if (entry.Ready) return true;
-                entry.Ready = true;
-                membershipChanged = true;
-                // A join is a membership change, as a loss is (dnm_cluster_membership_changes_total).
-                metrics?.RecordMembershipChange();
-                observer.OnMessage($"worker {entry.Id} ready ({workers.Values.Count(w => w.Ready)} ready)");
-                CheckGathering();
-                return true;
-            case WorkerFailed f when workers.TryGetValue(Sender, out var entry):
-                lastWorkerProblem = $"worker {entry.Id}: {f.Reason}";
+            var entry = workers[Sender];
+            if (r.RunId != runId) return;
+            var problem = Mismatch(r);
+            if (problem is not null)
+            {
+                lastWorkerProblem = problem;
                 Remove(entry);
-                MemberLost(entry, f.Reason);
-                return true;
-            case Terminated t when workers.TryGetValue(t.ActorRef, out var entry):
-                Remove(entry);
-                MemberLost(entry, "it stopped or its node left the cluster");
-                return true;
-            default:
-                return false;
-        }
+                Sender.Tell(new RegistrationRejected(runId, problem));
+                observer.OnMessage($"rejected worker {entry.Id}: {problem}");
+                return;
+            }
+            if (entry.Ready) return;
+            entry.Ready = true;
+            membershipChanged = true;
+            // A join is a membership change, as a loss is (dnm_cluster_membership_changes_total).
+            metrics?.RecordMembershipChange();
+            observer.OnMessage($"worker {entry.Id} ready ({workers.Values.Count(w => w.Ready)} ready)");
+            onReady?.Invoke();
+        });
+        Receive<WorkerFailed>(_ => workers.ContainsKey(Sender), f =>
+        {
+            var entry = workers[Sender];
+            lastWorkerProblem = $"worker {entry.Id}: {f.Reason}";
+            Remove(entry);
+            MemberLost(entry, f.Reason);
+        });
+        Receive<Terminated>(t => workers.ContainsKey(t.ActorRef), t =>
+        {
+            var entry = workers[t.ActorRef];
+            Remove(entry);
+            MemberLost(entry, "it stopped or its node left the cluster");
+        });
     }
 
     private void Register(RegisterWorker r)
@@ -281,9 +329,7 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         metrics?.RecordMembershipChange();
         observer.OnMessage($"worker {entry.Id} left: {reason}");
         var rank = world?.RankOf(entry) ?? -1;
-        if (rank < 0) return;
-        if (mode == Mode.Forming) Form();
-        else if (mode == Mode.Stepping) StepMemberLost(rank, $"worker {entry.Id} (rank {rank}) left: {reason}");
+        if (rank >= 0) onMemberLost(rank, $"worker {entry.Id} (rank {rank}) left: {reason}");
     }
 
     private void Finished(RunCompleted c)
@@ -298,19 +344,21 @@ public sealed partial class CoordinatorActor : UntypedActor, IWithTimers, IWithU
         completion?.Succeed(new ClusterRunResult(c.GlobalStep, c.Checksum, c.RunDirectory, c.FinalCheckpoint, wall.Elapsed,
             timedSteps, stepTime / steps, reduceTime / steps, c.Final, transferTime / steps));
         Announce(new RunFinished(runId, c.GlobalStep, c.RunDirectory));
-        mode = Mode.Stopped;
+        stopped = true;
+        Become(Stopped);
         backend.Dispose();
     }
 
     private void Fail(string reason)
     {
-        if (mode == Mode.Stopped) return;
+        if (stopped) return;
+        stopped = true;
         log.Error("run failed: {0}", reason);
         observer.OnMessage($"error: {reason}");
         CloseWorld();
         completion?.Fail(new ClusterRunException(reason));
         Announce(new RunFailed(runId, reason));
-        mode = Mode.Stopped;
+        Become(Stopped);
         backend.Dispose();
     }
 

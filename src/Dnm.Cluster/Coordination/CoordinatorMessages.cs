@@ -15,8 +15,31 @@ internal sealed record WorldTimeout(long MembershipEpoch);
 
 internal sealed record StepTimeout(long MembershipEpoch, long Step);
 
-/// <summary>A backend task failed; <paramref name="Operation"/> says which (initialise, sync, reduce, apply, checkpoint, som, finish).</summary>
-internal sealed record BackendFailed(string Operation, long MembershipEpoch, long Step, Exception Error);
+// A backend task failed: one record per operation, so each state lists the failures it can meet.
+
+/// <summary>The replica could not start (data, checkpoint, device).</summary>
+internal sealed record InitializeFailed(Exception Error);
+
+/// <summary>Membership epoch <paramref name="MembershipEpoch"/>'s data plane did not form or its state transfer failed.</summary>
+internal sealed record WorldSyncFailed(long MembershipEpoch, Exception Error);
+
+/// <summary>Step <paramref name="Step"/>'s reduction failed (a <see cref="RankFailureException"/> names the rank).</summary>
+internal sealed record ReduceFailed(long MembershipEpoch, long Step, Exception Error);
+
+/// <summary>The replica failed to apply a committed step.</summary>
+internal sealed record ApplyFailed(long MembershipEpoch, long Step, Exception Error);
+
+/// <summary>The replica failed to write the checkpoint of <paramref name="GlobalStep"/>.</summary>
+internal sealed record CheckpointFailed(long GlobalStep, Exception Error);
+
+/// <summary>A periodic evaluation failed.</summary>
+internal sealed record EvaluateFailed(long GlobalStep, Exception Error);
+
+/// <summary>SOM pre-training (or the smoothed targets before it) failed.</summary>
+internal sealed record SomPretrainFailed(Exception Error);
+
+/// <summary>The end of the run (final evaluation, files, pictures) failed.</summary>
+internal sealed record FinishFailed(Exception Error);
 
 internal sealed class WorkerEntry(string id, IActorRef worker, long sequence)
 {

@@ -20,20 +20,20 @@ public static class DnmAkkaExtensions
     public const string WorkerRole = "worker";
     public const string CoordinatorName = "dnm-coordinator";
 
+    private static ClusterSingletonOptions SingletonOptions => new() { Role = CoordinatorRole };
+
     /// <summary>
     /// The coordinator singleton (hosted by the oldest node with the coordinator role) and its proxy, under
-    /// <see cref="CoordinatorKey"/>. Nodes without the role get only the proxy.
+    /// <see cref="CoordinatorKey"/>. For a node with the coordinator role.
     /// </summary>
-    public static AkkaConfigurationBuilder AddDnmCoordinator(this AkkaConfigurationBuilder builder, bool hostsCoordinator,
-        CoordinatorSettings settings, Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion completion,
-        ClusterTelemetry? telemetry = null)
-    {
-        var options = new ClusterSingletonOptions { Role = CoordinatorRole };
-        return hostsCoordinator
-            ? builder.WithSingleton<CoordinatorKey>(CoordinatorName,
-                (_, _, _) => CoordinatorActor.Props(settings, backendFactory, observer, completion, telemetry), options, createProxyToo: true)
-            : builder.WithSingletonProxy<CoordinatorKey>(CoordinatorName, options);
-    }
+    public static AkkaConfigurationBuilder AddDnmCoordinator(this AkkaConfigurationBuilder builder, CoordinatorSettings settings,
+        Func<ICoordinatorBackend> backendFactory, ITrainingObserver observer, RunCompletion completion, ClusterTelemetry? telemetry = null) =>
+        builder.WithSingleton<CoordinatorKey>(CoordinatorName,
+            (_, _, _) => CoordinatorActor.Props(settings, backendFactory, observer, completion, telemetry), SingletonOptions, createProxyToo: true);
+
+    /// <summary>Only the proxy to the coordinator singleton, under <see cref="CoordinatorKey"/>: for a node without the coordinator role.</summary>
+    public static AkkaConfigurationBuilder AddDnmCoordinatorProxy(this AkkaConfigurationBuilder builder) =>
+        builder.WithSingletonProxy<CoordinatorKey>(CoordinatorName, SingletonOptions);
 
     /// <summary>
     /// This node's workers, named worker-0, worker-1, ...; each talks to the coordinator through the proxy.

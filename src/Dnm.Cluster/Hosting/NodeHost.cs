@@ -94,12 +94,12 @@ public static class NodeHost
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort) { Options = o.DataPlane };
             var device = TorchRuntime.Resolve(DeviceSpec.Parse(devices[0]));
-            builder.AddDnmCoordinator(true, settings, () => new ReplicaBackend(config!, device, dataPlane, observer, o.ResumeFromCheckpoint, telemetry),
+            builder.AddDnmCoordinator(settings, () => new ReplicaBackend(config!, device, dataPlane, observer, o.ResumeFromCheckpoint, telemetry),
                 observer, completion, telemetry);
         }
         else
         {
-            builder.AddDnmCoordinator(false, new CoordinatorSettings(), null!, observer, completion, telemetry);
+            builder.AddDnmCoordinatorProxy();
         }
         if (o.IsWorker)
         {
