@@ -75,6 +75,23 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
     }
 
     [Fact]
+    public async Task Should_fail_the_run_naming_the_replicas_failed_operation_and_ignore_step_replies_while_no_step_runs()
+    {
+        var (coordinator, completion) = Start(new ScriptedBackend { SomFailure = "out of memory" }, new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        var world = Join(worker, coordinator);
+        StartStep last = null!;
+        for (var step = 0; step < 2; step++) Ack(worker, coordinator, last = worker.ExpectMsg<StartStep>(), 0);
+        // SOM pre-training is in flight: a repeated acknowledgement is not a step of this state, and changes nothing.
+        Ack(worker, coordinator, last, 0);
+        var failed = worker.ExpectMsg<RunFailed>();
+        Assert.Equal("the coordinator's replica failed (SOM pre-training): out of memory", failed.Reason);
+        var error = await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Contains("SOM pre-training", error.Message);
+        Assert.Equal(world.RunId, failed.RunId);
+    }
+
+    [Fact]
     public void Should_ignore_a_late_reply_for_an_earlier_step()
     {
         var (coordinator, _) = Start(new ScriptedBackend(), new CoordinatorSettings());

@@ -23,6 +23,8 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     /// <summary>Floats of smoothed targets the replica reports: from its checkpoint (at start) and after SOM pre-training.</summary>
     public int TargetsAtStart { get; init; }
     public int TargetsAfterSom { get; init; }
+    /// <summary>SOM pre-training fails with this message (null: it succeeds).</summary>
+    public string? SomFailure { get; init; }
     public ConcurrentDictionary<(long Epoch, long Step), TaskCompletionSource<StepReduced>> Held { get; } = new();
     public ConcurrentQueue<long> Committed { get; } = new();
     public int WorldsClosed;
@@ -59,7 +61,8 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) =>
         Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, new Core.Evaluation.MapQuality(0, 0, 0, 0, 0), 0, TimeSpan.Zero));
 
-    public Task<SomPretrained> PretrainSomAsync(RunState state) =>
+    public Task<SomPretrained> PretrainSomAsync(RunState state) => SomFailure is { } failure
+        ? Task.FromException<SomPretrained>(new InvalidOperationException(failure)) :
         Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }, TargetsAfterSom));
 
     public Task<RunCompleted> FinishAsync(RunState state) => Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt", null));
