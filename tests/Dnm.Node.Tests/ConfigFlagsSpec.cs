@@ -60,10 +60,10 @@ public sealed class ConfigFlagsSpec
     public void Should_parse_the_mlp_encoder_and_its_widths()
     {
         var c = Resolve(null, "--encoder", "mlp", "--hidden", "500, 500,2000", "--latent", "10").Config;
-        Assert.Equal("mlp", c.Encoder);
+        Assert.Equal(EncoderKind.Mlp, c.Encoder);
         Assert.Equal([500, 500, 2000], c.Hidden);
         Assert.Empty(c.Problems());
-        Assert.Equal("conv", Resolve(null).Config.Encoder);
+        Assert.Equal(EncoderKind.Conv, Resolve(null).Config.Encoder);
     }
 
     public static TheoryData<string> ShippedConfigs => new(Directory.GetFiles(Repo.Path("configs"), "*.json").Select(Path.GetFileName)!);

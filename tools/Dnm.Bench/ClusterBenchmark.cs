@@ -36,6 +36,9 @@ internal static class ClusterBenchmark
         var limit = int.Parse(Option("--limit") ?? "4096", CultureInfo.InvariantCulture);
         var batch = int.Parse(Option("--batch-size") ?? "256", CultureInfo.InvariantCulture);
         var threads = int.Parse(Option("--threads") ?? "1", CultureInfo.InvariantCulture);
+        // --bare-threads T: the single process's threads (default: --threads). Equal total cores: T = N x --threads.
+        var bareThreads = int.Parse(Option("--bare-threads") ?? threads.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        var microBatch = int.Parse(Option("--micro-batch") ?? "0", CultureInfo.InvariantCulture);
         // --shared-memory 0: every data-plane payload over loopback TCP, as before the shared-memory path.
         var dataPlane = DataPlaneOptions.Default with
         {
@@ -45,11 +48,14 @@ internal static class ClusterBenchmark
         var config = new DnmConfig
         {
             Dataset = "mnist", Limit = limit, BatchSize = batch, PretrainEpochs = 1, Epochs = 1, SomIterations = 100, Threads = threads,
-            Device = "cpu", EvalEvery = 0, CheckpointEvery = 1_000_000,
+            Device = "cpu", EvalEvery = 0, CheckpointEvery = 1_000_000, CheckpointMinutes = 0, MicroBatch = microBatch,
         };
+        // --mlp: configs/mnist-mlp.json's model (the fully connected 500-500-2000 encoder, latent 10).
+        if (args.Contains("--mlp")) config = config with { Encoder = EncoderKind.Mlp, Latent = 10 };
         var (device, _) = TorchRuntime.Initialize(DeviceSpec.Parse("cpu"), threads);
-        Console.WriteLine($"MNIST, first {limit} samples, batch {batch}, map {config.Map}, model {string.Join('-', config.Channels)}/{config.Latent}; " +
-                          $"{threads} torch thread(s); data plane {(dataPlane.SharedMemoryBytes > 0 ? $"shared memory ({dataPlane.SharedMemoryBytes} B) or TCP" : "TCP only")}; " +
+        var model = config.Encoder == EncoderKind.Mlp ? $"mlp {string.Join('-', config.Hidden)}/{config.Latent}" : $"conv {string.Join('-', config.Channels)}/{config.Latent}";
+        Console.WriteLine($"MNIST, first {limit} samples, batch {batch} (micro-batch {(microBatch > 0 ? microBatch : "auto")}), map {config.Map}, model {model}; " +
+                          $"{threads} torch thread(s) a worker, {bareThreads} in the bare Trainer; data plane {(dataPlane.SharedMemoryBytes > 0 ? $"shared memory ({dataPlane.SharedMemoryBytes} B) or TCP" : "TCP only")}; " +
                           $"{Environment.ProcessorCount} cores, load average {LoadAverage()}");
 
         // --repeat R: R rounds, each the bare Trainer and every N (order alternating), so each ratio compares runs minutes apart at most;
@@ -62,7 +68,7 @@ internal static class ClusterBenchmark
         {
             var bare = new StepTimes();
             var sw = Stopwatch.StartNew();
-            var single = config with { Out = Path.Combine(root, $"single{round}") };
+            var single = config with { Out = Path.Combine(root, $"single{round}"), Threads = bareThreads };
             using (var train = TrainingRun.OpenSplit(single, "train", limit, null))
             using (var trainer = new Trainer(single, train, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(CancellationToken.None);

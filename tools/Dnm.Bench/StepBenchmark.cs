@@ -49,7 +49,7 @@ internal sealed class StepBenchmark : IDisposable
         data = DatasetCatalog.Open("mnist", "train", DatasetCatalog.DefaultDataDir());
         var config = new DnmConfig { BatchSize = options.Batch, Threads = options.Threads, Device = "cpu", MicroBatch = options.MicroBatch };
         // --mlp: configs/mnist-mlp.json's model (the fully connected 500-500-2000 encoder, latent 10).
-        if (options.Mlp) config = config with { Encoder = "mlp", Latent = 10 };
+        if (options.Mlp) config = config with { Encoder = EncoderKind.Mlp, Latent = 10 };
         Engine = new StepEngine(config, data.Shape, device, options.Batch);
         // A dense layer costs 2 FLOPs per weight forward and 4 backward (input and weight gradients).
         FlopsPerSample = options.Mlp

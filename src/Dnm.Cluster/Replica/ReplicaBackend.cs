@@ -92,10 +92,27 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             open?.Dispose();
             open = null;
             // The world id is the data plane's run id: a connection meant for another world is refused in the handshake.
-            var listener = DataPlaneListener.Start(new IPEndPoint(dataPlane.BindAddress, dataPlane.Port), worldId, StarReducer.CoordinatorRank, dataPlane.Options);
+            var listener = DataPlaneListener.Start(new IPEndPoint(dataPlane.BindAddress, dataPlane.Port), worldId, StarReducer.CoordinatorRank,
+                SharedMemoryFor(dataPlane.Options, e.MicroBatches, e.MaxLocalBatch, e.Layout.Length, worldSize));
             open = new WorldSockets(membershipEpoch, listener, worldSize, e.Layout.Nodes, e.Layout.Length);
             return $"{dataPlane.AdvertisedHost}:{listener.LocalEndPoint.Port}";
         }
+    }
+
+    /// <summary>
+    /// The data-plane options of a world, with shared-memory segments large enough for its largest step payload (a rank's
+    /// statistics blocks, or the broadcast sum) where the configured size is smaller: the fully connected model's 13 MB of
+    /// statistics otherwise took loopback TCP. Disabled shared memory stays disabled; a larger frame (the state
+    /// transfer, once a world) still takes TCP.
+    /// </summary>
+    internal static DataPlaneOptions SharedMemoryFor(DataPlaneOptions options, MicroBatches micro, int batch, int statsLength, int worldSize)
+    {
+        if (options.SharedMemoryBytes <= 0) return options;
+        var blocks = Enumerable.Range(0, worldSize).Max(rank => micro.Blocks(batch, rank, worldSize).Count);
+        var largest = (long)Math.Max(blocks, 1) * statsLength * sizeof(float);
+        const long mebibyte = 1 << 20;
+        var needed = Math.Min((largest + mebibyte - 1) / mebibyte * mebibyte, int.MaxValue / 2);
+        return needed > options.SharedMemoryBytes ? options with { SharedMemoryBytes = (int)needed } : options;
     }
 
     public async Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout)

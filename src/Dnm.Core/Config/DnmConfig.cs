@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Dnm.Core.Data;
+using Dnm.Core.Som;
 
 namespace Dnm.Core.Config;
 
@@ -22,14 +24,14 @@ public sealed record DnmConfig
     /// <summary>Folder datasets are converted to this many channels (1 = grayscale, 3 = RGB).</summary>
     public int ImageChannels { get; init; } = 1;
     /// <summary>Folder datasets: fail on an unreadable image, or skip it and count it.</summary>
-    public string OnBadImage { get; init; } = "fail";
+    public BadFilePolicy OnBadImage { get; init; } = BadFilePolicy.Fail;
 
     // ---- model (the paper: conv 10-8-5 with 5x5 kernels, dense 100) ----
     /// <summary>
     /// conv (the paper's convolutional autoencoder: <see cref="Channels"/>, <see cref="Kernel"/>) | mlp (fully
     /// connected, DEC's and DPSOM's: <see cref="Hidden"/>; use it with a small <see cref="Latent"/> such as 10).
     /// </summary>
-    public string Encoder { get; init; } = "conv";
+    public EncoderKind Encoder { get; init; } = EncoderKind.Conv;
     /// <summary>conv: the encoder's conv channels (the decoder mirrors them).</summary>
     public int[] Channels { get; init; } = [10, 8, 5];
     /// <summary>conv: the kernel size (odd, 'same' padding).</summary>
@@ -38,7 +40,7 @@ public sealed record DnmConfig
     public int[] Hidden { get; init; } = [500, 500, 2000];
     public int Latent { get; init; } = 100;
     /// <summary>none | sigmoid (the authors' code puts a sigmoid on z).</summary>
-    public string LatentActivation { get; init; } = "none";
+    public LatentActivation LatentActivation { get; init; } = LatentActivation.None;
 
     // ---- map ----
     /// <summary>Lattice size RxC; the paper uses 20x30.</summary>
@@ -64,7 +66,7 @@ public sealed record DnmConfig
     /// <summary>Weight of the L2 penalty on the encoder weights θ.</summary>
     public double Beta { get; init; } = 1e-5;
     /// <summary>fixed (P computed without gradient, DEC-style, default) | authors (gradient flows through P, no 1/f).</summary>
-    public string Target { get; init; } = "fixed";
+    public TargetDistribution Target { get; init; } = TargetDistribution.Fixed;
     /// <summary>Degrees of freedom ν of the Student-t kernel of Q: (1 + d/ν)^-(ν+1)/2. The paper (and DEC) use 1.</summary>
     public double Dof { get; init; } = 1;
     /// <summary>
@@ -94,13 +96,13 @@ public sealed record DnmConfig
     /// keep decaying from where pre-training left them) | step (joint steps from 0: σ restarts at σ0) |
     /// epoch (the paper's pseudo-code: σ stays near σ0 for the whole run).
     /// </summary>
-    public string ScheduleCounter { get; init; } = "continue";
+    public ScheduleCounter ScheduleCounter { get; init; } = ScheduleCounter.Continue;
     /// <summary>
     /// batch: w += eta (S - H w)/max(H, 1) (default; the batch-SOM rule (1-eta) w + eta S/H wherever H ≥ 1) |
     /// minibatch: w += eta (S - H w)/b. The batch rule converges in far fewer steps (a node moves a fraction
     /// eta towards its neighbourhood mean, not eta·H/b); see docs/algorithm.md.
     /// </summary>
-    public string SomRule { get; init; } = "batch";
+    public SomRule SomRule { get; init; } = SomRule.Batch;
 
     // ---- run ----
     /// <summary>auto | cpu | cuda | cuda:N.</summary>
@@ -121,15 +123,15 @@ public sealed record DnmConfig
     /// </summary>
     public int EvalLimit { get; init; } = 10_000;
 
-    /// <summary>The allowed values of the keys that take one of a few words (the CLI lists them in --help).</summary>
+    /// <summary>The allowed words of the keys that take one of a few (the CLI lists them in --help): the enums' own.</summary>
     public static class Choices
     {
-        public static readonly string[] Encoder = ["conv", "mlp"];
-        public static readonly string[] LatentActivation = ["none", "sigmoid"];
-        public static readonly string[] Target = ["fixed", "authors"];
-        public static readonly string[] ScheduleCounter = ["continue", "step", "epoch"];
-        public static readonly string[] SomRule = ["batch", "minibatch"];
-        public static readonly string[] OnBadImage = ["fail", "skip"];
+        public static readonly string[] Encoder = KebabEnum.Names<EncoderKind>();
+        public static readonly string[] LatentActivation = KebabEnum.Names<LatentActivation>();
+        public static readonly string[] Target = KebabEnum.Names<TargetDistribution>();
+        public static readonly string[] ScheduleCounter = KebabEnum.Names<ScheduleCounter>();
+        public static readonly string[] SomRule = KebabEnum.Names<SomRule>();
+        public static readonly string[] OnBadImage = KebabEnum.Names<BadFilePolicy>();
     }
 
     [JsonIgnore] public int MapRows => ParseMap(Map).Rows;
@@ -152,12 +154,12 @@ public sealed record DnmConfig
     {
         var p = new List<string>();
         try { _ = ParseMap(Map); } catch (ConfigException e) { p.Add(e.Message); }
-        OneOf(p, "encoder", Encoder, Choices.Encoder);
+        Defined(p, "encoder", Encoder);
         if (Channels.Length == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
         if (Hidden.Length == 0 || Hidden.Any(h => h <= 0)) p.Add("hidden must be a non-empty list of positive integers");
         if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
         if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
-        OneOf(p, "latent-activation", LatentActivation, Choices.LatentActivation);
+        Defined(p, "latent-activation", LatentActivation);
         if (Epochs < 0) p.Add($"epochs must be >= 0, got {Epochs}");
         if (PretrainEpochs < 0) p.Add($"pretrain-epochs must be >= 0, got {PretrainEpochs}");
         if (SomIterations < 0) p.Add($"som-iterations must be >= 0, got {SomIterations}");
@@ -168,7 +170,7 @@ public sealed record DnmConfig
         if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
         if (!(AugmentRotation >= 0 && AugmentRotation <= 180)) p.Add($"augment-rotation must be in [0, 180] degrees, got {AugmentRotation}");
         if (!(AugmentShift >= 0 && AugmentShift < 1)) p.Add($"augment-shift must be a fraction in [0, 1), got {AugmentShift}");
-        OneOf(p, "target", Target, Choices.Target);
+        Defined(p, "target", Target);
         if (!(SmoothWeight >= 0) || double.IsInfinity(SmoothWeight)) p.Add($"smooth-weight must be a number >= 0, got {SmoothWeight}");
         if (SmoothNeighbours < 1) p.Add($"smooth-neighbours must be >= 1, got {SmoothNeighbours}");
         if (SmoothSteps < 0) p.Add($"smooth-steps must be >= 0, got {SmoothSteps}");
@@ -177,11 +179,11 @@ public sealed record DnmConfig
         if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
         if (Eta0 <= 0 || Eta0 > 1) p.Add($"eta0 must be in (0, 1], got {Eta0}");
         if (SigmaFloor < 0) p.Add($"sigma-floor must be >= 0, got {SigmaFloor}");
-        OneOf(p, "schedule-counter", ScheduleCounter, Choices.ScheduleCounter);
-        OneOf(p, "som-rule", SomRule, Choices.SomRule);
+        Defined(p, "schedule-counter", ScheduleCounter);
+        Defined(p, "som-rule", SomRule);
         if (ImageSize <= 0) p.Add($"image-size must be positive, got {ImageSize}");
         if (ImageChannels is not (1 or 3)) p.Add($"image-channels must be 1 or 3, got {ImageChannels}");
-        OneOf(p, "on-bad-image", OnBadImage, Choices.OnBadImage);
+        Defined(p, "on-bad-image", OnBadImage);
         if (Threads < 0) p.Add($"threads must be >= 0, got {Threads}");
         if (CheckpointEvery <= 0) p.Add($"checkpoint-every must be positive, got {CheckpointEvery}");
         if (!(CheckpointMinutes >= 0) || double.IsInfinity(CheckpointMinutes)) p.Add($"checkpoint-minutes must be a number >= 0 (0: off), got {CheckpointMinutes}");
@@ -192,9 +194,10 @@ public sealed record DnmConfig
         return p;
     }
 
-    private static void OneOf(List<string> problems, string key, string value, string[] allowed)
+    /// <summary>An enum value built in code (not parsed) may lie outside its set.</summary>
+    private static void Defined<T>(List<string> problems, string key, T value) where T : struct, Enum
     {
-        if (!allowed.Contains(value)) problems.Add($"{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
+        if (!Enum.IsDefined(value)) problems.Add(KebabEnum.Problem<T>(key, value.ToString()));
     }
 
     /// <summary>Throws <see cref="ConfigException"/> naming the first problem.</summary>
@@ -212,6 +215,7 @@ public sealed record DnmConfig
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        Converters = { new KebabEnumConverterFactory() },
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
@@ -222,6 +226,11 @@ public sealed record DnmConfig
         {
             return JsonSerializer.Deserialize<DnmConfig>(json, Json)
                    ?? throw new ConfigException($"config {source} is empty");
+        }
+        catch (JsonException e) when (e.InnerException is null && e.Path is { Length: > 2 } path && e.Message.StartsWith("must be one of", StringComparison.Ordinal))
+        {
+            // An unknown word for an enum key (KebabEnumConverterFactory): one line naming the key and the words.
+            throw new ConfigException($"config {source} is not valid: {path[2..]} {e.Message}");
         }
         catch (JsonException e)
         {

@@ -18,15 +18,15 @@ public abstract class Autoencoder : Module<Tensor, Tensor>
     protected Autoencoder(string name, ImageShape shape, DnmConfig config) : base(name)
     {
         Shape = shape;
-        sigmoidLatent = config.LatentActivation == "sigmoid";
+        sigmoidLatent = config.LatentActivation == LatentActivation.Sigmoid;
     }
 
     /// <summary>The autoencoder that <see cref="DnmConfig.Encoder"/> names, for images of <paramref name="shape"/>.</summary>
     public static Autoencoder Create(ImageShape shape, DnmConfig config) => config.Encoder switch
     {
-        "conv" => new ConvAutoencoder(shape, config),
-        "mlp" => new MlpAutoencoder(shape, config),
-        _ => throw new ConfigException($"encoder must be one of {string.Join(", ", DnmConfig.Choices.Encoder)}, got '{config.Encoder}'"),
+        EncoderKind.Conv => new ConvAutoencoder(shape, config),
+        EncoderKind.Mlp => new MlpAutoencoder(shape, config),
+        _ => throw new ConfigException(KebabEnum.Problem<EncoderKind>("encoder", config.Encoder.ToString())),
     };
 
     public ImageShape Shape { get; }

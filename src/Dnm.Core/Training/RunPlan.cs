@@ -78,9 +78,9 @@ public sealed class RunPlan
     {
         var counter = config.ScheduleCounter switch
         {
-            "epoch" => s.Epoch,                              // the paper's pseudo-code
-            "continue" => config.SomIterations + s.PhaseStep, // SOM pre-training's decay goes on
-            _ => s.PhaseStep,                                // restart at σ0 for the joint phase
+            ScheduleCounter.Epoch => s.Epoch,                              // the paper's pseudo-code
+            ScheduleCounter.Continue => config.SomIterations + s.PhaseStep, // SOM pre-training's decay goes on
+            _ => s.PhaseStep,                                              // Step: restart at σ0 for the joint phase
         };
         var length = ShardSampler.GlobalBatchRange(SampleCount, s.StepInEpoch, config.BatchSize).Length;
         return new PlannedStep(s.Phase, mode, s.Epoch, epochs, s.StepInEpoch, s.Epoch + dataEpochOffset, length,

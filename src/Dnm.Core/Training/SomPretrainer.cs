@@ -21,7 +21,7 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
         observer.OnPhaseStarted(TrainingPhase.SomPretrain, (int)Math.Ceiling(iterations / (double)stepsPerEpoch), stepsPerEpoch);
         using var embeddings = targets?.alias().DetachFromDisposeScope() ?? Embeddings.Of(engine, train, config.BatchSize, cancel).DetachFromDisposeScope();
         if (state.PhaseStep == 0) SeedPrototypes(embeddings);
-        var rule = config.SomRule == "batch" ? SomRule.Batch : SomRule.Minibatch;
+        var rule = config.SomRule;
         var sw = Stopwatch.StartNew();
         // SOM passes use data epochs after all training epochs, so their order differs from training's.
         var epochBase = config.PretrainEpochs + config.Epochs + 1;

@@ -66,7 +66,7 @@ public sealed class StepEngine : IDisposable
         statsHost = zeros(new long[] { Layout.Length }).DetachFromDisposeScope();
         softCountsHost = zeros(new long[] { Layout.Nodes }).DetachFromDisposeScope();
         MaxLocalBatch = Math.Max(maxBatch, 1);
-        rule = config.SomRule == "batch" ? SomRule.Batch : SomRule.Minibatch;
+        rule = config.SomRule;
         // Micro-batches small enough that libtorch's largest per-step buffer (Autoencoder.StepBufferBytesPerSample per
         // sample; slow_conv2d's im2col matrix for the conv encoder) stays below MaxShardBufferBytes. glibc gives every
         // thread but the main one its own arena made of 64 MB heaps, and serves a larger block there with mmap and frees

@@ -110,7 +110,7 @@ internal sealed class StepShard : IDisposable
             Tensor bmuSums, bmuCounts;
             if (mode == StepMode.Joint && q is not null && squaredDistances is not null)
             {
-                var p = config.Target == "authors"
+                var p = config.Target == TargetDistribution.Authors
                     ? DnmLoss.TargetWithoutFrequency(q)
                     : DnmLoss.Target(q.detach(), globalSoftCounts.to(device));
                 klSum = DnmLoss.KlSum(p, q);

@@ -19,7 +19,7 @@ public static class TrainingRun
     public static FolderOptions FolderOptionsOf(DnmConfig c) => new()
     {
         Channels = c.ImageChannels, Height = c.ImageSize, Width = c.ImageSize,
-        OnBadFile = c.OnBadImage == "skip" ? BadFilePolicy.Skip : BadFilePolicy.Fail,
+        OnBadFile = c.OnBadImage,
     };
 
     public static IImageDataset OpenSplit(DnmConfig c, string split, int? limit, IProgress<FetchProgress>? progress) =>

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Dnm.Core.Config;
+using Dnm.Core.Data;
+using Dnm.Core.Som;
 
 namespace Dnm.Node.Commands;
 
@@ -25,14 +27,14 @@ public sealed class ConfigFlags
         Flag<int>("limit", "Use only the first N training samples", c => c.Limit, (c, v) => c with { Limit = v }, "all"),
         Flag<int>("image-size", "Folder datasets: resize images to this square size", c => c.ImageSize, (c, v) => c with { ImageSize = v }),
         Flag<int>("image-channels", "Folder datasets: 1 (grayscale) or 3 (RGB)", c => c.ImageChannels, (c, v) => c with { ImageChannels = v }),
-        Flag<string>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }, allowed: DnmConfig.Choices.OnBadImage),
+        Choice<BadFilePolicy>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }),
         // model
-        Flag<string>("encoder", "Autoencoder: conv (the paper's) or mlp (fully connected, DEC's and DPSOM's; use a small --latent such as 10)", c => c.Encoder, (c, v) => c with { Encoder = v }, allowed: DnmConfig.Choices.Encoder),
+        Choice<EncoderKind>("encoder", "Autoencoder: conv (the paper's) or mlp (fully connected, DEC's and DPSOM's; use a small --latent such as 10)", c => c.Encoder, (c, v) => c with { Encoder = v }),
         Flag<string>("channels", "conv: encoder channels, comma-separated", c => string.Join(',', c.Channels), (c, v) => c with { Channels = ParseWidths("channels", v, "10,8,5") }, helpName: "c1,c2,..."),
         Flag<int>("kernel", "conv: kernel size (odd)", c => c.Kernel, (c, v) => c with { Kernel = v }),
         Flag<string>("hidden", "mlp: encoder hidden layer widths, comma-separated", c => string.Join(',', c.Hidden), (c, v) => c with { Hidden = ParseWidths("hidden", v, "500,500,2000") }, helpName: "h1,h2,..."),
         Flag<int>("latent", "Latent (embedding) dimension", c => c.Latent, (c, v) => c with { Latent = v }),
-        Flag<string>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }, allowed: DnmConfig.Choices.LatentActivation),
+        Choice<LatentActivation>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }),
         // map
         Flag<string>("map", "Lattice size RxC", c => c.Map, (c, v) => c with { Map = v }, helpName: "RxC"),
         // optimisation
@@ -44,7 +46,7 @@ public sealed class ConfigFlags
         Flag<double>("learning-rate", "Adam learning rate", c => c.LearningRate, (c, v) => c with { LearningRate = v }),
         Flag<double>("gamma", "Weight of the reconstruction loss", c => c.Gamma, (c, v) => c with { Gamma = v }),
         Flag<double>("beta", "Weight of the L2 penalty on the encoder weights", c => c.Beta, (c, v) => c with { Beta = v }),
-        Flag<string>("target", "Target distribution P: fixed (no gradient) or authors (gradient through P)", c => c.Target, (c, v) => c with { Target = v }, allowed: DnmConfig.Choices.Target),
+        Choice<TargetDistribution>("target", "Target distribution P: fixed (no gradient) or authors (gradient through P)", c => c.Target, (c, v) => c with { Target = v }),
         Flag<double>("augment-rotation", "Rotate each training image by a random angle within +-this many degrees; 0 = off", c => c.AugmentRotation, (c, v) => c with { AugmentRotation = v }),
         Flag<double>("augment-shift", "Shift each training image by a random fraction within +-this of its size; 0 = off", c => c.AugmentShift, (c, v) => c with { AugmentShift = v }),
         Flag<double>("dof", "Degrees of freedom of the Student-t kernel of Q (1 = the paper's)", c => c.Dof, (c, v) => c with { Dof = v }),
@@ -57,8 +59,8 @@ public sealed class ConfigFlags
         Flag<double>("sigma0", "Initial neighbourhood width in lattice units", c => c.Sigma0, (c, v) => c with { Sigma0 = v }, "max(R, C) / 3"),
         Flag<double>("eta0", "Initial SOM learning rate, in (0, 1]", c => c.Eta0, (c, v) => c with { Eta0 = v }),
         Flag<double>("sigma-floor", "Lower bound of sigma", c => c.SigmaFloor, (c, v) => c with { SigmaFloor = v }),
-        Flag<string>("schedule-counter", "What the schedule's n counts in the joint phase", c => c.ScheduleCounter, (c, v) => c with { ScheduleCounter = v }, allowed: DnmConfig.Choices.ScheduleCounter),
-        Flag<string>("som-rule", "Kohonen update rule", c => c.SomRule, (c, v) => c with { SomRule = v }, allowed: DnmConfig.Choices.SomRule),
+        Choice<ScheduleCounter>("schedule-counter", "What the schedule's n counts in the joint phase", c => c.ScheduleCounter, (c, v) => c with { ScheduleCounter = v }),
+        Choice<SomRule>("som-rule", "Kohonen update rule", c => c.SomRule, (c, v) => c with { SomRule = v }),
         // run
         Flag<string>("device", "auto, cpu, cuda or cuda:N", c => c.Device, (c, v) => c with { Device = v }),
         Flag<int>("threads", "Torch intra-op threads; 0 = one per core", c => c.Threads, (c, v) => c with { Threads = v }),
@@ -118,6 +120,11 @@ public sealed class ConfigFlags
         if (allowed is not null) option.AcceptOnlyFromAmong(allowed);
         return new TypedFlag<T>(key, option, set);
     }
+
+    /// <summary>A key with a closed set of words: the flag accepts exactly the enum's kebab-case words and parses them once, here.</summary>
+    private static TypedFlag<string> Choice<T>(string key, string description, Func<DnmConfig, T> current, Func<DnmConfig, T, DnmConfig> set)
+        where T : struct, Enum =>
+        Flag<string>(key, description, c => KebabEnum.Name(current(c)), (c, v) => set(c, KebabEnum.Parse<T>(key, v)), allowed: KebabEnum.Names<T>());
 
     private interface IFlag
     {

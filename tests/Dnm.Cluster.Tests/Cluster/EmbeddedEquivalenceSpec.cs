@@ -99,8 +99,8 @@ public sealed class EmbeddedEquivalenceSpec(ITestOutputHelper output)
     {
         // The engine hands the cluster θ and φ as one flat gradient vector and state list, whatever the model: two
         // workers with the fully connected encoder still equal the Trainer, to rounding.
-        var (final, _, _) = await TrainWithAnOption(2, c => c with { Encoder = "mlp", Hidden = [24, 12] }, "mlp encoder");
-        Assert.Equal("mlp", final.Config.Encoder);
+        var (final, _, _) = await TrainWithAnOption(2, c => c with { Encoder = EncoderKind.Mlp, Hidden = [24, 12] }, "mlp encoder");
+        Assert.Equal(EncoderKind.Mlp, final.Config.Encoder);
         Assert.Contains(final.Tensors, t => t.Name.Contains("dense3", StringComparison.Ordinal));
     }
 }

@@ -53,7 +53,7 @@ internal static class TinyRun
     /// </summary>
     public static DnmConfig Config(string dataset, string outDir, string somRule = "minibatch") => new()
     {
-        SomRule = somRule,
+        SomRule = KebabEnum.Parse<Core.Som.SomRule>("som-rule", somRule),
         // Micro-batches of 3: a batch of 12 is 4 of them, so worlds of 2, 3 and 4 all split it.
         Dataset = dataset, Channels = [4, 4, 2], Kernel = 3, Latent = 8, Map = "3x4", BatchSize = 12, MicroBatch = 3, PretrainEpochs = 2,
         SomIterations = 20, Epochs = 3, Alpha = 10, Sigma0 = 1.5, Seed = 7, Threads = 1, CheckpointEvery = 7, Device = "cpu",

@@ -25,9 +25,9 @@ public sealed class MnistTrainingSpec
             // Small batches give the autoencoder enough steps (~380) to leave the "mean image" plateau
             // before the SOM is fitted; an untrained encoder gives the KL term nothing to organise.
             Dataset = "mnist", Limit = 3000, Map = "8x8", PretrainEpochs = 4, SomIterations = 1500, Alpha = 300,
-            Epochs = 2, BatchSize = 32, SomRule = "batch", EvalEvery = 1, EvalLimit = 3000, Seed = 1, Out = dir.Path,
+            Epochs = 2, BatchSize = 32, SomRule = Core.Som.SomRule.Batch, EvalEvery = 1, EvalLimit = 3000, Seed = 1, Out = dir.Path,
         };
-        if (encoder == "mlp") config = config with { Encoder = "mlp", Latent = 10, SmoothWeight = 10 };
+        if (encoder == "mlp") config = config with { Encoder = EncoderKind.Mlp, Latent = 10, SmoothWeight = 10 };
         var result = TrainingRun.Execute(config, CPU, null, new NullObserver(), null, CancellationToken.None);
 
         // Ten classes: a map that ignored the images would score about 0.1.

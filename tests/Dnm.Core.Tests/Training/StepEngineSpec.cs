@@ -45,7 +45,7 @@ public class StepEngineSpec
     {
         // Micro-batches of 4: a batch of 32 is 8 of them, a last batch of 13 is 4 (so a world of 8 has idle ranks there).
         const int steps = 12;
-        var config = Small with { Encoder = encoder, Hidden = [48, 24], MicroBatch = 4 };
+        var config = Small with { Encoder = KebabEnum.Parse<EncoderKind>("encoder", encoder), Hidden = [48, 24], MicroBatch = 4 };
         using var whole = new StepEngine(config, Shape, CPU, 32);
         var ranks = Enumerable.Range(0, world).Select(_ => new StepEngine(config with { Threads = 1 }, Shape, CPU, 32)).ToArray();
         try

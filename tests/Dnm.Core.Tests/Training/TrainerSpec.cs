@@ -93,13 +93,13 @@ public class TrainerSpec
     {
         using var dir = new ScratchDirectory();
         using var data = InMemoryDataset.Blobs(48, 2);
-        var config = Config with { Out = dir.Path, Encoder = "mlp", Hidden = [20, 10], PretrainEpochs = 1, SomIterations = 5, Epochs = 1 };
+        var config = Config with { Out = dir.Path, Encoder = EncoderKind.Mlp, Hidden = [20, 10], PretrainEpochs = 1, SomIterations = 5, Epochs = 1 };
         using var trainer = new Trainer(config, data, data, CPU, new RunDirectory(dir.Path), new NoObserver());
         trainer.Run(CancellationToken.None);
         var path = dir.File("mlp.ckpt");
         trainer.ToCheckpoint().Save(path);
         using var map = Core.Evaluation.TrainedMap.Load(path, CPU);
-        Assert.Equal("mlp", map.Config.Encoder);
+        Assert.Equal(EncoderKind.Mlp, map.Config.Encoder);
         Assert.Equal([20, 10], map.Config.Hidden);
         Assert.IsType<Core.Model.MlpAutoencoder>(map.Engine.Model);
         Assert.Equal(EngineState.Checksum(trainer.Engine), EngineState.Checksum(map.Engine));
