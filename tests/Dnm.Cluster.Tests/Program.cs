@@ -26,7 +26,8 @@ public static class Program
         {
             var options = NodeEnvironment.Read();
             var config = NodeEnvironment.ReadConfig();
-            var result = await NodeHost.RunAsync(options, config, new ConsoleObserver(), cancel.Token);
+            var result = await NodeHost.RunAsync(options, config, new ConsoleObserver(), cancel.Token,
+                joined: () => Console.WriteLine("up: this node is Up in the cluster"));
             Console.WriteLine($"done: {result.GlobalSteps} steps, checksum 0x{result.Checksum:X16}");
             return 0;
         }

@@ -63,6 +63,103 @@ public sealed class AdamOptimizer : IDisposable
         }
     }
 
+    /// <summary>Elements per work item of <see cref="StepOnHost"/>: the same items whatever the thread count.</summary>
+    internal const int HostChunk = 1 << 15;
+
+    /// <summary>
+    /// One update on the CPU, fused: for every element one pass that reads the gradient (the first parameters' worth of
+    /// <paramref name="flatGradients"/>, in parameter order), adds the L2 gradient 2βθ where <paramref name="decay"/> says,
+    /// and updates m, v and θ, instead of torch's seven passes and temporaries over every tensor (for the fully
+    /// connected model's 3.3 M parameters that was 14.5 ms of a 60 ms step). Work items are fixed chunks of
+    /// <see cref="HostChunk"/> elements, run by <paramref name="parallelFor"/>(items, body); every element's arithmetic is
+    /// its own, so the result is the same bits for any thread count. Returns Σθ² of the decayed parameters before the
+    /// update (for the reported L2 part), summed in item order.
+    /// </summary>
+    public double StepOnHost(Tensor flatGradients, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor)
+    {
+        Steps++;
+        var bc1 = 1 - Math.Pow(beta1, Steps);
+        var bc2 = 1 - Math.Pow(beta2, Steps);
+        var b1 = (float)beta1;
+        var b2 = (float)beta2;
+        var oneMinusB1 = (float)(1 - beta1);
+        var oneMinusB2 = (float)(1 - beta2);
+        var sqrtBc2 = (float)Math.Sqrt(bc2);
+        var epsilon = (float)eps;
+        var stepSize = (float)(LearningRate / bc1);
+        var twoBeta = (float)(2 * beta);
+        var items = new List<(int Parameter, int Start, int Length, long Offset)>();
+        long offset = 0;
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            var n = (int)parameters[i].numel();
+            for (var start = 0; start < n; start += HostChunk) items.Add((i, start, Math.Min(HostChunk, n - start), offset + start));
+            offset += n;
+        }
+        var squares = new double[items.Count];
+        parallelFor(items.Count, k =>
+        {
+            var (i, start, length, at) = items[k];
+            var g = Runtime.HostTensor.Floats(flatGradients).Slice((int)at, length);
+            var p = Runtime.HostTensor.Floats(parameters[i]).Slice(start, length);
+            var mi = Runtime.HostTensor.Floats(m[i]).Slice(start, length);
+            var vi = Runtime.HostTensor.Floats(v[i]).Slice(start, length);
+            var l2 = decay[i] && beta > 0;
+            squares[k] = l2 ? SumOfSquares(p) : 0;
+            Update(g, p, mi, vi, l2 ? twoBeta : 0f, b1, oneMinusB1, b2, oneMinusB2, sqrtBc2, epsilon, stepSize);
+        });
+        double total = 0;
+        foreach (var x in squares) total += x;
+        return total;
+    }
+
+    private static double SumOfSquares(ReadOnlySpan<float> x)
+    {
+        double sum = 0;
+        foreach (var value in x) sum += (double)value * value;
+        return sum;
+    }
+
+    private static void Update(ReadOnlySpan<float> g, Span<float> p, Span<float> m, Span<float> v, float twoBeta, float b1, float oneMinusB1,
+        float b2, float oneMinusB2, float sqrtBc2, float epsilon, float stepSize)
+    {
+        var lanes = System.Numerics.Vector<float>.Count;
+        var i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var vb1 = new System.Numerics.Vector<float>(b1);
+            var v1b1 = new System.Numerics.Vector<float>(oneMinusB1);
+            var vb2 = new System.Numerics.Vector<float>(b2);
+            var v1b2 = new System.Numerics.Vector<float>(oneMinusB2);
+            var vsq = new System.Numerics.Vector<float>(sqrtBc2);
+            var veps = new System.Numerics.Vector<float>(epsilon);
+            var vstep = new System.Numerics.Vector<float>(stepSize);
+            var vdecay = new System.Numerics.Vector<float>(twoBeta);
+            for (; i <= g.Length - lanes; i += lanes)
+            {
+                var pv = new System.Numerics.Vector<float>(p[i..]);
+                var gv = new System.Numerics.Vector<float>(g[i..]) + pv * vdecay;
+                var mv = new System.Numerics.Vector<float>(m[i..]) * vb1 + gv * v1b1;
+                var vv = new System.Numerics.Vector<float>(v[i..]) * vb2 + gv * gv * v1b2;
+                var denom = System.Numerics.Vector.SquareRoot(vv) / vsq + veps;
+                (pv - vstep * mv / denom).CopyTo(p[i..]);
+                mv.CopyTo(m[i..]);
+                vv.CopyTo(v[i..]);
+            }
+        }
+        // The tail in scalar code with the same operations in the same order (IEEE: the same bits as the lanes).
+        for (; i < g.Length; i++)
+        {
+            var gi = g[i] + p[i] * twoBeta;
+            var mi = m[i] * b1 + gi * oneMinusB1;
+            var vi = v[i] * b2 + gi * gi * oneMinusB2;
+            var denom = MathF.Sqrt(vi) / sqrtBc2 + epsilon;
+            p[i] -= stepSize * mi / denom;
+            m[i] = mi;
+            v[i] = vi;
+        }
+    }
+
     public void Dispose()
     {
         foreach (var t in m) t.Dispose();

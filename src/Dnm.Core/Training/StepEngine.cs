@@ -210,29 +210,38 @@ public sealed class StepEngine : IDisposable
             using var scope = NewDisposeScope();
             reducedStats[..Layout.Length].CopyTo(Runtime.HostTensor.Floats(statsHost));
             var flat = statsHost.to(device);
-            var grads = new Tensor[parameters.Length];
-            long offset = 0;
-            for (int i = 0; i < parameters.Length; i++)
+            double l2;
+            if (device.type == DeviceType.CPU)
             {
-                var n = parameters[i].numel();
-                grads[i] = flat.narrow(0, offset, n).view_as(parameters[i]);
-                offset += n;
+                // One fused pass over host memory, split over the shard threads (see AdamOptimizer.StepOnHost).
+                l2 = Optimizer.StepOnHost(statsHost, isEncoderParameter, config.Beta, threads.Run);
             }
-            double l2 = 0;
-            using (no_grad())
+            else
             {
-                if (config.Beta > 0)
+                var grads = new Tensor[parameters.Length];
+                long offset = 0;
+                for (int i = 0; i < parameters.Length; i++)
                 {
-                    using var twoBeta = TorchScalars.Of(2 * config.Beta);
-                    for (int i = 0; i < parameters.Length; i++)
+                    var n = parameters[i].numel();
+                    grads[i] = flat.narrow(0, offset, n).view_as(parameters[i]);
+                    offset += n;
+                }
+                l2 = 0;
+                using (no_grad())
+                {
+                    if (config.Beta > 0)
                     {
-                        if (!isEncoderParameter[i]) continue;
-                        grads[i] = grads[i] + parameters[i].mul(twoBeta);
-                        l2 += parameters[i].square().sum().item<float>();
+                        using var twoBeta = TorchScalars.Of(2 * config.Beta);
+                        for (int i = 0; i < parameters.Length; i++)
+                        {
+                            if (!isEncoderParameter[i]) continue;
+                            grads[i] = grads[i] + parameters[i].mul(twoBeta);
+                            l2 += parameters[i].square().sum().item<float>();
+                        }
                     }
                 }
+                Optimizer.Step(grads);
             }
-            Optimizer.Step(grads);
             adam?.Dispose();
             if (mode == StepMode.Joint)
             {

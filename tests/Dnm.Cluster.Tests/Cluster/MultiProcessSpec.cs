@@ -105,6 +105,10 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
         using var b = NodeProcess.Start("b", NodeProcess.Env("both", 0, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
         using var c = NodeProcess.Start("c", NodeProcess.Env("worker", 0, seeds), output);
 
+        // b and c must be Up before a dies: a member still Joining when its only Up peer goes is not counted by the
+        // split-brain resolver's majority, and never becomes Up (seen under load: b gave up after its join timeout).
+        await b.WaitForLineAsync(l => l.StartsWith("up:", StringComparison.Ordinal), RunTimeout);
+        await c.WaitForLineAsync(l => l.StartsWith("up:", StringComparison.Ordinal), RunTimeout);
         await a.WaitForLineAsync(l => l.StartsWith("step 15 ", StringComparison.Ordinal), RunTimeout);
         a.Kill();
         // b's singleton takes over once the split-brain resolver has downed a, and continues from a's last checkpoint.

@@ -34,9 +34,12 @@ public sealed class MnistTrainingSpec
         Assert.True(result.Final.Purity > 0.5, $"purity {result.Final.Purity}");
         Assert.True(result.Final.Nmi > 0.3, $"NMI {result.Final.Nmi}");
         var lines = File.ReadAllLines(Path.Combine(dir.Path, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        // Like for like: both periodic evaluations place the same first eval-limit test samples (the final one places the
+        // whole test split, so its QE is of other samples: it read 0.3 % below and 1 % above the SOM's in two runs whose
+        // Adam arithmetic differed by rounding only).
         var afterSom = lines.Single(l => l.GetProperty("phase").GetString() == "som-pretrain").GetProperty("qe").GetDouble();
-        var final = lines.Single(l => l.GetProperty("phase").GetString() == "final").GetProperty("qe").GetDouble();
-        Assert.True(final < afterSom, $"QE after SOM pre-training {afterSom}, after joint training {final}");
+        var joint = lines.Single(l => l.GetProperty("phase").GetString() == "joint").GetProperty("qe").GetDouble();
+        Assert.True(joint < afterSom, $"QE after SOM pre-training {afterSom}, after a joint epoch {joint}");
         foreach (var f in new[] { "config.json", "final-metrics.json", "prototypes.png", "map-labels.png", "umatrix.png", "checkpoints/final.ckpt" })
             Assert.True(File.Exists(Path.Combine(dir.Path, f)), f);
     }
