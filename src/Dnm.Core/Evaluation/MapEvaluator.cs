@@ -1,4 +1,5 @@
 using Dnm.Core.Data;
+using Dnm.Core.Model;
 using Dnm.Core.Training;
 using Dnm.Core.Visual;
 using static TorchSharp.torch;
@@ -16,13 +17,13 @@ public sealed record Placement(int[] Bmu, int[] Second, float[] Distance, int[] 
 public static class MapEvaluator
 {
     /// <summary>Embeds, reconstructs and places the first <paramref name="limit"/> samples of <paramref name="data"/>.</summary>
-    public static Placement Place(StepEngine engine, IImageDataset data, int batchSize, int? limit, CancellationToken cancel)
+    public static Placement Place(IEmbedder engine, IImageDataset data, int batchSize, int? limit, CancellationToken cancel)
     {
         var count = Math.Min(limit ?? data.Count, data.Count);
-        var dim = engine.Som.Dim;
+        var dim = engine.Model.Som.Dim;
         var z = new float[(long)count * dim];
         var labels = new int[count];
-        var buffer = new BatchBuffer(data.Shape, Math.Min(batchSize, engine.MaxLocalBatch));
+        var buffer = new BatchBuffer(data.Shape, Math.Min(batchSize, engine.MaxBatch));
         double squaredError = 0;
         using (no_grad())
         {
@@ -39,8 +40,8 @@ public static class MapEvaluator
                 zb.cpu().data<float>().CopyTo(z.AsSpan(start * dim, n * dim));
             }
         }
-        var w = Prototypes(engine);
-        var (bmu, second, dist) = MapMetrics.BestMatches(z, count, w, engine.Som.Nodes, dim);
+        var w = Prototypes(engine.Model);
+        var (bmu, second, dist) = MapMetrics.BestMatches(z, count, w, engine.Model.Som.Nodes, dim);
         return new Placement(bmu, second, dist, labels, squaredError / ((double)count * data.Shape.Pixels));
     }
 
@@ -61,24 +62,24 @@ public static class MapEvaluator
     }
 
     /// <summary>prototypes.png (the decoder applied to every w_j), map-labels.png and umatrix.png.</summary>
-    public static void RenderPictures(StepEngine engine, int[]? labelMap, IReadOnlyList<string> classNames, string prototypesPng, string labelMapPng, string umatrixPng)
+    public static void RenderPictures(DnmModel model, int[]? labelMap, IReadOnlyList<string> classNames, string prototypesPng, string labelMapPng, string umatrixPng)
     {
-        var som = engine.Som;
-        var shape = engine.Model.Shape;
+        var som = model.Som;
+        var shape = model.Shape;
         var images = new float[(long)som.Nodes * shape.Pixels];
         using (no_grad())
         using (NewDisposeScope())
         {
-            engine.Model.Decode(som.Prototypes).cpu().data<float>().CopyTo(images);
+            model.Autoencoder.Decode(som.Prototypes).cpu().data<float>().CopyTo(images);
         }
         MapRenderer.RenderPrototypes(prototypesPng, images, som.Rows, som.Cols, shape);
         if (labelMap is not null) MapRenderer.RenderLabelMap(labelMapPng, labelMap, som.Rows, som.Cols, classNames);
-        MapRenderer.RenderUMatrix(umatrixPng, Prototypes(engine), som.Rows, som.Cols, som.Dim);
+        MapRenderer.RenderUMatrix(umatrixPng, Prototypes(model), som.Rows, som.Cols, som.Dim);
     }
 
-    private static float[] Prototypes(StepEngine engine)
+    private static float[] Prototypes(DnmModel model)
     {
-        using var w = engine.Som.Prototypes.detach().cpu();
+        using var w = model.Som.Prototypes.detach().cpu();
         return w.data<float>().ToArray();
     }
 }

@@ -1,5 +1,6 @@
 using Dnm.Core.Config;
 using Dnm.Core.Data;
+using Dnm.Core.Model;
 using Dnm.Core.Training;
 using static TorchSharp.torch;
 
@@ -7,21 +8,22 @@ namespace Dnm.Core.Evaluation;
 
 /// <summary>
 /// A trained map loaded from a checkpoint, ready to place, evaluate and draw datasets of the same
-/// image shape. `dnm eval` and `dnm map` are thin wrappers around it.
+/// image shape. `dnm eval` and `dnm map` are thin wrappers around it. It builds the model alone: no optimizer
+/// state, no step threads; it embeds in the run's micro-batches, so its numbers are the run's final ones.
 /// </summary>
 public sealed class TrainedMap : IDisposable
 {
-    private TrainedMap(Checkpoint checkpoint, string source, StepEngine engine)
+    private TrainedMap(Checkpoint checkpoint, string source, DnmModel model)
     {
         Checkpoint = checkpoint;
         Source = source;
-        Engine = engine;
+        Model = model;
     }
 
     public Checkpoint Checkpoint { get; }
     /// <summary>Where the checkpoint came from, for messages.</summary>
     public string Source { get; }
-    public StepEngine Engine { get; }
+    public DnmModel Model { get; }
     public DnmConfig Config => Checkpoint.Config;
     public ImageShape Shape => Checkpoint.Shape;
 
@@ -30,15 +32,15 @@ public sealed class TrainedMap : IDisposable
 
     public static TrainedMap From(Checkpoint checkpoint, string source, Device device)
     {
-        var engine = new StepEngine(checkpoint.Config, checkpoint.Shape, device, checkpoint.Config.BatchSize);
+        var model = DnmModel.Create(checkpoint.Config, checkpoint.Shape, device);
         try
         {
-            EngineState.Import(engine, checkpoint.Tensors, checkpoint.AdamSteps);
-            return new TrainedMap(checkpoint, source, engine);
+            model.Import(checkpoint.Tensors.ToDictionary(t => t.Name));
+            return new TrainedMap(checkpoint, source, model);
         }
         catch
         {
-            engine.Dispose();
+            model.Dispose();
             throw;
         }
     }
@@ -75,24 +77,24 @@ public sealed class TrainedMap : IDisposable
     public Placement Place(IImageDataset data, CancellationToken cancel, int? limit = null)
     {
         RequireShape(data);
-        return MapEvaluator.Place(Engine, data, Config.BatchSize, limit, cancel);
+        return MapEvaluator.Place(Model, data, Config.BatchSize, limit, cancel);
     }
 
     /// <summary>Node labels from a labelled reference set (normally the training split); null without one.</summary>
     public int[]? LabelNodes(IImageDataset? reference, CancellationToken cancel) =>
-        reference is { HasLabels: true } ? MapEvaluator.LabelMap(Place(reference, cancel), reference, Engine.Som.Nodes) : null;
+        reference is { HasLabels: true } ? MapEvaluator.LabelMap(Place(reference, cancel), reference, Model.Som.Nodes) : null;
 
     /// <summary>Quality of the map on <paramref name="data"/>, with node labels taken from <paramref name="reference"/>.</summary>
     public MapQuality Evaluate(IImageDataset? reference, IImageDataset data, CancellationToken cancel)
     {
         var labelMap = LabelNodes(reference, cancel);
         var placed = Place(data, cancel);
-        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Rows, Model.Som.Cols);
     }
 
     /// <summary>Writes placements.csv: one row per sample with its label (when known), BMU row and column, and distance.</summary>
     public void WritePlacements(string path, Placement placement, bool hasLabels) =>
-        MapCsv.Write(path, placement.Bmu, placement.Distance, Engine.Som.Rows, Engine.Som.Cols,
+        MapCsv.Write(path, placement.Bmu, placement.Distance, Model.Som.Rows, Model.Som.Cols,
             hasLabels ? placement.Labels : ReadOnlySpan<int>.Empty);
 
     /// <summary>
@@ -105,9 +107,9 @@ public sealed class TrainedMap : IDisposable
         var prototypes = Path.Combine(directory, "prototypes.png");
         var labels = Path.Combine(directory, "map-labels.png");
         var umatrix = Path.Combine(directory, "umatrix.png");
-        MapEvaluator.RenderPictures(Engine, labelMap, classNames, prototypes, labels, umatrix);
+        MapEvaluator.RenderPictures(Model, labelMap, classNames, prototypes, labels, umatrix);
         return labelMap is null ? [prototypes, umatrix] : [prototypes, labels, umatrix];
     }
 
-    public void Dispose() => Engine.Dispose();
+    public void Dispose() => Model.Dispose();
 }

@@ -1,12 +1,83 @@
+using Dnm.Core.Config;
 using Dnm.Core.Runtime;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Dnm.Core.Training;
 
-/// <summary>The DNM clustering loss, as functions of their inputs (no state).</summary>
+/// <summary>
+/// The whole DNM objective, as functions of their inputs (no state):
+/// <c>loss = KL(P‖Q) + γ‖X − X̂‖² + λ‖z − ẑ‖² + β‖θ‖²</c>, the first three summed over a micro-batch and divided by the
+/// global B (<see cref="MicroBatchLoss"/>: the micro-batches' gradients then sum to the batch's), the L2 term once per
+/// step on the reduced gradient (<see cref="AddL2Gradient"/>, or fused in <see cref="AdamOptimizer.StepOnHost"/>), and the
+/// reported parts from the reduced sums (<see cref="StepLossOf"/>).
+/// </summary>
 public static class DnmLoss
 {
+    /// <summary>
+    /// One micro-batch's part of the loss, already divided by the global batch <paramref name="globalBatch"/>, and its
+    /// sums: the squared reconstruction error (summed over pixels, as the loss is written: a per-pixel mean would weigh
+    /// reconstruction 1/784 as much on MNIST), the KL sum and the smoothing sum (zero tensors where a term is off).
+    /// <paramref name="q"/> is null in an autoencoder step; <paramref name="targets"/> null while smoothing is off.
+    /// </summary>
+    public static (Tensor Loss, Tensor SquaredError, Tensor KlSum, Tensor SmoothingSum) MicroBatchLoss(DnmConfig config, Tensor x, Tensor xHat,
+        Tensor z, Tensor? q, Tensor globalSoftCounts, Tensor? targets, int globalBatch)
+    {
+        var squaredError = (xHat - x).square().sum();
+        using var gammaOverBatch = TorchScalars.Of(config.Gamma / globalBatch);
+        using var batch = TorchScalars.Of(globalBatch);
+        var loss = squaredError.mul(gammaOverBatch);
+        var klSum = zeros(1, device: x.device);
+        var smoothingSum = zeros(1, device: x.device);
+        if (q is not null)
+        {
+            var p = config.Target == TargetDistribution.Authors
+                ? TargetWithoutFrequency(q)
+                : Target(q.detach(), globalSoftCounts.to(x.device));
+            klSum = KlSum(p, q);
+            loss = loss + klSum.div(batch);
+            if (targets is not null && config.SmoothWeight > 0)
+            {
+                using var lambdaOverBatch = TorchScalars.Of(config.SmoothWeight / globalBatch);
+                smoothingSum = (z - targets).square().sum();
+                loss = loss + smoothingSum.mul(lambdaOverBatch);
+            }
+        }
+        return (loss, squaredError, klSum, smoothingSum);
+    }
+
+    /// <summary>
+    /// The L2 rule, once per step: adds 2βθ to the reduced gradient of every encoder parameter (no micro-batch holds it)
+    /// and returns ‖θ‖² before the update, for the reported L2 part.
+    /// </summary>
+    public static double AddL2Gradient(Tensor[] grads, IReadOnlyList<Parameter> parameters, IReadOnlyList<bool> isEncoder, double beta)
+    {
+        double l2 = 0;
+        if (beta <= 0) return l2;
+        using var _ = no_grad();
+        using var twoBeta = TorchScalars.Of(2 * beta);
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            if (!isEncoder[i]) continue;
+            grads[i] = grads[i] + parameters[i].mul(twoBeta);
+            l2 += parameters[i].square().sum().item<float>();
+        }
+        return l2;
+    }
+
+    /// <summary>The step's loss parts as means over its B samples, from the reduced sums and ‖θ‖².</summary>
+    public static StepLoss StepLossOf(DnmConfig config, StepLayout layout, ReadOnlySpan<float> reduced, int globalBatch, StepMode mode, double l2, int pixels)
+    {
+        var b = (double)globalBatch;
+        var kl = reduced[layout.KlSumIndex] / b;
+        // recon is reported per pixel (comparable with the evaluation's recon_mse); the loss sums the pixels.
+        var recon = reduced[layout.SquaredErrorSumIndex] / (b * pixels);
+        double? smoothing = mode == StepMode.Joint && config.SmoothWeight > 0 ? reduced[layout.SmoothingSumIndex] / b : null;
+        var total = kl + config.Gamma * pixels * recon + config.Beta * l2 + config.SmoothWeight * (smoothing ?? 0);
+        return new StepLoss(kl, recon, config.Beta * l2, total, (int)reduced[layout.SampleCountIndex], smoothing);
+    }
+
     /// <summary>
     /// Student-t soft assignment with <paramref name="degreesOfFreedom"/> ν: q_ij = k_ij / Σ_j' k_ij' with
     /// k_ij = (1 + d_ij/ν)^-(ν+1)/2. ν = 1 (the paper's and DEC's) is (1 + d_ij)^-1; a larger ν makes the

@@ -1,3 +1,4 @@
+using Dnm.Core.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,17 +10,18 @@ namespace Dnm.Core.Training;
 /// </summary>
 public static class EngineState
 {
+    /// <summary>θ, φ, W (<see cref="DnmModel.Export"/>) and Adam's m and v, by name.</summary>
     public static IReadOnlyList<NamedArray> Export(StepEngine engine)
     {
         var list = new List<NamedArray>();
-        var names = engine.Model.named_parameters().Select(p => p.name).ToArray();
-        for (int i = 0; i < names.Length; i++)
+        var model = engine.Model;
+        for (int i = 0; i < model.Parameters.Count; i++)
         {
-            list.Add(ToArray($"param/{names[i]}", engine.Parameters[i]));
-            list.Add(ToArray($"adam.m/{names[i]}", engine.Optimizer.FirstMoments[i]));
-            list.Add(ToArray($"adam.v/{names[i]}", engine.Optimizer.SecondMoments[i]));
+            list.Add(ToArray($"param/{model.ParameterNames[i]}", model.Parameters[i]));
+            list.Add(ToArray($"adam.m/{model.ParameterNames[i]}", engine.Optimizer.FirstMoments[i]));
+            list.Add(ToArray($"adam.v/{model.ParameterNames[i]}", engine.Optimizer.SecondMoments[i]));
         }
-        list.Add(ToArray("som/w", engine.Som.Prototypes));
+        list.Add(ToArray("som/w", model.Som.Prototypes));
         return list;
     }
 
@@ -27,44 +29,26 @@ public static class EngineState
     public static void Import(StepEngine engine, IReadOnlyList<NamedArray> arrays, long adamSteps)
     {
         var byName = arrays.ToDictionary(a => a.Name);
-        var names = engine.Model.named_parameters().Select(p => p.name).ToArray();
+        engine.Model.Import(byName);
         using var _ = no_grad();
-        for (int i = 0; i < names.Length; i++)
+        for (int i = 0; i < engine.Model.Parameters.Count; i++)
         {
-            Load(byName, $"param/{names[i]}", engine.Parameters[i]);
-            Load(byName, $"adam.m/{names[i]}", engine.Optimizer.FirstMoments[i]);
-            Load(byName, $"adam.v/{names[i]}", engine.Optimizer.SecondMoments[i]);
+            Load(byName, $"adam.m/{engine.Model.ParameterNames[i]}", engine.Optimizer.FirstMoments[i]);
+            Load(byName, $"adam.v/{engine.Model.ParameterNames[i]}", engine.Optimizer.SecondMoments[i]);
         }
-        Load(byName, "som/w", engine.Som.Prototypes);
         engine.Optimizer.Steps = adamSteps;
     }
 
-    /// <summary>
-    /// A 64-bit FNV-1a hash of the bit patterns of θ, φ and W. Replicas that applied identical
-    /// updates have identical bits, so any difference means they diverged.
-    /// </summary>
-    public static ulong Checksum(StepEngine engine)
-    {
-        ulong h = 14695981039346656037UL;
-        foreach (var t in engine.Parameters.Cast<Tensor>().Append(engine.Som.Prototypes))
-        {
-            using var host = t.detach().cpu().contiguous();
-            foreach (var b in System.Runtime.InteropServices.MemoryMarshal.AsBytes(host.data<float>().ToArray().AsSpan()))
-            {
-                h ^= b;
-                h *= 1099511628211UL;
-            }
-        }
-        return h;
-    }
+    /// <summary>The model's checksum (<see cref="DnmModel.Checksum"/>): θ, φ and W.</summary>
+    public static ulong Checksum(StepEngine engine) => engine.Model.Checksum();
 
-    private static NamedArray ToArray(string name, Tensor t)
+    internal static NamedArray ToArray(string name, Tensor t)
     {
         using var host = t.detach().cpu().contiguous();
         return new NamedArray(name, t.shape.ToArray(), host.data<float>().ToArray());
     }
 
-    private static void Load(Dictionary<string, NamedArray> byName, string name, Tensor target)
+    internal static void Load(IReadOnlyDictionary<string, NamedArray> byName, string name, Tensor target)
     {
         if (!byName.TryGetValue(name, out var a))
             throw new CheckpointException($"state has no tensor '{name}': it was written for a different model");

@@ -152,7 +152,7 @@ public sealed class RunSession
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
         Directory.WriteFinalMetrics(final.Quality);
         Save(state, Directory.FinalCheckpoint);
-        MapEvaluator.RenderPictures(Engine, final.LabelMap, train.ClassNames, Directory.PrototypesPng, Directory.LabelMapPng, Directory.UMatrixPng);
+        MapEvaluator.RenderPictures(Engine.Model, final.LabelMap, train.ClassNames, Directory.PrototypesPng, Directory.LabelMapPng, Directory.UMatrixPng);
         return final.Quality;
     }
 

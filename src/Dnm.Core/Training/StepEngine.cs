@@ -26,15 +26,9 @@ namespace Dnm.Core.Training;
 /// thread, and phase 3 opens its own dispose scope, so the phases of a step may be called from different
 /// threads, one at a time.
 /// </summary>
-public sealed class StepEngine : IDisposable
+public sealed class StepEngine : IEmbedder, IDisposable
 {
-    private readonly DnmConfig config;
-    private readonly Device device;
-    private readonly Parameter[] parameters;
-    private readonly bool[] isEncoderParameter;
-    private readonly Tensor statsHost;        // (layout.Length) on CPU, reused every step
     private readonly Tensor softCountsHost;   // (K) on CPU: the global f that the shards read in phase 2
-    private readonly SomRule rule;
     private readonly StepShard[] shards;
     private readonly ShardThreads threads;
 
@@ -45,56 +39,37 @@ public sealed class StepEngine : IDisposable
     /// <param name="maxBatch">The largest global batch a step or an embedding call will hold (the batch size).</param>
     public StepEngine(DnmConfig config, ImageShape shape, Device device, int maxBatch)
     {
-        this.config = config;
-        this.device = device;
-        if (device.type == DeviceType.CPU) Runtime.TorchRuntime.EnsureCpuNumerics();
-        // The seed fixes θ, φ: every replica builds the identical model. The draws come from torch's one global
-        // generator, so two engines built at once on two threads (embedded workers, parallel test classes)
-        // would interleave them: builds take turns.
-        lock (InitGate)
-        {
-            torch.manual_seed((long)config.Seed);
-            Model = Autoencoder.Create(shape, config);
-        }
-        Model.to(device);
-        parameters = Model.parameters().ToArray();
-        var encoder = Model.EncoderParameters().Select(p => p.Handle).ToHashSet();
-        isEncoderParameter = parameters.Select(p => encoder.Contains(p.Handle)).ToArray();
-        Som = new SomLattice(config.MapRows, config.MapCols, config.Latent, device);
-        Optimizer = new AdamOptimizer(parameters, config.LearningRate);
-        Layout = new StepLayout(parameters.Sum(p => (int)p.numel()), Som.Nodes, config.Latent);
-        statsHost = zeros(new long[] { Layout.Length }).DetachFromDisposeScope();
+        Model = DnmModel.Create(config, shape, device);
+        Layout = new StepLayout(Model.Parameters.Sum(p => (int)p.numel()), Model.Som.Nodes, config.Latent);
+        Updater = new StepUpdater(config, Model, Layout);
         softCountsHost = zeros(new long[] { Layout.Nodes }).DetachFromDisposeScope();
         MaxLocalBatch = Math.Max(maxBatch, 1);
-        rule = config.SomRule;
-        // Micro-batches small enough that libtorch's largest per-step buffer (Autoencoder.StepBufferBytesPerSample per
-        // sample; slow_conv2d's im2col matrix for the conv encoder) stays below MaxShardBufferBytes. glibc gives every
-        // thread but the main one its own arena made of 64 MB heaps, and serves a larger block there with mmap and frees
-        // it with munmap: at 128 samples per shard that was ~370 000 page faults per step and 9x the CPU time.
-        MicroBatches = MicroBatches.For(config.MicroBatch, Model.StepBufferBytesPerSample, MaxShardBufferBytes);
         var shardCount = MicroBatches.Count(MaxLocalBatch);
         // A GPU runs one micro-batch after the other on one thread; threads only help where the CPU computes.
         var threadCount = device.type == DeviceType.CPU ? Math.Clamp(Runtime.TorchRuntime.StepThreads(config.Threads), 1, shardCount) : 1;
-        shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Som, parameters, device, Layout, MicroBatches.MaxSize)).ToArray();
+        shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Layout, MicroBatches.MaxSize)).ToArray();
         threads = new ShardThreads(threadCount, "dnm-step");
     }
 
-    private static readonly Lock InitGate = new();
+    /// <summary>The autoencoder and the lattice (what inference needs, and what checkpoints hold besides Adam's moments).</summary>
+    public DnmModel Model { get; }
 
-    /// <summary>Bound on one shard's largest libtorch buffer (below glibc's 64 MB per-thread heap).</summary>
-    internal const long MaxShardBufferBytes = 48L << 20;
+    /// <summary>Phase 3: Adam, the L2 rule and the Kohonen rule on the reduced statistics.</summary>
+    public StepUpdater Updater { get; }
+
+    public SomLattice Som => Model.Som;
+    public AdamOptimizer Optimizer => Updater.Optimizer;
+    public StepLayout Layout { get; }
+    public Device Device => Model.Device;
+    public IReadOnlyList<Parameter> Parameters => Model.Parameters;
 
     /// <summary>How every batch is cut into micro-batches, whatever the thread count and world size.</summary>
-    public MicroBatches MicroBatches { get; }
+    public MicroBatches MicroBatches => Model.MicroBatches;
 
-    public Autoencoder Model { get; }
-    public SomLattice Som { get; }
-    public AdamOptimizer Optimizer { get; }
-    public StepLayout Layout { get; }
-    public Device Device => device;
     /// <summary>The largest global batch (and embedding call) this engine holds.</summary>
     public int MaxLocalBatch { get; }
-    public IReadOnlyList<Parameter> Parameters => parameters;
+
+    int IEmbedder.MaxBatch => MaxLocalBatch;
 
     /// <summary>Threads that run phases 1 and 2.</summary>
     public int Threads => threads.Count;
@@ -186,12 +161,7 @@ public sealed class StepEngine : IDisposable
         }
     }
 
-    /// <summary>
-    /// Phase 3: applies the statistics summed over every replica. Adds the L2 gradient 2βθ once (it is
-    /// not part of any shard), steps Adam, and moves the prototypes by the Kohonen rule.
-    /// <paramref name="trace"/>, when given, times the Adam part as <see cref="StepPhase.Apply"/> and the
-    /// Kohonen part as <see cref="StepPhase.SomUpdate"/>: only the engine can tell them apart.
-    /// </summary>
+    /// <summary>Phase 3 of the step in flight (see <see cref="StepUpdater"/>).</summary>
     public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, ScheduleValues schedule, StepTrace? trace = null)
     {
         if (!inFlight) throw new InvalidOperationException("Apply before Forward");
@@ -200,63 +170,13 @@ public sealed class StepEngine : IDisposable
 
     /// <summary>
     /// Phase 3 on its own, for a replica that computed no part of the step (the coordinator's): applies the reduced
-    /// statistics of a <paramref name="mode"/> step. Ends the step in flight, if any.
+    /// statistics of a <paramref name="mode"/> step (<see cref="StepUpdater"/>). Ends the step in flight, if any.
     /// </summary>
     public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, StepMode mode, ScheduleValues schedule, StepTrace? trace = null)
     {
         try
         {
-            var adam = trace?.Phase(StepPhase.Apply);
-            using var scope = NewDisposeScope();
-            reducedStats[..Layout.Length].CopyTo(Runtime.HostTensor.Floats(statsHost));
-            var flat = statsHost.to(device);
-            double l2;
-            if (device.type == DeviceType.CPU)
-            {
-                // One fused pass over host memory, split over the shard threads (see AdamOptimizer.StepOnHost).
-                l2 = Optimizer.StepOnHost(statsHost, isEncoderParameter, config.Beta, threads.Run);
-            }
-            else
-            {
-                var grads = new Tensor[parameters.Length];
-                long offset = 0;
-                for (int i = 0; i < parameters.Length; i++)
-                {
-                    var n = parameters[i].numel();
-                    grads[i] = flat.narrow(0, offset, n).view_as(parameters[i]);
-                    offset += n;
-                }
-                l2 = 0;
-                using (no_grad())
-                {
-                    if (config.Beta > 0)
-                    {
-                        using var twoBeta = TorchScalars.Of(2 * config.Beta);
-                        for (int i = 0; i < parameters.Length; i++)
-                        {
-                            if (!isEncoderParameter[i]) continue;
-                            grads[i] = grads[i] + parameters[i].mul(twoBeta);
-                            l2 += parameters[i].square().sum().item<float>();
-                        }
-                    }
-                }
-                Optimizer.Step(grads);
-            }
-            adam?.Dispose();
-            if (mode == StepMode.Joint)
-            {
-                using var somUpdate = trace?.Phase(StepPhase.SomUpdate);
-                var sums = flat.narrow(0, Layout.BmuSumsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
-                var counts = flat.narrow(0, Layout.BmuCountsOffset, Layout.Nodes);
-                Som.Update(sums, counts, globalBatch, schedule, rule);
-            }
-            var b = (double)globalBatch;
-            var kl = reducedStats[Layout.KlSumIndex] / b;
-            var recon = reducedStats[Layout.SquaredErrorSumIndex] / (b * Model.Shape.Pixels);
-            // recon is reported per pixel (comparable with the evaluation's recon_mse); the loss sums the pixels.
-            double? smoothing = mode == StepMode.Joint && config.SmoothWeight > 0 ? reducedStats[Layout.SmoothingSumIndex] / b : null;
-            var total = kl + config.Gamma * Model.Shape.Pixels * recon + config.Beta * l2 + config.SmoothWeight * (smoothing ?? 0);
-            return new StepLoss(kl, recon, config.Beta * l2, total, (int)reducedStats[Layout.SampleCountIndex], smoothing);
+            return Updater.Apply(reducedStats, globalBatch, mode, schedule, threads.Run, trace);
         }
         finally
         {
@@ -288,7 +208,7 @@ public sealed class StepEngine : IDisposable
     private Tensor Embed(ReadOnlySpan<float> images, int count, bool reconstruct, out double squaredError)
     {
         if (count > MaxLocalBatch) throw new ArgumentException($"batch {count} exceeds the engine's maximum {MaxLocalBatch}");
-        var result = empty(new long[] { count, Som.Dim }, device: device);
+        var result = empty(new long[] { count, Som.Dim }, device: Device);
         var active = Load(images, ReadOnlySpan<float>.Empty, count, 0, 1, 0);
         var offsets = new long[active + 1];
         for (int i = 0; i < active; i++) offsets[i + 1] = offsets[i] + shards[i].Count;
@@ -325,10 +245,8 @@ public sealed class StepEngine : IDisposable
         EndStep();
         threads.Dispose();
         foreach (var s in shards) s.Dispose();
-        Optimizer.Dispose();
-        Som.Dispose();
+        Updater.Dispose();
         Model.Dispose();
-        statsHost.Dispose();
         softCountsHost.Dispose();
     }
 }

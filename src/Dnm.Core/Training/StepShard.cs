@@ -9,15 +9,16 @@ using static TorchSharp.torch;
 namespace Dnm.Core.Training;
 
 /// <summary>
-/// One slice of a local batch, forwarded and differentiated on its own thread against the shared
-/// model (θ, φ and W are only read during these phases). Its statistics have the
-/// <see cref="StepLayout"/> of the whole engine, so the engine sums the shards' vectors exactly as
-/// the cluster sums workers' vectors. Gradients come from autograd.grad, not backward(): shards
-/// that run at the same time must not accumulate into the shared parameters' .grad.
+/// One micro-batch, forwarded and differentiated on its own thread against the shared model (θ, φ and W are only
+/// read during these phases); the loss is <see cref="DnmLoss.MicroBatchLoss"/>. Its statistics have the
+/// <see cref="StepLayout"/> of the whole step, so micro-batches' vectors sum in the fixed tree wherever they were
+/// computed. Gradients come from autograd.grad, not backward(): micro-batches that run at the same time must not
+/// accumulate into the shared parameters' .grad.
 /// </summary>
 internal sealed class StepShard : IDisposable
 {
     private readonly DnmConfig config;
+    private readonly DnmModel dnm;
     private readonly Autoencoder model;
     private readonly SomLattice som;
     private readonly Parameter[] parameters;
@@ -31,13 +32,14 @@ internal sealed class StepShard : IDisposable
     private StepMode mode;
     private Tensor? x, z, xHat, squaredDistances, q;
 
-    public StepShard(DnmConfig config, Autoencoder model, SomLattice som, Parameter[] parameters, Device device, StepLayout layout, int capacity)
+    public StepShard(DnmConfig config, DnmModel dnm, StepLayout layout, int capacity)
     {
         this.config = config;
-        this.model = model;
-        this.som = som;
-        this.parameters = parameters;
-        this.device = device;
+        this.dnm = dnm;
+        model = dnm.Autoencoder;
+        som = dnm.Som;
+        parameters = dnm.Parameters.ToArray();
+        device = dnm.Device;
         var s = model.Shape;
         inputHost = zeros(new long[] { Math.Max(capacity, 1), s.Channels, s.Height, s.Width }).DetachFromDisposeScope();
         statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
@@ -98,31 +100,13 @@ internal sealed class StepShard : IDisposable
         if (x is null || z is null || xHat is null) throw new InvalidOperationException("Backward before Forward");
         try
         {
-            var squaredError = (xHat - x).square().sum();
-            // γ‖X − X̂‖²: the squared error summed over a sample's pixels, as the loss is written (not a per-pixel
-            // mean, which would weigh reconstruction 1/784 as much on MNIST). Each part is divided by the *global*
-            // B: the shards' and replicas' gradients then sum to the global gradient.
-            using var gammaOverBatch = TorchScalars.Of(config.Gamma / globalBatch);
-            using var batch = TorchScalars.Of(globalBatch);
-            var loss = squaredError.mul(gammaOverBatch);
-            Tensor klSum = zeros(1, device: device);
-            Tensor smoothingSum = zeros(1, device: device);
+            var joint = mode == StepMode.Joint && q is not null && squaredDistances is not null;
+            var targets = joint && hasTargets && config.SmoothWeight > 0 ? targetsHost.narrow(0, 0, Count).to(device) : null;
+            var (loss, squaredError, klSum, smoothingSum) = DnmLoss.MicroBatchLoss(config, x, xHat, z, joint ? q : null, globalSoftCounts, targets, globalBatch);
             Tensor bmuSums, bmuCounts;
-            if (mode == StepMode.Joint && q is not null && squaredDistances is not null)
+            if (joint)
             {
-                var p = config.Target == TargetDistribution.Authors
-                    ? DnmLoss.TargetWithoutFrequency(q)
-                    : DnmLoss.Target(q.detach(), globalSoftCounts.to(device));
-                klSum = DnmLoss.KlSum(p, q);
-                loss = loss + klSum.div(batch);
-                if (hasTargets && config.SmoothWeight > 0)
-                {
-                    using var lambdaOverBatch = TorchScalars.Of(config.SmoothWeight / globalBatch);
-                    var target = targetsHost.narrow(0, 0, Count).to(device);
-                    smoothingSum = (z - target).square().sum();
-                    loss = loss + smoothingSum.mul(lambdaOverBatch);
-                }
-                var bmu = squaredDistances.detach().argmin(1);
+                var bmu = squaredDistances!.detach().argmin(1);
                 (bmuSums, bmuCounts) = som.BmuStatistics(z.detach(), bmu);
             }
             else
@@ -160,17 +144,8 @@ internal sealed class StepShard : IDisposable
     /// Shard thread: embeddings of the loaded images, without gradient, into <paramref name="target"/>; returns their
     /// squared reconstruction error, summed over pixels and images, when <paramref name="reconstruct"/> (else 0).
     /// </summary>
-    public double EmbedInto(Tensor target, bool reconstruct)
-    {
-        if (Count == 0) return 0;
-        using var embedScope = NewDisposeScope();
-        using var _ = no_grad();
-        var input = inputHost.narrow(0, 0, Count).to(device);
-        var embedded = model.Encode(input);
-        target.copy_(embedded);
-        if (!reconstruct) return 0;
-        return (model.Decode(embedded) - input).square().sum().item<float>();
-    }
+    public double EmbedInto(Tensor target, bool reconstruct) =>
+        Count == 0 ? 0 : dnm.EmbedMicroBatch(inputHost.narrow(0, 0, Count).to(device), target, reconstruct);
 
     /// <summary>Shard thread: drops the step's tensors.</summary>
     public void End()

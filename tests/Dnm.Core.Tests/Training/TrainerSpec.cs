@@ -101,8 +101,8 @@ public class TrainerSpec
         using var map = Core.Evaluation.TrainedMap.Load(path, CPU);
         Assert.Equal(EncoderKind.Mlp, map.Config.Encoder);
         Assert.Equal([20, 10], map.Config.Hidden);
-        Assert.IsType<Core.Model.MlpAutoencoder>(map.Engine.Model);
-        Assert.Equal(EngineState.Checksum(trainer.Engine), EngineState.Checksum(map.Engine));
+        Assert.IsType<Core.Model.MlpAutoencoder>(map.Model.Autoencoder);
+        Assert.Equal(EngineState.Checksum(trainer.Engine), map.Model.Checksum());
     }
 
     [Fact]

@@ -1,0 +1,82 @@
+using Dnm.Core.Config;
+using Dnm.Core.Model;
+using Dnm.Core.Runtime;
+using Dnm.Core.Som;
+using Dnm.Core.Telemetry;
+using static TorchSharp.torch;
+
+namespace Dnm.Core.Training;
+
+/// <summary>
+/// Phase 3 of a step, on any replica: applies the statistics summed over every micro-batch of the global batch. Adds
+/// the L2 gradient 2βθ once (<see cref="DnmLoss"/>: it is part of no micro-batch), steps Adam, and moves the prototypes
+/// by the Kohonen rule. It needs no Forward before it: the coordinator's replica, which computes no micro-batch, applies
+/// exactly what the workers apply.
+/// </summary>
+public sealed class StepUpdater : IDisposable
+{
+    private readonly DnmConfig config;
+    private readonly DnmModel model;
+    private readonly Tensor statsHost; // (layout.Length) on CPU, reused every step
+
+    public StepUpdater(DnmConfig config, DnmModel model, StepLayout layout)
+    {
+        this.config = config;
+        this.model = model;
+        Layout = layout;
+        Optimizer = new AdamOptimizer(model.Parameters, config.LearningRate);
+        statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
+    }
+
+    public AdamOptimizer Optimizer { get; }
+    public StepLayout Layout { get; }
+
+    /// <summary>
+    /// Applies <paramref name="reducedStats"/> of a <paramref name="mode"/> step of <paramref name="globalBatch"/> samples.
+    /// On the CPU the Adam update is one fused pass run by <paramref name="parallelFor"/> (items, body). <paramref name="trace"/>,
+    /// when given, times the Adam part as <see cref="StepPhase.Apply"/> and the Kohonen part as <see cref="StepPhase.SomUpdate"/>.
+    /// </summary>
+    public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, StepMode mode, ScheduleValues schedule, Action<int, Action<int>> parallelFor,
+        StepTrace? trace = null)
+    {
+        var adam = trace?.Phase(StepPhase.Apply);
+        using var scope = NewDisposeScope();
+        reducedStats[..Layout.Length].CopyTo(HostTensor.Floats(statsHost));
+        var device = model.Device;
+        var flat = statsHost.to(device);
+        double l2;
+        if (device.type == TorchSharp.DeviceType.CPU)
+        {
+            // One fused pass over host memory (see AdamOptimizer.StepOnHost).
+            l2 = Optimizer.StepOnHost(statsHost, model.IsEncoderParameter, config.Beta, parallelFor);
+        }
+        else
+        {
+            var grads = new Tensor[model.Parameters.Count];
+            long offset = 0;
+            for (int i = 0; i < grads.Length; i++)
+            {
+                var n = model.Parameters[i].numel();
+                grads[i] = flat.narrow(0, offset, n).view_as(model.Parameters[i]);
+                offset += n;
+            }
+            l2 = DnmLoss.AddL2Gradient(grads, model.Parameters, model.IsEncoderParameter, config.Beta);
+            Optimizer.Step(grads);
+        }
+        adam?.Dispose();
+        if (mode == StepMode.Joint)
+        {
+            using var somUpdate = trace?.Phase(StepPhase.SomUpdate);
+            var sums = flat.narrow(0, Layout.BmuSumsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
+            var counts = flat.narrow(0, Layout.BmuCountsOffset, Layout.Nodes);
+            model.Som.Update(sums, counts, globalBatch, schedule, config.SomRule);
+        }
+        return DnmLoss.StepLossOf(config, Layout, reducedStats, globalBatch, mode, l2, model.Shape.Pixels);
+    }
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        statsHost.Dispose();
+    }
+}
