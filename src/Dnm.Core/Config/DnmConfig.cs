@@ -33,11 +33,11 @@ public sealed record DnmConfig
     /// </summary>
     public EncoderKind Encoder { get; init; } = EncoderKind.Conv;
     /// <summary>conv: the encoder's conv channels (the decoder mirrors them).</summary>
-    public int[] Channels { get; init; } = [10, 8, 5];
+    public ValueList<int> Channels { get; init; } = [10, 8, 5];
     /// <summary>conv: the kernel size (odd, 'same' padding).</summary>
     public int Kernel { get; init; } = 5;
     /// <summary>mlp: the encoder's hidden layer widths (the decoder mirrors them).</summary>
-    public int[] Hidden { get; init; } = [500, 500, 2000];
+    public ValueList<int> Hidden { get; init; } = [500, 500, 2000];
     public int Latent { get; init; } = 100;
     /// <summary>none | sigmoid (the authors' code puts a sigmoid on z).</summary>
     public LatentActivation LatentActivation { get; init; } = LatentActivation.None;
@@ -155,8 +155,8 @@ public sealed record DnmConfig
         var p = new List<string>();
         try { _ = ParseMap(Map); } catch (ConfigException e) { p.Add(e.Message); }
         Defined(p, "encoder", Encoder);
-        if (Channels.Length == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
-        if (Hidden.Length == 0 || Hidden.Any(h => h <= 0)) p.Add("hidden must be a non-empty list of positive integers");
+        if (Channels is null || Channels.Count == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
+        if (Hidden is null || Hidden.Count == 0 || Hidden.Any(h => h <= 0)) p.Add("hidden must be a non-empty list of positive integers");
         if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
         if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
         Defined(p, "latent-activation", LatentActivation);
