@@ -1,24 +1,30 @@
+using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Protocol;
 
 namespace Dnm.Cluster.Coordination;
 
-/// <summary>How the coordinator waits, retries and verifies. Defaults suit a real cluster; tests shorten the timeouts.</summary>
+/// <summary>
+/// How the coordinator waits, retries and verifies. Its defaults are the node's (<see cref="NodeOptions"/>), stated once
+/// there; tests shorten the timeouts.
+/// </summary>
 public sealed record CoordinatorSettings
 {
+    private static readonly NodeOptions Node = new();
+
     /// <summary>Workers that must be ready before the first step. After that the run goes on with any number ≥ 1.</summary>
-    public int MinWorkers { get; init; } = 1;
+    public int MinWorkers { get; init; } = Node.MinWorkers;
 
     /// <summary>How long to wait for enough workers (at the start, or when every worker has gone).</summary>
-    public TimeSpan JoinTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan JoinTimeout { get; init; } = Node.JoinTimeout;
 
     /// <summary>How long forming a world may take: every rank connects and receives the full state.</summary>
     public TimeSpan WorldTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long one step may take before it is abandoned and retried.</summary>
-    public TimeSpan StepTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan StepTimeout { get; init; } = Node.StepTimeout;
 
     /// <summary>Compare every replica's checksum with the coordinator's every this many steps (0: never).</summary>
-    public int ChecksumEvery { get; init; } = 50;
+    public int ChecksumEvery { get; init; } = Node.ChecksumEvery;
 
     /// <summary>Consecutive failures (of one step or one world) not explained by a lost worker before the run fails.</summary>
     public int MaxAttempts { get; init; } = 5;

@@ -31,10 +31,41 @@ public static class NodeEnvironment
     public const string MetricsPort = "DNM_METRICS_PORT";
 
     /// <summary>Every variable a node reads, including the dataset cache (DNM_DATA) that Dnm.Core reads.</summary>
-    public static IReadOnlyList<string> Variables { get; } =
+    public static IReadOnlyList<string> Variables => [.. Options.Select(o => o.Variable), Config, MetricsPort, DatasetCatalog.DataDirVariable];
+
+    /// <summary>
+    /// The one table of a node's options: key (the flag is --key), environment variable, help, how to show a value
+    /// (defaults come from <see cref="NodeOptions"/> itself) and how to parse one. <c>dnm node</c> makes its flags and
+    /// its help from it, <see cref="Apply"/> its environment binding; nothing lists an option or its default twice.
+    /// </summary>
+    public static IReadOnlyList<NodeOptionDescriptor> Options { get; } =
     [
-        Role, Seeds, Host, BindHost, Port, DataPlanePort, MinWorkers, LocalWorkers, Devices, JoinTimeout, StepTimeout,
-        ChecksumEvery, ClusterName, DownAfter, AkkaLogLevel, Config, MetricsPort, DatasetCatalog.DataDirVariable,
+        new("role", Role, "coordinator, worker or both", "role", o => RoleName(o.Roles), (o, v, at) => o with { Roles = ParseRole(v, at) },
+            Choices: ["coordinator", "worker", "both"]),
+        new("seeds", Seeds, "Seed nodes host:port,... (DNS names work); none on a coordinator founds the cluster", "host:port,...",
+            o => o.Seeds.Count == 0 ? "none" : string.Join(',', o.Seeds), (o, v, _) => o with { Seeds = List(v) }),
+        new("host", Host, "Name other nodes reach this one by (must match their --seeds)", "name", o => o.Host, (o, v, _) => o with { Host = v }),
+        new("bind-host", BindHost, "Local address to listen on", "address", o => o.BindHost, (o, v, _) => o with { BindHost = v }),
+        new("port", Port, "Akka remoting port", "port", o => Show(o.Port), (o, v, at) => o with { Port = Int(at, v) }),
+        new("data-plane-port", DataPlanePort, "Coordinator's tensor data-plane port; 0 = ephemeral", "port", o => Show(o.DataPlanePort),
+            (o, v, at) => o with { DataPlanePort = Int(at, v) }),
+        new("local-workers", LocalWorkers, "Workers in this process", "N", o => Show(o.LocalWorkers), (o, v, at) => o with { LocalWorkers = Int(at, v) }),
+        new("devices", Devices, "Devices of the local workers, round-robin: cpu or cuda:0,cuda:1", "list",
+            o => o.Devices.Count == 0 ? "--device" : string.Join(',', o.Devices), (o, v, _) => o with { Devices = List(v) }),
+        new("min-workers", MinWorkers, "Workers the coordinator waits for before the first step", "N", o => Show(o.MinWorkers),
+            (o, v, at) => o with { MinWorkers = Int(at, v) }),
+        new("join-timeout", JoinTimeout, "How long to wait for the seeds and for min-workers", "duration", o => ShowDuration(o.JoinTimeout),
+            (o, v, at) => o with { JoinTimeout = ParseDuration(v, at) }),
+        new("step-timeout", StepTimeout, "How long a step may take before it is retried", "duration", o => ShowDuration(o.StepTimeout),
+            (o, v, at) => o with { StepTimeout = ParseDuration(v, at) }),
+        new("checksum-every", ChecksumEvery, "Compare replica checksums every this many steps; 0 = never", "N", o => Show(o.ChecksumEvery),
+            (o, v, at) => o with { ChecksumEvery = Int(at, v) }, HasFlag: false),
+        new("cluster-name", ClusterName, "Akka system name, the same on every node", "name", o => o.ClusterName, (o, v, _) => o with { ClusterName = v },
+            HasFlag: false),
+        new("down-after", DownAfter, "Split-brain resolver: how long a partition must be stable before the minority is downed", "duration",
+            o => ShowDuration(o.DownAfter), (o, v, at) => o with { DownAfter = ParseDuration(v, at) }, HasFlag: false),
+        new("akka-log-level", AkkaLogLevel, "Akka's own log level", "level", o => o.AkkaLogLevel, (o, v, _) => o with { AkkaLogLevel = v.ToUpperInvariant() },
+            HasFlag: false),
     ];
 
     /// <summary>The process environment over <paramref name="defaults"/>.</summary>
@@ -43,22 +74,9 @@ public static class NodeEnvironment
     /// <summary>Each variable that <paramref name="read"/> returns (non-empty) replaces the option it names.</summary>
     public static NodeOptions Apply(NodeOptions o, Func<string, string?> read)
     {
-        string? Get(string name) => read(name) is { Length: > 0 } v ? v.Trim() : null;
-        if (Get(Role) is { } role) o = o with { Roles = ParseRole(role) };
-        if (Get(Seeds) is { } seeds) o = o with { Seeds = List(seeds) };
-        if (Get(Host) is { } host) o = o with { Host = host };
-        if (Get(BindHost) is { } bind) o = o with { BindHost = bind };
-        if (Get(Port) is { } port) o = o with { Port = Int(Port, port) };
-        if (Get(DataPlanePort) is { } dp) o = o with { DataPlanePort = Int(DataPlanePort, dp) };
-        if (Get(MinWorkers) is { } min) o = o with { MinWorkers = Int(MinWorkers, min) };
-        if (Get(LocalWorkers) is { } local) o = o with { LocalWorkers = Int(LocalWorkers, local) };
-        if (Get(Devices) is { } devices) o = o with { Devices = List(devices) };
-        if (Get(JoinTimeout) is { } jt) o = o with { JoinTimeout = Duration(JoinTimeout, jt) };
-        if (Get(StepTimeout) is { } st) o = o with { StepTimeout = Duration(StepTimeout, st) };
-        if (Get(ChecksumEvery) is { } ce) o = o with { ChecksumEvery = Int(ChecksumEvery, ce) };
-        if (Get(ClusterName) is { } name) o = o with { ClusterName = name };
-        if (Get(DownAfter) is { } da) o = o with { DownAfter = Duration(DownAfter, da) };
-        if (Get(AkkaLogLevel) is { } level) o = o with { AkkaLogLevel = level.ToUpperInvariant() };
+        foreach (var option in Options)
+            if (read(option.Variable) is { Length: > 0 } value)
+                o = option.Parse(o, value.Trim(), option.Variable);
         return o;
     }
 
@@ -71,13 +89,19 @@ public static class NodeEnvironment
         return DnmConfig.FromJson(File.ReadAllText(path), path);
     }
 
-    public static NodeRoles ParseRole(string text) => text.Trim().ToLowerInvariant() switch
+    public static NodeRoles ParseRole(string text, string what = "role") => text.Trim().ToLowerInvariant() switch
     {
         "coordinator" => NodeRoles.Coordinator,
         "worker" => NodeRoles.Worker,
         "both" => NodeRoles.Both,
-        _ => throw new ConfigException($"role must be coordinator, worker or both, got '{text}'"),
+        _ => throw new ConfigException($"{(what == "role" ? "" : $"{what}: ")}role must be coordinator, worker or both, got '{text}'"),
     };
+
+    private static string RoleName(NodeRoles roles) => roles == NodeRoles.Both ? "both" : roles.ToString().ToLowerInvariant();
+
+    private static string Show(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string ShowDuration(TimeSpan t) => $"{t.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s";
 
     /// <summary>"60s", "2m", "1h", "500ms", or a plain number of seconds.</summary>
     public static TimeSpan ParseDuration(string text, string what)
@@ -99,7 +123,16 @@ public static class NodeEnvironment
     private static int Int(string name, string text) =>
         int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
             ? v
-            : throw new ConfigException($"{name}={text} is not an integer");
+            : throw new ConfigException(name.StartsWith("--", StringComparison.Ordinal) ? $"{name} '{text}' is not an integer" : $"{name}={text} is not an integer");
+}
 
-    private static TimeSpan Duration(string name, string text) => ParseDuration(text, name);
+/// <summary>
+/// One option of <see cref="NodeOptions"/>: its key (the flag <see cref="Flag"/>), environment variable, help, how to show a
+/// value and how to parse one (<c>at</c> names where the text came from, for errors). <paramref name="HasFlag"/> false:
+/// environment only (settings a deployment sets once).
+/// </summary>
+public sealed record NodeOptionDescriptor(string Key, string Variable, string Help, string HelpName, Func<NodeOptions, string> Show,
+    Func<NodeOptions, string, string, NodeOptions> Parse, bool HasFlag = true, IReadOnlyList<string>? Choices = null)
+{
+    public string Flag => "--" + Key;
 }

@@ -22,38 +22,26 @@ public static class NodeCommand
         // Metrics bind every interface unless --metrics-host says otherwise: DNM_HOST is the node's cluster name.
         var telemetryFlags = new TelemetryFlags(hostVariable: null);
         var configFile = new Option<string>("--config") { Description = $"JSON run config (as for dnm train) [env {NodeEnvironment.Config}]", HelpName = "file.json" };
-        var role = new Option<string>("--role") { Description = $"coordinator, worker or both [env {NodeEnvironment.Role}; default: both]" };
-        role.AcceptOnlyFromAmong("coordinator", "worker", "both");
-        var seeds = Text("--seeds", "Seed nodes host:port,... (DNS names work); none on a coordinator founds the cluster", NodeEnvironment.Seeds, "host:port,...");
-        var host = Text("--host", "Name other nodes reach this one by (must match their --seeds)", NodeEnvironment.Host, "name");
-        var bindHost = Text("--bind-host", "Local address to listen on", NodeEnvironment.BindHost, "address");
-        var port = Number("--port", "Akka remoting port [default: 4053]", NodeEnvironment.Port);
-        var dataPlanePort = Number("--data-plane-port", "Coordinator's tensor data-plane port; 0 = ephemeral [default: 0]", NodeEnvironment.DataPlanePort);
-        var localWorkers = Number("--local-workers", "Workers in this process [default: 1]", NodeEnvironment.LocalWorkers);
-        var devices = Text("--devices", "Devices of the local workers, round-robin: cpu or cuda:0,cuda:1 [default: --device]", NodeEnvironment.Devices, "list");
-        var minWorkers = Number("--min-workers", "Workers the coordinator waits for before the first step [default: 1]", NodeEnvironment.MinWorkers);
-        var joinTimeout = Text("--join-timeout", "How long to wait for the seeds and for min-workers [default: 60s]", NodeEnvironment.JoinTimeout, "duration");
-        var stepTimeout = Text("--step-timeout", "How long a step may take before it is retried [default: 120s]", NodeEnvironment.StepTimeout, "duration");
+        // The node's own options: one flag per entry of the table, whose defaults are NodeOptions' own.
+        var defaults = new NodeOptions();
+        var nodeFlags = NodeEnvironment.Options.Where(d => d.HasFlag).Select(d =>
+        {
+            var option = new Option<string>(d.Flag) { Description = $"{d.Help} [env {d.Variable}; default: {d.Show(defaults)}]", HelpName = d.HelpName };
+            if (d.Choices is { } choices) option.AcceptOnlyFromAmong([.. choices]);
+            return (Descriptor: d, Option: option);
+        }).ToArray();
 
         var command = new Command("node", "Run one node of a training cluster (coordinator, worker or both); see docs/cluster.md");
-        foreach (var option in new Option[] { role, seeds, host, bindHost, port, dataPlanePort, localWorkers, devices, minWorkers, joinTimeout, stepTimeout, configFile })
-            command.Add(option);
+        foreach (var (_, option) in nodeFlags) command.Add(option);
+        command.Add(configFile);
         foreach (var option in flags.Options) command.Add(option);
         foreach (var option in telemetryFlags.Options) command.Add(option);
         command.SetAction(parsed =>
         {
+            // Defaults, then the environment, then the flags given.
             var o = NodeEnvironment.Read();
-            if (parsed.GetValue(role) is { } r) o = o with { Roles = NodeEnvironment.ParseRole(r) };
-            if (parsed.GetValue(seeds) is { } s) o = o with { Seeds = s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
-            if (parsed.GetValue(host) is { } h) o = o with { Host = h };
-            if (parsed.GetValue(bindHost) is { } b) o = o with { BindHost = b };
-            if (parsed.GetResult(port) is not null) o = o with { Port = parsed.GetValue(port) };
-            if (parsed.GetResult(dataPlanePort) is not null) o = o with { DataPlanePort = parsed.GetValue(dataPlanePort) };
-            if (parsed.GetResult(localWorkers) is not null) o = o with { LocalWorkers = parsed.GetValue(localWorkers) };
-            if (parsed.GetValue(devices) is { } d) o = o with { Devices = d.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
-            if (parsed.GetResult(minWorkers) is not null) o = o with { MinWorkers = parsed.GetValue(minWorkers) };
-            if (parsed.GetValue(joinTimeout) is { } jt) o = o with { JoinTimeout = NodeEnvironment.ParseDuration(jt, "--join-timeout") };
-            if (parsed.GetValue(stepTimeout) is { } st) o = o with { StepTimeout = NodeEnvironment.ParseDuration(st, "--step-timeout") };
+            foreach (var (descriptor, option) in nodeFlags)
+                if (parsed.GetValue(option) is { } value) o = descriptor.Parse(o, value.Trim(), descriptor.Flag);
             var file = parsed.GetValue(configFile) ?? Environment.GetEnvironmentVariable(NodeEnvironment.Config);
             var config = flags.Resolve(parsed, string.IsNullOrWhiteSpace(file) ? null : file).Config;
             return Run(context, o.Validated(), config, telemetryFlags.Resolve(parsed, context.Environment));
@@ -100,9 +88,4 @@ public static class NodeCommand
         return CliErrors.Ok;
     }
 
-    private static Option<string> Text(string name, string description, string variable, string helpName) =>
-        new(name) { Description = $"{description} [env {variable}]", HelpName = helpName };
-
-    private static Option<int> Number(string name, string description, string variable) =>
-        new(name) { Description = $"{description.Replace(" [default", $" [env {variable}; default", StringComparison.Ordinal)}" };
 }

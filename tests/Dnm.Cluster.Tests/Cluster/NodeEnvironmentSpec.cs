@@ -37,8 +37,21 @@ public sealed class NodeEnvironmentSpec
         Assert.Empty(o.Problems());
     }
 
+    [Fact]
+    public void The_option_table_shows_each_default_in_a_form_it_parses_back()
+    {
+        var defaults = new NodeOptions();
+        Assert.Equal(NodeEnvironment.Options.Count, NodeEnvironment.Options.Select(o => o.Variable).Distinct().Count());
+        foreach (var option in NodeEnvironment.Options.Where(o => o.Key is not ("seeds" or "devices")))
+            Assert.Equal(defaults, option.Parse(defaults, option.Show(defaults), option.Flag));
+        // Every table entry is a variable the node reads; the flags are the entries that have one.
+        Assert.Subset(NodeEnvironment.Variables.ToHashSet(), NodeEnvironment.Options.Select(o => o.Variable).ToHashSet());
+        var e = Assert.Throws<ConfigException>(() => NodeEnvironment.Options.Single(o => o.Key == "port").Parse(defaults, "x", "--port"));
+        Assert.Equal("--port 'x' is not an integer", e.Message);
+    }
+
     [Theory]
-    [InlineData("DNM_ROLE", "boss", "role must be coordinator, worker or both")]
+    [InlineData("DNM_ROLE", "boss", "DNM_ROLE: role must be coordinator, worker or both")]
     [InlineData("DNM_PORT", "x", "DNM_PORT=x is not an integer")]
     [InlineData("DNM_JOIN_TIMEOUT", "soon", "is not a duration")]
     public void Should_reject_a_bad_value_naming_it(string variable, string value, string message)
