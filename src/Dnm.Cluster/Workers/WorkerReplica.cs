@@ -36,8 +36,6 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     {
         // The connection's byte counts already recorded as metrics (read and written on the torch thread).
         public long SentSeen, ReceivedSeen;
-        // Kept between steps (torch thread only): a steady-state step allocates no vectors.
-        private float[] send = [], receive = [];
 
         public bool Communicates => true;
 
@@ -45,16 +43,12 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         /// Sends this rank's blocks of the fixed sum tree to the coordinator, which sums every rank's in that tree, and
         /// receives the root. Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
         /// </summary>
-        public void Reduce(long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum)
+        public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
         {
             var kind = vector == ReducedVector.SoftCounts ? FrameKind.SoftCounts : FrameKind.Gradients;
-            // The connection sends and receives memory, not spans: one copy each way, into buffers kept between steps.
-            if (send.Length < contribution.Length) send = new float[contribution.Length];
-            if (receive.Length < sum.Length) receive = new float[sum.Length];
-            contribution.CopyTo(send);
-            Client.ContributeAsync(step, kind, send.AsMemory(0, contribution.Length)).AsTask().GetAwaiter().GetResult();
-            Client.ReceiveBroadcastAsync(step, kind, receive.AsMemory(0, sum.Length)).AsTask().GetAwaiter().GetResult();
-            receive.AsSpan(0, sum.Length).CopyTo(sum);
+            // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step).
+            Client.ContributeAsync(step, kind, contribution).AsTask().GetAwaiter().GetResult();
+            Client.ReceiveBroadcastAsync(step, kind, sum).AsTask().GetAwaiter().GetResult();
         }
     }
 

@@ -28,7 +28,7 @@ public interface IStepReducer
     /// <paramref name="contribution"/> holds this rank's blocks of the fixed sum tree (<see cref="FixedOrderSum"/>);
     /// <paramref name="sum"/> receives the root: the step's global vector.
     /// </summary>
-    void Reduce(long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum);
+    void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum);
 }
 
 /// <summary>One process, a world of one: its single block is the whole tree's root already.</summary>
@@ -38,7 +38,7 @@ public sealed class LocalReducer : IStepReducer
 
     public bool Communicates => false;
 
-    public void Reduce(long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum) => contribution.CopyTo(sum);
+    public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum) => contribution.Span.CopyTo(sum.Span);
 }
 
 /// <summary>
@@ -106,11 +106,11 @@ public sealed class StepRunner
         if (joint && config.SmoothWeight > 0)
             targets = (Targets ?? throw new InvalidOperationException($"joint step {step.Step + 1} needs the smoothed targets, but none were made or received"))
                 .Gather(indices[..n], batchTargets);
-        using (trace.Phase(StepPhase.Encode)) engine.Forward(batch.FilledPixels, targets, slice, step.Mode, fBlocks);
+        using (trace.Phase(StepPhase.Encode)) engine.Forward(batch.FilledPixels, targets, slice, step.Mode, fBlocks.Span);
         try
         {
             if (joint) Reduce(reducer, trace, step.Step, ReducedVector.SoftCounts, fBlocks, softCounts);
-            using (trace.Phase(StepPhase.Backward)) engine.Backward(softCounts, sBlocks);
+            using (trace.Phase(StepPhase.Backward)) engine.Backward(softCounts, sBlocks.Span);
             Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats);
             reducedObserver?.OnStepReduced(step.Step + 1, joint ? softCounts : [], stats);
             var loss = engine.Apply(stats, global.Length, step.Schedule, trace);
@@ -125,7 +125,7 @@ public sealed class StepRunner
     }
 
     /// <summary>A reduction, timed as its phase where it communicates (one process has no reduce phases: their timings stay zero).</summary>
-    private static void Reduce(IStepReducer reducer, StepTrace trace, long step, ReducedVector vector, ReadOnlySpan<float> contribution, Span<float> sum)
+    private static void Reduce(IStepReducer reducer, StepTrace trace, long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
     {
         if (!reducer.Communicates)
         {
@@ -136,9 +136,9 @@ public sealed class StepRunner
             reducer.Reduce(step, vector, contribution, sum);
     }
 
-    private static Span<float> Blocks(ref float[] buffer, int length)
+    private static Memory<float> Blocks(ref float[] buffer, int length)
     {
         if (buffer.Length < length) buffer = new float[length];
-        return buffer.AsSpan(0, length);
+        return buffer.AsMemory(0, length);
     }
 }
