@@ -7,8 +7,8 @@ namespace Dnm.Cluster.Protocol;
 // mode, then the step statistics), applies the reduced statistics and acknowledges with StepCompleted.
 
 /// <summary>
-/// Run global step <paramref name="Step"/> (the run's GlobalStep before the step). The worker's shard is
-/// <c>ShardSampler.Shard(EpochOrder(count, seed, DataEpoch), StepInEpoch, GlobalBatch, rank, world)</c>;
+/// Run global step <paramref name="Step"/> (the run's GlobalStep before the step). The worker computes its micro-batches
+/// (<c>MicroBatches.SampleRange</c>) of <c>ShardSampler.GlobalBatch(EpochOrder(count, seed, DataEpoch), StepInEpoch, GlobalBatch)</c>;
 /// <paramref name="DataEpoch"/> already includes the Trainer's offsets. <paramref name="Sigma"/> and
 /// <paramref name="Eta"/> are the schedule values (used in joint mode). With <paramref name="VerifyChecksum"/>
 /// the worker reports its replica checksum after applying. <paramref name="TraceParent"/> is the W3C traceparent of

@@ -68,38 +68,25 @@ public sealed class ShardSamplerSpec
         {
             var global = ShardSampler.GlobalBatch(count, 11, 2, step, batch);
             Assert.Equal(step == 10 ? 3 : 10, global.Length);
-            var shards = Enumerable.Range(0, world).Select(r => ShardSampler.Shard(count, 11, 2, step, batch, r, world)).ToArray();
-
-            // Concatenated in rank order, the shards are the global batch, and sizes differ by at most one.
+            // Each rank computes its whole micro-batches (of at most 3 here): concatenated in rank order, the global batch.
+            var micro = new Core.Training.MicroBatches(3);
+            var shards = Enumerable.Range(0, world).Select(r =>
+            {
+                var (start, length) = micro.SampleRange(global.Length, r, world);
+                return global.AsSpan(start, length).ToArray();
+            }).ToArray();
             Assert.Equal(global, shards.SelectMany(s => s));
-            Assert.True(shards.Max(s => s.Length) - shards.Min(s => s.Length) <= 1);
             Assert.Equal(global, ShardSampler.GlobalBatch(order, step, batch).ToArray());
-            for (int r = 0; r < world; r++)
-                Assert.Equal(shards[r], ShardSampler.Shard(order, step, batch, r, world).ToArray());
             foreach (int sample in shards.SelectMany(s => s))
                 taken[sample]++;
         }
         Assert.All(taken, n => Assert.Equal(1, n));
     }
 
-    [Theory]
-    [InlineData(10, 3, new[] { 0, 4, 4, 3, 7, 3 })]
-    [InlineData(3, 5, new[] { 0, 1, 1, 1, 2, 1, 3, 0, 3, 0 })]
-    [InlineData(8, 4, new[] { 0, 2, 2, 2, 4, 2, 6, 2 })]
-    public void Shard_ranges_should_give_the_remainder_to_the_first_ranks(int length, int world, int[] startsAndLengths)
-    {
-        for (int r = 0; r < world; r++)
-            Assert.Equal((startsAndLengths[2 * r], startsAndLengths[2 * r + 1]), ShardSampler.ShardRange(length, r, world));
-    }
-
     [Fact]
     public void Should_reject_invalid_arguments()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.ShardRange(10, 0, 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.ShardRange(10, 3, 3));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.ShardRange(10, -1, 3));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.Shard(100, 1, 0, 0, globalBatch: 3, rank: 0, worldSize: 4));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.Shard(100, 1, 0, step: 10, globalBatch: 10, rank: 0, worldSize: 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.GlobalBatch(100, 1, 0, step: 10, globalBatch: 10));
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.GlobalBatch(100, 1, 0, step: -1, globalBatch: 10));
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.StepsPerEpoch(100, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardSampler.EpochOrder(100, 1, -1));
