@@ -88,9 +88,11 @@ internal static class ClusterBenchmark
             foreach (var n in workers)
             {
                 var times = new StepTimes();
+                using var profile = new WorkerPhaseProfile();
                 var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}-{round}") }, n, times, CancellationToken.None,
-                    new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane });
+                    new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane }, telemetry: profile.Telemetry);
                 clusterRuns.Add((n, times, result));
+                Console.WriteLine($"--workers {n} profile, mean ms per worker step: {profile.Describe()}");
             }
             bare ??= RunBare(round);
             foreach (var (n, times, result) in clusterRuns)
@@ -113,6 +115,55 @@ internal static class ClusterBenchmark
                                   $"after the slowest rank {100 * Median(transfers[n]):F1} %");
         Directory.Delete(root, recursive: true);
         return 0;
+    }
+
+    /// <summary>
+    /// The workers' own phase timings (encode, soft_count_reduce, backward, gradient_reduce, apply, som_update), from the
+    /// same dnm_train_phase_duration_seconds histogram /metrics exports: where a worker's step goes.
+    /// </summary>
+    private sealed class WorkerPhaseProfile : IDisposable
+    {
+        private readonly object scope = new();
+        private readonly System.Diagnostics.Metrics.MeterListener listener = new();
+        private readonly Dictionary<string, (double Sum, long Count)> phases = new();
+        private readonly List<Dnm.Core.Telemetry.DnmMetrics> metrics = [];
+
+        public WorkerPhaseProfile()
+        {
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, scope) && instrument.Name == "dnm_train_phase_duration_seconds") l.EnableMeasurementEvents(instrument);
+            };
+            listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
+            {
+                string? phase = null;
+                foreach (var tag in tags) if (tag.Key == "phase") phase = tag.Value?.ToString();
+                if (phase is null) return;
+                lock (phases) phases[phase] = phases.TryGetValue(phase, out var p) ? (p.Sum + value, p.Count + 1) : (value, 1);
+            });
+            listener.Start();
+            Telemetry = new ClusterTelemetry(null, id =>
+            {
+                var m = new Dnm.Core.Telemetry.DnmMetrics(id, scope: scope, publishZeros: false);
+                lock (metrics) metrics.Add(m);
+                return m;
+            }, null);
+        }
+
+        public ClusterTelemetry Telemetry { get; }
+
+        public string Describe()
+        {
+            lock (phases)
+                return string.Join(", ", phases.Where(p => p.Value.Sum > 0)
+                    .Select(p => $"{p.Key} {1000 * p.Value.Sum / Math.Max(1, p.Value.Count):F1}"));
+        }
+
+        public void Dispose()
+        {
+            listener.Dispose();
+            foreach (var m in metrics) m.Dispose();
+        }
     }
 
     private static double Median(List<double> values)
