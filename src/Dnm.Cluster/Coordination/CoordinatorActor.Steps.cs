@@ -168,11 +168,9 @@ public sealed partial class CoordinatorActor
         attempts = 0;
         round = null;
         var p = r.Plan;
-        var joint = p.Mode == StepMode.Joint;
         // Reported inside the step's span, so log lines written for it carry its trace id (as the Trainer's do).
         using (r.Trace.Enter())
-            observer.OnStep(new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, plan.StepsPerEpoch, state.GlobalStep, p.BatchLength,
-                applied.Loss, joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, elapsed));
+            observer.OnStep(plan.Report(p, state.GlobalStep, applied.Loss, elapsed));
         r.Trace.Dispose();
         if (checkpoints.Due(state, checkpoint))
         {

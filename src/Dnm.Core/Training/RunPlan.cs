@@ -74,6 +74,17 @@ public sealed class RunPlan
         return (s, checkpoint, evaluate);
     }
 
+    /// <summary>
+    /// The report of <paramref name="p"/> once done, the run at <paramref name="globalStep"/>: σ and η only where the
+    /// Kohonen rule ran (joint steps). The Trainer and the coordinator report their steps with it.
+    /// </summary>
+    public StepReport Report(PlannedStep p, long globalStep, StepLoss loss, TimeSpan duration, Telemetry.StepTimings? timings = null)
+    {
+        var joint = p.Mode == StepMode.Joint;
+        return new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, StepsPerEpoch, globalStep, p.BatchLength, loss,
+            joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, duration, timings);
+    }
+
     private PlannedStep Step(RunState s, StepMode mode, int epochs, int dataEpochOffset)
     {
         var counter = config.ScheduleCounter switch

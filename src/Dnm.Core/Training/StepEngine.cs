@@ -156,7 +156,7 @@ public sealed class StepEngine : IEmbedder, IDisposable
         for (var b = 0; b < blocks.Count; b++)
         {
             var (start, size) = blocks[b];
-            FixedOrderSum.Reduce(i => local(i), sizes, start - first, size);
+            FixedOrderSum.Reduce(local, sizes, start - first, size);
             local(start - first).CopyTo(output.Slice(b * length, length));
         }
     }

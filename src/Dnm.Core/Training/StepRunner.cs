@@ -48,7 +48,7 @@ public sealed class LocalReducer : IStepReducer
 public readonly record struct StepInput(long Step, StepMode Mode, int DataEpoch, int StepInEpoch, ScheduleValues Schedule, int Rank = 0, int WorldSize = 1);
 
 /// <summary>What a step did on this rank: the loss of the whole global batch, and the samples this rank trained on.</summary>
-public readonly record struct StepOutcome(StepLoss Loss, int LocalSamples, int GlobalBatch);
+public readonly record struct StepOutcome(StepLoss Loss, int LocalSamples);
 
 /// <summary>
 /// The one training step, for every world size: read this rank's micro-batches of the global batch, augment them,
@@ -114,7 +114,7 @@ public sealed class StepRunner
             Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats);
             reducedObserver?.OnStepReduced(step.Step + 1, joint ? softCounts : [], stats);
             var loss = engine.Apply(stats, global.Length, step.Schedule, trace);
-            return new StepOutcome(loss, n, global.Length);
+            return new StepOutcome(loss, n);
         }
         catch
         {

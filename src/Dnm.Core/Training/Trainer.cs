@@ -78,9 +78,7 @@ public sealed class Trainer : IDisposable
             runner.Targets = Session.Targets;
             outcome = runner.Run(new StepInput(state.GlobalStep, p.Mode, p.DataEpoch, p.StepInEpoch, p.Schedule), LocalReducer.Instance, trace);
             state = next;
-            var joint = p.Mode == StepMode.Joint;
-            observer.OnStep(new StepReport(p.Phase, p.Epoch, p.Epochs, p.StepInEpoch + 1, plan.StepsPerEpoch, state.GlobalStep, outcome.GlobalBatch,
-                outcome.Loss, joint ? p.Schedule.Sigma : double.NaN, joint ? p.Schedule.Eta : double.NaN, clock.Elapsed, trace.Timings));
+            observer.OnStep(plan.Report(p, state.GlobalStep, outcome.Loss, clock.Elapsed, trace.Timings));
         }
         Session.MaybeCheckpoint(state, checkpoint);
         if (evaluate) Session.Evaluate(state, state.Epoch, cancel);
