@@ -89,7 +89,7 @@ public sealed class FolderDataset : IImageDataset
         {
             if (labels.Count == capacity)
                 break;
-            if (!ImageDecoder.TryDecode(path, shape, pixels.AsSpan(labels.Count * shape.Pixels, shape.Pixels)))
+            if (ImageDecoder.TryDecode(path, shape, pixels.AsSpan(labels.Count * shape.Pixels, shape.Pixels)) != DecodeFailure.None)
             {
                 if (options.OnBadFile == BadFilePolicy.Fail)
                     throw new DataException($"{path} is not a readable PNG or JPEG image. Delete or replace it, or open the folder with bad files skipped.");
