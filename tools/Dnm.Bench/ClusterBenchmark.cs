@@ -69,7 +69,7 @@ internal static class ClusterBenchmark
             var bare = new StepTimes();
             var sw = Stopwatch.StartNew();
             var single = config with { Out = Path.Combine(root, $"single{round}"), Threads = bareThreads };
-            using (var train = TrainingRun.OpenSplit(single, "train", limit, null))
+            using (var train = TrainingRun.OpenTrain(single with { Limit = limit }, null))
             using (var trainer = new Trainer(single, train, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(CancellationToken.None);
             Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");

@@ -73,12 +73,15 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var checkpoint = latest is null ? null : Checkpoint.Load(latest);
         var config = RunSession.Merge(requested, checkpoint).Validated();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
-        train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
-        test = TrainingRun.OpenSplit(config, "test", null, null);
+        train = TrainingRun.OpenTrain(config, null);
+        EvaluationSplit split;
+        (test, split) = TrainingRun.OpenEvaluation(config, null);
+        if (split == EvaluationSplit.Train)
+            observer.OnMessage($"warning: {config.Dataset} has no test split, so the map is evaluated on its training samples (final-metrics.json says \"split\": \"train\"); name one with --test-dataset or hold one out with --test-fraction");
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
         engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
-        session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer);
+        session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split);
         var state = checkpoint is null ? new RunState() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
             engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize);

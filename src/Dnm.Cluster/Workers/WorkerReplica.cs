@@ -56,12 +56,13 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     {
         if (engine is null || configJson != accepted.ConfigJson)
         {
+            runner?.Dispose();
             engine?.Dispose();
             train?.Dispose();
             engine = null;
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
-            train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
+            train = TrainingRun.OpenTrain(config, null);
             // The largest part is the whole global batch (a world of one).
             engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
             template = EngineState.Export(engine);
@@ -153,6 +154,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         LeaveWorld();
         _ = torch.RunAsync(() =>
         {
+            runner?.Dispose();
             engine?.Dispose();
             train?.Dispose();
         });

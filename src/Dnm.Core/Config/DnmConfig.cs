@@ -13,11 +13,18 @@ namespace Dnm.Core.Config;
 public sealed record DnmConfig
 {
     // ---- data ----
-    /// <summary>mnist | fashion-mnist-style idx:&lt;images&gt;[,&lt;labels&gt;] | folder:&lt;dir&gt;.</summary>
+    /// <summary>mnist | fashion-mnist | idx:&lt;images&gt;[,&lt;labels&gt;] | folder:&lt;dir&gt; | shards:&lt;dir | pattern | URL pattern&gt;.</summary>
     public string Dataset { get; init; } = "mnist";
+    /// <summary>The held-out set to evaluate on, when not the dataset's own test split (any dataset spec). Null: the dataset's test split.</summary>
+    public string? TestDataset { get; init; }
+    /// <summary>
+    /// Hold out this fraction of the training split for evaluation, chosen by a hash of each sample's key (stable when the
+    /// dataset grows). Null: none. For datasets without a test split of their own.
+    /// </summary>
+    public double? TestFraction { get; init; }
     /// <summary>Dataset cache; null means $DNM_DATA, else ~/.cache/dnm.</summary>
     public string? DataDir { get; init; }
-    /// <summary>Use only the first N training samples (quick runs). Null: all.</summary>
+    /// <summary>Train on a seeded random subset of N training samples (quick runs; the seed is <see cref="Seed"/>). Null: all.</summary>
     public int? Limit { get; init; }
     /// <summary>Folder datasets are resized to this square size (COIL-20: 64).</summary>
     public int ImageSize { get; init; } = 64;
@@ -25,6 +32,8 @@ public sealed record DnmConfig
     public int ImageChannels { get; init; } = 1;
     /// <summary>Folder datasets: fail on an unreadable image, or skip it and count it.</summary>
     public BadFilePolicy OnBadImage { get; init; } = BadFilePolicy.Fail;
+    /// <summary>Folder and shard images that declare more pixels than this are refused before they are decoded (decompression bombs).</summary>
+    public long MaxImagePixels { get; init; } = ImageDecoder.DefaultMaxPixels;
 
     // ---- model (the paper: conv 10-8-5 with 5x5 kernels, dense 100) ----
     /// <summary>
@@ -166,6 +175,10 @@ public sealed record DnmConfig
         if (BatchSize <= 0) p.Add($"batch-size must be positive, got {BatchSize}");
         if (MicroBatch < 0) p.Add($"micro-batch must be >= 0 (0: automatic), got {MicroBatch}");
         if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
+        if (TestFraction is { } f && !(f > 0 && f < 1)) p.Add($"test-fraction must lie strictly between 0 and 1, got {f}");
+        if (TestFraction is not null && TestDataset is not null) p.Add("test-fraction and test-dataset both name a test set: give one of them");
+        if (TestDataset is { Length: 0 }) p.Add("test-dataset must name a dataset spec");
+        if (MaxImagePixels <= 0) p.Add($"max-image-pixels must be positive, got {MaxImagePixels}");
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) p.Add($"learning-rate must be positive, got {LearningRate}");
         if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
         if (!(AugmentRotation >= 0 && AugmentRotation <= 180)) p.Add($"augment-rotation must be in [0, 180] degrees, got {AugmentRotation}");

@@ -57,13 +57,31 @@ public sealed class BatchBuffer
             throw new ArgumentException($"{indices.Length} images of {p} pixels need {indices.Length * p} floats, got {pixels.Length}.", nameof(pixels));
         if (labels.Length < indices.Length)
             throw new ArgumentException($"{indices.Length} labels do not fit in {labels.Length}.", nameof(labels));
-        for (int i = 0; i < indices.Length; i++)
-        {
-            int index = indices[i];
+        foreach (var index in indices)
             if ((uint)index >= (uint)dataset.Count)
                 throw new ArgumentOutOfRangeException(nameof(indices), index, $"Index outside dataset {dataset.Name} of {dataset.Count} samples.");
-            dataset.CopyImage(index, pixels.Slice(i * p, p));
-            labels[i] = dataset.Label(index);
+        for (int i = 0; i < indices.Length; i++)
+            labels[i] = dataset.Label(indices[i]);
+        if (!dataset.DecodesOnRead || indices.Length == 1)
+        {
+            for (int i = 0; i < indices.Length; i++)
+                dataset.CopyImage(indices[i], pixels.Slice(i * p, p));
+            return;
+        }
+        // Reading and decoding (shards, large folders) dominates: spread the images over the cores. Each image lands in
+        // its own slot, so the result is the same for any thread count.
+        unsafe
+        {
+            fixed (float* target = pixels)
+            {
+                var at = (nint)target;
+                var ids = indices.ToArray();
+                ParallelReads.For(ids.Length, DecodeThreads, i =>
+                    dataset.CopyImage(ids[i], new Span<float>((float*)at + (long)i * p, p)));
+            }
         }
     }
+
+    /// <summary>Threads that decode one batch: every core (the step's torch threads wait for the batch meanwhile, or it is prefetched).</summary>
+    public static int DecodeThreads { get; } = Math.Max(1, Environment.ProcessorCount);
 }

@@ -8,7 +8,7 @@ public sealed record ImageShape(int Channels, int Height, int Width)
 }
 
 /// <summary>
-/// An in-memory image collection. Images are float pixels in [0,1], laid out C×H×W.
+/// An image collection with random access by index. Images are float pixels in [0,1], laid out C×H×W.
 /// Labels are optional and are used only for evaluation, never for training.
 /// </summary>
 public interface IImageDataset : IDisposable
@@ -27,6 +27,15 @@ public interface IImageDataset : IDisposable
 
     /// <summary>The label of sample <paramref name="index"/>, or -1 when unknown.</summary>
     int Label(int index);
+
+    /// <summary>
+    /// The sample's stable name: the WebDataset key of a shard sample, the relative path of a folder image, the
+    /// zero-padded index of an IDX image. Key-hash splits (<c>test-fraction</c>) and placements use it.
+    /// </summary>
+    string Key(int index);
+
+    /// <summary>Whether <see cref="CopyImage"/> reads and decodes (shards): batches are then filled on several threads.</summary>
+    bool DecodesOnRead => false;
 
     /// <summary>Copies image <paramref name="index"/> into <paramref name="destination"/> (length Shape.Pixels).</summary>
     void CopyImage(int index, Span<float> destination);

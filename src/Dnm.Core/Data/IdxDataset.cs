@@ -85,6 +85,15 @@ public sealed class IdxDataset : IImageDataset
         return _labels is null ? -1 : _labels[index];
     }
 
+    /// <summary>The index, zero-padded to the width of the largest one, so keys sort like indices.</summary>
+    public string Key(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));
+        return index.ToString(KeyFormat, CultureInfo.InvariantCulture);
+    }
+
+    private string KeyFormat => "D" + Math.Max(1, (Count - 1).ToString(CultureInfo.InvariantCulture).Length).ToString(CultureInfo.InvariantCulture);
+
     public void CopyImage(int index, Span<float> destination)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));

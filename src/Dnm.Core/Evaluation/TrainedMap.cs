@@ -49,10 +49,29 @@ public sealed class TrainedMap : IDisposable
     /// Opens a split of <paramref name="dataset"/> the way the run opened its data (folder datasets get
     /// the checkpoint's image size and channels), and checks that its images fit the model.
     /// </summary>
+    /// <remarks>A dataset with one split only (idx:, a plain folder, a shard pattern) gives it for either split.</remarks>
     public IImageDataset Open(string dataset, string split, string? dataDir, int? limit, IProgress<FetchProgress>? progress)
     {
-        var config = Config with { Dataset = dataset, DataDir = dataDir ?? Config.DataDir };
-        var data = TrainingRun.OpenSplit(config, split, limit, progress);
+        var config = Config with { DataDir = dataDir ?? Config.DataDir };
+        var dir = config.DataDir ?? DatasetCatalog.DefaultDataDir();
+        var folder = TrainingRun.FolderOptionsOf(config);
+        return Checked(DatasetCatalog.TryOpen(dataset, split, dir, limit, folder, progress)
+                       ?? DatasetCatalog.Open(dataset, "train", dir, limit, folder, progress));
+    }
+
+    /// <summary>The samples the run trained on (its split, test-fraction and seeded limit), opened as the run opened them.</summary>
+    public IImageDataset OpenTrainingSet(string? dataDir, IProgress<FetchProgress>? progress) =>
+        Checked(TrainingRun.OpenTrain(Config with { DataDir = dataDir ?? Config.DataDir }, progress));
+
+    /// <summary>The samples the run evaluated on, and whether they were held out (<see cref="EvaluationSplit"/>).</summary>
+    public (IImageDataset Data, EvaluationSplit Split) OpenEvaluationSet(string? dataDir, IProgress<FetchProgress>? progress)
+    {
+        var (data, split) = TrainingRun.OpenEvaluation(Config with { DataDir = dataDir ?? Config.DataDir }, progress);
+        return (Checked(data), split);
+    }
+
+    private IImageDataset Checked(IImageDataset data)
+    {
         try
         {
             RequireShape(data);

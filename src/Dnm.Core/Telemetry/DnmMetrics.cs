@@ -24,7 +24,7 @@ public sealed class DnmMetrics : IDisposable
     private readonly KeyValuePair<string, object?>[] sentLabels, receivedLabels;
     private readonly KeyValuePair<string, object?>[] klLabels, reconLabels, l2Labels, smoothingLabels, totalLabels;
     private readonly Counter<long> samples, steps, allReduceBytes, membershipChanges, retriedSteps;
-    private readonly Histogram<double> stepDuration, phaseDuration, checkpointDuration;
+    private readonly Histogram<double> stepDuration, phaseDuration, checkpointDuration, dataWait;
     private readonly Gauge<double> loss, sigma, eta, qe, te, purity, nmi, reconMse, samplesPerSecond, phaseEta, checkpointSize, workers;
 
     /// <param name="deviceMemory">Reads (used, total) bytes of the training device; null or returning null where unknown (CPU).</param>
@@ -55,7 +55,8 @@ public sealed class DnmMetrics : IDisposable
 
         var buckets = new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets };
         stepDuration = Meter.CreateHistogram("dnm_train_step_duration_seconds", "s", "Wall time of one optimisation step, data loading included", null, buckets);
-        phaseDuration = Meter.CreateHistogram("dnm_train_phase_duration_seconds", "s", "Wall time of one phase of a step (encode, soft_count_reduce, backward, gradient_reduce, apply, som_update)", null, buckets);
+        phaseDuration = Meter.CreateHistogram("dnm_train_phase_duration_seconds", "s", "Wall time of one phase of a step (data_wait, encode, soft_count_reduce, backward, gradient_reduce, apply, som_update)", null, buckets);
+        dataWait = Meter.CreateHistogram("dnm_data_wait_seconds", "s", "Time one step waited for its batch to be read, decoded and augmented (zero when the prefetch was ready); its sum over the step duration's sum is the data-wait share", null, buckets);
         checkpointDuration = Meter.CreateHistogram("dnm_checkpoint_duration_seconds", "s", "Time to write one checkpoint", null, buckets);
 
         loss = Meter.CreateGauge<double>("dnm_train_loss", null, "Loss parts of the last step (part: kl, reconstruction, l2, total), means over the global batch");
@@ -94,6 +95,7 @@ public sealed class DnmMetrics : IDisposable
         steps.Add(1, labels);
         stepDuration.Record(duration.TotalSeconds, labels);
         if (timings is null) return;
+        dataWait.Record(timings[StepPhase.DataWait].TotalSeconds, labels);
         foreach (var phase in StepTimings.Phases) phaseDuration.Record(timings[phase].TotalSeconds, phaseLabels[(int)phase]);
     }
 

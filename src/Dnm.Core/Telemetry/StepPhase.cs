@@ -6,6 +6,8 @@ namespace Dnm.Core.Telemetry;
 /// </summary>
 public enum StepPhase
 {
+    /// <summary>Waiting for this step's batch to be read, decoded and augmented (zero when the prefetch was ready).</summary>
+    DataWait,
     /// <summary>Encode and decode the local batch, and the local soft counts f^(k).</summary>
     Encode,
     /// <summary>Summing the soft counts over workers (communication).</summary>
@@ -39,6 +41,7 @@ public sealed class StepTimings
     /// <summary>The label value of a phase: snake_case, as Prometheus label values usually are.</summary>
     public static string Name(StepPhase phase) => phase switch
     {
+        StepPhase.DataWait => "data_wait",
         StepPhase.Encode => "encode",
         StepPhase.SoftCountReduce => "soft_count_reduce",
         StepPhase.Backward => "backward",

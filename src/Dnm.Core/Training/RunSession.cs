@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.Diagnostics;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
@@ -11,6 +12,20 @@ namespace Dnm.Core.Training;
 public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration);
 
 /// <summary>One line of metrics.jsonl: an evaluation of the map (<paramref name="Phase"/>: som-pretrain, joint or final).</summary>
+/// <summary>final-metrics.json: the final evaluation, which samples it was made on, and how many.</summary>
+public sealed record FinalMetrics(
+    [property: JsonPropertyName("purity")] double? Purity,
+    [property: JsonPropertyName("nmi")] double? Nmi,
+    [property: JsonPropertyName("qe")] double Qe,
+    [property: JsonPropertyName("te")] double Te,
+    [property: JsonPropertyName("recon_mse")] double ReconMse,
+    [property: JsonPropertyName("split")] string Split,
+    [property: JsonPropertyName("samples")] int Samples)
+{
+    public static FinalMetrics Of(MapQuality q, EvaluationSplit split, int samples) =>
+        new(q.Purity, q.Nmi, q.Qe, q.Te, q.ReconMse, KebabEnum.Name(split), samples);
+}
+
 public sealed record MetricsRow(string Phase, int Epoch, long GlobalStep, double? Purity, double? Nmi, double Qe, double Te, double ReconMse,
     int Samples, double Seconds)
 {
@@ -35,8 +50,9 @@ public sealed class RunSession
 
     /// <param name="config">The run's config, already merged with a resumed checkpoint's (<see cref="Merge"/>) and validated.</param>
     public RunSession(DnmConfig config, RunDirectory run, StepEngine engine, IImageDataset train, IImageDataset test, ITrainingObserver observer,
-        StepTracer? tracer = null)
+        StepTracer? tracer = null, EvaluationSplit split = EvaluationSplit.Test)
     {
+        Split = split;
         Config = config;
         Directory = run;
         Engine = engine;
@@ -50,6 +66,8 @@ public sealed class RunSession
     }
 
     public DnmConfig Config { get; }
+    /// <summary>Whether the evaluation samples are held out, or (no test split exists) the training samples.</summary>
+    public EvaluationSplit Split { get; }
     public RunDirectory Directory { get; }
     public StepEngine Engine { get; }
     public CheckpointPolicy Checkpoints { get; }
@@ -150,7 +168,7 @@ public sealed class RunSession
             final = Measure(null, cancel);
         Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
-        Directory.WriteFinalMetrics(final.Quality);
+        Directory.WriteFinalMetrics(FinalMetrics.Of(final.Quality, Split, final.Samples));
         Save(state, Directory.FinalCheckpoint);
         MapEvaluator.RenderPictures(Engine.Model, final.LabelMap, train.ClassNames, Directory.PrototypesPng, Directory.LabelMapPng, Directory.UMatrixPng);
         return final.Quality;

@@ -56,14 +56,13 @@ public readonly record struct StepOutcome(StepLoss Loss, int LocalSamples);
 /// with the <see cref="LocalReducer"/>; a cluster worker with the data plane. Everything the step allocates on the
 /// native side lives in one dispose scope.
 /// </summary>
-public sealed class StepRunner
+public sealed class StepRunner : IDisposable
 {
     private readonly DnmConfig config;
     private readonly StepEngine engine;
     private readonly IImageDataset train;
     private readonly ITrainingObserver? reducedObserver;
-    private readonly BatchBuffer batch;
-    private readonly ImageAugmenter augmenter;
+    private readonly BatchPrefetcher batches;
     private readonly float[] batchTargets;
     private readonly float[] softCounts;
     private readonly float[] stats;
@@ -78,8 +77,7 @@ public sealed class StepRunner
         this.engine = engine;
         this.train = train;
         this.reducedObserver = reducedObserver;
-        batch = new BatchBuffer(train.Shape, config.BatchSize);
-        augmenter = ImageAugmenter.For(config, train.Shape);
+        batches = new BatchPrefetcher(train, ImageAugmenter.For(config, train.Shape), config.BatchSize);
         batchTargets = new float[config.SmoothWeight > 0 ? config.BatchSize * config.Latent : 0];
         softCounts = new float[engine.Layout.Nodes];
         stats = new float[engine.Layout.Length];
@@ -90,13 +88,13 @@ public sealed class StepRunner
 
     public StepOutcome Run(StepInput step, IStepReducer reducer, StepTrace trace)
     {
-        if (order?.DataEpoch != step.DataEpoch) order = (step.DataEpoch, ShardSampler.EpochOrder(train.Count, config.Seed, step.DataEpoch));
-        var global = ShardSampler.GlobalBatch(order.Value.Order, step.StepInEpoch, config.BatchSize);
+        var global = GlobalBatch(step.DataEpoch, step.StepInEpoch);
         var slice = new RankSlice(global.Length, step.Rank, step.WorldSize);
-        var (start, length) = engine.MicroBatches.SampleRange(global.Length, step.Rank, step.WorldSize);
-        var indices = global.Slice(start, length);
-        var n = batch.Fill(train, indices);
-        augmenter.Apply(batch.FilledPixels, indices, step.DataEpoch);
+        var indices = LocalPart(global, step.Rank, step.WorldSize);
+        var batch = batches.Take(step.DataEpoch, indices, out var waited);
+        trace.Timings.Add(StepPhase.DataWait, waited);
+        var n = batch.Count;
+        PrefetchNext(step);
         var joint = step.Mode == StepMode.Joint;
         var fBlocks = Blocks(ref softCountBlocks, engine.ContributionLength(slice, engine.Layout.Nodes));
         var sBlocks = Blocks(ref statBlocks, engine.ContributionLength(slice, engine.Layout.Length));
@@ -123,6 +121,35 @@ public sealed class StepRunner
             throw;
         }
     }
+
+    /// <summary>The sample indices of a step's global batch (the epoch order is kept for the epoch's steps).</summary>
+    private ReadOnlySpan<int> GlobalBatch(int dataEpoch, int stepInEpoch)
+    {
+        if (order?.DataEpoch != dataEpoch) order = (dataEpoch, ShardSampler.EpochOrder(train.Count, config.Seed, dataEpoch));
+        return ShardSampler.GlobalBatch(order.Value.Order, stepInEpoch, config.BatchSize);
+    }
+
+    /// <summary>This rank's whole micro-batches of a global batch: the only samples it reads.</summary>
+    private ReadOnlySpan<int> LocalPart(ReadOnlySpan<int> global, int rank, int worldSize)
+    {
+        var (start, length) = engine.MicroBatches.SampleRange(global.Length, rank, worldSize);
+        return global.Slice(start, length);
+    }
+
+    /// <summary>
+    /// Starts reading the batch this rank will most likely need next: the next step of the epoch, or the first of the
+    /// next epoch, in the same world. Any other next step (the world changed, the phase ended) just fills on demand.
+    /// </summary>
+    private void PrefetchNext(StepInput step)
+    {
+        int steps = ShardSampler.StepsPerEpoch(train.Count, config.BatchSize);
+        var (epoch, next) = step.StepInEpoch + 1 < steps ? (step.DataEpoch, step.StepInEpoch + 1) : (step.DataEpoch + 1, 0);
+        var upcoming = LocalPart(GlobalBatch(epoch, next), step.Rank, step.WorldSize).ToArray();
+        batches.Prefetch(epoch, upcoming);
+    }
+
+    /// <summary>Waits for a prefetch still reading: the dataset must outlive it.</summary>
+    public void Dispose() => batches.Dispose();
 
     /// <summary>A reduction, timed as its phase where it communicates (one process has no reduce phases: their timings stay zero).</summary>
     private static void Reduce(IStepReducer reducer, StepTrace trace, long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)

@@ -21,12 +21,12 @@ public sealed class Trainer : IDisposable
 
     /// <param name="tracer">Times (and, where traced, spans) each step's phases; untraced timing when null.</param>
     public Trainer(DnmConfig config, IImageDataset train, IImageDataset test, Device device, RunDirectory run, ITrainingObserver observer,
-        StepTracer? tracer = null)
+        StepTracer? tracer = null, EvaluationSplit split = EvaluationSplit.Test)
     {
         this.observer = observer;
         this.tracer = tracer ?? StepTracer.Untraced();
         Engine = new StepEngine(config, train.Shape, device, config.BatchSize);
-        Session = new RunSession(config, run, Engine, train, test, observer, this.tracer);
+        Session = new RunSession(config, run, Engine, train, test, observer, this.tracer, split);
         plan = new RunPlan(config, train.Count);
         runner = new StepRunner(config, Engine, train, observer);
     }
@@ -87,5 +87,9 @@ public sealed class Trainer : IDisposable
     /// <summary>The run as it stands, as a checkpoint.</summary>
     public Checkpoint ToCheckpoint() => Session.ToCheckpoint(state);
 
-    public void Dispose() => Engine.Dispose();
+    public void Dispose()
+    {
+        runner.Dispose();
+        Engine.Dispose();
+    }
 }

@@ -19,11 +19,46 @@ public static class TrainingRun
     public static FolderOptions FolderOptionsOf(DnmConfig c) => new()
     {
         Channels = c.ImageChannels, Height = c.ImageSize, Width = c.ImageSize,
-        OnBadFile = c.OnBadImage,
+        OnBadFile = c.OnBadImage, MaxImagePixels = c.MaxImagePixels,
     };
 
-    public static IImageDataset OpenSplit(DnmConfig c, string split, int? limit, IProgress<FetchProgress>? progress) =>
-        DatasetCatalog.Open(c.Dataset, split, c.DataDir ?? DatasetCatalog.DefaultDataDir(), limit, FolderOptionsOf(c), progress);
+    private static string DataDirOf(DnmConfig c) => c.DataDir ?? DatasetCatalog.DefaultDataDir();
+
+    /// <summary>
+    /// The samples a run trains on, the same on every node: the dataset's training split, less the part a
+    /// <c>test-fraction</c> holds out, then a <c>limit</c>-sized random subset seeded by the run's seed.
+    /// </summary>
+    public static IImageDataset OpenTrain(DnmConfig c, IProgress<FetchProgress>? progress)
+    {
+        var data = DatasetCatalog.Open(c.Dataset, "train", DataDirOf(c), null, FolderOptionsOf(c), progress);
+        try
+        {
+            if (c.TestFraction is { } f) data = DatasetView.KeySplit(data, f, EvaluationSplit.Train);
+            return c.Limit is { } n ? DatasetView.Subset(data, n, c.Seed) : data;
+        }
+        catch
+        {
+            data.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The samples a run evaluates on: <c>test-dataset</c> (its test split where it has one), else the part
+    /// <c>test-fraction</c> holds out, else the dataset's own test split, else, where none exists, the training samples:
+    /// then <see cref="EvaluationSplit.Train"/>, which final-metrics.json records.
+    /// </summary>
+    public static (IImageDataset Data, EvaluationSplit Split) OpenEvaluation(DnmConfig c, IProgress<FetchProgress>? progress)
+    {
+        var folder = FolderOptionsOf(c);
+        if (c.TestDataset is { } spec)
+            return (DatasetCatalog.TryOpen(spec, "test", DataDirOf(c), null, folder, progress)
+                    ?? DatasetCatalog.Open(spec, "train", DataDirOf(c), null, folder, progress), EvaluationSplit.Test);
+        if (c.TestFraction is { } f)
+            return (DatasetView.KeySplit(DatasetCatalog.Open(c.Dataset, "train", DataDirOf(c), null, folder, progress), f, EvaluationSplit.Test), EvaluationSplit.Test);
+        var test = DatasetCatalog.TryOpen(c.Dataset, "test", DataDirOf(c), null, folder, progress);
+        return test is not null ? (test, EvaluationSplit.Test) : (OpenTrain(c, progress), EvaluationSplit.Train);
+    }
 
     /// <param name="resumeFrom">A checkpoint to continue from; its config wins, except device, threads and out.</param>
     /// <param name="tracer">Traces steps, evaluations and checkpoints; timing only when null.</param>
@@ -33,13 +68,16 @@ public static class TrainingRun
         var wall = Stopwatch.StartNew();
         config = RunSession.Merge(config, resumeFrom).Validated();
         // Open the data first: a missing or corrupt dataset must not leave an empty run directory behind.
-        using var train = OpenSplit(config, "train", config.Limit, fetchProgress);
-        using var test = OpenSplit(config, "test", null, fetchProgress);
+        using var train = OpenTrain(config, fetchProgress);
+        var (test, split) = OpenEvaluation(config, fetchProgress);
+        using var _ = test;
         observer.OnMessage($"data: {train.Name} ({train.Count} samples, {train.Shape}), evaluation on {test.Name} ({test.Count} samples)");
+        if (split == EvaluationSplit.Train)
+            observer.OnMessage($"warning: {config.Dataset} has no test split, so the map is evaluated on its training samples (final-metrics.json says \"split\": \"train\"); name one with --test-dataset or hold one out with --test-fraction");
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples); lower --batch-size or raise --limit");
 
-        using var trainer = new Trainer(config, train, test, device, new RunDirectory(config.Out), observer, tracer);
+        using var trainer = new Trainer(config, train, test, device, new RunDirectory(config.Out), observer, tracer, split);
         if (resumeFrom is not null) trainer.Resume(resumeFrom);
         trainer.Run(cancel);
         var final = trainer.Session.Finish(trainer.State, cancel);

@@ -22,12 +22,15 @@ public sealed class ConfigFlags
     public ConfigFlags() => flags =
     [
         // data
-        Flag<string>("dataset", "mnist, fashion-mnist, idx:<images>[,<labels>] or folder:<dir>", c => c.Dataset, (c, v) => c with { Dataset = v }, helpName: "spec"),
+        Flag<string>("dataset", "mnist, fashion-mnist, idx:<images>[,<labels>], folder:<dir> or shards:<dir | pattern | URL pattern>", c => c.Dataset, (c, v) => c with { Dataset = v }, helpName: "spec"),
+        Flag<string>("test-dataset", "Evaluate on this dataset instead of the dataset's own test split", c => c.TestDataset, (c, v) => c with { TestDataset = v }, "the dataset's test split", "spec"),
+        Flag<double>("test-fraction", "Hold out this fraction of the training split for evaluation, chosen by a hash of each sample's key", c => c.TestFraction, (c, v) => c with { TestFraction = v }, "none", "F"),
         Flag<string>("data-dir", "Dataset cache", c => c.DataDir, (c, v) => c with { DataDir = v }, "$DNM_DATA, else ~/.cache/dnm", "dir"),
-        Flag<int>("limit", "Use only the first N training samples", c => c.Limit, (c, v) => c with { Limit = v }, "all"),
-        Flag<int>("image-size", "Folder datasets: resize images to this square size", c => c.ImageSize, (c, v) => c with { ImageSize = v }),
-        Flag<int>("image-channels", "Folder datasets: 1 (grayscale) or 3 (RGB)", c => c.ImageChannels, (c, v) => c with { ImageChannels = v }),
-        Choice<BadFilePolicy>("on-bad-image", "Folder datasets: fail on an unreadable image, or skip it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }),
+        Flag<int>("limit", "Train on a seeded random subset of N training samples (the seed is --seed)", c => c.Limit, (c, v) => c with { Limit = v }, "all"),
+        Flag<int>("image-size", "Folder datasets and shards without a manifest: resize images to this square size", c => c.ImageSize, (c, v) => c with { ImageSize = v }),
+        Flag<int>("image-channels", "Folder datasets and shards without a manifest: 1 (grayscale) or 3 (RGB)", c => c.ImageChannels, (c, v) => c with { ImageChannels = v }),
+        Choice<BadFilePolicy>("on-bad-image", "Folder and shard datasets: fail on an unreadable image or sample, or skip it and count it", c => c.OnBadImage, (c, v) => c with { OnBadImage = v }),
+        Flag<long>("max-image-pixels", "Folder and shard images declaring more pixels are refused before decoding", c => c.MaxImagePixels, (c, v) => c with { MaxImagePixels = v }),
         // model
         Choice<EncoderKind>("encoder", "Autoencoder: conv (the paper's) or mlp (fully connected, DEC's and DPSOM's; use a small --latent such as 10)", c => c.Encoder, (c, v) => c with { Encoder = v }),
         Flag<string>("channels", "conv: encoder channels, comma-separated", c => string.Join(',', c.Channels), (c, v) => c with { Channels = ParseWidths("channels", v, "10,8,5") }, helpName: "c1,c2,..."),

@@ -130,7 +130,7 @@ public sealed class StepEquivalenceSpec(ITestOutputHelper output)
 
     private static Checkpoint Train(DnmConfig config, ITrainingObserver observer, Checkpoint? resume)
     {
-        using var train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
+        using var train = TrainingRun.OpenTrain(config, null);
         using var trainer = new Trainer(config, train, train, TorchSharp.torch.CPU, new RunDirectory(config.Out), observer);
         if (resume is not null) trainer.Resume(resume);
         trainer.Run(CancellationToken.None);

@@ -77,8 +77,8 @@ internal static class TinyRun
     public static Core.Evaluation.MapQuality FinalQuality(Checkpoint checkpoint)
     {
         using var map = Core.Evaluation.TrainedMap.From(checkpoint, "reference", TorchSharp.torch.CPU);
-        using var train = TrainingRun.OpenSplit(checkpoint.Config, "train", null, null);
-        using var test = TrainingRun.OpenSplit(checkpoint.Config, "test", null, null);
+        using var train = TrainingRun.OpenTrain(checkpoint.Config with { Limit = null }, null);
+        using var test = TrainingRun.OpenEvaluation(checkpoint.Config, null).Data;
         return map.Evaluate(train, test, CancellationToken.None);
     }
 

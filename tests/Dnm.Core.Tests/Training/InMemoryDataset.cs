@@ -30,6 +30,7 @@ internal sealed class InMemoryDataset(float[] pixels, int[] labels, ImageShape s
     public ImageShape Shape => shape;
     public IReadOnlyList<string> ClassNames { get; } = ["a", "b", "c", "d"];
     public int Label(int index) => labels[index];
+    public string Key(int index) => index.ToString(System.Globalization.CultureInfo.InvariantCulture);
     public void CopyImage(int index, Span<float> destination) => pixels.AsSpan(index * shape.Pixels, shape.Pixels).CopyTo(destination);
     public void Dispose() { }
 }
