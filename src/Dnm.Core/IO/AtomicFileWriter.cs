@@ -24,7 +24,7 @@ internal sealed class AtomicFileWriter : IDisposable
         Directory.CreateDirectory(directory);
         // Same directory as the target: a rename across file systems would be a copy, not atomic.
         _tempPath = Path.Combine(directory, $".{Path.GetFileName(_path)}.{Guid.NewGuid():N}.tmp");
-        Stream = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        Stream = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
     }
 
     /// <summary>The temporary file's stream; write everything here, then call <see cref="Commit"/>.</summary>
