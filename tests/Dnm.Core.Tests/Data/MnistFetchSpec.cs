@@ -43,4 +43,28 @@ public sealed class MnistFetchSpec
         // The first training digit of MNIST is a 5 and the first test digit a 7.
         Assert.Equal((5, 7), (train.Label(0), test.Label(0)));
     }
+
+    [Fact]
+    [Trait("Category", "Network")]
+    public async Task Should_fetch_fashion_mnist_from_the_debian_package_when_its_mirrors_fail()
+    {
+        using var dir = new ScratchDirectory();
+        var progress = new SyncProgress();
+        // The mirrors fail at once; apt-get download (no root needed) and dpkg-deb are the fallback, as on this build machine.
+        var store = new MnistStore(MnistStore.FashionMnist with { Mirrors = [new Uri("https://mirror.invalid/fashion/")] });
+
+        var files = await store.EnsureAsync(dir.Path, progress);
+
+        foreach (var expected in MnistStore.FashionMnist.Files)
+        {
+            string path = Path.Combine(files.Directory, expected.FileName);
+            Assert.Equal(expected.Sha256, Convert.ToHexStringLower(SHA256.HashData(await File.ReadAllBytesAsync(path))));
+        }
+        Assert.Contains(progress.Reports, p => p.Phase == FetchPhase.SourceFailed && p.Source.Contains("mirror.invalid", StringComparison.Ordinal));
+        Assert.Contains(progress.Reports, p => p.Phase == FetchPhase.Ready && p.Source.StartsWith("apt-get download dataset-fashion-mnist", StringComparison.Ordinal));
+        using var test = DatasetCatalog.Open("fashion-mnist", "test", dir.Path);
+        Assert.Equal(10000, test.Count);
+        // The first test item of Fashion-MNIST is an ankle boot.
+        Assert.Equal("Ankle boot", test.ClassNames[test.Label(0)]);
+    }
 }

@@ -223,6 +223,9 @@ public sealed class ShardDataset : IImageDataset
         return Encoding.UTF8.GetString(keyBytes, keyStart[index], keyStart[index + 1] - keyStart[index]);
     }
 
+    /// <summary>The size of a sample's encoded image in its shard.</summary>
+    public int EncodedLength(int index) => lengths[index];
+
     /// <summary>The shard a sample lies in (its file name), for messages and placements.</summary>
     public string ShardOf(int index) => store.FileName(Shard(index));
 

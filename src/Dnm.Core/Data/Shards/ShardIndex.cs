@@ -88,6 +88,10 @@ public sealed class ShardIndex
                 throw new DataException($"shard {name}: the tar is corrupt after sample '{key ?? samples.LastOrDefault().Key ?? "(none)"}' ({e.Message}). Re-pack or re-download the shard.");
             }
             if (entry is null) break;
+            // System.Formats.Tar does not check header checksums: a flipped bit in a name or size would silently
+            // misplace every sample after it, so the header each entry came from is checked here.
+            if (!HeaderChecksumOk(stream, counting, entry))
+                throw new DataException($"shard {name}: the tar header of member '{entry.Name}' is corrupt (checksum mismatch) after sample '{key ?? samples.LastOrDefault().Key ?? "(none)"}'. Re-pack or re-download the shard.");
             if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile))
                 continue;
             var (memberKey, extension) = Split(entry.Name);
@@ -117,6 +121,37 @@ public sealed class ShardIndex
         }
         Flush();
         return new ShardIndex(stream.CanSeek ? stream.Length : counting!.Position, samples, skipped);
+    }
+
+    private static bool HeaderChecksumOk(Stream stream, CountingStream? counting, TarEntry entry)
+    {
+        Span<byte> header = stackalloc byte[512];
+        if (counting is not null)
+        {
+            if (!counting.TryGetTail(header)) return true;
+        }
+        else
+        {
+            long position = stream.Position;
+            stream.Position = entry.DataOffset - 512;
+            stream.ReadExactly(header);
+            stream.Position = position;
+        }
+        long sum = 0, signedSum = 0;
+        for (int i = 0; i < 512; i++)
+        {
+            int b = i is >= 148 and < 156 ? 32 : header[i];
+            sum += b;
+            signedSum += i is >= 148 and < 156 ? 32 : (sbyte)header[i];
+        }
+        long stored = 0;
+        foreach (var c in header.Slice(148, 8))
+        {
+            if (c is (byte)' ' or 0) { if (stored > 0) break; continue; }
+            if (c is < (byte)'0' or > (byte)'7') return false;
+            stored = stored * 8 + (c - '0');
+        }
+        return stored == sum || stored == signedSum;
     }
 
     /// <summary>WebDataset's rule: the key is the path up to the first dot of the file name; the rest, lower-cased, is the extension.</summary>

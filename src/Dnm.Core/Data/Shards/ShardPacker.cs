@@ -56,26 +56,28 @@ public static class ShardPacker
         var fingerprint = $"{options.Source}|{options.ShardBytes}|{options.TestFraction?.ToString("R", CultureInfo.InvariantCulture)}|{options.Format}|{options.JpegQuality}|{train.Count}|{train.Shape}";
         var state = LoadProgress(options.Out, fingerprint);
 
-        var splits = new List<(string Name, IImageDataset Data, int[] Indices)>();
+        var trainKeys = Keys(train);
+        var splits = new List<(string Name, IImageDataset Data, int[] Indices, string[] Keys)>();
         if (test is not null)
         {
-            splits.Add(("train", train, Enumerable.Range(0, train.Count).ToArray()));
-            splits.Add(("test", test, Enumerable.Range(0, test.Count).ToArray()));
+            splits.Add(("train", train, Enumerable.Range(0, train.Count).ToArray(), trainKeys));
+            splits.Add(("test", test, Enumerable.Range(0, test.Count).ToArray(), Keys(test)));
         }
         else if (options.TestFraction is { } f)
         {
-            var held = Enumerable.Range(0, train.Count).ToLookup(i => DatasetView.IsHeldOut(train.Key(i), f));
-            splits.Add(("train", train, held[false].ToArray()));
-            splits.Add(("test", train, held[true].ToArray()));
+            // Split on the keys as written, so that --test-fraction F on the packed shards holds out the same samples.
+            var held = Enumerable.Range(0, train.Count).ToLookup(i => DatasetView.IsHeldOut(trainKeys[i], f));
+            splits.Add(("train", train, held[false].ToArray(), trainKeys));
+            splits.Add(("test", train, held[true].ToArray(), trainKeys));
         }
         else
         {
-            splits.Add(("train", train, Enumerable.Range(0, train.Count).ToArray()));
+            splits.Add(("train", train, Enumerable.Range(0, train.Count).ToArray(), trainKeys));
         }
 
         var manifestSplits = new Dictionary<string, IReadOnlyList<ShardFile>>();
-        foreach (var (name, data, indices) in splits)
-            manifestSplits[name] = PackSplit(name, data, indices, options, state, fingerprint, progress, cancel);
+        foreach (var (name, data, indices, keys) in splits)
+            manifestSplits[name] = PackSplit(name, data, indices, keys, options, state, fingerprint, progress, cancel);
 
         var manifest = new ShardManifest
         {
@@ -90,7 +92,15 @@ public static class ShardPacker
         return manifest;
     }
 
-    private static List<ShardFile> PackSplit(string split, IImageDataset data, int[] indices, PackOptions options, PackState state,
+    private static string[] Keys(IImageDataset data)
+    {
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var keys = new string[data.Count];
+        for (int i = 0; i < keys.Length; i++) used.Add(keys[i] = KeyOf(data, i, used));
+        return keys;
+    }
+
+    private static List<ShardFile> PackSplit(string split, IImageDataset data, int[] indices, string[] keys, PackOptions options, PackState state,
         string fingerprint, IProgress<PackProgress>? progress, CancellationToken cancel)
     {
         var done = state.Shards.Where(s => s.Split == split).OrderBy(s => s.Start).ToList();
@@ -108,9 +118,6 @@ public static class ShardPacker
         int position = done.Count == 0 ? 0 : done[^1].Start + done[^1].File.Samples;
         long bytesSoFar = files.Sum(f => f.Bytes);
         progress?.Report(new PackProgress(split, position, indices.Length, files.Count, bytesSoFar));
-
-        var keys = new HashSet<string>(StringComparer.Ordinal);
-        for (int i = 0; i < position; i++) keys.Add(KeyOf(data, indices[i], keys));
 
         const int Chunk = 256;
         ShardBuilder? shard = null;
@@ -133,8 +140,7 @@ public static class ShardPacker
             {
                 int index = indices[position + j];
                 labels[j] = data.Label(index);
-                var key = KeyOf(data, index, keys);
-                keys.Add(key);
+                var key = keys[index];
                 long size = 1024 + Round512(encoded[j].Length) + (labels[j] >= 0 ? 1024 : 0);
                 if (shard is not null && shard.Samples > 0 && shard.Bytes + size > options.ShardBytes)
                 {

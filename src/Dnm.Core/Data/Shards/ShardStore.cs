@@ -298,6 +298,7 @@ public sealed class HttpShardStore : IShardStore
 /// <summary>A read-only pass-through that counts what it reads and exposes the count as its position (for a forward-only tar scan).</summary>
 internal sealed class CountingStream(Stream inner, Action<int>? onRead = null) : Stream
 {
+    private readonly byte[] tail = new byte[512];
     private long position;
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
@@ -305,9 +306,24 @@ internal sealed class CountingStream(Stream inner, Action<int>? onRead = null) :
     public override int Read(Span<byte> destination)
     {
         int n = inner.Read(destination);
+        // The last 512 bytes read: right after a tar header, the header itself (its checksum is checked).
+        if (n >= 512) destination.Slice(n - 512, 512).CopyTo(tail);
+        else if (n > 0)
+        {
+            tail.AsSpan(n).CopyTo(tail);
+            destination[..n].CopyTo(tail.AsSpan(512 - n));
+        }
         position += n;
         onRead?.Invoke(n);
         return n;
+    }
+
+    /// <summary>The last 512 bytes read, once at least that many were.</summary>
+    public bool TryGetTail(Span<byte> destination)
+    {
+        if (position < 512) return false;
+        tail.CopyTo(destination);
+        return true;
     }
 
     protected override void Dispose(bool disposing)
