@@ -98,9 +98,10 @@ public sealed class EndToEndSpec(TrainedRunFixture run) : IClassFixture<TrainedR
 
         Assert.True(result.ExitCode == 0, result.Error);
         var csv = File.ReadAllLines(Path.Combine(outDir, "placements.csv"));
-        Assert.Equal("index,label,row,col,distance", csv[0]);
+        Assert.Equal("index,key,label,class,row,col,distance", csv[0]);
         Assert.Equal(101, csv.Length);
-        Assert.Matches(@"^0,0,[0-3],[0-3],[0-9.E-]+$", csv[1]);
+        // The run's evaluation split of a single-split IDX set is its training samples: keys are their indices.
+        Assert.Matches(@"^0,[0-9]+,[0-3],[0-3],[0-3],[0-3],[0-9.E-]+$", csv[1]);
         foreach (var picture in new[] { "prototypes.png", "map-labels.png", "umatrix.png" })
         {
             Assert.True(new FileInfo(Path.Combine(outDir, picture)).Length > 0, picture);

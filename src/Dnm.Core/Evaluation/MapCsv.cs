@@ -5,19 +5,22 @@ using Dnm.Core.IO;
 namespace Dnm.Core.Evaluation;
 
 /// <summary>
-/// Where each image lands on a trained map, as CSV with header <c>index,label,row,col,distance</c>:
+/// Where each image lands on a trained map, as CSV with header <c>index,key,label,class,row,col,distance</c>:
 /// sample index, its label (empty when unknown), its BMU's lattice row and column, and the Euclidean
 /// latent distance to that BMU. Meant for placing images on the map in external tools.
 /// </summary>
 public static class MapCsv
 {
-    public const string Header = "index,label,row,col,distance";
+    public const string Header = "index,key,label,class,row,col,distance";
 
     /// <summary>
     /// Writes one line per sample, atomically (a reader sees the old file or the complete new one).
     /// <paramref name="labels"/> may be empty (no labels at all); a negative label is written as empty.
     /// </summary>
-    public static void Write(string path, ReadOnlySpan<int> bmu, ReadOnlySpan<float> distance, int rows, int cols, ReadOnlySpan<int> labels = default)
+    /// <param name="key">The sample's key or path (<see cref="Data.IImageDataset.Key"/>), so a user finds where their own images landed; empty when null.</param>
+    /// <param name="classNames">Names of the labels, written in the class column.</param>
+    public static void Write(string path, ReadOnlySpan<int> bmu, ReadOnlySpan<float> distance, int rows, int cols, ReadOnlySpan<int> labels = default,
+        Func<int, string>? key = null, IReadOnlyList<string>? classNames = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
@@ -41,13 +44,29 @@ public static class MapCsv
                     throw new ArgumentOutOfRangeException(nameof(bmu), $"Node {node} of sample {i} is outside 0..{nodes - 1}.");
                 line.Clear();
                 line.Append(CultureInfo.InvariantCulture, $"{i},");
-                if (!labels.IsEmpty && labels[i] >= 0)
+                if (key is not null) AppendField(line, key(i));
+                line.Append(',');
+                bool known = !labels.IsEmpty && labels[i] >= 0;
+                if (known)
                     line.Append(CultureInfo.InvariantCulture, $"{labels[i]}");
+                line.Append(',');
+                if (known && classNames is not null && labels[i] < classNames.Count) AppendField(line, classNames[labels[i]]);
                 // "R" writes the shortest text that parses back to the same float, with '.' as separator.
                 line.Append(CultureInfo.InvariantCulture, $",{node / cols},{node % cols},{distance[i].ToString("R", CultureInfo.InvariantCulture)}");
                 writer.WriteLine(line);
             }
         }
         file.Commit();
+    }
+
+    /// <summary>RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.</summary>
+    private static void AppendField(StringBuilder line, string value)
+    {
+        if (value.AsSpan().IndexOfAny(",\"\r\n") < 0)
+        {
+            line.Append(value);
+            return;
+        }
+        line.Append('"').Append(value.Replace("\"", "\"\"", StringComparison.Ordinal)).Append('"');
     }
 }

@@ -111,10 +111,10 @@ public sealed class TrainedMap : IDisposable
         return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Rows, Model.Som.Cols);
     }
 
-    /// <summary>Writes placements.csv: one row per sample with its label (when known), BMU row and column, and distance.</summary>
-    public void WritePlacements(string path, Placement placement, bool hasLabels) =>
+    /// <summary>Writes placements.csv: one row per sample with its key, label and class (when known), BMU row and column, and distance.</summary>
+    public void WritePlacements(string path, Placement placement, IImageDataset data) =>
         MapCsv.Write(path, placement.Bmu, placement.Distance, Model.Som.Rows, Model.Som.Cols,
-            hasLabels ? placement.Labels : ReadOnlySpan<int>.Empty);
+            data.HasLabels ? placement.Labels : ReadOnlySpan<int>.Empty, data.Key, data.ClassNames);
 
     /// <summary>
     /// prototypes.png, map-labels.png (only with a label map) and umatrix.png in <paramref name="directory"/>,

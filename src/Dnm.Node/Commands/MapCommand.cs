@@ -9,7 +9,7 @@ public static class MapCommand
     {
         var inputs = new CheckpointInputs();
         var outDir = new Option<string>("--out") { Description = "Folder for placements.csv, prototypes.png, map-labels.png and umatrix.png", Required = true, HelpName = "dir" };
-        var command = new Command("map", "Place a dataset on a checkpoint's map: writes placements.csv (index, label, row, col, distance) and the map pictures");
+        var command = new Command("map", "Place a dataset on a checkpoint's map: writes placements.csv (index, key, label, class, row, col, distance) and the map pictures");
         inputs.AddTo(command);
         command.Add(outDir);
         command.SetAction(parsed =>
@@ -20,7 +20,7 @@ public static class MapCommand
             var placement = map.Place(session.Data, context.Cancel);
             Directory.CreateDirectory(dir);
             var csv = Path.Combine(dir, "placements.csv");
-            map.WritePlacements(csv, placement, session.Data.HasLabels);
+            map.WritePlacements(csv, placement, session.Data);
             var labelMap = map.LabelNodes(session.Reference, context.Cancel);
             var pictures = map.RenderPictures(dir, labelMap, session.Reference?.ClassNames ?? []);
             context.Out.WriteLine($"placed {placement.Bmu.Length} samples of {session.Data.Name} on the {map.Config.Map} map:");

@@ -11,10 +11,12 @@ public class MapCsvSpec
         var path = dir.File("placement.csv");
 
         // 2×3 lattice: node 4 = row 1, col 1; node 2 = row 0, col 2; node 5 = row 1, col 2.
-        MapCsv.Write(path, bmu: [4, 2, 5], distance: [0.5f, 1.25f, 0.1f], rows: 2, cols: 3, labels: [7, -1, 0]);
+        string[] keys = ["cats/a.png", "b,\"odd\".png", "c"];
+        string[] classes = ["zero", "one", "two", "three", "four", "five", "six", "seven"];
+        MapCsv.Write(path, bmu: [4, 2, 5], distance: [0.5f, 1.25f, 0.1f], rows: 2, cols: 3, labels: [7, -1, 0], key: i => keys[i], classNames: classes);
 
         Assert.Equal(
-            new[] { "index,label,row,col,distance", "0,7,1,1,0.5", "1,,0,2,1.25", "2,0,1,2,0.1" },
+            new[] { "index,key,label,class,row,col,distance", "0,cats/a.png,7,seven,1,1,0.5", "1,\"b,\"\"odd\"\".png\",,,0,2,1.25", "2,c,0,zero,1,2,0.1" },
             File.ReadAllLines(path));
         Assert.Equal(new[] { "placement.csv" }, dir.FileNames());
     }
@@ -27,7 +29,7 @@ public class MapCsvSpec
 
         MapCsv.Write(path, bmu: [0, 1], distance: [2f, 3f], rows: 1, cols: 2);
 
-        Assert.Equal(new[] { "index,label,row,col,distance", "0,,0,0,2", "1,,0,1,3" }, File.ReadAllLines(path));
+        Assert.Equal(new[] { "index,key,label,class,row,col,distance", "0,,,,0,0,2", "1,,,,0,1,3" }, File.ReadAllLines(path));
     }
 
     [Fact]
