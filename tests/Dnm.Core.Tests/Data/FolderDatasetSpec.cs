@@ -139,4 +139,52 @@ public sealed class FolderDatasetSpec : IDisposable
         var e = Assert.Throws<DataException>(() => FolderDataset.Open(dir.Path, new FolderOptions { OnBadFile = BadFilePolicy.Skip }));
         Assert.Contains(dir.File("k", "x.jpg"), e.Message);
     }
+
+    [Fact]
+    public void A_folder_larger_than_the_decoded_budget_should_decode_on_read_to_the_same_pixels()
+    {
+        var options = new FolderOptions { Channels = 3, Height = 4, Width = 4, OnBadFile = BadFilePolicy.Skip };
+        using var eager = FolderDataset.Open(_dir.Path, options);
+        using var lazy = FolderDataset.Open(_dir.Path, options with { DecodedBudgetBytes = 10 });
+
+        Assert.False(eager.DecodesOnRead);
+        Assert.True(lazy.DecodesOnRead);
+        Assert.Equal(eager.Count, lazy.Count);
+        Assert.Equal(eager.SkippedFiles, lazy.SkippedFiles);
+        for (int i = 0; i < eager.Count; i++)
+        {
+            Assert.Equal(Image(eager, i), Image(lazy, i));
+            Assert.Equal((eager.Key(i), eager.Label(i)), (lazy.Key(i), lazy.Label(i)));
+        }
+        Assert.Equal("a/1.png", eager.Key(0));
+    }
+
+    [Fact]
+    public void A_folder_with_train_and_test_sub_folders_should_open_them_as_its_splits_with_one_class_order()
+    {
+        using var root = new ScratchDirectory();
+        WriteImage(root.File("train", "cat", "1.png"), 4, 4, SKEncodedImageFormat.Png, (_, _) => SKColors.White);
+        WriteImage(root.File("train", "dog", "1.png"), 4, 4, SKEncodedImageFormat.Png, (_, _) => SKColors.Black);
+        WriteImage(root.File("test", "dog", "2.png"), 4, 4, SKEncodedImageFormat.Png, (_, _) => SKColors.Black);
+
+        using var train = DatasetCatalog.Open($"folder:{root.Path}", "train", root.Path, folder: new FolderOptions { Height = 4, Width = 4 });
+        using var test = DatasetCatalog.Open($"folder:{root.Path}", "test", root.Path, folder: new FolderOptions { Height = 4, Width = 4 });
+
+        Assert.Equal(2, train.Count);
+        Assert.Equal(1, test.Count);
+        // The test split has no cat folder, yet dog keeps the training split's label.
+        Assert.Equal(["cat", "dog"], test.ClassNames);
+        Assert.Equal(1, test.Label(0));
+        Assert.Equal("dog/2.png", test.Key(0));
+
+        WriteImage(root.File("test", "bird", "3.png"), 4, 4, SKEncodedImageFormat.Png, (_, _) => SKColors.Black);
+        var e = Assert.Throws<DataException>(() => DatasetCatalog.Open($"folder:{root.Path}", "test", root.Path, folder: new FolderOptions { Height = 4, Width = 4 }));
+        Assert.Contains("bird", e.Message);
+    }
+
+    [Fact]
+    public void A_plain_folder_should_have_no_test_split()
+    {
+        Assert.Null(DatasetCatalog.TryOpen($"folder:{_dir.Path}", "test", _dir.Path, folder: new FolderOptions { OnBadFile = BadFilePolicy.Skip }));
+    }
 }
