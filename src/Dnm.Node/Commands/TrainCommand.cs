@@ -176,7 +176,7 @@ public static class TrainCommand
         ];
         foreach (var (path, name, what) in files)
             if (File.Exists(path) || Directory.Exists(path))
-                o.WriteLine($"  {name,-20}{what}");
+                o.WriteLine($"  {name,-22}{what}");
         o.WriteLine($"final metrics: {ProgressText.Quality(result.Final)}");
     }
 }
