@@ -38,6 +38,7 @@ public static class DnmCli
         TrainCommand.Create(context),
         EvalCommand.Create(context),
         MapCommand.Create(context),
+        ExportCommand.Create(context),
         DataCommand.Create(context),
         NodeCommand.Create(context),
     };

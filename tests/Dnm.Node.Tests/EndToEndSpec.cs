@@ -43,7 +43,7 @@ public sealed class EndToEndSpec(TrainedRunFixture run) : IClassFixture<TrainedR
     {
         Assert.True(run.Train.ExitCode == 0, run.Train.Error + run.Train.Out);
         Assert.Empty(run.Train.Error);
-        foreach (var file in new[] { "config.json", "metrics.jsonl", "final-metrics.json", "prototypes.png", "map-labels.png", "umatrix.png" })
+        foreach (var file in new[] { "config.json", "metrics.jsonl", "final-metrics.json", "prototypes.png", "map-labels.png", "umatrix.png", "hitmap.png", "component-planes.png" })
         {
             Assert.True(File.Exists(Path.Combine(run.RunDirectory, file)), file);
             Assert.Contains($"  {file}", run.Train.Out);

@@ -82,7 +82,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
         engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
         session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split);
-        var state = checkpoint is null ? new RunState() : session.Resume(checkpoint, latest!);
+        var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
             engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize);
     });

@@ -36,3 +36,14 @@ public enum ScheduleCounter
     /// <summary>Epochs (the paper's pseudo-code): σ stays near σ0.</summary>
     Epoch,
 }
+
+/// <summary>What `dnm train --init-from` takes from an exported model.</summary>
+public enum InitParts
+{
+    /// <summary>The autoencoder's weights θ and φ; the prototypes are seeded from the data as usual.</summary>
+    Weights,
+    /// <summary>The SOM prototypes W; SOM pre-training starts from them instead of seeding them from the data.</summary>
+    Prototypes,
+    /// <summary>Both.</summary>
+    Both,
+}

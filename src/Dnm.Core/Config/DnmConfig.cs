@@ -51,6 +51,14 @@ public sealed record DnmConfig
     /// <summary>none | sigmoid (the authors' code puts a sigmoid on z).</summary>
     public LatentActivation LatentActivation { get; init; } = LatentActivation.None;
 
+    /// <summary>
+    /// A model exported by `dnm export` (safetensors) that a new run starts from instead of the seed's initial values: see
+    /// <see cref="InitParts"/>. Null: none. Ignored on resume (the checkpoint holds the state).
+    /// </summary>
+    public string? InitFrom { get; init; }
+    /// <summary>weights | prototypes | both: what <see cref="InitFrom"/> provides.</summary>
+    public InitParts InitParts { get; init; } = InitParts.Both;
+
     // ---- map ----
     /// <summary>Lattice size RxC; the paper uses 20x30.</summary>
     public string Map { get; init; } = "20x30";
@@ -137,6 +145,7 @@ public sealed record DnmConfig
     {
         public static readonly string[] Encoder = KebabEnum.Names<EncoderKind>();
         public static readonly string[] LatentActivation = KebabEnum.Names<LatentActivation>();
+        public static readonly string[] InitParts = KebabEnum.Names<InitParts>();
         public static readonly string[] Target = KebabEnum.Names<TargetDistribution>();
         public static readonly string[] ScheduleCounter = KebabEnum.Names<ScheduleCounter>();
         public static readonly string[] SomRule = KebabEnum.Names<SomRule>();
@@ -145,6 +154,8 @@ public sealed record DnmConfig
 
     [JsonIgnore] public int MapRows => ParseMap(Map).Rows;
     [JsonIgnore] public int MapCols => ParseMap(Map).Cols;
+    /// <summary>The run's first prototypes come from <see cref="InitFrom"/> rather than from the data.</summary>
+    [JsonIgnore] public bool InitsPrototypes => InitFrom is not null && InitParts is InitParts.Prototypes or InitParts.Both;
     [JsonIgnore] public double Sigma0Resolved => Sigma0 ?? Math.Max(MapRows, MapCols) / 3.0;
 
     public static (int Rows, int Cols) ParseMap(string map)
@@ -169,6 +180,8 @@ public sealed record DnmConfig
         if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
         if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
         Defined(p, "latent-activation", LatentActivation);
+        if (InitFrom is not null && string.IsNullOrWhiteSpace(InitFrom)) p.Add("init-from must name a file exported by `dnm export`");
+        Defined(p, "init-parts", InitParts);
         if (Epochs < 0) p.Add($"epochs must be >= 0, got {Epochs}");
         if (PretrainEpochs < 0) p.Add($"pretrain-epochs must be >= 0, got {PretrainEpochs}");
         if (SomIterations < 0) p.Add($"som-iterations must be >= 0, got {SomIterations}");

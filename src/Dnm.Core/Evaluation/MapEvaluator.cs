@@ -6,8 +6,18 @@ using static TorchSharp.torch;
 
 namespace Dnm.Core.Evaluation;
 
-/// <summary>Where each sample of a dataset lands on the map.</summary>
-public sealed record Placement(int[] Bmu, int[] Second, float[] Distance, int[] Labels, double ReconstructionMse);
+/// <summary>Where each sample of a dataset lands on the map, and its embedding (row-major, one row of the latent size per sample).</summary>
+public sealed record Placement(int[] Bmu, int[] Second, float[] Distance, int[] Labels, double ReconstructionMse, float[] Embeddings);
+
+/// <summary>The file names of a map's pictures, the same in a run directory and in `dnm map --out`.</summary>
+public static class MapPictures
+{
+    public const string Prototypes = "prototypes.png";
+    public const string LabelMap = "map-labels.png";
+    public const string UMatrix = "umatrix.png";
+    public const string HitMap = "hitmap.png";
+    public const string ComponentPlanes = "component-planes.png";
+}
 
 /// <summary>
 /// Evaluates a trained map: places samples on the lattice, labels the nodes from a reference set
@@ -42,7 +52,7 @@ public static class MapEvaluator
         }
         var w = Prototypes(engine.Model);
         var (bmu, second, dist) = MapMetrics.BestMatches(z, count, w, engine.Model.Som.Nodes, dim);
-        return new Placement(bmu, second, dist, labels, squaredError / ((double)count * data.Shape.Pixels));
+        return new Placement(bmu, second, dist, labels, squaredError / ((double)count * data.Shape.Pixels), z);
     }
 
     /// <summary>Node labels: the majority label of the reference samples whose BMU each node is; null without labels.</summary>
@@ -61,8 +71,14 @@ public static class MapEvaluator
             MapMetrics.TopographicError(eval.Bmu, eval.Second, rows, cols), eval.ReconstructionMse);
     }
 
-    /// <summary>prototypes.png (the decoder applied to every w_j), map-labels.png and umatrix.png.</summary>
-    public static void RenderPictures(DnmModel model, int[]? labelMap, IReadOnlyList<string> classNames, string prototypesPng, string labelMapPng, string umatrixPng)
+    /// <summary>
+    /// The map's pictures in <paramref name="directory"/>: prototypes.png (the decoder applied to every w_j), map-labels.png
+    /// (only with a label map), umatrix.png, hitmap.png (how many of the placed samples, <paramref name="bmu"/>, each node
+    /// holds) and, for latent sizes up to <see cref="MapRenderer.MaxComponentPlanes"/>, component-planes.png. Returns the
+    /// files written.
+    /// </summary>
+    public static IReadOnlyList<string> RenderPictures(DnmModel model, string directory, int[]? labelMap, IReadOnlyList<string> classNames,
+        ReadOnlySpan<int> bmu)
     {
         var som = model.Som;
         var shape = model.Shape;
@@ -72,9 +88,27 @@ public static class MapEvaluator
         {
             model.Autoencoder.Decode(som.Prototypes).cpu().data<float>().CopyTo(images);
         }
-        MapRenderer.RenderPrototypes(prototypesPng, images, som.Rows, som.Cols, shape);
-        if (labelMap is not null) MapRenderer.RenderLabelMap(labelMapPng, labelMap, som.Rows, som.Cols, classNames);
-        MapRenderer.RenderUMatrix(umatrixPng, Prototypes(model), som.Rows, som.Cols, som.Dim);
+        Directory.CreateDirectory(directory);
+        string File(string name) => Path.Combine(directory, name);
+        var written = new List<string>();
+        MapRenderer.RenderPrototypes(File(MapPictures.Prototypes), images, som.Rows, som.Cols, shape);
+        written.Add(File(MapPictures.Prototypes));
+        if (labelMap is not null)
+        {
+            MapRenderer.RenderLabelMap(File(MapPictures.LabelMap), labelMap, som.Rows, som.Cols, classNames);
+            written.Add(File(MapPictures.LabelMap));
+        }
+        var w = Prototypes(model);
+        MapRenderer.RenderUMatrix(File(MapPictures.UMatrix), w, som.Rows, som.Cols, som.Dim);
+        written.Add(File(MapPictures.UMatrix));
+        MapRenderer.RenderHitMap(File(MapPictures.HitMap), bmu, som.Rows, som.Cols);
+        written.Add(File(MapPictures.HitMap));
+        if (som.Dim <= MapRenderer.MaxComponentPlanes)
+        {
+            MapRenderer.RenderComponentPlanes(File(MapPictures.ComponentPlanes), w, som.Rows, som.Cols, som.Dim);
+            written.Add(File(MapPictures.ComponentPlanes));
+        }
+        return written;
     }
 
     private static float[] Prototypes(DnmModel model)

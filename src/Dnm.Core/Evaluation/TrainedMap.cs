@@ -117,18 +117,11 @@ public sealed class TrainedMap : IDisposable
             data.HasLabels ? placement.Labels : ReadOnlySpan<int>.Empty, data.Key, data.ClassNames);
 
     /// <summary>
-    /// prototypes.png, map-labels.png (only with a label map) and umatrix.png in <paramref name="directory"/>,
-    /// named as in a run directory. Returns the files written.
+    /// The map's pictures in <paramref name="directory"/>, named as in a run directory (<see cref="MapEvaluator.RenderPictures"/>);
+    /// the hit map counts <paramref name="placement"/>'s samples. Returns the files written.
     /// </summary>
-    public IReadOnlyList<string> RenderPictures(string directory, int[]? labelMap, IReadOnlyList<string> classNames)
-    {
-        Directory.CreateDirectory(directory);
-        var prototypes = Path.Combine(directory, "prototypes.png");
-        var labels = Path.Combine(directory, "map-labels.png");
-        var umatrix = Path.Combine(directory, "umatrix.png");
-        MapEvaluator.RenderPictures(Model, labelMap, classNames, prototypes, labels, umatrix);
-        return labelMap is null ? [prototypes, umatrix] : [prototypes, labels, umatrix];
-    }
+    public IReadOnlyList<string> RenderPictures(string directory, int[]? labelMap, IReadOnlyList<string> classNames, Placement placement) =>
+        MapEvaluator.RenderPictures(Model, directory, labelMap, classNames, placement.Bmu);
 
     public void Dispose() => Model.Dispose();
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Dnm.Core.Config;
+using Dnm.Core.Evaluation;
 
 namespace Dnm.Core.Training;
 
@@ -21,9 +22,11 @@ public sealed class RunDirectory
     public string ConfigJson => Path.Combine(Root, "config.json");
     public string MetricsJsonl => Path.Combine(Root, "metrics.jsonl");
     public string FinalMetricsJson => Path.Combine(Root, "final-metrics.json");
-    public string PrototypesPng => Path.Combine(Root, "prototypes.png");
-    public string LabelMapPng => Path.Combine(Root, "map-labels.png");
-    public string UMatrixPng => Path.Combine(Root, "umatrix.png");
+    public string PrototypesPng => Path.Combine(Root, MapPictures.Prototypes);
+    public string LabelMapPng => Path.Combine(Root, MapPictures.LabelMap);
+    public string UMatrixPng => Path.Combine(Root, MapPictures.UMatrix);
+    public string HitMapPng => Path.Combine(Root, MapPictures.HitMap);
+    public string ComponentPlanesPng => Path.Combine(Root, MapPictures.ComponentPlanes);
     public string FinalCheckpoint => Path.Combine(Checkpoints, "final.ckpt");
 
     public void WriteConfig(DnmConfig config) => WriteAtomically(ConfigJson, config.ToJson());

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
+using Dnm.Core.Export;
 using Dnm.Core.Som;
 using Dnm.Core.Telemetry;
 
@@ -82,6 +83,20 @@ public sealed class RunSession
     public static DnmConfig Merge(DnmConfig requested, Checkpoint? resumeFrom) =>
         resumeFrom is null ? requested : resumeFrom.Config with { Device = requested.Device, Threads = requested.Threads, Out = requested.Out };
 
+    /// <summary>
+    /// The state of a new run. With <see cref="DnmConfig.InitFrom"/> the replica first takes the exported model's weights,
+    /// prototypes or both (<see cref="WarmStart"/>); otherwise it keeps the seed's.
+    /// </summary>
+    public RunState Start()
+    {
+        if (Config.InitFrom is { } path)
+        {
+            WarmStart.Apply(Engine.Model, Config, ExportedModel.Read(path), Config.InitParts, path);
+            observer.OnMessage($"warm start: {KebabEnum.Name(Config.InitParts)} from {path}");
+        }
+        return new RunState();
+    }
+
     /// <summary>Loads <paramref name="checkpoint"/> (named <paramref name="source"/> in errors) into the replica; returns its state.</summary>
     public RunState Resume(Checkpoint checkpoint, string source)
     {
@@ -149,7 +164,7 @@ public sealed class RunSession
     public EvaluationReport Evaluate(RunState state, int epoch, CancellationToken cancel)
     {
         using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
-        var (quality, samples, duration, _) = Measure(Config.EvalLimit, cancel);
+        var (quality, samples, duration, _, _) = Measure(Config.EvalLimit, cancel);
         var phase = epoch == 0 ? TrainingPhase.SomPretrain : TrainingPhase.Joint;
         Directory.AppendMetrics(MetricsRow.Of(phase.Name(), epoch, state.GlobalStep, quality, samples, duration));
         var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, quality, samples, duration);
@@ -159,28 +174,28 @@ public sealed class RunSession
 
     /// <summary>
     /// The end of a run: the final evaluation (node labels from the whole training set, quality on the whole test split),
-    /// its metrics row, final-metrics.json, final.ckpt and the three pictures.
+    /// its metrics row, final-metrics.json, final.ckpt and the pictures (the hit map counts the training samples).
     /// </summary>
     public MapQuality Finish(RunState state, CancellationToken cancel)
     {
-        (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap) final;
+        (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, Placement Reference) final;
         using (tracer.Span("dnm.evaluate", state.GlobalStep))
             final = Measure(null, cancel);
         Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
         Directory.WriteFinalMetrics(FinalMetrics.Of(final.Quality, Split, final.Samples));
         Save(state, Directory.FinalCheckpoint);
-        MapEvaluator.RenderPictures(Engine.Model, final.LabelMap, train.ClassNames, Directory.PrototypesPng, Directory.LabelMapPng, Directory.UMatrixPng);
+        MapEvaluator.RenderPictures(Engine.Model, Directory.Root, final.LabelMap, train.ClassNames, final.Reference.Bmu);
         return final.Quality;
     }
 
-    private (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap) Measure(int? limit, CancellationToken cancel)
+    private (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, Placement Reference) Measure(int? limit, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
         var reference = MapEvaluator.Place(Engine, train, Config.BatchSize, limit, cancel);
         var labelMap = MapEvaluator.LabelMap(reference, train, Engine.Som.Nodes);
         var placed = MapEvaluator.Place(Engine, test, Config.BatchSize, limit, cancel);
         var quality = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
-        return (quality, placed.Bmu.Length, clock.Elapsed, labelMap);
+        return (quality, placed.Bmu.Length, clock.Elapsed, labelMap, reference);
     }
 }

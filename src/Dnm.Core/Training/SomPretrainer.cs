@@ -20,7 +20,8 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
         var stepsPerEpoch = ShardSampler.StepsPerEpoch(train.Count, config.BatchSize);
         observer.OnPhaseStarted(TrainingPhase.SomPretrain, (int)Math.Ceiling(iterations / (double)stepsPerEpoch), stepsPerEpoch);
         using var embeddings = targets?.alias().DetachFromDisposeScope() ?? Embeddings.Of(engine, train, config.BatchSize, cancel).DetachFromDisposeScope();
-        if (state.PhaseStep == 0) SeedPrototypes(embeddings);
+        // A warm start's prototypes (--init-from) are where the map starts; otherwise samples' embeddings are.
+        if (state.PhaseStep == 0 && !config.InitsPrototypes) SeedPrototypes(embeddings);
         var rule = config.SomRule;
         var sw = Stopwatch.StartNew();
         // SOM passes use data epochs after all training epochs, so their order differs from training's.

@@ -18,6 +18,8 @@ public sealed class Trainer : IDisposable
     private readonly StepTracer tracer;
     private readonly StepRunner runner;
     private RunState state = new();
+    // Resumed, or started (warm-started where the config says so): Run starts a new run only once.
+    private bool begun;
 
     /// <param name="tracer">Times (and, where traced, spans) each step's phases; untraced timing when null.</param>
     public Trainer(DnmConfig config, IImageDataset train, IImageDataset test, Device device, RunDirectory run, ITrainingObserver observer,
@@ -36,11 +38,20 @@ public sealed class Trainer : IDisposable
     public RunState State => state;
 
     /// <summary>Continues from a checkpoint of the same model (the config may differ in run-length keys only).</summary>
-    public void Resume(Checkpoint checkpoint) => state = Session.Resume(checkpoint, "the checkpoint");
+    public void Resume(Checkpoint checkpoint)
+    {
+        state = Session.Resume(checkpoint, "the checkpoint");
+        begun = true;
+    }
 
     /// <summary>Runs every remaining phase; returns at the end of the plan (<see cref="TrainingPhase.Done"/>).</summary>
     public void Run(CancellationToken cancel)
     {
+        if (!begun)
+        {
+            state = Session.Start();
+            begun = true;
+        }
         TrainingPhase? reported = null;
         while (true)
         {

@@ -12,7 +12,7 @@ public sealed record TrainingResult(string RunDirectory, MapQuality Final, long 
 
 /// <summary>
 /// `dnm train` in one process: opens the data, trains (or resumes), evaluates periodically into
-/// metrics.jsonl, and writes final-metrics.json, the final checkpoint and the three pictures.
+/// metrics.jsonl, and writes final-metrics.json, the final checkpoint and the pictures.
 /// </summary>
 public static class TrainingRun
 {

@@ -52,11 +52,18 @@ public static partial class MapRenderer
         RenderUMatrix(path, w, rows, cols, dim, text);
     }
 
-    internal static void RenderUMatrix(string path, ReadOnlySpan<float> w, int rows, int cols, int dim, ITextPainter text)
+    internal static void RenderUMatrix(string path, ReadOnlySpan<float> w, int rows, int cols, int dim, ITextPainter text) =>
+        RenderHeatMap(path, UMatrix(w, rows, cols, dim), rows, cols, text, cellText: null);
+
+    /// <summary>
+    /// One value per node in viridis, scaled from the values' minimum to their maximum (a flat map in the middle colour),
+    /// with a colour bar labelled with both on the right. <paramref name="cellText"/>, when given, writes a short text
+    /// into each node whose square is wide enough for it.
+    /// </summary>
+    private static void RenderHeatMap(string path, float[] values, int rows, int cols, ITextPainter text, Func<int, string>? cellText,
+        float? minimum = null)
     {
-        var u = UMatrix(w, rows, cols, dim);
-        float min = u.Min(), max = u.Max();
-        // A flat map (all distances equal) is drawn in the middle colour rather than dividing by zero.
+        float min = minimum ?? values.Min(), max = values.Max();
         double Normalise(float v) => max > min ? (v - min) / (double)(max - min) : 0.5;
 
         var cell = CellSize(cols);
@@ -72,11 +79,19 @@ public static partial class MapRenderer
         using (var fill = new SKPaint { Style = SKPaintStyle.Fill, IsAntialias = false })
         using (var outline = new SKPaint { Style = SKPaintStyle.Stroke, IsAntialias = false, Color = SKColors.DimGray, StrokeWidth = 1 })
         {
-            for (var node = 0; node < u.Length; node++)
+            for (var node = 0; node < values.Length; node++)
             {
-                fill.Color = Palettes.Viridis(Normalise(u[node]));
-                // No gaps here: the U-matrix reads as a continuous landscape.
-                canvas.DrawRect(Margin + node % cols * cell, Margin + node / cols * cell, cell, cell, fill);
+                var t = Normalise(values[node]);
+                fill.Color = Palettes.Viridis(t);
+                int left = Margin + node % cols * cell, top = Margin + node / cols * cell;
+                // No gaps here: a heat map reads as a continuous landscape.
+                canvas.DrawRect(left, top, cell, cell, fill);
+                if (cellText?.Invoke(node) is { Length: > 0 } label && text.Measure(label) <= cell - 2 && text.LineHeight <= cell - 2)
+                {
+                    // Dark text on the light (yellow-green) half of viridis, white on the dark half.
+                    var colour = t > 0.6 ? SKColors.Black : SKColors.White;
+                    text.Draw(canvas, label, left + (cell - text.Measure(label)) / 2, top + (cell - text.LineHeight) / 2, colour);
+                }
             }
 
             // Colour bar, maximum at the top, one row of pixels per colour step.

@@ -38,6 +38,8 @@ public sealed class ConfigFlags
         Flag<string>("hidden", "mlp: encoder hidden layer widths, comma-separated", c => string.Join(',', c.Hidden), (c, v) => c with { Hidden = ParseWidths("hidden", v, "500,500,2000") }, helpName: "h1,h2,..."),
         Flag<int>("latent", "Latent (embedding) dimension", c => c.Latent, (c, v) => c with { Latent = v }),
         Choice<LatentActivation>("latent-activation", "Activation on the embedding z", c => c.LatentActivation, (c, v) => c with { LatentActivation = v }),
+        Flag<string>("init-from", "Start a new run from a model exported by `dnm export` (safetensors): its weights, prototypes or both (--init-parts); the model flags must match the file's", c => c.InitFrom, (c, v) => c with { InitFrom = v }, "none", "model.safetensors"),
+        Choice<InitParts>("init-parts", "What --init-from provides: the autoencoder's weights, the SOM prototypes (SOM pre-training starts from them), or both", c => c.InitParts, (c, v) => c with { InitParts = v }),
         // map
         Flag<string>("map", "Lattice size RxC", c => c.Map, (c, v) => c with { Map = v }, helpName: "RxC"),
         // optimisation

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Dnm.Core.Config;
+using Dnm.Core.Export;
 using Dnm.Core.Runtime;
 using Dnm.Core.Training;
 using Dnm.Core.Telemetry;
@@ -64,6 +65,9 @@ public static class TrainCommand
             ? config
             : checkpoint.Config with { Device = config.Device, Threads = config.Threads, Out = config.Out };
         effective.Validated();
+        // A warm start's file is checked against the model flags before torch starts (its tensors once the data is open).
+        if (checkpoint is null && effective.InitFrom is { } initFrom)
+            WarmStart.CheckConfig(effective, ExportedModel.ReadConfig(initFrom), effective.InitParts, initFrom);
 
         context.Out.WriteLine($"dnm train: run directory {Path.GetFullPath(effective.Out)}");
         if (checkpoint is not null)
@@ -167,10 +171,12 @@ public static class TrainCommand
             (run.PrototypesPng, "prototypes.png", "the decoded prototype of every node"),
             (run.LabelMapPng, "map-labels.png", "the majority label of every node"),
             (run.UMatrixPng, "umatrix.png", "distances between neighbouring prototypes"),
+            (run.HitMapPng, "hitmap.png", "how many training samples each node holds"),
+            (run.ComponentPlanesPng, "component-planes.png", "each latent dimension of the prototypes across the map"),
         ];
         foreach (var (path, name, what) in files)
             if (File.Exists(path) || Directory.Exists(path))
-                o.WriteLine($"  {name,-20}{what}");
+                o.WriteLine($"  {name,-22}{what}");
         o.WriteLine($"final metrics: {ProgressText.Quality(result.Final)}");
     }
 }

@@ -1,0 +1,120 @@
+using System.Globalization;
+using SkiaSharp;
+
+namespace Dnm.Core.Visual;
+
+public static partial class MapRenderer
+{
+    /// <summary>Component planes are drawn for latent sizes up to this; past it the picture is a wall of thumbnails.</summary>
+    public const int MaxComponentPlanes = 16;
+
+    /// <summary>Each component plane is scaled up by a whole factor until it is at least this wide.</summary>
+    internal const int PlaneMinWidth = 160;
+
+    /// <summary>Room above each component plane for its title, whatever the font.</summary>
+    internal const int PlaneTitleHeight = 18;
+
+    internal const float PlaneTextSize = 12f;
+
+    /// <summary>How many of <paramref name="bmu"/>'s samples each of the <paramref name="nodes"/> nodes is the BMU of.</summary>
+    public static int[] HitCounts(ReadOnlySpan<int> bmu, int nodes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(nodes);
+        var counts = new int[nodes];
+        for (var i = 0; i < bmu.Length; i++)
+        {
+            if ((uint)bmu[i] >= (uint)nodes)
+                throw new ArgumentOutOfRangeException(nameof(bmu), $"Node {bmu[i]} of sample {i} is outside 0..{nodes - 1}.");
+            counts[bmu[i]]++;
+        }
+        return counts;
+    }
+
+    /// <summary>
+    /// The hit map: each node coloured by how many samples it is the BMU of (viridis from 0 to the most, so dead nodes
+    /// are the darkest), the count written in every square wide enough for it, and a colour bar on the right.
+    /// </summary>
+    public static void RenderHitMap(string path, ReadOnlySpan<int> bmu, int rows, int cols)
+    {
+        using var text = TextPainter.Create(TextSize);
+        RenderHitMap(path, bmu, rows, cols, text);
+    }
+
+    internal static void RenderHitMap(string path, ReadOnlySpan<int> bmu, int rows, int cols, ITextPainter text)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        var counts = HitCounts(bmu, rows * cols);
+        RenderHeatMap(path, counts.Select(c => (float)c).ToArray(), rows, cols, text,
+            node => counts[node].ToString(CultureInfo.InvariantCulture), minimum: 0);
+    }
+
+    /// <summary>
+    /// The component planes: for each latent dimension k, the lattice with node j coloured by w_jk (viridis from that
+    /// dimension's minimum to its maximum), titled with k and the range. Planes are laid out in a near-square grid,
+    /// row by row, each at least <see cref="PlaneMinWidth"/> pixels wide. Meant for <paramref name="dim"/> up to
+    /// <see cref="MaxComponentPlanes"/>.
+    /// </summary>
+    public static void RenderComponentPlanes(string path, ReadOnlySpan<float> w, int rows, int cols, int dim)
+    {
+        using var text = TextPainter.Create(PlaneTextSize);
+        RenderComponentPlanes(path, w, rows, cols, dim, text);
+    }
+
+    internal static void RenderComponentPlanes(string path, ReadOnlySpan<float> w, int rows, int cols, int dim, ITextPainter text)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(dim, MaxComponentPlanes);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (w.Length != rows * cols * dim)
+            throw new ArgumentException($"Expected {rows * cols} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
+
+        var layout = PlaneLayout.For(rows, cols, dim);
+        using var bitmap = PngFile.White(layout.Width, layout.Height);
+        using (var canvas = new SKCanvas(bitmap))
+        using (var fill = new SKPaint { Style = SKPaintStyle.Fill, IsAntialias = false })
+        {
+            var nodes = rows * cols;
+            for (var k = 0; k < dim; k++)
+            {
+                float min = float.PositiveInfinity, max = float.NegativeInfinity;
+                for (var node = 0; node < nodes; node++)
+                {
+                    min = Math.Min(min, w[node * dim + k]);
+                    max = Math.Max(max, w[node * dim + k]);
+                }
+                var (left, top) = layout.PlaneOrigin(k);
+                for (var node = 0; node < nodes; node++)
+                {
+                    var v = w[node * dim + k];
+                    fill.Color = Palettes.Viridis(max > min ? (v - min) / (double)(max - min) : 0.5);
+                    canvas.DrawRect(left + node % cols * layout.Cell, top + node / cols * layout.Cell, layout.Cell, layout.Cell, fill);
+                }
+                var title = string.Create(CultureInfo.InvariantCulture, $"z{k}: {min:G3} .. {max:G3}");
+                if (text.Measure(title) > layout.PlaneWidth) title = string.Create(CultureInfo.InvariantCulture, $"z{k}");
+                text.Draw(canvas, title, left, top - PlaneTitleHeight + (PlaneTitleHeight - 2 - text.LineHeight) / 2, SKColors.Black);
+            }
+        }
+        PngFile.Save(bitmap, path);
+    }
+
+    /// <summary>Where the component planes go: a grid of GridCols × GridRows planes of Cell-pixel nodes, each with its title above.</summary>
+    internal readonly record struct PlaneLayout(int Rows, int Cols, int GridRows, int GridCols, int Cell)
+    {
+        public static PlaneLayout For(int rows, int cols, int dim)
+        {
+            var gridCols = (int)Math.Ceiling(Math.Sqrt(dim));
+            return new PlaneLayout(rows, cols, (dim + gridCols - 1) / gridCols, gridCols, PngFile.UpscaleFactor(cols, PlaneMinWidth));
+        }
+
+        public int PlaneWidth => Cols * Cell;
+        public int PlaneHeight => Rows * Cell;
+        public int Width => 2 * Margin + GridCols * PlaneWidth + (GridCols - 1) * Margin;
+        public int Height => 2 * Margin + GridRows * (PlaneTitleHeight + PlaneHeight) + (GridRows - 1) * Margin;
+
+        /// <summary>The top-left pixel of plane <paramref name="k"/>'s nodes (its title is above).</summary>
+        public (int Left, int Top) PlaneOrigin(int k) =>
+            (Margin + k % GridCols * (PlaneWidth + Margin), Margin + k / GridCols * (PlaneTitleHeight + PlaneHeight + Margin) + PlaneTitleHeight);
+    }
+}
