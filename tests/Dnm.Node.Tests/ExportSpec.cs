@@ -137,8 +137,9 @@ public sealed class ExportSpec(ExportedRunsFixture fixture) : IClassFixture<Expo
         Assert.Equal(300, rows.Length);
         for (var i = 0; i < rows.Length; i++)
         {
-            Assert.Equal((bmu[i] / 4, bmu[i] % 4), (int.Parse(rows[i][2], CultureInfo.InvariantCulture), int.Parse(rows[i][3], CultureInfo.InvariantCulture)));
-            Assert.Equal(distance[i], float.Parse(rows[i][4], CultureInfo.InvariantCulture));
+            // index, key, label, class, row, col, distance
+            Assert.Equal((bmu[i] / 4, bmu[i] % 4), (int.Parse(rows[i][4], CultureInfo.InvariantCulture), int.Parse(rows[i][5], CultureInfo.InvariantCulture)));
+            Assert.Equal(distance[i], float.Parse(rows[i][6], CultureInfo.InvariantCulture));
         }
         Assert.Contains($"  {run.Embeddings}", run.Map.Out);
     }
@@ -154,7 +155,7 @@ public sealed class ExportSpec(ExportedRunsFixture fixture) : IClassFixture<Expo
         foreach (var line in File.ReadAllLines(run.Placements).Skip(1))
         {
             var fields = line.Split(',');
-            counts[int.Parse(fields[2], CultureInfo.InvariantCulture) * 4 + int.Parse(fields[3], CultureInfo.InvariantCulture)]++;
+            counts[int.Parse(fields[4], CultureInfo.InvariantCulture) * 4 + int.Parse(fields[5], CultureInfo.InvariantCulture)]++;
         }
 
         using (var hitmap = Decode(Path.Combine(run.MapDirectory, "hitmap.png")))
