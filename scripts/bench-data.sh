@@ -23,7 +23,7 @@ shards() { # name images size channels format per-shard test-images
   if [ ! -f "$dir/.done" ]; then
     rm -rf "$dir"
     "$py" scripts/make-wds-shards.py --out "$dir" --images "$2" --size "$3" --channels "$4" --format "$5" \
-      --per-shard "$6" --test-images "$7" --quiet
+      --per-shard "$6" --test-images "$7" --quiet >&2
     touch "$dir/.done"
   fi
   echo "$dir"
