@@ -4,7 +4,8 @@ namespace Dnm.Core.Runtime;
 
 /// <summary>
 /// Scalars for torch calls in loops. TorchSharp turns a double passed where a <see cref="Scalar"/> is expected
-/// (also through <c>tensor * 0.5</c>, <c>pow(2)</c>, <c>clamp_min(1.0)</c>) into a native scalar that only the
+/// (also through <c>tensor * 0.5</c>, <c>pow(2)</c>, <c>clamp_min(1.0)</c>, and the alpha of 1 behind <c>a + b</c> and
+/// <c>add_(b)</c> between tensors) into a native scalar that only the
 /// managed object's finalizer frees, and nothing keeps that object alive while the native call it went to
 /// runs: a garbage collection in that window frees the scalar under libtorch ("Unknown scalar type", seen once
 /// in SOM pre-training on full MNIST). Code that runs every step or iteration therefore takes its scalars from

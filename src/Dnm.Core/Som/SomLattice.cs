@@ -66,7 +66,10 @@ public sealed class SomLattice : IDisposable
         var zz = z64.square().sum(1, keepdim: true);
         var ww = w64.square().sum(dim: 1).unsqueeze(0);
         using var zero = TorchScalars.Of(0.0);
-        return torch.addmm(zz + ww, z64, w64.t(), beta: 1, alpha: -2).clamp_min(zero).to_type(z.dtype);
+        using var one = TorchScalars.Of(1.0);
+        // A named alpha (TorchScalars): `zz + ww` passes a temporary scalar that a garbage collection can free
+        // while libtorch reads it ("Expected false to be true" in Scalar::toDouble, seen in SOM pre-training).
+        return torch.addmm(zz.add(ww, one), z64, w64.t(), beta: 1, alpha: -2).clamp_min(zero).to_type(z.dtype);
     }
 
     /// <summary>Sets W to the given rows of <paramref name="samples"/> (K, D) — used to seed the map from data.</summary>
@@ -103,13 +106,14 @@ public sealed class SomLattice : IDisposable
         if (rule == SomRule.Minibatch)
         {
             using var step = TorchScalars.Of(schedule.Eta / batch);
-            Prototypes.add_((s - h * Prototypes).mul_(step));
+            using var one = TorchScalars.Of(1.0);
+            Prototypes.add_((s - h * Prototypes).mul_(step), one);
         }
         else
         {
             using var one = TorchScalars.Of(1.0);
             using var eta = TorchScalars.Of(schedule.Eta);
-            Prototypes.add_((s - h * Prototypes).div_(h.clamp_min(one)).mul_(eta));
+            Prototypes.add_((s - h * Prototypes).div_(h.clamp_min(one)).mul_(eta), one);
         }
     }
 

@@ -24,6 +24,9 @@ public static class DnmLoss
     public static (Tensor Loss, Tensor SquaredError, Tensor KlSum, Tensor SmoothingSum) MicroBatchLoss(DnmConfig config, Tensor x, Tensor xHat,
         Tensor z, Tensor? q, Tensor globalSoftCounts, Tensor? targets, int globalBatch)
     {
+        // Tensor + passes a temporary alpha scalar that a garbage collection can free under the native call
+        // (TorchScalars): every sum here names its scalar.
+        using var one = TorchScalars.Of(1.0);
         var squaredError = (xHat - x).square().sum();
         using var gammaOverBatch = TorchScalars.Of(config.Gamma / globalBatch);
         using var batch = TorchScalars.Of(globalBatch);
@@ -36,12 +39,12 @@ public static class DnmLoss
                 ? TargetWithoutFrequency(q)
                 : Target(q.detach(), globalSoftCounts.to(x.device));
             klSum = KlSum(p, q);
-            loss = loss + klSum.div(batch);
+            loss = loss.add(klSum.div(batch), one);
             if (targets is not null && config.SmoothWeight > 0)
             {
                 using var lambdaOverBatch = TorchScalars.Of(config.SmoothWeight / globalBatch);
                 smoothingSum = (z - targets).square().sum();
-                loss = loss + smoothingSum.mul(lambdaOverBatch);
+                loss = loss.add(smoothingSum.mul(lambdaOverBatch), one);
             }
         }
         return (loss, squaredError, klSum, smoothingSum);

@@ -43,10 +43,11 @@ public sealed class NeighbourGraph
         var index = tensor(table.Select(v => (long)v).ToArray(), device: z.device);
         var current = z.to(float32).clone();
         using var divisor = TorchScalars.Of(K + 1);
+        using var one = TorchScalars.Of(1.0);
         for (int t = 0; t < steps; t++)
         {
             using var scope = NewDisposeScope();
-            var next = current.index_select(0, index).view(Count, K, -1).sum(1).add_(current).div_(divisor);
+            var next = current.index_select(0, index).view(Count, K, -1).sum(1).add_(current, one).div_(divisor);
             current.copy_(next);
         }
         index.Dispose();
@@ -87,11 +88,12 @@ public sealed class NeighbourGraph
             using var block = NewDisposeScope();
             using var grad = no_grad();
             using var minusTwo = TorchScalars.Of(-2.0);
+            using var one = TorchScalars.Of(1.0);
             using var infinity = TorchScalars.Of(double.PositiveInfinity);
             var start = b * blockRows;
             var rows = Math.Min(blockRows, n - start);
             // ‖a − x‖² − ‖a‖² = ‖x‖² − 2a·x ranks a row's neighbours as the distance does, with one buffer.
-            var d = x.narrow(0, start, rows).mm(xt).mul_(minusTwo).add_(norms);
+            var d = x.narrow(0, start, rows).mm(xt).mul_(minusTwo).add_(norms, one);
             d.scatter_(1, arange(start, start + rows, dtype: int64).unsqueeze(1), full(new long[] { rows, 1 }, infinity, dtype: float32));
             var (_, candidates) = d.topk(c, dim: 1, largest: false, sorted: false);
             // The ranking above cancels ‖x‖² against 2a·x in float32, so neighbours much closer than the points' norms
