@@ -38,6 +38,8 @@ public static class DnmCli
         TrainCommand.Create(context),
         EvalCommand.Create(context),
         MapCommand.Create(context),
+        ServeCommand.Create(context),
+        ExploreCommand.Create(context),
         DataCommand.Create(context),
         NodeCommand.Create(context),
     };
