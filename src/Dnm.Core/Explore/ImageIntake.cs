@@ -33,35 +33,34 @@ public static class ImageIntake
     {
         if (destination.Length != shape.Pixels)
             throw new ArgumentException($"Destination has {destination.Length} floats; an image of {shape} has {shape.Pixels}.", nameof(destination));
-        var gray = IsGrayscale(encoded);
-        if (gray is null) return new IntakeResult(IntakeFailure.NotAnImage, "is not a readable PNG, JPEG or WebP image");
-        if (!convert && gray.Value != (shape.Channels == 1))
+        var header = Header(encoded);
+        if (header is not { } h) return new IntakeResult(IntakeFailure.NotAnImage, "is not a readable PNG, JPEG or WebP image");
+        // The budget first: a bomb is refused whatever else is wrong with it.
+        if ((long)h.Width * h.Height > maxPixels)
+            return new IntakeResult(IntakeFailure.TooManyPixels,
+                $"declares {h.Width}x{h.Height} pixels, above the server's budget of {maxPixels} (--max-image-pixels); send a smaller image");
+        if (!convert && h.Gray != (shape.Channels == 1))
         {
-            var (has, wants) = gray.Value ? ("1 channel (grayscale)", $"{shape.Channels} (colour)") : ("colour channels", "1 channel (grayscale)");
+            var (has, wants) = h.Gray ? ("1 channel (grayscale)", $"{shape.Channels} (colour)") : ("colour channels", "1 channel (grayscale)");
             return new IntakeResult(IntakeFailure.WrongChannels,
                 $"has {has} but the map was trained on images with {wants}; send such an image, or add convert=true to convert it");
         }
         var bytes = new byte[shape.Pixels];
-        var failure = ImageDecoder.TryDecode(encoded, shape, bytes, maxPixels, out var header);
+        var failure = ImageDecoder.TryDecode(encoded, shape, bytes, maxPixels, out var decoded);
         if (failure != DecodeFailure.None)
-        {
-            var kind = failure == DecodeFailure.TooManyPixels ? IntakeFailure.TooManyPixels : IntakeFailure.NotAnImage;
-            var message = failure == DecodeFailure.TooManyPixels
-                ? $"declares {header.Width}x{header.Height} pixels, above the server's budget of {maxPixels} (--max-image-pixels); send a smaller image"
-                : ImageDecoder.Describe(failure, header, maxPixels);
-            return new IntakeResult(kind, message);
-        }
+            return new IntakeResult(failure == DecodeFailure.TooManyPixels ? IntakeFailure.TooManyPixels : IntakeFailure.NotAnImage,
+                ImageDecoder.Describe(failure, decoded, maxPixels));
         PixelBytes.ToUnitFloats(bytes, destination);
         return new IntakeResult(IntakeFailure.None, "decoded");
     }
 
-    /// <summary>Whether the header declares a grayscale image (8-bit gray, as PNG and JPEG store it); null if it is no image.</summary>
-    private static bool? IsGrayscale(ReadOnlySpan<byte> encoded)
+    /// <summary>The header's size and whether it declares a grayscale image (8-bit gray, as PNG and JPEG store it); null if it is no image.</summary>
+    private static (int Width, int Height, bool Gray)? Header(ReadOnlySpan<byte> encoded)
     {
         if (encoded.IsEmpty) return null;
         using var data = SKData.CreateCopy(encoded);
         using var codec = SKCodec.Create(data);
-        if (codec is null) return null;
-        return codec.Info.ColorType == SKColorType.Gray8;
+        if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return null;
+        return (codec.Info.Width, codec.Info.Height, codec.Info.ColorType == SKColorType.Gray8);
     }
 }

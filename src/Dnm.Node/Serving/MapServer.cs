@@ -67,6 +67,15 @@ public sealed class MapServer : IAsyncDisposable
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
 
+        app.UseRouting();
+        app.UseHttpMetrics(o =>
+        {
+            o.RequestCount.Registry = state.Registry;
+            o.RequestDuration.Registry = state.Registry;
+            o.InProgress.Registry = state.Registry;
+        });
+
+        // Inside the request metrics, so that a refusal is counted with the status it was answered with.
         app.Use(async (context, next) =>
         {
             try
@@ -96,14 +105,6 @@ public sealed class MapServer : IAsyncDisposable
                 await new ApiError("internal", $"{e.GetType().Name}: {e.Message}").Result(StatusCodes.Status500InternalServerError).ExecuteAsync(context);
             }
         });
-        app.UseRouting();
-        app.UseHttpMetrics(o =>
-        {
-            o.RequestCount.Registry = state.Registry;
-            o.RequestDuration.Registry = state.Registry;
-            o.InProgress.Registry = state.Registry;
-        });
-
         app.MapMetrics("/metrics", state.Registry);
         app.MapGet("/healthz", () => "ok\n");
         app.MapGet("/readyz", () => state.Ready
