@@ -205,7 +205,7 @@
         legend.append(item);
       }
     } else if (kind !== "none") {
-      const values = kind === "umatrix" ? layers.umatrix : kind === "hits" ? layers.hits : kind === "qe" ? layers.qe
+      const values = kind === "umatrix" ? layers.u_matrix : kind === "hits" ? layers.hits : kind === "qe" ? layers.qe
         : await api.component(state.dimension);
       if (!values) return;
       overlayValues = values;
