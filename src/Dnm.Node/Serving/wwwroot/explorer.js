@@ -89,12 +89,25 @@
       if (!api.place) { $("upload").disabled = true; $("upload").title = "Placing a new image needs the model: run dnm explore"; }
       resize();
       fit();
+      await applyHash();
       state.ready = true;
       document.body.dataset.ready = "true";
     } catch (e) {
       state.error = String(e.message || e);
       $("summary").textContent = `could not load the map: ${state.error}`;
     }
+  }
+
+  // A view can be linked: #overlay=labels&dim=3&node=37 opens with that overlay and that node's members.
+  async function applyHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const dim = parseInt(params.get("dim"), 10);
+    if (dim >= 0 && dim < map.latent_dim) { state.dimension = dim; $("dimension").value = dim; }
+    const overlay = params.get("overlay");
+    const option = overlay && $("overlay").querySelector(`option[value="${CSS.escape(overlay)}"]`);
+    if (option && !option.disabled) { $("overlay").value = overlay; await setOverlay(overlay); }
+    const node = parseInt(params.get("node"), 10);
+    if (node >= 0 && node < state.nodes) await select(node);
   }
 
   function disableOption(value, why) {
