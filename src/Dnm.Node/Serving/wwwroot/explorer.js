@@ -208,7 +208,7 @@
         const item = el("span", "legend-item");
         const swatch = el("span", "swatch");
         swatch.style.background = labelColour(i);
-        item.append(swatch, `${i}: ${name}`);
+        item.append(swatch, name === String(i) ? name : `${i}: ${name}`);
         legend.append(item);
       });
       if (used.has(-1)) {
