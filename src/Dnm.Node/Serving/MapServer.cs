@@ -84,6 +84,9 @@ public sealed class MapServer : IAsyncDisposable
             }
             catch (ApiException e) when (!context.Response.HasStarted)
             {
+                // A refused body may be left unread, and Kestrel then closes the connection: say so, or a client would
+                // send its next request on a connection that is going away.
+                if (e.Status == StatusCodes.Status413PayloadTooLarge) context.Response.Headers.Connection = "close";
                 await e.Error.Result(e.Status).ExecuteAsync(context);
             }
             catch (BadHttpRequestException e) when (!context.Response.HasStarted)
@@ -93,6 +96,7 @@ public sealed class MapServer : IAsyncDisposable
                 var message = e.StatusCode == StatusCodes.Status413PayloadTooLarge
                     ? $"the request body is larger than the server's limit of {options.MaxBodyBytes} bytes (--max-body): send fewer or smaller images"
                     : e.Message;
+                context.Response.Headers.Connection = "close";
                 await new ApiError(code, message).Result(e.StatusCode).ExecuteAsync(context);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)

@@ -123,8 +123,13 @@ public sealed class PlacementServerSpec(ServedMap map) : IClassFixture<ServedMap
     public async Task Bodies_and_batches_above_the_limits_should_get_413()
     {
         var (_, client) = await map.ServeAsync(new ServerOptions { MaxBodyBytes = 4096, MaxBatch = 3 });
-        // Declared too large, and (chunked, no length) found too large while reading.
-        await AssertErrorAsync(await client.PostAsync("/v1/place", Image(new byte[10_000])), "body_too_large", 413);
+        // Declared too large: refused from the headers (the client waits for 100-continue, so it sends no body)...
+        var declared = new HttpRequestMessage(HttpMethod.Post, "/v1/place") { Content = Image(new byte[10_000]) };
+        declared.Headers.ExpectContinue = true;
+        var refused = await client.SendAsync(declared);
+        await AssertErrorAsync(refused, "body_too_large", 413);
+        Assert.Contains("close", refused.Headers.Connection);
+        // ...and (chunked, no length) found too large while reading.
         var chunked = new StreamContent(new MemoryStream(new byte[10_000]));
         chunked.Headers.ContentType = new MediaTypeHeaderValue("image/png");
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/place") { Content = chunked };
