@@ -39,6 +39,8 @@ public static class DnmCli
         EvalCommand.Create(context),
         MapCommand.Create(context),
         ExportCommand.Create(context),
+        ServeCommand.Create(context),
+        ExploreCommand.Create(context),
         DataCommand.Create(context),
         NodeCommand.Create(context),
     };

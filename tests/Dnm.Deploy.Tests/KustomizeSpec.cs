@@ -7,7 +7,7 @@ namespace Dnm.Deploy.Tests;
 /// <summary>The renderer the manifest specs use (<see cref="Kustomize"/>): its operations, and its output against real kustomize.</summary>
 public sealed class KustomizeSpec
 {
-    public static TheoryData<string> Overlays() => new(Manifests.Overlays);
+    public static TheoryData<string> Overlays() => new([.. Manifests.Overlays, Manifests.ServeOverlay]);
 
     [NeedsKubectlTheory]
     [MemberData(nameof(Overlays))]

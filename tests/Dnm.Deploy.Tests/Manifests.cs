@@ -8,7 +8,11 @@ namespace Dnm.Deploy.Tests;
 /// <summary>One overlay, rendered as `kustomize build` would (<see cref="Kustomize"/>), as the official model types.</summary>
 public sealed class Manifests
 {
+    /// <summary>The training cluster's overlays (<see cref="ManifestSpec"/>).</summary>
     public static readonly string[] Overlays = ["cpu", "gpu", "gpu-multi"];
+
+    /// <summary>The placement service's overlay (`dnm serve`; <see cref="ServeManifestSpec"/>).</summary>
+    public const string ServeOverlay = "serve";
 
     /// <summary>The only kinds deploy/k8s may hold: the specs below check every workload, so a new kind must be added here knowingly.</summary>
     public static readonly HashSet<string> Kinds = ["Service", "StatefulSet", "ConfigMap", "PersistentVolumeClaim", "PodMonitor"];

@@ -11,6 +11,7 @@ using Dnm.Cluster.Transport;
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
 // dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3]: the star all-reduce alone, TCP vs shared memory.
+// dnm-bench serve [--url http://127.0.0.1:8080] [--seconds 10] [--batch 1,64] [--clients 1,2]: a running dnm serve (scripts/bench-serve.sh).
 // dnm-bench scaling [--gbit 25] [--latency-us 50] [--floats 855000]: the star vs ring communication model (no measuring).
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
@@ -34,6 +35,9 @@ if (args is ["mnist-path"])
     Console.WriteLine(files.TrainImages);
     return 0;
 }
+
+if (args is ["serve", .. var serveArgs])
+    return await ServeBenchmark.RunAsync(serveArgs);
 
 if (args is ["allreduce", .. var allReduceArgs])
     return await AllReduceBenchmark.RunAsync(allReduceArgs);

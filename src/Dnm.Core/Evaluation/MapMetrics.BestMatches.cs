@@ -62,7 +62,7 @@ public static partial class MapMetrics
         return (bmu, second, dist);
     }
 
-    private static float SquaredDistance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    internal static float SquaredDistance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         var width = Vector<float>.Count;
         var acc = Vector<float>.Zero;

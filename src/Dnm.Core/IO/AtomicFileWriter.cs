@@ -9,7 +9,7 @@ namespace Dnm.Core.IO;
 /// A class rather than a callback helper so that callers can write from <see cref="ReadOnlySpan{T}"/>
 /// arguments, which a lambda cannot capture.
 /// </remarks>
-internal sealed class AtomicFileWriter : IDisposable
+public sealed class AtomicFileWriter : IDisposable
 {
     private readonly string _path;
     private readonly string _tempPath;
@@ -25,6 +25,14 @@ internal sealed class AtomicFileWriter : IDisposable
         // Same directory as the target: a rename across file systems would be a copy, not atomic.
         _tempPath = Path.Combine(directory, $".{Path.GetFileName(_path)}.{Guid.NewGuid():N}.tmp");
         Stream = new FileStream(_tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/> atomically.</summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    {
+        using var file = new AtomicFileWriter(path);
+        file.Stream.Write(bytes);
+        file.Commit();
     }
 
     /// <summary>The temporary file's stream; write everything here, then call <see cref="Commit"/>.</summary>
