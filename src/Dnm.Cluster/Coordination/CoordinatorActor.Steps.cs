@@ -177,7 +177,8 @@ public sealed partial class CoordinatorActor
             checkpoints.Saved(state);
             // Queued on the replica's thread before the next step's apply, so it sees exactly this state.
             var saved = state;
-            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new CheckpointFailed(saved.GlobalStep, e));
+            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => (object?)c ?? new CheckpointSkipped(saved.GlobalStep),
+                failure: e => new CheckpointFailed(saved.GlobalStep, e));
         }
         if (evaluate)
         {

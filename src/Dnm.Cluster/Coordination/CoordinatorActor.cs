@@ -142,6 +142,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     private void Common()
     {
         Receive<CheckpointSaved>(_ => { });   // the backend has told the observer
+        Receive<CheckpointSkipped>(_ => { }); // so it has of a failed write
         Receive<EvaluationReport>(_ => { });  // likewise
         Receive<CheckpointFailed>(f => Fail($"the coordinator's replica failed (checkpoint of step {f.GlobalStep}): {f.Error.Message}"));
         Receive<EvaluateFailed>(f => Fail($"the coordinator's replica failed (evaluation at step {f.GlobalStep}): {f.Error.Message}"));

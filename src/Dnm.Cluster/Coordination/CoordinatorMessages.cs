@@ -31,6 +31,8 @@ internal sealed record ApplyFailed(long MembershipEpoch, long Step, Exception Er
 
 /// <summary>The replica failed to write the checkpoint of <paramref name="GlobalStep"/>.</summary>
 internal sealed record CheckpointFailed(long GlobalStep, Exception Error);
+/// <summary>A checkpoint write failed and was reported; the run goes on (a fault follows only when writes keep failing).</summary>
+internal sealed record CheckpointSkipped(long GlobalStep);
 
 /// <summary>A periodic evaluation failed.</summary>
 internal sealed record EvaluateFailed(long GlobalStep, Exception Error);

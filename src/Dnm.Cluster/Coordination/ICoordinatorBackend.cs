@@ -42,8 +42,12 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>Closes the world's connections; any reduction in flight fails, which aborts it on every worker.</summary>
     void CloseWorld();
 
-    /// <summary>Writes the replica's checkpoint of <paramref name="state"/> (the actor's <see cref="CheckpointPolicy"/> found it due).</summary>
-    Task<CheckpointSaved> SaveCheckpointAsync(RunState state);
+    /// <summary>
+    /// Writes the replica's checkpoint of <paramref name="state"/> (the actor's <see cref="CheckpointPolicy"/> found it due).
+    /// Null: the write failed and was reported, and the run goes on (<see cref="RunSession.SaveCheckpoint"/>); a fault: it
+    /// failed too often in a row.
+    /// </summary>
+    Task<CheckpointSaved?> SaveCheckpointAsync(RunState state);
 
     /// <summary>A periodic evaluation (nodes labelled from eval-limit training samples, eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
     Task<EvaluationReport> EvaluateAsync(RunState state, int epoch);

@@ -69,8 +69,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         tracer = telemetry.Tracer(ClusterTelemetry.CoordinatorRole, runId, 0, 0);
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
-        var latest = resumeLatest ? Checkpoint.Latest(Path.Combine(requested.Out, "checkpoints")) : null;
-        var checkpoint = latest is null ? null : Checkpoint.Load(latest);
+        // The newest one that verifies: a corrupt newest checkpoint (a crash, a bad disk) is named and skipped.
+        var usable = resumeLatest ? Checkpoint.LatestUsable(Path.Combine(requested.Out, "checkpoints"), observer.OnMessage) : null;
+        var (latest, checkpoint) = usable is { } u ? (u.Path, u.Checkpoint) : ((string?)null, (Checkpoint?)null);
         var config = RunSession.Merge(requested, checkpoint).Validated();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
         train = TrainingRun.OpenSplit(config, "train", config.Limit, null);
@@ -283,7 +284,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) => torch.RunAsync(() => Session.SaveCheckpoint(state));
+    public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state) => torch.RunAsync(() => Session.SaveCheckpoint(state));
 
     public Task<SomPretrained> PretrainSomAsync(RunState state) => torch.RunAsync(() =>
     {

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
+using Dnm.Core.IO;
 using Dnm.Core.Model;
 
 namespace Dnm.Core.Training;
@@ -23,40 +24,91 @@ public sealed record Checkpoint(DnmConfig Config, RunState State, ImageShape Sha
     private sealed record Header(DnmConfig Config, RunState State, ImageShape Shape, long AdamSteps, List<TensorInfo> Tensors);
     private sealed record TensorInfo(string Name, long[] Shape);
 
-    public void Save(string path)
+    /// <summary>
+    /// Writes the checkpoint to a temporary file beside <paramref name="path"/> and renames it over it (<see cref="AtomicFileWriter"/>).
+    /// A failed write (ENOSPC, EIO: an <see cref="IOException"/>) removes the temporary file and leaves <paramref name="path"/> as it was.
+    /// </summary>
+    /// <param name="through">Wraps the temporary file's stream (a test seam that injects write failures); none by default.</param>
+    public void Save(string path, Func<Stream, Stream>? through = null)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        using var writer = new AtomicFileWriter(path);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var file = through is null ? writer.Stream : through(writer.Stream);
+        void Write(ReadOnlySpan<byte> bytes) { file.Write(bytes); hash.AppendData(bytes); }
+        var header = new Header(Config, State, Shape, AdamSteps, Tensors.Select(t => new TensorInfo(t.Name, t.Shape)).ToList());
+        var json = JsonSerializer.SerializeToUtf8Bytes(header, DnmConfig.Json);
+        Span<byte> len = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(len, (uint)json.Length);
+        Write(Magic);
+        Write(len);
+        Write(json);
+        foreach (var t in Tensors)
+        {
+            if (t.Data.LongLength != t.Shape.Aggregate(1L, (a, b) => a * b))
+                throw new InvalidOperationException($"tensor {t.Name}: data length does not match its shape");
+            Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Data.AsSpan()));
+        }
+        file.Write(hash.GetHashAndReset());
+        file.Flush();
+        writer.Commit();
+    }
+
+    /// <summary>The name of the first tensor that holds a NaN or an infinity, or null: such a checkpoint is no state to go back to.</summary>
+    public string? NonFiniteTensor()
+    {
+        foreach (var t in Tensors)
+            foreach (var x in t.Data)
+                if (!float.IsFinite(x)) return t.Name;
+        return null;
+    }
+
+    /// <summary>Whether the file at <paramref name="path"/> is a checkpoint whose SHA-256 matches (read back, nothing allocated).</summary>
+    public static bool Verifies(string path)
+    {
         try
         {
-            using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
-            {
-                void Write(ReadOnlySpan<byte> bytes) { file.Write(bytes); hash.AppendData(bytes); }
-                var header = new Header(Config, State, Shape, AdamSteps, Tensors.Select(t => new TensorInfo(t.Name, t.Shape)).ToList());
-                var json = JsonSerializer.SerializeToUtf8Bytes(header, DnmConfig.Json);
-                Span<byte> len = stackalloc byte[4];
-                BinaryPrimitives.WriteUInt32LittleEndian(len, (uint)json.Length);
-                Write(Magic);
-                Write(len);
-                Write(json);
-                foreach (var t in Tensors)
-                {
-                    if (t.Data.LongLength != t.Shape.Aggregate(1L, (a, b) => a * b))
-                        throw new InvalidOperationException($"tensor {t.Name}: data length does not match its shape");
-                    Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Data.AsSpan()));
-                }
-                file.Write(hash.GetHashAndReset());
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            return file.Length >= Magic.Length + 4 + HashBytes && HashMatches(file, file.Length);
         }
-        catch
+        catch (IOException)
         {
-            File.Delete(tmp);
-            throw;
+            return false;
         }
+    }
+
+    /// <summary>
+    /// The newest checkpoint of <paramref name="checkpointDir"/> that loads (<see cref="Load"/>: intact and valid) and holds only
+    /// finite values, or null when the folder has none at all. Each newer one that fails is named to <paramref name="warn"/>,
+    /// and skipped. A folder whose checkpoints all fail is a <see cref="CheckpointException"/>: starting over would overwrite them.
+    /// </summary>
+    public static (string Path, Checkpoint Checkpoint)? LatestUsable(string checkpointDir, Action<string> warn)
+    {
+        var all = InOrder(checkpointDir);
+        var rejected = new List<string>();
+        foreach (var path in all.Reverse())
+        {
+            string problem;
+            try
+            {
+                var checkpoint = Load(path);
+                if (checkpoint.NonFiniteTensor() is not { } tensor)
+                {
+                    if (rejected.Count > 0) warn($"warning: resuming from {Path.GetFileName(path)}, the newest checkpoint that verifies");
+                    return (path, checkpoint);
+                }
+                problem = $"tensor {tensor} holds NaN or infinity";
+            }
+            catch (CheckpointException e)
+            {
+                problem = e.Message;
+            }
+            rejected.Add(Path.GetFileName(path));
+            warn($"warning: skipping checkpoint {Path.GetFileName(path)}: {problem}");
+        }
+        return all.Count == 0
+            ? null
+            : throw new CheckpointException($"none of the {all.Count} checkpoints in {checkpointDir} verifies ({string.Join(", ", rejected)}); " +
+                                            "move them away to start the run over");
     }
 
     /// <summary>Bytes of the JSON header a reader accepts: a real one (config, state, tensor list) is a few KB.</summary>

@@ -36,7 +36,8 @@ public sealed class Trainer : IDisposable
     public RunState State => state;
 
     /// <summary>Continues from a checkpoint of the same model (the config may differ in run-length keys only).</summary>
-    public void Resume(Checkpoint checkpoint) => state = Session.Resume(checkpoint, "the checkpoint");
+    /// <param name="source">The checkpoint's file, when it came from one (errors name it; pruning keeps it as the last good one).</param>
+    public void Resume(Checkpoint checkpoint, string source = "the checkpoint") => state = Session.Resume(checkpoint, source);
 
     /// <summary>Runs every remaining phase; returns at the end of the plan (<see cref="TrainingPhase.Done"/>).</summary>
     public void Run(CancellationToken cancel)
