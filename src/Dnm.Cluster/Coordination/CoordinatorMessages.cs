@@ -72,6 +72,8 @@ internal sealed class StepRound(PlannedStep plan, StartStep start, Dnm.Core.Tele
     /// <summary>Ranks that left after the step committed: nothing more is awaited from them.</summary>
     public HashSet<int> Lost { get; } = new();
     public bool Reduced { get; set; }
+    /// <summary>Ranks whose contribution to the step held NaN or infinity (<see cref="StepReduced.NonFiniteRanks"/>).</summary>
+    public IReadOnlyList<int>? NonFiniteRanks { get; set; }
     /// <summary>The mean over ranks of the time each spent in the step's all-reduces.</summary>
     public TimeSpan ReduceTime => Acks.Count == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(reduceSeconds / Acks.Count);
     private double reduceSeconds;

@@ -68,7 +68,11 @@ public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCo
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 
-public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime);
+/// <param name="NonFiniteRanks">
+/// Where the reduced sum holds NaN or infinity, the ranks whose blocks did (their soft counts, else their statistics): the
+/// replicas skip the step (<see cref="NonFiniteSteps"/>) and the coordinator names them. Null while the sums are finite.
+/// </param>
+public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime, IReadOnlyList<int>? NonFiniteRanks = null);
 
 /// <param name="BroadcastFailedRank">A rank the reduced statistics could not be sent to (it must be dropped).</param>
 /// <param name="Transfer">

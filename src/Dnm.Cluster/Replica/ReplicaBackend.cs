@@ -179,17 +179,20 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var clock = Stopwatch.StartNew();
         var softCountTransfer = TimeSpan.Zero;
         var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
+        int[] nonFinite = [];
         await Attributed(reducer, async () =>
         {
             // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
             if (step.Mode == StepMode.Joint)
             {
-                await GatherSumAsync(w, reducer, step.Step, FrameKind.SoftCounts, batch, w.SoftCounts).ConfigureAwait(false);
+                nonFinite = await GatherSumAsync(w, reducer, step.Step, FrameKind.SoftCounts, batch, w.SoftCounts).ConfigureAwait(false);
                 var arrived = Stopwatch.GetTimestamp();
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
                 softCountTransfer = Stopwatch.GetElapsedTime(arrived);
             }
-            await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
+            var statistics = await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
+            // A rank's non-finite f makes every rank's statistics non-finite: the soft counts' culprits are the cause.
+            if (nonFinite.Length == 0) nonFinite = statistics;
         }).ConfigureAwait(false);
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
@@ -197,14 +200,15 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         // whatever a worker applied, so no step is applied twice.
         w.Broadcast = BroadcastStatsAsync(w, step.Step, softCountTransfer);
         RecordBytes(w);
-        return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
+        return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite.Length == 0 ? null : nonFinite);
     }
 
     /// <summary>
     /// Receives every rank's blocks of the fixed sum tree (<see cref="MicroBatches.Blocks"/>) and sums them in that tree
     /// into <paramref name="sum"/>: the same bits as one process summing every micro-batch, whatever the world size.
+    /// Returns the ranks whose blocks hold NaN or infinity, looked for only when the sum does (the replicas then skip the step).
     /// </summary>
-    private async Task GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
+    private async Task<int[]> GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
     {
         var micro = Engine.MicroBatches;
         var destinations = new Memory<float>[w.Size];
@@ -216,6 +220,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
         await reducer.GatherAsync(step, kind, destinations, w.Token).ConfigureAwait(false);
         micro.SumContributions(batch, destinations, sum);
+        return NonFiniteSteps.AllFinite(sum) ? [] : Enumerable.Range(0, w.Size).Where(r => !NonFiniteSteps.AllFinite(destinations[r].Span)).ToArray();
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)

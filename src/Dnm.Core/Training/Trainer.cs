@@ -17,6 +17,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingObserver observer;
     private readonly StepTracer tracer;
     private readonly StepRunner runner;
+    private readonly NonFiniteSteps nonFinite = new();
     private RunState state = new();
 
     /// <param name="tracer">Times (and, where traced, spans) each step's phases; untraced timing when null.</param>
@@ -80,6 +81,11 @@ public sealed class Trainer : IDisposable
             outcome = runner.Run(new StepInput(state.GlobalStep, p.Mode, p.DataEpoch, p.StepInEpoch, p.Schedule), LocalReducer.Instance, trace);
             state = next;
             observer.OnStep(plan.Report(p, state.GlobalStep, outcome.Loss, clock.Elapsed, trace.Timings));
+        }
+        if (nonFinite.Record(state.GlobalStep, outcome.Loss) is { } skipped)
+        {
+            if (nonFinite.Failed) throw new NonFiniteStepException(skipped);
+            observer.OnMessage(skipped);
         }
         Session.MaybeCheckpoint(state, checkpoint);
         if (evaluate) Session.Evaluate(state, state.Epoch, cancel);
