@@ -43,9 +43,11 @@ internal sealed record SomPretrainFailed(Exception Error);
 /// <summary>The end of the run (final evaluation, files, pictures) failed.</summary>
 internal sealed record FinishFailed(Exception Error);
 
-internal sealed class WorkerEntry(string id, IActorRef worker, long sequence)
+internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Guid nonce)
 {
     public string Id { get; } = id;
+    /// <summary>The nonce of its registration, echoed in every answer to it.</summary>
+    public Guid Nonce { get; } = nonce;
     public IActorRef Ref { get; } = worker;
     /// <summary>Registration order: ranks are handed out in it, so they do not depend on dictionary order.</summary>
     public long Sequence { get; } = sequence;

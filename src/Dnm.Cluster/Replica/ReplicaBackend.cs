@@ -125,18 +125,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         StarReducer reducer;
         try
         {
-            while (accepted.Count < w.Size)
-            {
-                try
-                {
-                    accepted.Add(await w.Listener.AcceptAsync(deadline.Token).ConfigureAwait(false));
-                }
-                catch (DataPlaneException e)
-                {
-                    // A stray or stale peer (another world's id) is refused; the listener stays usable.
-                    observer.OnMessage($"data plane refused a connection: {e.Message}");
-                }
-            }
+            // A stray, stale (another world's id) or idle peer is refused on its own; the ranks' handshakes go on beside it.
+            await w.Listener.AcceptManyAsync(w.Size, accepted, e => observer.OnMessage($"data plane refused a connection: {e.Message}"),
+                deadline.Token).ConfigureAwait(false);
             reducer = new StarReducer(accepted);
             observer.OnMessage($"data plane: {DescribePaths(accepted)}");
         }
