@@ -16,6 +16,28 @@ public sealed class CommandLineErrorsSpec
         AssertOneErrorLine(Cli.Run("train", "--map", "20y30"), 2, "20y30");
 
     [Fact]
+    public void Should_reject_a_map_whose_node_count_overflows_an_int_with_exit_2() =>
+        // 65536 · 65536 is 2^32, which an int product wraps to 0: once it passed as a valid map.
+        AssertOneErrorLine(Cli.Run("train", "--map", "65536x65536"), 2, "map '65536x65536' has 4294967296 nodes");
+
+    [Theory]
+    [InlineData("--gamma=NaN", "gamma must be a number >= 0, got NaN")]
+    [InlineData("--sigma0=Infinity", "sigma0 must be a positive number, got Infinity")]
+    [InlineData("--eta0=NaN", "eta0 must be in (0, 1], got NaN")]
+    public void Should_reject_a_non_finite_number_with_exit_2(string flag, string mentions) =>
+        AssertOneErrorLine(Cli.Run("train", flag), 2, mentions);
+
+    [Fact]
+    public void Should_reject_a_non_finite_number_in_a_config_file_with_exit_2()
+    {
+        using var dir = new ScratchDirectory();
+        var file = dir.File("config.json");
+        // JSON has no NaN literal; a quoted one is refused as a string where a number belongs.
+        File.WriteAllText(file, """{ "alpha": "NaN" }""");
+        AssertOneErrorLine(Cli.Run("train", "--config", file), 2, "alpha");
+    }
+
+    [Fact]
     public void Should_reject_an_unknown_device_with_exit_2() =>
         AssertOneErrorLine(Cli.Run("train", "--device", "gpu"), 2, "gpu");
 
@@ -82,6 +104,33 @@ public sealed class CommandLineErrorsSpec
         var checkpoint = dir.File("broken.ckpt");
         File.WriteAllBytes(checkpoint, [.. "DNMCKPT1"u8, 1, 2, 3, .. new byte[64]]);
         AssertOneErrorLine(Cli.Run("eval", "--checkpoint", checkpoint, "--dataset", "mnist"), 3, "broken.ckpt");
+    }
+
+    /// <summary>A checkpoint whose SHA-256 is right but whose header declares what no run writes.</summary>
+    private static string HostileCheckpoint(ScratchDirectory dir, string map, string tensorsJson)
+    {
+        var config = new Dnm.Core.Config.DnmConfig().ToJson().Replace("\"map\": \"20x30\"", $"\"map\": \"{map}\"", StringComparison.Ordinal);
+        var header = System.Text.Encoding.UTF8.GetBytes(
+            $$"""{ "config": {{config}}, "state": {}, "shape": { "channels": 1, "height": 28, "width": 28 }, "adam-steps": 0, "tensors": {{tensorsJson}} }""");
+        var length = BitConverter.GetBytes((uint)header.Length);
+        byte[] body = [.. "DNMCKPT1"u8, .. length, .. header];
+        var path = dir.File("hostile.ckpt");
+        File.WriteAllBytes(path, [.. body, .. System.Security.Cryptography.SHA256.HashData(body)]);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("eval", "20x30", """[{ "name": "som/w", "shape": [1048576, 1048576] }]""", "it holds 1 tensors")]
+    [InlineData("map", "20x30", """[{ "name": "som/w", "shape": [1048576, 1048576] }]""", "it holds 1 tensors")]
+    [InlineData("eval", "65536x65536", "[]", "map '65536x65536' has 4294967296 nodes")]
+    public void Should_report_a_hostile_checkpoint_with_a_valid_hash_as_invalid_with_exit_3(string command, string map, string tensors, string mentions)
+    {
+        using var dir = new ScratchDirectory();
+        var path = HostileCheckpoint(dir, map, tensors);
+        var args = command == "map" ? new[] { "map", "--checkpoint", path, "--out", dir.File("out") } : ["eval", "--checkpoint", path];
+        var result = Cli.Run([.. args, "--device", "cpu"]);
+        AssertOneErrorLine(result, 3, $"invalid checkpoint {path}: ");
+        Assert.Contains(mentions, result.ErrorLines[0]);
     }
 
     [Fact]

@@ -87,6 +87,52 @@ public sealed class ConfigFlagsSpec
         Assert.Empty(Resolve(null, "--augment-rotation", "10", "--augment-shift", "0.1").Config.Problems());
     }
 
+    /// <summary>Every float key of the config (double or double?), by its flag name.</summary>
+    public static TheoryData<string, string> FloatKeysWithNonFiniteValues()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var p in typeof(DnmConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance))
+            if (p.GetCustomAttribute<JsonIgnoreAttribute>() is null && p.CanWrite && (p.PropertyType == typeof(double) || p.PropertyType == typeof(double?)))
+                foreach (var value in new[] { "NaN", "Infinity", "-Infinity" })
+                    data.Add(JsonNamingPolicy.KebabCaseLower.ConvertName(p.Name), value);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatKeysWithNonFiniteValues))]
+    public void Should_reject_a_non_finite_value_for_every_float_key_naming_the_key(string key, string value)
+    {
+        // "--key=-Infinity": a separate "-Infinity" token would read as an option.
+        var problem = Assert.Single(Resolve(null, $"--{key}={value}").Config.Problems());
+        Assert.StartsWith($"{key} must be ", problem);
+        Assert.EndsWith($"got {value}", problem);
+    }
+
+    [Fact]
+    public void The_float_keys_found_should_include_those_that_once_took_NaN()
+    {
+        var keys = FloatKeysWithNonFiniteValues().Select(row => (string)row[0]).ToHashSet();
+        Assert.Subset(keys, new HashSet<string> { "gamma", "beta", "alpha", "sigma0", "eta0", "sigma-floor", "learning-rate", "dof" });
+    }
+
+    [Theory]
+    [InlineData("--map", "65536x65536", "map '65536x65536' has 4294967296 nodes, more than the limit of 1000000")]
+    [InlineData("--map", "2147483647x2", "map '2147483647x2' has 4294967294 nodes")]
+    [InlineData("--map", "1000x1000", "map 1000x1000 with latent 1000 needs 1000000000 prototype floats")]
+    [InlineData("--latent", "100000", "latent must be in [1, 65536], got 100000")]
+    [InlineData("--hidden", "500,100000", "hidden widths must be at most 65536, got 500,100000")]
+    [InlineData("--channels", "10,5000", "channels widths must be at most 4096, got 10,5000")]
+    [InlineData("--kernel", "33", "kernel must be a positive odd number ('same' padding) of at most 31, got 33")]
+    [InlineData("--image-size", "100000", "image-size must be in [1, 4096], got 100000")]
+    [InlineData("--batch-size", "2000000", "batch-size must be in [1, 1048576], got 2000000")]
+    public void Should_bound_map_model_and_image_sizes_naming_the_key(string flag, string value, string problem)
+    {
+        var args = flag == "--map" && value == "1000x1000" ? new[] { flag, value, "--latent", "1000" } : [flag, value];
+        var problems = Resolve(null, args).Config.Problems();
+        Assert.Contains(problems, p => p.StartsWith(problem, StringComparison.Ordinal));
+        Assert.Single(problems);
+    }
+
     [Fact]
     public void Should_offer_a_flag_for_every_config_key()
     {

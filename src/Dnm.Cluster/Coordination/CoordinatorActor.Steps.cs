@@ -16,6 +16,7 @@ namespace Dnm.Cluster.Coordination;
 public sealed partial class CoordinatorActor
 {
     private StepRound? round;
+    private readonly NonFiniteSteps nonFinite = new();
     private StepTracer stepTracer = StepTracer.Untraced();
     private TrainingPhase? reportedPhase;
     private int timedSteps;
@@ -54,6 +55,7 @@ public sealed partial class CoordinatorActor
         Receive<StepReduced>(r => IsCurrentStep(r.MembershipEpoch, r.Step), r =>
         {
             round!.Reduced = true;
+            round.NonFiniteRanks = r.NonFiniteRanks;
             backend.CommitStepAsync(r.MembershipEpoch, round.Start)
                 .PipeTo(Self, success: a => a, failure: e => new ApplyFailed(r.MembershipEpoch, r.Step, e));
         });
@@ -172,12 +174,26 @@ public sealed partial class CoordinatorActor
         using (r.Trace.Enter())
             observer.OnStep(plan.Report(p, state.GlobalStep, applied.Loss, elapsed));
         r.Trace.Dispose();
+        // Every replica skipped a step whose sums held NaN or infinity; the coordinator names whose blocks did.
+        var culprits = r.NonFiniteRanks is { Count: > 0 } bad
+            ? string.Join(", ", bad.Where(k => k < world!.Size).Select(k => $"rank {k} (worker {world!.Members[k].Id})"))
+            : null;
+        if (nonFinite.Record(state.GlobalStep, applied.Loss, culprits) is { } skipped)
+        {
+            if (nonFinite.Failed)
+            {
+                Fail(skipped);
+                return;
+            }
+            observer.OnMessage(skipped);
+        }
         if (checkpoints.Due(state, checkpoint))
         {
             checkpoints.Saved(state);
             // Queued on the replica's thread before the next step's apply, so it sees exactly this state.
             var saved = state;
-            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => c, failure: e => new CheckpointFailed(saved.GlobalStep, e));
+            backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => (object?)c ?? new CheckpointSkipped(saved.GlobalStep),
+                failure: e => new CheckpointFailed(saved.GlobalStep, e));
         }
         if (evaluate)
         {

@@ -142,6 +142,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     private void Common()
     {
         Receive<CheckpointSaved>(_ => { });   // the backend has told the observer
+        Receive<CheckpointSkipped>(_ => { }); // so it has of a failed write
         Receive<EvaluationReport>(_ => { });  // likewise
         Receive<CheckpointFailed>(f => Fail($"the coordinator's replica failed (checkpoint of step {f.GlobalStep}): {f.Error.Message}"));
         Receive<EvaluateFailed>(f => Fail($"the coordinator's replica failed (evaluation at step {f.GlobalStep}): {f.Error.Message}"));
@@ -241,7 +242,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             {
                 lastWorkerProblem = problem;
                 Remove(entry);
-                Sender.Tell(new RegistrationRejected(runId, problem));
+                Sender.Tell(new RegistrationRejected(runId, problem, entry.Nonce));
                 observer.OnMessage($"rejected worker {entry.Id}: {problem}");
                 return;
             }
@@ -275,18 +276,18 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             var reason = $"worker {r.WorkerId} runs Dnm {r.DnmVersion} (cluster protocol {r.ProtocolVersion}) but the coordinator runs " +
                          $"Dnm {settings.DnmVersion} (protocol {ClusterProtocol.Version}); run the same build on every node";
             lastWorkerProblem = reason;
-            Sender.Tell(new RegistrationRejected(runId, reason));
+            Sender.Tell(new RegistrationRejected(runId, reason, r.Nonce));
             observer.OnMessage(reason);
             return;
         }
         if (!workers.ContainsKey(Sender))
         {
-            workers[Sender] = new WorkerEntry(r.WorkerId, Sender, nextSequence++);
+            workers[Sender] = new WorkerEntry(r.WorkerId, Sender, nextSequence++, r.Nonce);
             Context.Watch(Sender);
             observer.OnMessage($"worker {r.WorkerId} registered ({r.Device})");
         }
         // Registration is retried until accepted, so a repeat gets the same answer.
-        Sender.Tell(new RegistrationAccepted(runId, replica.Config.ToJson(), replica.SampleCount, replica.Shape, replica.StatsLength));
+        Sender.Tell(new RegistrationAccepted(runId, replica.Config.ToJson(), replica.SampleCount, replica.Shape, replica.StatsLength, workers[Sender].Nonce));
     }
 
     private string? Mismatch(WorkerReady r)

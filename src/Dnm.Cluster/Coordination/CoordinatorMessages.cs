@@ -31,6 +31,8 @@ internal sealed record ApplyFailed(long MembershipEpoch, long Step, Exception Er
 
 /// <summary>The replica failed to write the checkpoint of <paramref name="GlobalStep"/>.</summary>
 internal sealed record CheckpointFailed(long GlobalStep, Exception Error);
+/// <summary>A checkpoint write failed and was reported; the run goes on (a fault follows only when writes keep failing).</summary>
+internal sealed record CheckpointSkipped(long GlobalStep);
 
 /// <summary>A periodic evaluation failed.</summary>
 internal sealed record EvaluateFailed(long GlobalStep, Exception Error);
@@ -41,9 +43,11 @@ internal sealed record SomPretrainFailed(Exception Error);
 /// <summary>The end of the run (final evaluation, files, pictures) failed.</summary>
 internal sealed record FinishFailed(Exception Error);
 
-internal sealed class WorkerEntry(string id, IActorRef worker, long sequence)
+internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Guid nonce)
 {
     public string Id { get; } = id;
+    /// <summary>The nonce of its registration, echoed in every answer to it.</summary>
+    public Guid Nonce { get; } = nonce;
     public IActorRef Ref { get; } = worker;
     /// <summary>Registration order: ranks are handed out in it, so they do not depend on dictionary order.</summary>
     public long Sequence { get; } = sequence;
@@ -70,6 +74,8 @@ internal sealed class StepRound(PlannedStep plan, StartStep start, Dnm.Core.Tele
     /// <summary>Ranks that left after the step committed: nothing more is awaited from them.</summary>
     public HashSet<int> Lost { get; } = new();
     public bool Reduced { get; set; }
+    /// <summary>Ranks whose contribution to the step held NaN or infinity (<see cref="StepReduced.NonFiniteRanks"/>).</summary>
+    public IReadOnlyList<int>? NonFiniteRanks { get; set; }
     /// <summary>The mean over ranks of the time each spent in the step's all-reduces.</summary>
     public TimeSpan ReduceTime => Acks.Count == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(reduceSeconds / Acks.Count);
     private double reduceSeconds;

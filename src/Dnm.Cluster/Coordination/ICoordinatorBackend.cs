@@ -42,8 +42,12 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>Closes the world's connections; any reduction in flight fails, which aborts it on every worker.</summary>
     void CloseWorld();
 
-    /// <summary>Writes the replica's checkpoint of <paramref name="state"/> (the actor's <see cref="CheckpointPolicy"/> found it due).</summary>
-    Task<CheckpointSaved> SaveCheckpointAsync(RunState state);
+    /// <summary>
+    /// Writes the replica's checkpoint of <paramref name="state"/> (the actor's <see cref="CheckpointPolicy"/> found it due).
+    /// Null: the write failed and was reported, and the run goes on (<see cref="RunSession.SaveCheckpoint"/>); a fault: it
+    /// failed too often in a row.
+    /// </summary>
+    Task<CheckpointSaved?> SaveCheckpointAsync(RunState state);
 
     /// <summary>A periodic evaluation (nodes labelled from eval-limit training samples, eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
     Task<EvaluationReport> EvaluateAsync(RunState state, int epoch);
@@ -64,7 +68,11 @@ public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCo
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 
-public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime);
+/// <param name="NonFiniteRanks">
+/// Where the reduced sum holds NaN or infinity, the ranks whose blocks did (their soft counts, else their statistics): the
+/// replicas skip the step (<see cref="NonFiniteSteps"/>) and the coordinator names them. Null while the sums are finite.
+/// </param>
+public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime, IReadOnlyList<int>? NonFiniteRanks = null);
 
 /// <param name="BroadcastFailedRank">A rank the reduced statistics could not be sent to (it must be dropped).</param>
 /// <param name="Transfer">

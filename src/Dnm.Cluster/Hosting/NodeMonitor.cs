@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Dnm.Cluster.Protocol;
 
 namespace Dnm.Cluster;
@@ -15,7 +16,21 @@ public sealed class NodeMonitor : ReceiveActor
 
     public NodeMonitor(RunCompletion completion)
     {
-        Receive<RunFinished>(f => completion.Succeed(new ClusterRunResult(f.GlobalStep, 0, f.RunDirectory, null, TimeSpan.Zero, 0, TimeSpan.Zero, TimeSpan.Zero)));
-        Receive<RunFailed>(f => completion.Fail(new ClusterRunException(f.Reason)));
+        var log = Context.GetLogger();
+        // Either message stops this node: only the coordinator singleton may send it.
+        bool FromCoordinator(object message)
+        {
+            if (Hosting.CoordinatorIdentity.IsCoordinator(Context.System, Sender)) return true;
+            log.Warning("node monitor dropped {0} from {1}: only the coordinator singleton ends a run", message.GetType().Name, Sender.Path);
+            return false;
+        }
+        Receive<RunFinished>(f =>
+        {
+            if (FromCoordinator(f)) completion.Succeed(new ClusterRunResult(f.GlobalStep, 0, f.RunDirectory, null, TimeSpan.Zero, 0, TimeSpan.Zero, TimeSpan.Zero));
+        });
+        Receive<RunFailed>(f =>
+        {
+            if (FromCoordinator(f)) completion.Fail(new ClusterRunException(f.Reason));
+        });
     }
 }

@@ -7,14 +7,20 @@ namespace Dnm.Cluster.Protocol;
 // (src/Dnm.Cluster/Transport). A run id names one coordinator incarnation: after a failover the new
 // coordinator has a new one, and workers register again.
 
-/// <summary>A worker offers itself; sent to the singleton proxy until it is accepted (the coordinator may not exist yet).</summary>
-public sealed record RegisterWorker(string WorkerId, int ProtocolVersion, string DnmVersion, string Device);
+/// <summary>
+/// A worker offers itself; sent to the singleton proxy until it is accepted (the coordinator may not exist yet).
+/// <paramref name="Nonce"/> is new for every registration; only the actor the proxy delivered this to has seen it.
+/// </summary>
+public sealed record RegisterWorker(string WorkerId, int ProtocolVersion, string DnmVersion, string Device, Guid Nonce);
 
-/// <summary>The coordinator accepts a worker and hands it the run's config (the coordinator's flags win).</summary>
-public sealed record RegistrationAccepted(Guid RunId, string ConfigJson, int SampleCount, ImageShape Shape, int StatsLength);
+/// <summary>
+/// The coordinator accepts a worker and hands it the run's config (the coordinator's flags win). It echoes the
+/// registration's <paramref name="Nonce"/>: an answer without it does not come from the singleton, and the worker drops it.
+/// </summary>
+public sealed record RegistrationAccepted(Guid RunId, string ConfigJson, int SampleCount, ImageShape Shape, int StatsLength, Guid Nonce);
 
-/// <summary>The coordinator refuses a worker for good (another protocol or Dnm version, another dataset or model).</summary>
-public sealed record RegistrationRejected(Guid RunId, string Reason);
+/// <summary>The coordinator refuses a worker for good (another protocol or Dnm version, another dataset or model); with the registration's nonce.</summary>
+public sealed record RegistrationRejected(Guid RunId, string Reason, Guid Nonce);
 
 /// <summary>The worker opened the data and built its replica; what it has must equal the coordinator's.</summary>
 public sealed record WorkerReady(Guid RunId, string WorkerId, int SampleCount, ImageShape Shape, int StatsLength);
@@ -40,7 +46,10 @@ public sealed record WorldJoinFailed(Guid RunId, long MembershipEpoch, int Rank,
 /// <summary>The coordinator removed this worker (it failed a step or a world); it may register again as a new worker.</summary>
 public sealed record WorkerDropped(Guid RunId, string Reason);
 
-/// <summary>The run is over; sent to every worker and every node's monitor.</summary>
+/// <summary>
+/// The run is over; sent to every worker and every node's monitor. A worker accepts it only from its coordinator, a
+/// monitor only from the coordinator singleton (<see cref="CoordinatorIdentity"/>).
+/// </summary>
 public sealed record RunFinished(Guid RunId, long GlobalStep, string RunDirectory);
 
 /// <summary>The run stopped on an error that retrying cannot fix (for example a replica checksum mismatch).</summary>

@@ -69,8 +69,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         tracer = telemetry.Tracer(ClusterTelemetry.CoordinatorRole, runId, 0, 0);
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
-        var latest = resumeLatest ? Checkpoint.Latest(Path.Combine(requested.Out, "checkpoints")) : null;
-        var checkpoint = latest is null ? null : Checkpoint.Load(latest);
+        // The newest one that verifies: a corrupt newest checkpoint (a crash, a bad disk) is named and skipped.
+        var usable = resumeLatest ? Checkpoint.LatestUsable(Path.Combine(requested.Out, "checkpoints"), observer.OnMessage) : null;
+        var (latest, checkpoint) = usable is { } u ? (u.Path, u.Checkpoint) : ((string?)null, (Checkpoint?)null);
         var config = RunSession.Merge(requested, checkpoint).Validated();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
         train = TrainingRun.OpenTrain(config, null);
@@ -127,18 +128,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         StarReducer reducer;
         try
         {
-            while (accepted.Count < w.Size)
-            {
-                try
-                {
-                    accepted.Add(await w.Listener.AcceptAsync(deadline.Token).ConfigureAwait(false));
-                }
-                catch (DataPlaneException e)
-                {
-                    // A stray or stale peer (another world's id) is refused; the listener stays usable.
-                    observer.OnMessage($"data plane refused a connection: {e.Message}");
-                }
-            }
+            // A stray, stale (another world's id) or idle peer is refused on its own; the ranks' handshakes go on beside it.
+            await w.Listener.AcceptManyAsync(w.Size, accepted, e => observer.OnMessage($"data plane refused a connection: {e.Message}"),
+                deadline.Token).ConfigureAwait(false);
             reducer = new StarReducer(accepted);
             observer.OnMessage($"data plane: {DescribePaths(accepted)}");
         }
@@ -181,17 +173,20 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var clock = Stopwatch.StartNew();
         var softCountTransfer = TimeSpan.Zero;
         var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
+        int[] nonFinite = [];
         await Attributed(reducer, async () =>
         {
             // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
             if (step.Mode == StepMode.Joint)
             {
-                await GatherSumAsync(w, reducer, step.Step, FrameKind.SoftCounts, batch, w.SoftCounts).ConfigureAwait(false);
+                nonFinite = await GatherSumAsync(w, reducer, step.Step, FrameKind.SoftCounts, batch, w.SoftCounts).ConfigureAwait(false);
                 var arrived = Stopwatch.GetTimestamp();
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
                 softCountTransfer = Stopwatch.GetElapsedTime(arrived);
             }
-            await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
+            var statistics = await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
+            // A rank's non-finite f makes every rank's statistics non-finite: the soft counts' culprits are the cause.
+            if (nonFinite.Length == 0) nonFinite = statistics;
         }).ConfigureAwait(false);
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
@@ -199,14 +194,15 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         // whatever a worker applied, so no step is applied twice.
         w.Broadcast = BroadcastStatsAsync(w, step.Step, softCountTransfer);
         RecordBytes(w);
-        return new StepReduced(membershipEpoch, step.Step, clock.Elapsed);
+        return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite.Length == 0 ? null : nonFinite);
     }
 
     /// <summary>
     /// Receives every rank's blocks of the fixed sum tree (<see cref="MicroBatches.Blocks"/>) and sums them in that tree
     /// into <paramref name="sum"/>: the same bits as one process summing every micro-batch, whatever the world size.
+    /// Returns the ranks whose blocks hold NaN or infinity, looked for only when the sum does (the replicas then skip the step).
     /// </summary>
-    private async Task GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
+    private async Task<int[]> GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
     {
         var micro = Engine.MicroBatches;
         var destinations = new Memory<float>[w.Size];
@@ -218,6 +214,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
         await reducer.GatherAsync(step, kind, destinations, w.Token).ConfigureAwait(false);
         micro.SumContributions(batch, destinations, sum);
+        return NonFiniteSteps.AllFinite(sum) ? [] : Enumerable.Range(0, w.Size).Where(r => !NonFiniteSteps.AllFinite(destinations[r].Span)).ToArray();
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)
@@ -286,7 +283,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         }
     }
 
-    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) => torch.RunAsync(() => Session.SaveCheckpoint(state));
+    public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state) => torch.RunAsync(() => Session.SaveCheckpoint(state));
 
     public Task<SomPretrained> PretrainSomAsync(RunState state) => torch.RunAsync(() =>
     {

@@ -51,20 +51,95 @@ public sealed class DataPlaneListener : IDisposable
 
     /// <summary>
     /// Accepts the next connection and runs the server side of the handshake. A peer with the wrong run id
-    /// or protocol version is told why and closed, and this call throws <see cref="DataPlaneException"/>;
+    /// or protocol version is told why and closed, and a peer that completes no handshake within
+    /// <see cref="DataPlaneOptions.HandshakeTimeout"/> is closed: either way this call throws <see cref="DataPlaneException"/>;
     /// the listener stays usable, so callers may log and accept again. When the options allow it, the
     /// handshake offers the client a shared-memory channel (see <see cref="DataPlaneOptions.SharedMemoryBytes"/>).
     /// </summary>
     public async Task<DataPlaneConnection> AcceptAsync(CancellationToken cancellationToken = default)
     {
         var socket = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+        return await HandshakeAsync(socket, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Accepts connections into <paramref name="accepted"/> until it holds <paramref name="count"/>. Every handshake runs on
+    /// its own, with its own timeout: a peer that connects and says nothing (a port scanner, a health probe, a stray
+    /// client) holds up no other, and is refused on its own timeout. Refused peers (that one, a wrong run id, a bad
+    /// frame) go to <paramref name="refused"/> and the accepting goes on. The caller owns the connections in
+    /// <paramref name="accepted"/>, also when this throws (cancelled: <see cref="OperationCanceledException"/>).
+    /// </summary>
+    public async Task AcceptManyAsync(int count, ICollection<DataPlaneConnection> accepted, Action<DataPlaneException> refused,
+        CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var handshakes = new List<Task<DataPlaneConnection>>();
+        var next = _socket.AcceptAsync(stop.Token).AsTask();
+        try
+        {
+            while (accepted.Count < count)
+            {
+                var done = await Task.WhenAny(handshakes.Append<Task>(next)).ConfigureAwait(false);
+                if (done == next)
+                {
+                    handshakes.Add(HandshakeAsync(await next.ConfigureAwait(false), stop.Token));
+                    next = _socket.AcceptAsync(stop.Token).AsTask();
+                    continue;
+                }
+                var handshake = (Task<DataPlaneConnection>)done;
+                handshakes.Remove(handshake);
+                try
+                {
+                    accepted.Add(await handshake.ConfigureAwait(false));
+                }
+                catch (DataPlaneException e)
+                {
+                    refused(e);
+                }
+            }
+        }
+        finally
+        {
+            // Handshakes still under way (a stray beside the last rank) are abandoned: their sockets close.
+            await stop.CancelAsync().ConfigureAwait(false);
+            foreach (var task in handshakes.Append<Task>(next))
+            {
+                try
+                {
+                    await task.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+                {
+                }
+                if (task is Task<DataPlaneConnection> { IsCompletedSuccessfully: true } late) late.Result.Dispose();
+                if (task is Task<Socket> { IsCompletedSuccessfully: true } socket) socket.Result.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The server side of the handshake on an accepted socket; the socket is closed if it fails.</summary>
+    private async Task<DataPlaneConnection> HandshakeAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        var peer = socket.RemoteEndPoint?.ToString() ?? "an unknown peer";
         try
         {
             DataPlaneConnection.Configure(socket, _options);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.HandshakeTimeout);
-            var handshake = await DataPlaneHandshake.ServerAsync(socket, RunId, LocalRank, _options, timeout.Token).ConfigureAwait(false);
-            return new DataPlaneConnection(socket, RunId, LocalRank, handshake);
+            try
+            {
+                var handshake = await DataPlaneHandshake.ServerAsync(socket, RunId, LocalRank, _options, timeout.Token).ConfigureAwait(false);
+                return new DataPlaneConnection(socket, RunId, LocalRank, handshake);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new DataPlaneException(peer, "Handshake",
+                    $"{peer} connected to the data plane but completed no handshake within {_options.HandshakeTimeout.TotalSeconds:0.#} s; closed it");
+            }
+            catch (Exception e) when (e is SocketException or IOException and not DataPlaneException)
+            {
+                throw new DataPlaneException(peer, "Connection", $"{peer} failed during the data-plane handshake: {e.Message}", e);
+            }
         }
         catch
         {

@@ -34,6 +34,8 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     private Guid runId;
     private long epoch = -1;
     private int rank = -1;
+    // New for every registration: an answer that does not echo it did not come through the proxy from the singleton.
+    private Guid nonce;
     private DateTime registeringSince;
     private TimeSpan nextUnansweredWarning;
 
@@ -69,6 +71,7 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     private void StartRegistering()
     {
         coordinator = null;
+        nonce = Guid.NewGuid();
         epoch = -1;
         registeringSince = DateTime.UtcNow;
         nextUnansweredWarning = settings.UnansweredWarningEvery;
@@ -96,7 +99,10 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
         {
             case RegisterTick:
                 WarnIfUnanswered();
-                coordinatorProxy.Tell(new RegisterWorker(settings.WorkerId, ClusterProtocol.Version, settings.DnmVersion, settings.Device));
+                coordinatorProxy.Tell(new RegisterWorker(settings.WorkerId, ClusterProtocol.Version, settings.DnmVersion, settings.Device, nonce));
+                break;
+            case RegistrationAccepted a when a.Nonce != nonce:
+                Drop(a);
                 break;
             case RegistrationAccepted a:
                 if (coordinator is not null && Sender.Equals(coordinator) && a.RunId == runId) break; // a repeat answer
@@ -115,6 +121,9 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
                 log.Error(f.Error, "worker {0} could not prepare", settings.WorkerId);
                 coordinator.Tell(new WorkerFailed(runId, settings.WorkerId, f.Error.Message));
                 Stop(new ClusterRunException($"worker {settings.WorkerId} could not prepare: {f.Error.Message}", f.Error));
+                break;
+            case RegistrationRejected r when r.Nonce != nonce:
+                Drop(r);
                 break;
             case RegistrationRejected r:
                 Stop(new ClusterRunException($"the coordinator refused worker {settings.WorkerId}: {r.Reason}"));
@@ -150,6 +159,12 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
                 log.Warning("worker {0} lost the coordinator; registering with its successor", settings.WorkerId);
                 Rejoin();
                 break;
+            case RunFinished f when !FromCoordinator(f.RunId):
+                Drop(f);
+                break;
+            case RunFailed f when !FromCoordinator(f.RunId):
+                Drop(f);
+                break;
             case RunFinished f:
                 completion?.Succeed(new ClusterRunResult(f.GlobalStep, 0, f.RunDirectory, null, TimeSpan.Zero, 0, TimeSpan.Zero, TimeSpan.Zero));
                 Context.Stop(Self);
@@ -157,8 +172,13 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
             case RunFailed f:
                 Stop(new ClusterRunException(f.Reason));
                 break;
-            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed or StartStep or FormWorld:
+            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed:
                 break; // stale: of an earlier world or coordinator
+            case StartStep or FormWorld or WorkerDropped when Sender.Equals(coordinator):
+                break; // stale: of an earlier world or run
+            case StartStep or FormWorld or WorkerDropped:
+                Drop(message);
+                break;
             default:
                 Unhandled(message);
                 break;
@@ -166,6 +186,11 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     }
 
     private bool FromCoordinator(Guid fromRun) => coordinator is not null && Sender.Equals(coordinator) && fromRun == runId;
+
+    /// <summary>A message that would change this worker's state, from an actor that may not send it: ignored, and said so.</summary>
+    private void Drop(object message) =>
+        log.Warning("worker {0} dropped {1} from {2}: it is not from its coordinator (the singleton that accepted its registration)",
+            settings.WorkerId, message.GetType().Name, Sender.Path);
 
     private void Rejoin()
     {

@@ -161,63 +161,123 @@ public sealed record DnmConfig
     public static (int Rows, int Cols) ParseMap(string map)
     {
         var parts = map.ToLowerInvariant().Split('x');
-        if (parts.Length == 2
-            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var r)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var c)
-            && r > 0 && c > 0 && r * c <= 1_000_000)
-            return (r, c);
-        throw new ConfigException($"map '{map}' is not RxC with positive integers (for example 20x30)");
+        if (parts.Length != 2
+            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var r)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var c)
+            || r <= 0 || c <= 0)
+            throw new ConfigException($"map '{map}' is not RxC with positive integers (for example 20x30)");
+        // In long: 65536x65536 is 2^32 nodes, which an int product wraps to 0.
+        if ((long)r * c > Limits.MapNodes)
+            throw new ConfigException($"map '{map}' has {(long)r * c} nodes, more than the limit of {Limits.MapNodes}: use a smaller map");
+        return (r, c);
     }
 
-    /// <summary>Every problem with the configuration, phrased so that the user can fix it.</summary>
+    /// <summary>
+    /// Upper bounds that keep a config (or a checkpoint's) from asking for memory no machine has. Each lies far above any
+    /// useful run; what a hostile or mistyped value would allocate is bounded by them before anything is allocated.
+    /// </summary>
+    public static class Limits
+    {
+        /// <summary>Nodes of the lattice (R·C); the paper's map has 600.</summary>
+        public const long MapNodes = 1_000_000;
+        /// <summary>Floats of the prototypes W (R·C·latent): 1 GiB.</summary>
+        public const long PrototypeFloats = 1L << 28;
+        /// <summary>Parameters θ and φ of the autoencoder for the dataset's images: 1 GiB (Adam's moments add twice that).</summary>
+        public const long ModelParameters = 1L << 28;
+        public const int Latent = 65_536;
+        /// <summary>An mlp layer's width (hidden).</summary>
+        public const int LayerWidth = 65_536;
+        /// <summary>A conv layer's channels (channels).</summary>
+        public const int ConvChannels = 4_096;
+        /// <summary>Entries of channels or hidden.</summary>
+        public const int Layers = 32;
+        public const int Kernel = 31;
+        /// <summary>Side of the square folder images (image-size), and of any image a checkpoint declares.</summary>
+        public const int ImageSide = 4_096;
+        public const int BatchSize = 1 << 20;
+        public const int SmoothNeighbours = 1_024;
+        public const int Threads = 4_096;
+    }
+
+    /// <summary>Every problem with the configuration, phrased so that the user can fix it; each names its key.</summary>
     public IReadOnlyList<string> Problems()
     {
         var p = new List<string>();
-        try { _ = ParseMap(Map); } catch (ConfigException e) { p.Add(e.Message); }
+        try
+        {
+            var (rows, cols) = ParseMap(Map);
+            if ((long)rows * cols * Math.Max(1, Latent) > Limits.PrototypeFloats)
+                p.Add($"map {Map} with latent {Latent} needs {(long)rows * cols * Latent} prototype floats, more than the limit of {Limits.PrototypeFloats}: use a smaller map or latent");
+        }
+        catch (ConfigException e) { p.Add(e.Message); }
         Defined(p, "encoder", Encoder);
-        if (Channels is null || Channels.Count == 0 || Channels.Any(c => c <= 0)) p.Add("channels must be a non-empty list of positive integers");
-        if (Hidden is null || Hidden.Count == 0 || Hidden.Any(h => h <= 0)) p.Add("hidden must be a non-empty list of positive integers");
-        if (Kernel <= 0 || Kernel % 2 == 0) p.Add($"kernel must be a positive odd number ('same' padding), got {Kernel}");
-        if (Latent <= 0) p.Add($"latent must be positive, got {Latent}");
+        Widths(p, "channels", Channels, Limits.ConvChannels);
+        Widths(p, "hidden", Hidden, Limits.LayerWidth);
+        if (Kernel <= 0 || Kernel % 2 == 0 || Kernel > Limits.Kernel) p.Add($"kernel must be a positive odd number ('same' padding) of at most {Limits.Kernel}, got {Kernel}");
+        Whole(p, "latent", Latent, 1, Limits.Latent);
         Defined(p, "latent-activation", LatentActivation);
         if (InitFrom is not null && string.IsNullOrWhiteSpace(InitFrom)) p.Add("init-from must name a file exported by `dnm export`");
         Defined(p, "init-parts", InitParts);
-        if (Epochs < 0) p.Add($"epochs must be >= 0, got {Epochs}");
-        if (PretrainEpochs < 0) p.Add($"pretrain-epochs must be >= 0, got {PretrainEpochs}");
-        if (SomIterations < 0) p.Add($"som-iterations must be >= 0, got {SomIterations}");
-        if (BatchSize <= 0) p.Add($"batch-size must be positive, got {BatchSize}");
-        if (MicroBatch < 0) p.Add($"micro-batch must be >= 0 (0: automatic), got {MicroBatch}");
-        if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
         if (TestFraction is { } f && !(f > 0 && f < 1)) p.Add($"test-fraction must lie strictly between 0 and 1, got {f}");
         if (TestFraction is not null && TestDataset is not null) p.Add("test-fraction and test-dataset both name a test set: give one of them");
         if (TestDataset is { Length: 0 }) p.Add("test-dataset must name a dataset spec");
         if (MaxImagePixels <= 0) p.Add($"max-image-pixels must be positive, got {MaxImagePixels}");
-        if (LearningRate <= 0 || double.IsNaN(LearningRate)) p.Add($"learning-rate must be positive, got {LearningRate}");
-        if (Gamma < 0 || Beta < 0) p.Add("gamma and beta must be >= 0");
-        if (!(AugmentRotation >= 0 && AugmentRotation <= 180)) p.Add($"augment-rotation must be in [0, 180] degrees, got {AugmentRotation}");
-        if (!(AugmentShift >= 0 && AugmentShift < 1)) p.Add($"augment-shift must be a fraction in [0, 1), got {AugmentShift}");
+        Whole(p, "epochs", Epochs, 0, int.MaxValue);
+        Whole(p, "pretrain-epochs", PretrainEpochs, 0, int.MaxValue);
+        Whole(p, "som-iterations", SomIterations, 0, int.MaxValue);
+        Whole(p, "batch-size", BatchSize, 1, Limits.BatchSize);
+        if (MicroBatch < 0) p.Add($"micro-batch must be >= 0 (0: automatic), got {MicroBatch}");
+        if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
+        Number(p, "learning-rate", LearningRate, LearningRate > 0, "a positive number");
+        Number(p, "gamma", Gamma, Gamma >= 0, "a number >= 0");
+        Number(p, "beta", Beta, Beta >= 0, "a number >= 0");
+        Number(p, "augment-rotation", AugmentRotation, AugmentRotation is >= 0 and <= 180, "in [0, 180] degrees");
+        Number(p, "augment-shift", AugmentShift, AugmentShift is >= 0 and < 1, "a fraction in [0, 1)");
         Defined(p, "target", Target);
-        if (!(SmoothWeight >= 0) || double.IsInfinity(SmoothWeight)) p.Add($"smooth-weight must be a number >= 0, got {SmoothWeight}");
-        if (SmoothNeighbours < 1) p.Add($"smooth-neighbours must be >= 1, got {SmoothNeighbours}");
-        if (SmoothSteps < 0) p.Add($"smooth-steps must be >= 0, got {SmoothSteps}");
-        if (!(Dof > 0) || double.IsInfinity(Dof)) p.Add($"dof must be a positive number, got {Dof}");
-        if (Alpha <= 0) p.Add($"alpha must be positive, got {Alpha}");
-        if (Sigma0 is <= 0) p.Add($"sigma0 must be positive, got {Sigma0}");
-        if (Eta0 <= 0 || Eta0 > 1) p.Add($"eta0 must be in (0, 1], got {Eta0}");
-        if (SigmaFloor < 0) p.Add($"sigma-floor must be >= 0, got {SigmaFloor}");
+        Number(p, "smooth-weight", SmoothWeight, SmoothWeight >= 0, "a number >= 0");
+        Whole(p, "smooth-neighbours", SmoothNeighbours, 1, Limits.SmoothNeighbours);
+        Whole(p, "smooth-steps", SmoothSteps, 0, int.MaxValue);
+        Number(p, "dof", Dof, Dof > 0, "a positive number");
+        Number(p, "alpha", Alpha, Alpha > 0, "a positive number");
+        if (Sigma0 is { } sigma0) Number(p, "sigma0", sigma0, sigma0 > 0, "a positive number");
+        Number(p, "eta0", Eta0, Eta0 is > 0 and <= 1, "in (0, 1]");
+        Number(p, "sigma-floor", SigmaFloor, SigmaFloor >= 0, "a number >= 0");
         Defined(p, "schedule-counter", ScheduleCounter);
         Defined(p, "som-rule", SomRule);
-        if (ImageSize <= 0) p.Add($"image-size must be positive, got {ImageSize}");
+        Whole(p, "image-size", ImageSize, 1, Limits.ImageSide);
         if (ImageChannels is not (1 or 3)) p.Add($"image-channels must be 1 or 3, got {ImageChannels}");
         Defined(p, "on-bad-image", OnBadImage);
-        if (Threads < 0) p.Add($"threads must be >= 0, got {Threads}");
+        Whole(p, "threads", Threads, 0, Limits.Threads);
         if (CheckpointEvery <= 0) p.Add($"checkpoint-every must be positive, got {CheckpointEvery}");
-        if (!(CheckpointMinutes >= 0) || double.IsInfinity(CheckpointMinutes)) p.Add($"checkpoint-minutes must be a number >= 0 (0: off), got {CheckpointMinutes}");
+        Number(p, "checkpoint-minutes", CheckpointMinutes, CheckpointMinutes >= 0, "a number >= 0 (0: off)");
         if (EvalEvery < 0) p.Add($"eval-every must be >= 0, got {EvalEvery}");
         if (EvalLimit <= 0) p.Add($"eval-limit must be positive, got {EvalLimit}");
         if (string.IsNullOrWhiteSpace(Out)) p.Add("out must name a directory");
         try { DeviceSpec.Parse(Device); } catch (ConfigException e) { p.Add(e.Message); }
         return p;
+    }
+
+    /// <summary>
+    /// A float key: <paramref name="inRange"/> must hold and the value must be finite. NaN fails every comparison but
+    /// `!=`, so a check written as `x &lt; 0` would let it through; infinity passes `&gt; 0`.
+    /// </summary>
+    private static void Number(List<string> problems, string key, double value, bool inRange, string rule)
+    {
+        if (!inRange || !double.IsFinite(value))
+            problems.Add($"{key} must be {rule}, got {value.ToString(CultureInfo.InvariantCulture)}");
+    }
+
+    private static void Whole(List<string> problems, string key, int value, int min, int max)
+    {
+        if (value < min || value > max)
+            problems.Add(max == int.MaxValue ? $"{key} must be >= {min}, got {value}" : $"{key} must be in [{min}, {max}], got {value}");
+    }
+
+    private static void Widths(List<string> problems, string key, ValueList<int>? widths, int max)
+    {
+        if (widths is null || widths.Count == 0 || widths.Any(w => w <= 0)) problems.Add($"{key} must be a non-empty list of positive integers");
+        else if (widths.Count > Limits.Layers) problems.Add($"{key} has {widths.Count} layers, more than the limit of {Limits.Layers}");
+        else if (widths.Any(w => w > max)) problems.Add($"{key} widths must be at most {max}, got {widths}");
     }
 
     /// <summary>An enum value built in code (not parsed) may lie outside its set.</summary>

@@ -89,8 +89,10 @@ internal static class IdxFile
                 : $"{path} is too long: header says {shape} ({expected} bytes) but the file has {length} bytes. {fix}");
 
         int keep = (int)(Math.Min(keepItems ?? dims[0], dims[0]) * itemBytes);
-        var data = GC.AllocateUninitializedArray<byte>(keep);
-        long got = headerLength + ReadFully(stream, data);
+        // A plain file's length was checked against the header above. A compressed one has no length to check first, and
+        // a 100-byte gzip file may claim 2 GB: its buffer grows only as decompressed bytes actually arrive.
+        var (data, read) = fileLength is null ? ReadGrowing(stream, keep) : ReadAll(stream, keep);
+        long got = headerLength + read;
         if (got == headerLength + keep && fileLength is null)
         {
             // A compressed file has no length to compare with: decompress the rest to check that it is all there.
@@ -121,6 +123,27 @@ internal static class IdxFile
         3 => $"{dims[0]} {what} of {dims[1]}x{dims[2]}",
         _ => $"{dims[0]} {what} of {string.Join('x', dims.Skip(1))}",
     };
+
+    private static (byte[] Data, int Read) ReadAll(Stream stream, int length)
+    {
+        var data = GC.AllocateUninitializedArray<byte>(length);
+        return (data, ReadFully(stream, data));
+    }
+
+    /// <summary>Up to <paramref name="length"/> bytes into a buffer that starts at 1 MiB and doubles while the stream fills it.</summary>
+    private static (byte[] Data, int Read) ReadGrowing(Stream stream, int length)
+    {
+        var data = GC.AllocateUninitializedArray<byte>(Math.Min(length, 1 << 20));
+        var read = ReadFully(stream, data);
+        while (read == data.Length && read < length)
+        {
+            var grown = GC.AllocateUninitializedArray<byte>((int)Math.Min(length, 2L * data.Length));
+            data.AsSpan(0, read).CopyTo(grown);
+            data = grown;
+            read += ReadFully(stream, data.AsSpan(read));
+        }
+        return (data, read);
+    }
 
     private static int ReadFully(Stream stream, Span<byte> buffer)
     {

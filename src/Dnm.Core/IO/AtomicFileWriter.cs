@@ -49,11 +49,25 @@ public sealed class AtomicFileWriter : IDisposable
     }
 
     /// <summary>Without a prior <see cref="Commit"/>, discards the temporary file and leaves the target untouched.</summary>
+    /// <remarks>
+    /// A full disk (ENOSPC) or an I/O error (EIO) fails the write; disposing the stream would then try to flush the same
+    /// buffered bytes and fail again. The temporary file is deleted whatever the stream does, so a failed write leaves nothing.
+    /// </remarks>
     public void Dispose()
     {
         if (_committed)
             return;
-        Stream.Dispose();
-        File.Delete(_tempPath);
+        try
+        {
+            Stream.Dispose();
+        }
+        catch (IOException)
+        {
+            // The write has already failed (that is why there was no Commit); its exception is the one to report.
+        }
+        finally
+        {
+            File.Delete(_tempPath);
+        }
     }
 }

@@ -54,8 +54,14 @@ public sealed class DnmModel : IEmbedder, IDisposable
         MicroBatches = MicroBatches.For(config.MicroBatch, Autoencoder.StepBufferBytesPerSample, MaxStepBufferBytes);
     }
 
-    /// <summary>Builds the model <paramref name="config"/> describes for images of <paramref name="shape"/>, seeded from the config.</summary>
-    public static DnmModel Create(DnmConfig config, ImageShape shape, Device device) => new(config, shape, device);
+    /// <summary>Builds the model <paramref name="config"/> describes for images of <paramref name="shape"/>, seeded from the config.
+    /// A model over <see cref="DnmConfig.Limits.ModelParameters"/> for these images is a <see cref="ConfigException"/>, before
+    /// anything is allocated.</summary>
+    public static DnmModel Create(DnmConfig config, ImageShape shape, Device device)
+    {
+        if ((ModelLayout.ShapeProblem(shape) ?? ModelLayout.Problem(config, shape)) is { } problem) throw new ConfigException(problem);
+        return new(config, shape, device);
+    }
 
     /// <summary>
     /// Bound on one micro-batch's largest libtorch buffer (below glibc's 64 MB per-thread heap): glibc serves a larger block

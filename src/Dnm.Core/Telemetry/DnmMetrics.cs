@@ -21,9 +21,9 @@ public sealed class DnmMetrics : IDisposable
 
     private readonly KeyValuePair<string, object?>[] labels;
     private readonly KeyValuePair<string, object?>[][] phaseLabels;
-    private readonly KeyValuePair<string, object?>[] sentLabels, receivedLabels;
+    private readonly KeyValuePair<string, object?>[] sentLabels, receivedLabels, nonFiniteLabels;
     private readonly KeyValuePair<string, object?>[] klLabels, reconLabels, l2Labels, smoothingLabels, totalLabels;
-    private readonly Counter<long> samples, steps, allReduceBytes, membershipChanges, retriedSteps;
+    private readonly Counter<long> samples, steps, allReduceBytes, membershipChanges, retriedSteps, skippedSteps;
     private readonly Histogram<double> stepDuration, phaseDuration, checkpointDuration, dataWait;
     private readonly Gauge<double> loss, sigma, eta, qe, te, purity, nmi, reconMse, samplesPerSecond, phaseEta, checkpointSize, workers;
 
@@ -40,6 +40,7 @@ public sealed class DnmMetrics : IDisposable
         phaseLabels = StepTimings.Phases.Select(p => With("phase", StepTimings.Name(p))).ToArray();
         sentLabels = With("direction", "sent");
         receivedLabels = With("direction", "received");
+        nonFiniteLabels = With("reason", "non_finite");
         klLabels = With("part", "kl");
         reconLabels = With("part", "reconstruction");
         l2Labels = With("part", "l2");
@@ -52,6 +53,7 @@ public sealed class DnmMetrics : IDisposable
         allReduceBytes = Meter.CreateCounter<long>("dnm_allreduce_bytes_total", "By", "Data-plane bytes (headers and payloads) sent and received for reductions");
         membershipChanges = Meter.CreateCounter<long>("dnm_cluster_membership_changes_total", "{change}", "Workers that joined or left the run");
         retriedSteps = Meter.CreateCounter<long>("dnm_train_retried_steps_total", "{step}", "Steps abandoned and retried because the membership changed");
+        skippedSteps = Meter.CreateCounter<long>("dnm_train_skipped_steps_total", "{step}", "Steps skipped without an update (reason: non_finite, NaN or infinity in the reduced sums)");
 
         var buckets = new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets };
         stepDuration = Meter.CreateHistogram("dnm_train_step_duration_seconds", "s", "Wall time of one optimisation step, data loading included", null, buckets);
@@ -82,6 +84,7 @@ public sealed class DnmMetrics : IDisposable
         foreach (var counter in new[] { samples, steps, membershipChanges, retriedSteps }) counter.Add(0, labels);
         allReduceBytes.Add(0, sentLabels);
         allReduceBytes.Add(0, receivedLabels);
+        skippedSteps.Add(0, nonFiniteLabels);
     }
 
     public Meter Meter { get; }
@@ -143,6 +146,9 @@ public sealed class DnmMetrics : IDisposable
     public void RecordMembershipChange() => membershipChanges.Add(1, labels);
 
     public void RecordRetriedStep() => retriedSteps.Add(1, labels);
+
+    /// <summary>A step whose reduced sums held NaN or infinity, skipped by every replica (<see cref="NonFiniteSteps"/>).</summary>
+    public void RecordSkippedStep() => skippedSteps.Add(1, nonFiniteLabels);
 
     /// <summary>Bytes a reduction moved over the data plane (the deltas, not a connection's running totals).</summary>
     public void RecordAllReduceBytes(long sent, long received)

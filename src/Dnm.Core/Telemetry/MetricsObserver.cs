@@ -30,7 +30,9 @@ public sealed class MetricsObserver(DnmMetrics metrics, ProgressTracker progress
         if (report.Phase != TrainingPhase.SomPretrain)
         {
             metrics.RecordStep(report.Duration, report.Timings);
-            metrics.SetLoss(report.Loss);
+            // A skipped step's loss is NaN or infinite: the gauges keep the last step that was applied.
+            if (report.Loss.Skipped) metrics.RecordSkippedStep();
+            else metrics.SetLoss(report.Loss);
         }
         if (!double.IsNaN(report.Sigma)) metrics.SetSchedule(report.Sigma, report.Eta);
         metrics.SetProgress(progress.Meter.SamplesPerSecond, progress.Meter.Remaining);

@@ -19,7 +19,10 @@ public sealed class CheckpointPolicy(DnmConfig config)
     public bool Due(RunState state, bool planned) =>
         (planned || sinceLast.Elapsed >= interval) && Checkpoint.FileName(state) != lastName;
 
-    /// <summary>A checkpoint of <paramref name="state"/> was written (or the run resumed from it).</summary>
+    /// <summary>
+    /// A checkpoint of <paramref name="state"/> was written, or its write failed (the next try waits for the next planned
+    /// point or interval), or the run resumed from it.
+    /// </summary>
     public void Saved(RunState state)
     {
         lastName = Checkpoint.FileName(state);

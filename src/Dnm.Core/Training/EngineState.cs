@@ -1,3 +1,5 @@
+using Dnm.Core.Config;
+using Dnm.Core.Data;
 using Dnm.Core.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,6 +24,23 @@ public static class EngineState
             list.Add(ToArray($"adam.v/{model.ParameterNames[i]}", engine.Optimizer.SecondMoments[i]));
         }
         list.Add(ToArray("som/w", model.Som.Prototypes));
+        return list;
+    }
+
+    /// <summary>
+    /// The names and shapes <see cref="Export"/> gives for the model <paramref name="config"/> describes, in its order, computed
+    /// without building the model (a checkpoint is checked against it before its tensors are allocated).
+    /// </summary>
+    public static IReadOnlyList<ParameterShape> Layout(DnmConfig config, ImageShape shape)
+    {
+        var list = new List<ParameterShape>();
+        foreach (var p in ModelLayout.Parameters(config, shape))
+        {
+            list.Add(p with { Name = $"param/{p.Name}" });
+            list.Add(p with { Name = $"adam.m/{p.Name}" });
+            list.Add(p with { Name = $"adam.v/{p.Name}" });
+        }
+        list.Add(new ParameterShape("som/w", ModelLayout.Prototypes(config)));
         return list;
     }
 

@@ -15,7 +15,16 @@ public sealed class RunDirectory
         Root = Path.GetFullPath(root);
         Directory.CreateDirectory(Root);
         Directory.CreateDirectory(Checkpoints);
+        // A process killed in the middle of a write leaves its temporary file (".step-….ckpt.….tmp"): on a disk that filled up,
+        // those are what would keep the next checkpoint from fitting.
+        foreach (var stale in Directory.GetFiles(Checkpoints, ".*.tmp")) File.Delete(stale);
     }
+
+    /// <summary>
+    /// Wraps the stream each checkpoint is written through (<see cref="Checkpoint.Save"/>): none by default. A test seam that
+    /// injects write failures (ENOSPC, EIO) into the real temporary-file path.
+    /// </summary>
+    public Func<Stream, Stream>? CheckpointStream { get; init; }
 
     public string Root { get; }
     public string Checkpoints => Path.Combine(Root, "checkpoints");
@@ -37,18 +46,25 @@ public sealed class RunDirectory
     public void WriteFinalMetrics(object metrics) =>
         WriteAtomically(FinalMetricsJson, JsonSerializer.Serialize(metrics, new JsonSerializerOptions(LineJson) { WriteIndented = true }));
 
-    /// <summary>Keeps the newest <paramref name="keep"/> step checkpoints and deletes older ones.</summary>
-    public void PruneCheckpoints(int keep)
+    /// <summary>
+    /// Keeps the newest <paramref name="keep"/> step checkpoints and deletes older ones, except <paramref name="lastGood"/>:
+    /// the newest one known to be good (read back with a matching checksum, finite), which a run can always go back to
+    /// even when the newer ones are damaged.
+    /// </summary>
+    public void PruneCheckpoints(int keep, string? lastGood = null)
     {
         var files = Checkpoint.InOrder(Checkpoints);
-        foreach (var f in files.Take(Math.Max(0, files.Count - keep))) File.Delete(f);
+        var good = lastGood is null ? null : Path.GetFullPath(lastGood);
+        foreach (var f in files.Take(Math.Max(0, files.Count - keep)))
+            if (Path.GetFullPath(f) != good)
+                File.Delete(f);
     }
 
     public static void WriteAtomically(string path, string text)
     {
-        var tmp = path + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
+        using var file = new IO.AtomicFileWriter(path);
+        file.Stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+        file.Commit();
     }
 
     private static readonly JsonSerializerOptions LineJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -97,7 +97,17 @@ public sealed class RunSession
         return new RunState();
     }
 
-    /// <summary>Loads <paramref name="checkpoint"/> (named <paramref name="source"/> in errors) into the replica; returns its state.</summary>
+    /// <summary>Consecutive failed checkpoint writes after which the run fails (<see cref="SaveCheckpoint"/>).</summary>
+    public const int MaxFailedWrites = 3;
+
+    private int failedWrites;
+    // The newest step checkpoint known to be good: written (or resumed from) with a matching checksum and finite tensors.
+    private string? lastGood;
+
+    /// <summary>
+    /// Loads <paramref name="checkpoint"/> (named <paramref name="source"/> in errors; its path when it is a file) into the
+    /// replica; returns its state.
+    /// </summary>
     public RunState Resume(Checkpoint checkpoint, string source)
     {
         if (checkpoint.Shape != train.Shape)
@@ -105,6 +115,7 @@ public sealed class RunSession
         EngineState.Import(Engine, checkpoint.Tensors, checkpoint.AdamSteps);
         Targets = SmoothTargets.FromCheckpoint(checkpoint, Config, train.Count, source);
         var state = checkpoint.State;
+        if (File.Exists(source) && checkpoint.NonFiniteTensor() is null) lastGood = Path.GetFullPath(source);
         Checkpoints.Saved(state);
         observer.OnMessage($"resumed at phase {state.Phase}, epoch {state.Epoch}, step {state.StepInEpoch} (global step {state.GlobalStep})");
         return state;
@@ -122,20 +133,49 @@ public sealed class RunSession
     public CheckpointSaved? MaybeCheckpoint(RunState state, bool planned) =>
         Checkpoints.Due(state, planned) ? SaveCheckpoint(state) : null;
 
-    /// <summary>Writes <paramref name="state"/>'s step checkpoint (atomically) and keeps the newest three.</summary>
-    public CheckpointSaved SaveCheckpoint(RunState state)
+    /// <summary>
+    /// Writes <paramref name="state"/>'s step checkpoint (atomically) and keeps the newest three, and the last good one.
+    /// A write that fails with an I/O error (a full disk, EIO) is reported to the observer, leaves no temporary file, and
+    /// returns null: training goes on, and the policy's next point tries again. <see cref="MaxFailedWrites"/> failures in a
+    /// row fail the run with one <see cref="CheckpointException"/>.
+    /// </summary>
+    public CheckpointSaved? SaveCheckpoint(RunState state)
     {
-        var saved = Save(state, Path.Combine(Directory.Checkpoints, Checkpoint.FileName(state)));
-        Directory.PruneCheckpoints(keep: 3);
+        // A failed write, too, waits for the next planned point or interval: a disk that is full now is full a step later.
         Checkpoints.Saved(state);
+        var path = Path.Combine(Directory.Checkpoints, Checkpoint.FileName(state));
+        var checkpoint = ToCheckpoint(state);
+        CheckpointSaved saved;
+        try
+        {
+            saved = Save(checkpoint, state, path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            failedWrites++;
+            var lastGoodText = lastGood is null ? "there is no earlier good checkpoint" : $"the last good checkpoint is {Path.GetFileName(lastGood)}";
+            if (failedWrites >= MaxFailedWrites)
+                throw new CheckpointException($"checkpoint writes failed {failedWrites} times in a row, the last {path}: {e.Message}. " +
+                                              $"Free space in {Directory.Checkpoints} (or repair the disk) and resume; {lastGoodText}");
+            observer.OnMessage($"warning: checkpoint {Path.GetFileName(path)} could not be written ({e.Message}); training goes on, " +
+                               $"{lastGoodText} (failure {failedWrites} of {MaxFailedWrites} in a row)");
+            return null;
+        }
+        failedWrites = 0;
+        var problem = checkpoint.NonFiniteTensor() is { } tensor ? $"holds NaN or infinity (tensor {tensor})"
+            : Checkpoint.Verifies(path) ? null : "does not verify when read back";
+        if (problem is null) lastGood = path;
+        else observer.OnMessage($"warning: checkpoint {Path.GetFileName(path)} {problem}; pruning keeps {(lastGood is null ? "every older one" : Path.GetFileName(lastGood))}");
+        // Without a checkpoint known to be good, a bad one prunes nothing: the older ones may be the only good ones left.
+        if (problem is null || lastGood is not null) Directory.PruneCheckpoints(keep: 3, lastGood);
         return saved;
     }
 
-    private CheckpointSaved Save(RunState state, string path)
+    private CheckpointSaved Save(Checkpoint checkpoint, RunState state, string path)
     {
         using var span = tracer.Span("dnm.checkpoint", state.GlobalStep);
         var clock = Stopwatch.StartNew();
-        ToCheckpoint(state).Save(path);
+        checkpoint.Save(path, Directory.CheckpointStream);
         var bytes = new FileInfo(path).Length;
         observer.OnCheckpoint(path, bytes, clock.Elapsed);
         return new CheckpointSaved(path, bytes, clock.Elapsed);
@@ -184,7 +224,15 @@ public sealed class RunSession
         Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
         Directory.WriteFinalMetrics(FinalMetrics.Of(final.Quality, Split, final.Samples));
-        Save(state, Directory.FinalCheckpoint);
+        try
+        {
+            Save(ToCheckpoint(state), state, Directory.FinalCheckpoint);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException($"the final checkpoint {Directory.FinalCheckpoint} could not be written: {e.Message}. " +
+                                          "Free space (or repair the disk) and run the same command with --resume to write it");
+        }
         MapEvaluator.RenderPictures(Engine.Model, Directory.Root, final.LabelMap, train.ClassNames, final.Reference.Bmu);
         return final.Quality;
     }

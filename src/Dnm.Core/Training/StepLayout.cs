@@ -30,6 +30,8 @@ public sealed record StepLayout(int Parameters, int Nodes, int Latent)
 
 /// <summary>
 /// The loss parts of one global step, as means over its B samples. <paramref name="Smoothing"/> is the mean
-/// ‖z − ẑ‖² of the graph-smoothing term before its weight λ, and null while that term is off.
+/// ‖z − ẑ‖² of the graph-smoothing term before its weight λ, and null while that term is off. <paramref name="Skipped"/>:
+/// the step's reduced sums held NaN or infinity and nothing was applied (<see cref="NonFiniteSteps"/>).
 /// </summary>
-public readonly record struct StepLoss(double Kl, double Reconstruction, double L2, double Total, int Samples, double? Smoothing = null);
+public readonly record struct StepLoss(double Kl, double Reconstruction, double L2, double Total, int Samples, double? Smoothing = null,
+    bool Skipped = false);

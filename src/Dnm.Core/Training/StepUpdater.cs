@@ -32,13 +32,18 @@ public sealed class StepUpdater : IDisposable
     public StepLayout Layout { get; }
 
     /// <summary>
-    /// Applies <paramref name="reducedStats"/> of a <paramref name="mode"/> step of <paramref name="globalBatch"/> samples.
+    /// Applies <paramref name="reducedStats"/> of a <paramref name="mode"/> step (nothing, when they hold NaN or infinity: the
+    /// result is then <see cref="StepLoss.Skipped"/>) of <paramref name="globalBatch"/> samples.
     /// On the CPU the Adam update is one fused pass run by <paramref name="parallelFor"/> (items, body). <paramref name="trace"/>,
     /// when given, times the Adam part as <see cref="StepPhase.Apply"/> and the Kohonen part as <see cref="StepPhase.SomUpdate"/>.
     /// </summary>
     public StepLoss Apply(ReadOnlySpan<float> reducedStats, int globalBatch, StepMode mode, ScheduleValues schedule, Action<int, Action<int>> parallelFor,
         StepTrace? trace = null)
     {
+        // One NaN or infinity in the sums (a gradient, a BMU sum, a loss part) would poison θ, Adam's moments or W for
+        // good. Every replica applies this same vector, so every replica skips alike and they stay equal.
+        if (!NonFiniteSteps.AllFinite(reducedStats[..Layout.Length]))
+            return DnmLoss.StepLossOf(config, Layout, reducedStats, globalBatch, mode, 0, model.Shape.Pixels) with { Skipped = true };
         var adam = trace?.Phase(StepPhase.Apply);
         using var scope = NewDisposeScope();
         reducedStats[..Layout.Length].CopyTo(HostTensor.Floats(statsHost));

@@ -17,6 +17,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingObserver observer;
     private readonly StepTracer tracer;
     private readonly StepRunner runner;
+    private readonly NonFiniteSteps nonFinite = new();
     private RunState state = new();
     // Resumed, or started (warm-started where the config says so): Run starts a new run only once.
     private bool begun;
@@ -38,9 +39,10 @@ public sealed class Trainer : IDisposable
     public RunState State => state;
 
     /// <summary>Continues from a checkpoint of the same model (the config may differ in run-length keys only).</summary>
-    public void Resume(Checkpoint checkpoint)
+    /// <param name="source">The checkpoint's file, when it came from one (errors name it; pruning keeps it as the last good one).</param>
+    public void Resume(Checkpoint checkpoint, string source = "the checkpoint")
     {
-        state = Session.Resume(checkpoint, "the checkpoint");
+        state = Session.Resume(checkpoint, source);
         begun = true;
     }
 
@@ -90,6 +92,11 @@ public sealed class Trainer : IDisposable
             outcome = runner.Run(new StepInput(state.GlobalStep, p.Mode, p.DataEpoch, p.StepInEpoch, p.Schedule), LocalReducer.Instance, trace);
             state = next;
             observer.OnStep(plan.Report(p, state.GlobalStep, outcome.Loss, clock.Elapsed, trace.Timings));
+        }
+        if (nonFinite.Record(state.GlobalStep, outcome.Loss) is { } skipped)
+        {
+            if (nonFinite.Failed) throw new NonFiniteStepException(skipped);
+            observer.OnMessage(skipped);
         }
         Session.MaybeCheckpoint(state, checkpoint);
         if (evaluate) Session.Evaluate(state, state.Epoch, cancel);

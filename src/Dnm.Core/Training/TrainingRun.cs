@@ -62,8 +62,9 @@ public static class TrainingRun
 
     /// <param name="resumeFrom">A checkpoint to continue from; its config wins, except device, threads and out.</param>
     /// <param name="tracer">Traces steps, evaluations and checkpoints; timing only when null.</param>
+    /// <param name="resumePath">The file <paramref name="resumeFrom"/> was read from, if any.</param>
     public static TrainingResult Execute(DnmConfig config, Device device, Checkpoint? resumeFrom, ITrainingObserver observer,
-        IProgress<FetchProgress>? fetchProgress, CancellationToken cancel, StepTracer? tracer = null)
+        IProgress<FetchProgress>? fetchProgress, CancellationToken cancel, StepTracer? tracer = null, string? resumePath = null)
     {
         var wall = Stopwatch.StartNew();
         config = RunSession.Merge(config, resumeFrom).Validated();
@@ -78,7 +79,7 @@ public static class TrainingRun
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples); lower --batch-size or raise --limit");
 
         using var trainer = new Trainer(config, train, test, device, new RunDirectory(config.Out), observer, tracer, split);
-        if (resumeFrom is not null) trainer.Resume(resumeFrom);
+        if (resumeFrom is not null) trainer.Resume(resumeFrom, resumePath ?? "the checkpoint");
         trainer.Run(cancel);
         var final = trainer.Session.Finish(trainer.State, cancel);
         return new TrainingResult(trainer.Session.Directory.Root, final, trainer.State.GlobalStep, wall.Elapsed);

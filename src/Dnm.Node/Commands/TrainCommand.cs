@@ -58,7 +58,7 @@ public static class TrainCommand
         // Bad flags are reported before anything slow happens (checkpoint loading, torch start-up).
         config.Validated();
 
-        var checkpoint = resume is null ? null : LoadCheckpoint(resume, config);
+        var (checkpointPath, checkpoint) = resume is null ? (null, null) : LoadCheckpoint(resume, config, context);
         if (workers is not null) TrainWorkers.Check(workers.Value, checkpoint, resume?.Path, config);
         // The same merge TrainingRun does, so that what is logged is what runs.
         var effective = checkpoint is null
@@ -100,7 +100,7 @@ public static class TrainCommand
                 // transport as a real cluster).
                 result = workers is { } n
                     ? TrainWorkers.Execute(effective, n, checkpoint is not null, observer, telemetry.Cluster(coordinator: true), context.Cancel)
-                    : TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer);
+                    : TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer, checkpointPath);
                 telemetry.AwaitFinalScrape(display.Line, context.Cancel);
             }
             catch (OperationCanceledException) when (context.Cancel.IsCancellationRequested)
@@ -135,16 +135,16 @@ public static class TrainCommand
         return RunNames.DefaultOut(config.Dataset, clock.GetLocalNow());
     }
 
-    private static Checkpoint LoadCheckpoint(ResumeRequest resume, DnmConfig config)
+    /// <summary>
+    /// The checkpoint --resume names, or without a path the newest of the run directory that verifies (a corrupt newer one
+    /// is named on stderr and skipped).
+    /// </summary>
+    private static (string Path, Checkpoint Checkpoint) LoadCheckpoint(ResumeRequest resume, DnmConfig config, CliContext context)
     {
-        var path = resume.Path;
-        if (string.IsNullOrEmpty(path))
-        {
-            var folder = Path.Combine(config.Out, "checkpoints");
-            path = Checkpoint.Latest(folder)
-                   ?? throw new CheckpointException($"--resume: no step-*.ckpt in {Path.GetFullPath(folder)}; give a checkpoint path, or the --out of the run to resume");
-        }
-        return Checkpoint.Load(path);
+        if (!string.IsNullOrEmpty(resume.Path)) return (resume.Path, Checkpoint.Load(resume.Path));
+        var folder = Path.Combine(config.Out, "checkpoints");
+        return Checkpoint.LatestUsable(folder, context.Error.WriteLine)
+               ?? throw new CheckpointException($"--resume: no step-*.ckpt in {Path.GetFullPath(folder)}; give a checkpoint path, or the --out of the run to resume");
     }
 
     private static int Interrupted(CliContext context, string outDir)

@@ -24,7 +24,7 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
     private TestProbe Worker(IActorRef coordinator, string id, int statsLength = ScriptedBackend.StatsLength, string? version = null)
     {
         var probe = CreateTestProbe(id);
-        probe.Send(coordinator, new RegisterWorker(id, ClusterProtocol.Version, version ?? ClusterProtocol.DnmVersion, "cpu"));
+        probe.Send(coordinator, new RegisterWorker(id, ClusterProtocol.Version, version ?? ClusterProtocol.DnmVersion, "cpu", Guid.NewGuid()));
         if (version is not null) return probe;
         var accepted = probe.ExpectMsg<RegistrationAccepted>();
         probe.Send(coordinator, new WorkerReady(accepted.RunId, id, 8, ScriptedBackend.Shape, statsLength));
@@ -89,6 +89,29 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         var error = await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Contains("SOM pre-training", error.Message);
         Assert.Equal(world.RunId, failed.RunId);
+    }
+
+    [Fact]
+    public async Task Should_take_step_and_membership_replies_only_from_the_registered_worker_of_that_rank()
+    {
+        var (coordinator, completion) = Start(new ScriptedBackend(), new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        var world = Join(worker, coordinator);
+        var rogue = CreateTestProbe("rogue");
+        var first = worker.ExpectMsg<StartStep>();
+        // Rank 0's replies, right run, epoch and step, from an actor that never registered: none may drop or ack the worker.
+        rogue.Send(coordinator, new StepFailed(first.RunId, first.MembershipEpoch, first.Step, 0, "rogue"));
+        rogue.Send(coordinator, new WorkerFailed(first.RunId, "w0", "rogue"));
+        rogue.Send(coordinator, new WorldJoinFailed(world.RunId, world.MembershipEpoch, 0, "rogue"));
+        Ack(rogue, coordinator, first, 0);
+        worker.ExpectNoMsg(Quiet); // no WorkerDropped, and step 0 is not completed by the rogue's ack
+        Ack(worker, coordinator, first, 0);
+        Ack(worker, coordinator, worker.ExpectMsg<StartStep>(s => s.Step == 1), 0);
+        Join(worker, coordinator);
+        for (var step = 2; step < 4; step++) Ack(worker, coordinator, worker.ExpectMsg<StartStep>(), 0);
+        worker.ExpectMsg<RunFinished>();
+        Assert.Equal(4, (await completion.Task.WaitAsync(TimeSpan.FromSeconds(5))).GlobalSteps);
+        rogue.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // the run's end is announced to registered workers only
     }
 
     [Fact]

@@ -56,7 +56,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
 
     public void CloseWorld() => Interlocked.Increment(ref WorldsClosed);
 
-    public Task<CheckpointSaved> SaveCheckpointAsync(RunState state) => Task.FromResult(new CheckpointSaved("ckpt", 0, TimeSpan.Zero));
+    public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state) => Task.FromResult<CheckpointSaved?>(new CheckpointSaved("ckpt", 0, TimeSpan.Zero));
 
     public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) =>
         Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, new Core.Evaluation.MapQuality(0, 0, 0, 0, 0), 0, TimeSpan.Zero));

@@ -33,9 +33,9 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
 
     private static TestProbe Accept(TestKit kit, IActorRef worker, TestProbe proxy)
     {
-        proxy.ExpectMsg<RegisterWorker>(r => r.WorkerId == "w0" && r.ProtocolVersion == ClusterProtocol.Version);
+        var register = proxy.ExpectMsg<RegisterWorker>(r => r.WorkerId == "w0" && r.ProtocolVersion == ClusterProtocol.Version);
         var coordinator = kit.CreateTestProbe("coordinator");
-        coordinator.Send(worker, new RegistrationAccepted(Run, "{}", 8, ScriptedBackend.Shape, ScriptedBackend.StatsLength));
+        coordinator.Send(worker, new RegistrationAccepted(Run, "{}", 8, ScriptedBackend.Shape, ScriptedBackend.StatsLength, register.Nonce));
         coordinator.ExpectMsg<WorkerReady>();
         return coordinator;
     }
@@ -100,5 +100,67 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
         proxy.ReceiveWhile<object>(TimeSpan.FromMilliseconds(300), m => m);
         Sys.Stop(coordinator.Ref);
         proxy.ExpectMsg<RegisterWorker>(TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public void Should_drop_an_acceptance_or_rejection_that_does_not_echo_its_nonce()
+    {
+        var (worker, proxy, _) = Start();
+        var nonce = proxy.ExpectMsg<RegisterWorker>().Nonce;
+        var rogue = CreateTestProbe("rogue");
+        EventFilter.Warning(contains: "dropped RegistrationAccepted").ExpectOne(() =>
+            rogue.Send(worker, new RegistrationAccepted(Run, "{}", 8, ScriptedBackend.Shape, ScriptedBackend.StatsLength, Guid.NewGuid())));
+        EventFilter.Warning(contains: "dropped RegistrationRejected").ExpectOne(() =>
+            rogue.Send(worker, new RegistrationRejected(Run, "go away", Guid.NewGuid())));
+        rogue.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // no WorkerReady: it did not prepare for the rogue
+        // Still registering, and the real coordinator's answer (with the nonce) is accepted.
+        proxy.FishForMessage(m => m is RegisterWorker r && r.Nonce == nonce, TimeSpan.FromSeconds(3));
+        var coordinator = CreateTestProbe("coordinator");
+        coordinator.Send(worker, new RegistrationAccepted(Run, "{}", 8, ScriptedBackend.Shape, ScriptedBackend.StatsLength, nonce));
+        coordinator.ExpectMsg<WorkerReady>();
+    }
+
+    [Fact]
+    public void Should_stop_only_on_its_own_coordinators_RunFinished_or_RunFailed()
+    {
+        var (worker, proxy, _) = Start();
+        var coordinator = Accept(this, worker, proxy);
+        Watch(worker);
+        var rogue = CreateTestProbe("rogue");
+        EventFilter.Warning(contains: "dropped RunFinished").ExpectOne(() => rogue.Send(worker, new RunFinished(Run, 7, "/tmp/x")));
+        EventFilter.Warning(contains: "dropped RunFailed").ExpectOne(() => rogue.Send(worker, new RunFailed(Run, "stop")));
+        EventFilter.Warning(contains: "dropped StartStep").ExpectOne(() => rogue.Send(worker, Step(0, 0)));
+        EventFilter.Warning(contains: "dropped WorkerDropped").ExpectOne(() => rogue.Send(worker, new WorkerDropped(Run, "rogue")));
+        // Still the coordinator's worker: it answers a world, and stops on the coordinator's own RunFinished.
+        coordinator.Send(worker, new FormWorld(Run, 1, Guid.NewGuid(), 0, 1, "127.0.0.1:1", 0, 0, 10));
+        coordinator.ExpectMsg<WorldJoined>();
+        ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        coordinator.Send(worker, new RunFinished(Run, 7, "/tmp/x"));
+        ExpectTerminated(worker);
+    }
+
+    [Fact]
+    public void A_node_monitor_should_end_the_run_only_on_the_coordinator_singletons_word()
+    {
+        var completion = new RunCompletion();
+        var monitor = Sys.ActorOf(NodeMonitor.Props(completion), NodeMonitor.Name);
+        var rogue = CreateTestProbe("rogue");
+        EventFilter.Warning(contains: "node monitor dropped RunFinished").ExpectOne(() => rogue.Send(monitor, new RunFinished(Run, 7, "/tmp/x")));
+        EventFilter.Warning(contains: "node monitor dropped RunFailed").ExpectOne(() => rogue.Send(monitor, new RunFailed(Run, "stop")));
+        Assert.False(completion.Task.IsCompleted);
+        // An actor at the singleton's path (/user/dnm-coordinator/dnm-coordinator) in this system is the coordinator.
+        var manager = Sys.ActorOf(Props.Create(() => new Relay(monitor, true)), Hosting.DnmAkkaExtensions.CoordinatorName);
+        manager.Tell(new RunFinished(Run, 7, "/tmp/x"));
+        AwaitCondition(() => completion.Task.IsCompletedSuccessfully, TimeSpan.FromSeconds(3));
+    }
+
+    /// <summary>A parent named like the singleton manager, whose child of the same name tells the monitor what the parent gets.</summary>
+    private sealed class Relay : ReceiveActor
+    {
+        public Relay(IActorRef target, bool parent)
+        {
+            var child = parent ? Context.ActorOf(Props.Create(() => new Relay(target, false)), Hosting.DnmAkkaExtensions.CoordinatorName) : null;
+            ReceiveAny(m => (child ?? target).Tell(m, child is null ? Self : Sender));
+        }
     }
 }

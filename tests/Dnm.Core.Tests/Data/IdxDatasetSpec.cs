@@ -118,6 +118,17 @@ public sealed class IdxDatasetSpec : IDisposable
     }
 
     [Fact]
+    public void Should_reject_a_small_gzip_file_that_claims_gigabytes_without_allocating_them()
+    {
+        // 32 767 images of 256x256 in the header (2.1 GB), nothing behind it, compressed to a few dozen bytes.
+        string path = Idx.Write(_dir.File("bomb.gz"), Idx.Gzip(Idx.Build(0x803, [32_767, 256, 256], [])));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<DataException>(() => IdxDataset.Open(path));
+        Assert.Contains("truncated: header says 32767 images of 256x256", e.Message);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 16 << 20, "the reader allocated what the header claimed");
+    }
+
+    [Fact]
     public void Should_reject_trailing_bytes()
     {
         string path = Idx.Write(_dir.File("long"), [.. Idx.Images(5, 3, 4, Pixel), 0, 0]);

@@ -42,6 +42,19 @@ public sealed class DnmMetricsSpec : IDisposable
     }
 
     [Fact]
+    public void A_skipped_step_should_count_as_non_finite_and_leave_the_loss_gauges_at_the_last_applied_step()
+    {
+        Assert.Equal(0.0, Assert.Single(log.Of("dnm_train_skipped_steps_total", "reason", "non_finite")).Value);
+        events.OnPhaseStarted(TrainingPhase.Joint, 1, 10);
+        events.OnStep(Step(TrainingPhase.Joint, 1));
+        events.OnStep(Step(TrainingPhase.Joint, 2) with { Loss = new StepLoss(double.NaN, 0.25, 0.001, double.NaN, 64, Skipped: true) });
+        log.Collect();
+        Assert.Equal(1.0, log.Of("dnm_train_skipped_steps_total", "reason", "non_finite").Sum(m => m.Value));
+        Assert.Equal(0.751, log.Of("dnm_train_loss", "part", "total").Last().Value);
+        Assert.Equal(2.0, log.Of("dnm_train_steps_total").Sum(m => m.Value));
+    }
+
+    [Fact]
     public void Every_measurement_should_carry_the_identity_labels_and_at_most_one_fixed_dimension()
     {
         var timings = new StepTimings();
@@ -60,7 +73,7 @@ public sealed class DnmMetricsSpec : IDisposable
             Assert.Equal("3", m.Labels["rank"]);
             Assert.Equal("cuda:1", m.Labels["device"]);
             var extra = m.Labels.Keys.Except(["role", "rank", "device"]).ToArray();
-            Assert.True(extra.Length == 0 || extra is ["phase"] or ["part"] or ["direction"], $"{m.Instrument}: {string.Join(",", extra)}");
+            Assert.True(extra.Length == 0 || extra is ["phase"] or ["part"] or ["direction"] or ["reason"], $"{m.Instrument}: {string.Join(",", extra)}");
         }
         Assert.Equal(["apply", "backward", "encode", "gradient_reduce", "soft_count_reduce", "som_update"],
             log.Of("dnm_train_phase_duration_seconds").Select(m => m.Labels["phase"]).Order(StringComparer.Ordinal));
