@@ -46,6 +46,7 @@ internal static class LoaderBenchmark
         };
         int maxBatches = Int("--batches", 0);
 
+        var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         using var data = TrainingRun.OpenTrain(config, progress: null);
         var opened = clock.Elapsed;
@@ -71,12 +72,14 @@ internal static class LoaderBenchmark
             }
         }
         var total = clock.Elapsed;
+        // CPU time per image does not depend on how busy a shared machine is, unlike images/s.
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
         var epoch = total - opened;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"impl=dnm loader={Kind(spec)} decodesOnRead={data.DecodesOnRead} threads={BatchBuffer.DecodeThreads} batch={config.BatchSize} " +
             $"shape={data.Shape} augment={augmenter.Enabled} images={images} open_s={opened.TotalSeconds:F2} epoch_s={epoch.TotalSeconds:F2} " +
             $"seconds={total.TotalSeconds:F2} images/s={images / total.TotalSeconds:F1} epoch_images/s={images / epoch.TotalSeconds:F1} " +
-            $"wait_s={waited.TotalSeconds:F2} meanPixel={sum / Math.Max(1, steps * (long)data.Shape.Pixels):F4} peakRSS_MB={ProcessMemory.PeakRssMB():F0}"));
+            $"wait_s={waited.TotalSeconds:F2} cpu_us/img={cpu.TotalMicroseconds / Math.Max(1, images):F0} meanPixel={sum / Math.Max(1, steps * (long)data.Shape.Pixels):F4} peakRSS_MB={ProcessMemory.PeakRssMB():F0}"));
         return 0;
     }
 
