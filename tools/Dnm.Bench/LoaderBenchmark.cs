@@ -34,21 +34,40 @@ internal static class LoaderBenchmark
             Console.Error.WriteLine($"usage: {Usage}");
             return 2;
         }
-        var config = new DnmConfig
+        DnmConfig config;
+        try
         {
-            Dataset = spec,
-            ImageSize = Int("--size", 64),
-            ImageChannels = Int("--channels", 3),
-            BatchSize = Int("--batch", 256),
-            Seed = (ulong)Int("--seed", 1),
-            AugmentRotation = Number("--augment-rotation", 0),
-            AugmentShift = Number("--augment-shift", 0),
-        };
+            config = new DnmConfig
+            {
+                Dataset = spec,
+                ImageSize = Int("--size", 64),
+                ImageChannels = Int("--channels", 3),
+                BatchSize = Int("--batch", 256),
+                Seed = (ulong)Int("--seed", 1),
+                AugmentRotation = Number("--augment-rotation", 0),
+                AugmentShift = Number("--augment-shift", 0),
+            }.Validated();
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"{e.Message}\nusage: {Usage}");
+            return 2;
+        }
         int maxBatches = Int("--batches", 0);
 
         var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
-        using var data = TrainingRun.OpenTrain(config, progress: null);
+        IImageDataset dataset;
+        try
+        {
+            dataset = TrainingRun.OpenTrain(config, progress: null);
+        }
+        catch (Exception e) when (e is DataException or DatasetSpecException)
+        {
+            Console.Error.WriteLine(e.Message);
+            return e is DataException ? 3 : 2;
+        }
+        using var data = dataset;
         var opened = clock.Elapsed;
         var augmenter = ImageAugmenter.For(config, data.Shape);
         int steps = ShardSampler.StepsPerEpoch(data.Count, config.BatchSize);
