@@ -46,11 +46,15 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 augment=(--augment-rotation "$rotation" --augment-shift "$shift_")
 
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
 declare -A rate cpu rss wrss
 run() { # name, command...: runs it, prints its line, keeps images/s, CPU time per image and peak RSS
   local name=$1 l out; shift
   l=$(load)
-  out=$("$@" 2>/dev/null | grep '^impl=')
+  if ! out=$("$@" 2>"$errors" | grep '^impl='); then
+    echo "$name failed: $*" >&2; cat "$errors" >&2; exit 1
+  fi
   printf 'round %d %-11s load [%s]  %s\n' "$r" "$name" "$l" "$out"
   rate[$name]+="$(field images/s "$out") " cpu[$name]+="$(field cpu_us/img "$out") "
   rss[$name]+="$(field peakRSS_MB "$out") " wrss[$name]+="$(field workerPeakRSS_MB "$out") "
