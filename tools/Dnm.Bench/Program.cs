@@ -12,6 +12,7 @@ using Dnm.Cluster.Transport;
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
 // dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3]: the star all-reduce alone, TCP vs shared memory.
 // dnm-bench serve [--url http://127.0.0.1:8080] [--seconds 10] [--batch 1,64] [--clients 1,2]: a running dnm serve (scripts/bench-serve.sh).
+// dnm-bench loader --dataset <shards:dir | folder:dir> [--batches N]: decoded images/s through the training step's loader (scripts/bench-loader.sh).
 // dnm-bench scaling [--gbit 25] [--latency-us 50] [--floats 855000]: the star vs ring communication model (no measuring).
 if (args is [DataPlaneBenchmark.PeerCommand, .. var peerArgs])
 {
@@ -48,12 +49,15 @@ if (args is ["scaling", .. var scalingArgs])
 if (args is ["layers", .. var layerArgs])
     return LayerProfile.Run(layerArgs);
 
+if (args is ["loader", .. var loaderArgs])
+    return LoaderBenchmark.Run(loaderArgs);
+
 if (args is ["memory", .. var memoryArgs])
     return MemoryBenchmark.Run(memoryArgs);
 
 if (args is not ["dataplane", .. var rest])
 {
-    Console.Error.WriteLine("""
+    Console.Error.WriteLine($"""
         usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304] [--shared-memory 8388608]
                Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases] [--mlp]
                Dnm.Bench layers [--batch 256] [--steps 7]
@@ -61,6 +65,7 @@ if (args is not ["dataplane", .. var rest])
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
                Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608] [--repeat 1]
                Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3]
+               {LoaderBenchmark.Usage}
                Dnm.Bench scaling [--workers 1,2,4,...,64] [--gbit 25] [--latency-us 50] [--floats 855000] [--soft-counts 600]
         """);
     return 2;

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Dnm.Core.Data;
 
 /// <summary>
@@ -10,7 +12,7 @@ namespace Dnm.Core.Data;
 /// process, and a resumed run sees the same images as an uninterrupted one.
 /// </para>
 /// </summary>
-/// <remarks>One instance per training thread: it keeps one image of scratch memory.</remarks>
+/// <remarks>One instance per training thread: it keeps one image plane of scratch memory (<see cref="Apply"/> on several threads rents one per thread).</remarks>
 public sealed class ImageAugmenter
 {
     private readonly ImageShape shape;
@@ -59,7 +61,8 @@ public sealed class ImageAugmenter
 
     /// <summary>
     /// Transforms images in place: image i of <paramref name="pixels"/> (C×H×W floats) is dataset sample
-    /// <paramref name="indices"/>[i].
+    /// <paramref name="indices"/>[i]. The images are spread over the cores, as decoding is: each image's transform depends
+    /// on (seed, epoch, index) alone, so the result is the same for any thread count.
     /// </summary>
     public void Apply(Span<float> pixels, ReadOnlySpan<int> indices, int dataEpoch)
     {
@@ -67,12 +70,41 @@ public sealed class ImageAugmenter
         var p = shape.Pixels;
         if (pixels.Length != indices.Length * p)
             throw new ArgumentException($"{indices.Length} images of {shape} need {indices.Length * p} floats, got {pixels.Length}.", nameof(pixels));
-        for (var i = 0; i < indices.Length; i++)
-            Warp(pixels.Slice(i * p, p), For(dataEpoch, indices[i]));
+        int threads = Math.Min(BatchBuffer.DecodeThreads, indices.Length);
+        if (threads <= 1)
+        {
+            for (var i = 0; i < indices.Length; i++)
+                Warp(pixels.Slice(i * p, p), For(dataEpoch, indices[i]), scratch);
+            return;
+        }
+        var ids = indices.ToArray();
+        unsafe
+        {
+            fixed (float* start = pixels)
+            {
+                var at = (nint)start;
+                // One contiguous part of the batch per thread, each with scratch memory of its own.
+                ParallelReads.For(threads, threads, part =>
+                {
+                    var own = ArrayPool<float>.Shared.Rent(scratch.Length);
+                    try
+                    {
+                        for (int i = part * ids.Length / threads; i < (part + 1) * ids.Length / threads; i++)
+                            Warp(new Span<float>((float*)at + (long)i * p, p), For(dataEpoch, ids[i]), own);
+                    }
+                    finally
+                    {
+                        ArrayPool<float>.Shared.Return(own);
+                    }
+                });
+            }
+        }
     }
 
     /// <summary>Applies <paramref name="t"/> to one C×H×W image in place.</summary>
-    public void Warp(Span<float> image, Transform t)
+    public void Warp(Span<float> image, Transform t) => Warp(image, t, scratch);
+
+    private void Warp(Span<float> image, Transform t, float[] work)
     {
         int h = shape.Height, w = shape.Width, plane = h * w;
         double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
@@ -81,7 +113,7 @@ public sealed class ImageAugmenter
         for (var c = 0; c < shape.Channels; c++)
         {
             var channel = image.Slice(c * plane, plane);
-            channel.CopyTo(scratch);
+            channel.CopyTo(work);
             for (var y = 0; y < h; y++)
             {
                 double dy = y - cy - t.ShiftY;
@@ -90,7 +122,7 @@ public sealed class ImageAugmenter
                     double dx = x - cx - t.ShiftX;
                     double sx = cos * dx + sin * dy + cx;
                     double sy = -sin * dx + cos * dy + cy;
-                    channel[y * w + x] = Bilinear(scratch, w, h, sx, sy);
+                    channel[y * w + x] = Bilinear(work, w, h, sx, sy);
                 }
             }
         }

@@ -120,6 +120,27 @@ public sealed class ImageAugmenterSpec
     }
 
     [Fact]
+    public void A_batch_spread_over_the_cores_should_equal_its_images_warped_one_at_a_time()
+    {
+        // Apply splits a batch over the cores, each part with its own scratch memory: the floats must not change.
+        var shape = new ImageShape(3, 16, 16);
+        var rng = new Random(11);
+        var images = new float[9 * shape.Pixels];
+        for (var i = 0; i < images.Length; i++) images[i] = (float)rng.NextDouble();
+        int[] indices = [4, 90, 13, 7, 55, 31, 2, 68, 19];
+
+        var batch = (float[])images.Clone();
+        new ImageAugmenter(shape, 20, 0.2, seed: 6).Apply(batch, indices, dataEpoch: 1);
+        var single = (float[])images.Clone();
+        var one = new ImageAugmenter(shape, 20, 0.2, seed: 6);
+        for (var i = 0; i < indices.Length; i++)
+            one.Warp(single.AsSpan(i * shape.Pixels, shape.Pixels), one.For(1, indices[i]));
+
+        Assert.Equal(single, batch);
+        Assert.NotEqual(images, batch);
+    }
+
+    [Fact]
     public void Bad_ranges_and_lengths_should_be_refused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new ImageAugmenter(Five, -1, 0, 0));

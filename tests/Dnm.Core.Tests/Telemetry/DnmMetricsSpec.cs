@@ -75,7 +75,7 @@ public sealed class DnmMetricsSpec : IDisposable
             var extra = m.Labels.Keys.Except(["role", "rank", "device"]).ToArray();
             Assert.True(extra.Length == 0 || extra is ["phase"] or ["part"] or ["direction"] or ["reason"], $"{m.Instrument}: {string.Join(",", extra)}");
         }
-        Assert.Equal(["apply", "backward", "encode", "gradient_reduce", "soft_count_reduce", "som_update"],
+        Assert.Equal(["apply", "backward", "data_wait", "encode", "gradient_reduce", "soft_count_reduce", "som_update"],
             log.Of("dnm_train_phase_duration_seconds").Select(m => m.Labels["phase"]).Order(StringComparer.Ordinal));
         Assert.Equal(3_000.0, Assert.Single(log.Of("dnm_device_memory_used_bytes")).Value);
         Assert.Equal(8_000.0, Assert.Single(log.Of("dnm_device_memory_total_bytes")).Value);
