@@ -8,9 +8,14 @@ namespace Dnm.Node.Tests.Serving;
 /// The explorer of the tiny map (<see cref="ServedMap"/>, its whole dataset placed) served on a loopback port, and
 /// Debian's headless Chromium driven by Playwright through its executable path: Playwright downloads no browser.
 /// </summary>
-public sealed class ExplorerBrowser : IAsyncLifetime
+public class ExplorerBrowser : IAsyncLifetime
 {
-    public ServedMap Map { get; } = new();
+    public ExplorerBrowser() : this(new ServedMap()) { }
+
+    /// <summary>The explorer of <paramref name="map"/>, which this fixture owns and disposes.</summary>
+    protected ExplorerBrowser(ServedMap map) => Map = map;
+
+    public ServedMap Map { get; }
     public MapExplorer Explorer { get; private set; } = null!;
     public Uri Address { get; private set; } = null!;
     public HttpClient Client { get; private set; } = null!;

@@ -79,8 +79,10 @@ public sealed class ExplorerPageSpec(ExplorerBrowser browser) : IClassFixture<Ex
             await File.WriteAllBytesAsync(file, browser.Map.Png(index));
             await page.SetInputFilesAsync("#upload", file);
             var expected = browser.Map.Mapped[index];
-            await page.WaitForSelectorAsync($"#lattice[data-highlight='{expected.Row},{expected.Col}']");
+            // Wait for this file's answer: both images may land on one node, whose highlight the first already set.
+            await page.WaitForSelectorAsync($"#placed h2:has-text('upload-{index}.png lands on')");
             Assert.Contains($"lands on ({expected.Row}, {expected.Col})", await page.TextContentAsync("#placed"));
+            Assert.Equal($"{expected.Row},{expected.Col}", await page.GetAttributeAsync("#lattice", "data-highlight"));
         }
         await page.CloseAsync();
     }

@@ -13,17 +13,23 @@ namespace Dnm.Node.Tests.Serving;
 public sealed record MappedSample(int Index, string Key, int Label, int Row, int Col, float Distance);
 
 /// <summary>
-/// A tiny trained map (the synthetic blobs, 4x4) with `dnm map`'s placements of its images: the reference the server's
-/// and the explorer's answers are checked against. Servers are started on port 0 of the loopback with the limits a
-/// spec asks for, all over one placer.
+/// A tiny trained map (the synthetic blobs, 4x4 unless the training options say otherwise) with `dnm map`'s placements
+/// of its images: the reference the server's and the explorer's answers are checked against. Servers are started on
+/// port 0 of the loopback with the limits a spec asks for, all over one placer.
 /// </summary>
 public sealed class ServedMap : IDisposable
 {
-    public ServedMap()
+    public ServedMap() : this(TrainedRunFixture.TinyRun) { }
+
+    /// <summary>A map trained on the synthetic blobs with <paramref name="training"/>'s `dnm train` options.</summary>
+    /// <remarks>A factory, not a second public constructor: a class fixture may have only one.</remarks>
+    public static ServedMap Trained(IReadOnlyList<string> training) => new(training);
+
+    private ServedMap(IReadOnlyList<string> training)
     {
         Dataset = SyntheticIdx.Spec(Directory.Path);
         var run = Directory.File("run");
-        var train = Cli.Run(["train", "--dataset", Dataset, "--out", run, "--seed", "5", .. TrainedRunFixture.TinyRun]);
+        var train = Cli.Run(["train", "--dataset", Dataset, "--out", run, "--seed", "5", .. training]);
         Assert.True(train.ExitCode == 0, train.Error);
         Checkpoint = Path.Combine(run, "checkpoints", "final.ckpt");
         var mapped = Cli.Run("map", "--checkpoint", Checkpoint, "--dataset", Dataset, "--out", Directory.File("map"));

@@ -66,7 +66,7 @@
   const canvas = $("lattice"), ctx = canvas.getContext("2d");
   const state = {
     ready: false, rows: 0, cols: 0, nodes: 0, nodesDrawn: 0, overlay: "none", dimension: 0,
-    selected: -1, highlight: -1, page: 0, error: null,
+    selected: -1, highlight: -1, page: 0, error: null, frames: 0, drawMs: 0,
   };
   let map, layers, sprite, overlayValues = null, overlayColours = null;
   // The view: screen = offset + lattice * scale (CSS pixels); a cell is cellW x cellH lattice units.
@@ -145,6 +145,7 @@
   function draw() {
     frame = 0;
     if (!map) return;
+    const started = performance.now();
     const dpr = window.devicePixelRatio || 1, r = canvas.getBoundingClientRect();
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = "#16181d";
@@ -177,6 +178,8 @@
     outline(state.highlight, "#ff9f1c", 3);
     state.nodesDrawn = drawn;
     canvas.dataset.nodesDrawn = String(drawn);
+    state.frames++;
+    state.drawMs = performance.now() - started;
   }
 
   function outline(node, colour, width) {
@@ -281,7 +284,9 @@
   canvas.addEventListener("wheel", e => {
     e.preventDefault();
     const r = canvas.getBoundingClientRect();
-    zoom(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
+    // Firefox scrolls a mouse wheel by lines (deltaMode 1), a few per notch: in pixels that is about 16 a line.
+    const pixels = e.deltaY * (e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? r.height : 1);
+    zoom(Math.exp(-pixels * 0.0015), e.clientX - r.left, e.clientY - r.top);
   }, { passive: false });
 
   function hover(e) {
