@@ -218,7 +218,7 @@ public sealed record DnmConfig
         Defined(p, "latent-activation", LatentActivation);
         if (InitFrom is not null && string.IsNullOrWhiteSpace(InitFrom)) p.Add("init-from must name a file exported by `dnm export`");
         Defined(p, "init-parts", InitParts);
-        if (TestFraction is { } f && !(f > 0 && f < 1)) p.Add($"test-fraction must lie strictly between 0 and 1, got {f}");
+        if (TestFraction is { } f) Number(p, "test-fraction", f, f is > 0 and < 1, "a fraction strictly between 0 and 1");
         if (TestFraction is not null && TestDataset is not null) p.Add("test-fraction and test-dataset both name a test set: give one of them");
         if (TestDataset is { Length: 0 }) p.Add("test-dataset must name a dataset spec");
         if (MaxImagePixels <= 0) p.Add($"max-image-pixels must be positive, got {MaxImagePixels}");
