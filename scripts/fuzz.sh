@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes one of Dnm's readers with afl++ and SharpFuzz: scripts/fuzz.sh <target> <seconds>
-# Targets (fuzz/Dnm.Fuzz/Targets): idx, config, checkpoint. Starts from fuzz/corpus/<target>; findings (the queue,
+# Targets (fuzz/Dnm.Fuzz/Targets): idx, config, checkpoint, image (the decode path), tar (the WebDataset shard reader). Starts from fuzz/corpus/<target>; findings (the queue,
 # crashes, hangs) go to fuzz/findings/<target> (not committed). Prints executions, paths and crashes at the end.
 # Needs afl++ (apt-get install afl++) and the SharpFuzz.CommandLine tool (installed here if missing).
 # A crash reproduces with: fuzz/bin/dnm-fuzz <target> fuzz/findings/<target>/default/crashes/id:...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: scripts/fuzz.sh <idx|config|checkpoint> <seconds>"
+usage="usage: scripts/fuzz.sh <idx|config|checkpoint|image|tar> <seconds>"
 target=${1:?$usage}
 seconds=${2:?$usage}
 [ -d "fuzz/corpus/$target" ] || { echo "error: no seed corpus fuzz/corpus/$target; $usage" >&2; exit 2; }
