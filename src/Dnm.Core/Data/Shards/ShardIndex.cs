@@ -82,7 +82,10 @@ public sealed class ShardIndex
             {
                 entry = reader.GetNextEntry(copyData: false);
             }
-            catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or OverflowException)
+            // System.Formats.Tar reports a bad archive with many exception types: InvalidDataException, FormatException,
+            // EndOfStreamException, OverflowException, NotSupportedException for an entry type it does not read (a GNU
+            // sparse file) and InvalidOperationException for an oversized extended header (both found by fuzzing).
+            catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException or DataException))
             {
                 // A broken header ends the readable part of the archive: nothing after it can be located.
                 throw new DataException($"shard {name}: the tar is corrupt after sample '{key ?? samples.LastOrDefault().Key ?? "(none)"}' ({e.Message}). Re-pack or re-download the shard.");

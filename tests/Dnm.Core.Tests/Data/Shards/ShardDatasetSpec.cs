@@ -122,6 +122,39 @@ public sealed class ShardDatasetSpec : IDisposable
     }
 
     [Fact]
+    public void An_entry_type_the_tar_reader_does_not_support_should_be_a_data_error_naming_the_shard()
+    {
+        // Found by fuzzing (scripts/fuzz.sh tar): a GNU sparse-file header made System.Formats.Tar throw
+        // NotSupportedException, which escaped as exit 1.
+        var tar = dir.File("train-000000.tar");
+        WriteTar(tar, ("a.png", Png(Gray)), ("a.cls", "1"u8.ToArray()));
+        var bytes = File.ReadAllBytes(tar);
+        bytes[156] = (byte)'S';
+        var sum = 0;
+        for (int i = 0; i < 512; i++) sum += i is >= 148 and < 156 ? 32 : bytes[i];
+        Encoding.ASCII.GetBytes(Convert.ToString(sum, 8).PadLeft(6, '0') + "\0 ").CopyTo(bytes, 148);
+        File.WriteAllBytes(tar, bytes);
+
+        var e = Assert.Throws<DataException>(() => Open(dir.Path));
+        Assert.Contains("train-000000.tar", e.Message);
+        Assert.Contains("corrupt", e.Message);
+    }
+
+    [Fact]
+    public void A_fuzzed_shard_with_an_oversized_extended_header_should_be_a_data_error_naming_the_shard()
+    {
+        // The 1,037-byte input afl++ found (scripts/fuzz.sh tar): System.Formats.Tar threw InvalidOperationException.
+        var compressed = Convert.FromBase64String("eNrT0w9IrPBITUxJLSrWMzExstDXY6A2MAACMxMTMA0EcNoIyjAwNUNTb25mbs5gns5AB1BaXJJYBLSSKMWMDMMCGFooFCSWZNgm6gMDX68gL53LyEIhtyQzN9XW0NzSzNTcwNjcWM/E1NTEzMSMa8h46/9P0vXw0cAdvHhl9w7eAAQAPYIeoQ==");
+        using var inflate = new System.IO.Compression.ZLibStream(new MemoryStream(compressed), System.IO.Compression.CompressionMode.Decompress);
+        using var bytes = new MemoryStream();
+        inflate.CopyTo(bytes);
+        File.WriteAllBytes(dir.File("train-000000.tar"), bytes.ToArray());
+
+        var e = Assert.Throws<DataException>(() => Open(dir.Path));
+        Assert.Contains("train-000000.tar", e.Message);
+    }
+
+    [Fact]
     public void A_missing_label_should_fail_naming_shard_and_key_or_be_skipped_and_counted()
     {
         WriteTar(dir.File("train-000000.tar"), ("a.png", Png(Gray)), ("a.cls", "1"u8.ToArray()), ("b.png", Png(Gray)), ("c.png", Png(Gray)), ("c.cls", "0"u8.ToArray()));
