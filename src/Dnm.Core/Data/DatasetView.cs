@@ -64,7 +64,7 @@ public sealed class DatasetView : IImageDataset
     /// <paramref name="count"/> of a <see cref="SplitMix64"/> shuffle by <paramref name="seed"/>, so every class of a
     /// folder is drawn from, not the first ones in path order. The same (seed, count) gives the same subset on every machine.
     /// </summary>
-    public static IImageDataset Subset(IImageDataset data, int count, ulong seed)
+    public static IImageDataset Subset(IImageDataset data, int count, ulong seed, bool ownsInner = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         if (count >= data.Count) return data;
@@ -79,7 +79,7 @@ public sealed class DatasetView : IImageDataset
         }
         var chosen = order.AsSpan(0, count).ToArray();
         Array.Sort(chosen);
-        return new DatasetView(data, chosen, $"{data.Name} (random {count} of {data.Count}, seed {seed})", ownsInner: true);
+        return new DatasetView(data, chosen, $"{data.Name} (random {count} of {data.Count}, seed {seed})", ownsInner);
     }
 
     /// <summary>

@@ -26,14 +26,23 @@ public static class MapPictures
 /// </summary>
 public static class MapEvaluator
 {
-    /// <summary>Embeds, reconstructs and places the first <paramref name="limit"/> samples of <paramref name="data"/>.</summary>
-    public static Placement Place(IEmbedder engine, IImageDataset data, int batchSize, int? limit, CancellationToken cancel)
+    /// <summary>
+    /// Embeds, reconstructs and places the first <paramref name="limit"/> samples of <paramref name="data"/>, a batch at a
+    /// time: only the placements (12 bytes a sample) are kept, and the embeddings too where
+    /// <paramref name="keepEmbeddings"/> asks for them (`dnm map --embeddings`), so evaluating a million samples does not
+    /// hold a million embeddings.
+    /// </summary>
+    public static Placement Place(IEmbedder engine, IImageDataset data, int batchSize, int? limit, CancellationToken cancel, bool keepEmbeddings = false)
     {
         var count = Math.Min(limit ?? data.Count, data.Count);
         var dim = engine.Model.Som.Dim;
-        var z = new float[(long)count * dim];
+        var nodes = engine.Model.Som.Nodes;
+        var w = Prototypes(engine.Model);
+        var z = keepEmbeddings ? new float[(long)count * dim] : [];
+        var (bmu, second, dist) = (new int[count], new int[count], new float[count]);
         var labels = new int[count];
         var buffer = new BatchBuffer(data.Shape, Math.Min(batchSize, engine.MaxBatch));
+        var batch = new float[buffer.Capacity * dim];
         double squaredError = 0;
         using (no_grad())
         {
@@ -47,11 +56,16 @@ public static class MapEvaluator
                 // Micro-batch by micro-batch, as a step computes: the same bits on every replica and thread count.
                 var zb = engine.Embed(buffer.FilledPixels, n, out var batchError);
                 squaredError += batchError;
-                zb.cpu().data<float>().CopyTo(z.AsSpan(start * dim, n * dim));
+                var rows = batch.AsSpan(0, n * dim);
+                zb.cpu().data<float>().CopyTo(rows);
+                if (keepEmbeddings) rows.CopyTo(z.AsSpan(start * dim, n * dim));
+                // Each sample's best matches depend on its own row only, so batch by batch gives the same answers.
+                var (b, s, d) = MapMetrics.BestMatches(rows, n, w, nodes, dim);
+                b.CopyTo(bmu, start);
+                s.CopyTo(second, start);
+                d.CopyTo(dist, start);
             }
         }
-        var w = Prototypes(engine.Model);
-        var (bmu, second, dist) = MapMetrics.BestMatches(z, count, w, engine.Model.Som.Nodes, dim);
         return new Placement(bmu, second, dist, labels, squaredError / ((double)count * data.Shape.Pixels), z);
     }
 

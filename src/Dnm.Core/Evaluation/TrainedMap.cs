@@ -93,10 +93,10 @@ public sealed class TrainedMap : IDisposable
     }
 
     /// <summary>Embeds and places the first <paramref name="limit"/> samples (all by default).</summary>
-    public Placement Place(IImageDataset data, CancellationToken cancel, int? limit = null)
+    public Placement Place(IImageDataset data, CancellationToken cancel, int? limit = null, bool keepEmbeddings = false)
     {
         RequireShape(data);
-        return MapEvaluator.Place(Model, data, Config.BatchSize, limit, cancel);
+        return MapEvaluator.Place(Model, data, Config.BatchSize, limit, cancel, keepEmbeddings);
     }
 
     /// <summary>Node labels from a labelled reference set (normally the training split); null without one.</summary>

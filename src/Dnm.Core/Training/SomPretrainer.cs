@@ -12,8 +12,20 @@ namespace Dnm.Core.Training;
 /// η decaying over the iterations.
 /// </summary>
 /// <param name="targets">Vectors to fit instead of the encoder's embeddings (the smoothed targets), or null.</param>
-internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageDataset train, SomSchedule schedule, ITrainingObserver observer, Tensor? targets = null)
+internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageDataset data, SomSchedule schedule, ITrainingObserver observer, Tensor? targets = null)
 {
+    /// <summary>
+    /// Most training samples whose embeddings the SOM is fitted on: a larger set is represented by a random subset of
+    /// this size (seeded by the run's seed), so pre-training's memory (latent × 4 bytes a sample) and its embedding pass
+    /// stop growing with the dataset. MNIST and Fashion-MNIST (60,000) are fitted whole, as before.
+    /// </summary>
+    public const int MaxSamples = 200_000;
+
+    // The smoothed targets, when given, are one per training sample: they pin the set to the whole training split.
+    private readonly IImageDataset train = targets is null && data.Count > MaxSamples
+        ? DatasetView.Subset(data, MaxSamples, config.Seed ^ 0x50_4D_53_5F_46_49_54UL, ownsInner: false)
+        : data;
+
     public void Run(ref RunState state, Action<RunState> checkpoint, CancellationToken cancel)
     {
         var iterations = config.SomIterations;

@@ -24,7 +24,7 @@ public static class MapCommand
             var dir = Path.GetFullPath(parsed.GetValue(outDir)!);
             using var session = inputs.Open(parsed, context, context.Error);
             var map = session.Map;
-            var placement = map.Place(session.Data, context.Cancel);
+            var placement = map.Place(session.Data, context.Cancel, keepEmbeddings: parsed.GetValue(embeddings) is not null);
             Directory.CreateDirectory(dir);
             var csv = Path.Combine(dir, "placements.csv");
             map.WritePlacements(csv, placement, session.Data);
