@@ -47,14 +47,14 @@ public static class DataCommand
     {
         var from = new Option<string>("--from") { Description = "The dataset to pack: any dataset spec (mnist, fashion-mnist, idx:..., folder:..., shards:...)", Required = true };
         var output = new Option<string>("--out") { Description = "The folder for the shards, their .idx files and manifest.json", Required = true };
-        var shardSize = new Option<string>("--shard-size") { Description = "Close a shard before it passes this size (e.g. 256MB, 1GB) [default: 256MB]", DefaultValueFactory = _ => "256MB" };
+        var shardSize = new Option<string>("--shard-size") { Description = "Close a shard before it passes this size (e.g. 256MB, 1GB)", DefaultValueFactory = _ => "256MB" };
         var testFraction = new Option<double?>("--test-fraction") { Description = "For a source without a test split: hold out this fraction, by a hash of each sample's key [default: none]" };
-        var format = new Option<string>("--format") { Description = "Image encoding: png (lossless) or jpeg [default: png]", DefaultValueFactory = _ => "png" };
+        var format = new Option<string>("--format") { Description = "Image encoding: png (lossless) or jpeg", DefaultValueFactory = _ => "png" };
         format.AcceptOnlyFromAmong(KebabEnum.Names<PackImageFormat>());
-        var quality = new Option<int>("--jpeg-quality") { Description = "JPEG quality, 1-100 [default: 95]", DefaultValueFactory = _ => 95 };
-        var imageSize = new Option<int>("--image-size") { Description = "Folder sources: resize images to this square size [default: 64]", DefaultValueFactory = _ => 64 };
-        var channels = new Option<int>("--image-channels") { Description = "Folder sources: 1 (grayscale) or 3 (RGB) [default: 1]", DefaultValueFactory = _ => 1 };
-        var onBad = new Option<string>("--on-bad-image") { Description = "Folder sources: fail on an unreadable image, or skip it [default: fail]", DefaultValueFactory = _ => "fail" };
+        var quality = new Option<int>("--jpeg-quality") { Description = "JPEG quality, 1-100", DefaultValueFactory = _ => 95 };
+        var imageSize = new Option<int>("--image-size") { Description = "Folder sources: resize images to this square size", DefaultValueFactory = _ => 64 };
+        var channels = new Option<int>("--image-channels") { Description = "Folder sources: 1 (grayscale) or 3 (RGB)", DefaultValueFactory = _ => 1 };
+        var onBad = new Option<string>("--on-bad-image") { Description = "Folder sources: fail on an unreadable image, or skip it", DefaultValueFactory = _ => "fail" };
         onBad.AcceptOnlyFromAmong(KebabEnum.Names<BadFilePolicy>());
         var dataDir = new Option<string>("--data-dir") { Description = "Dataset cache [default: $DNM_DATA, else ~/.cache/dnm]" };
         var pack = new Command("pack", "Write a dataset as WebDataset tar shards (train-000000.tar, ...) with .idx files and manifest.json; resumable")
