@@ -78,7 +78,7 @@ case "$suite" in
     echo "dataset: $(du -sh "$dir" | cut -f1) in $(ls "$dir"/train-*.tar | wc -l) training shards"
     out=$(mktemp -d)
     start=$(date +%s)
-    rss=$(peak_rss "$out/log" dotnet src/Dnm.Node/bin/Release/net10.0/dnm.dll train --dataset "shards:$dir" --workers 2 --threads 1 \
+    rss=$(peak_rss "$out/log" dotnet src/Dnm.Node/bin/Release/net10.0/dnm.dll train --dataset "shards:$dir" --image-size 28 --image-channels 1 --workers 2 --threads 1 \
       --pretrain-epochs 0 --epochs 1 --som-iterations 500 --eval-every 0 --no-metrics --out "$out/run")
     wall=$(( $(date +%s) - start ))
     tail -3 "$out/log"
