@@ -1,3 +1,4 @@
+using Dnm.Core.IO;
 using System.Formats.Tar;
 using Dnm.Core.Data;
 using Dnm.Core.Data.Shards;
@@ -61,17 +62,8 @@ public sealed class TarTarget : IFuzzTarget
     }
 
     /// <summary>A stream that cannot seek, as an HTTP body is.</summary>
-    private sealed class ForwardOnly(Stream inner) : Stream
+    private sealed class ForwardOnly(Stream inner) : ForwardReadStream
     {
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
     }
 }

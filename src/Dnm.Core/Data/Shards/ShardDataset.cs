@@ -1,3 +1,4 @@
+using Dnm.Core.IO;
 using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -263,11 +264,9 @@ public sealed class ShardDataset : IImageDataset
     public void Dispose() => store.Dispose();
 
     /// <summary>Hashes what passes through; <see cref="Drain"/> reads the rest, so a scan that stopped early still hashes the whole shard.</summary>
-    private sealed class HashingStream(Stream inner) : Stream
+    private sealed class HashingStream(Stream inner) : ForwardReadStream
     {
         private readonly IncrementalHash sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> destination)
         {
@@ -290,14 +289,5 @@ public sealed class ShardDataset : IImageDataset
             base.Dispose(disposing);
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

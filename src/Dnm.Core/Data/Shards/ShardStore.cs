@@ -1,3 +1,4 @@
+using Dnm.Core.IO;
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Win32.SafeHandles;
@@ -224,13 +225,13 @@ public sealed class HttpShardStore : IShardStore
     public void Dispose() => http.Dispose();
 
     /// <summary>A shard as one stream; a connection cut midway is reopened with a Range request from the byte it reached.</summary>
-    private sealed class ResumingHttpStream(HttpShardStore store, int shard) : Stream
+    private sealed class ResumingHttpStream(HttpShardStore store, int shard) : ForwardReadStream
     {
         private HttpResponseMessage? response;
         private Stream? body;
         private long position;
 
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override long Position { get => position; set => throw new NotSupportedException(); }
 
         public override int Read(Span<byte> destination)
         {
@@ -283,25 +284,16 @@ public sealed class HttpShardStore : IShardStore
             base.Dispose(disposing);
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => position; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
 /// <summary>A read-only pass-through that counts what it reads and exposes the count as its position (for a forward-only tar scan).</summary>
-internal sealed class CountingStream(Stream inner, Action<int>? onRead = null) : Stream
+internal sealed class CountingStream(Stream inner) : ForwardReadStream
 {
     private readonly byte[] tail = new byte[512];
     private long position;
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+    public override long Position { get => position; set => throw new NotSupportedException(); }
 
     public override int Read(Span<byte> destination)
     {
@@ -314,7 +306,6 @@ internal sealed class CountingStream(Stream inner, Action<int>? onRead = null) :
             destination[..n].CopyTo(tail.AsSpan(512 - n));
         }
         position += n;
-        onRead?.Invoke(n);
         return n;
     }
 
@@ -331,14 +322,4 @@ internal sealed class CountingStream(Stream inner, Action<int>? onRead = null) :
         if (disposing) inner.Dispose();
         base.Dispose(disposing);
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => position; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
