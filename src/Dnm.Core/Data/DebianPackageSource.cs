@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.Compression;
 
 namespace Dnm.Core.Data;
@@ -58,47 +57,19 @@ internal sealed class DebianPackageSource(string package, TimeSpan timeout)
 
     private async Task<string?> RunAsync(string program, string workDir, CancellationToken ct, params string[] args)
     {
-        var start = new ProcessStartInfo(program)
-        {
-            WorkingDirectory = workDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        Process process;
+        int? code;
+        string output;
         try
         {
-            process = Process.Start(start) ?? throw new IOException($"could not start {program}");
+            (code, output) = await ToolProcess.RunAsync(program, workDir, timeout, ct, args);
         }
         catch (System.ComponentModel.Win32Exception)
         {
             return $"{program} is not installed";
         }
-        using (process)
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(timeout);
-            // Read both pipes while waiting: a child blocked on a full pipe never exits.
-            var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-            var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-            try
-            {
-                await process.WaitForExitAsync(deadline.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                ct.ThrowIfCancellationRequested();
-                return $"{program} did not finish within {timeout.TotalSeconds:0} s";
-            }
-            await Task.WhenAll(stdout, stderr);
-            if (process.ExitCode == 0) return null;
-            var detail = string.Join(" | ", (stderr.Result + stdout.Result)
-                .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Where(l => !l.StartsWith("W:", StringComparison.Ordinal)).TakeLast(2));
-            return $"{program} exited with {process.ExitCode}: {detail}";
-        }
+        if (code is null) return $"{program} did not finish within {timeout.TotalSeconds:0} s";
+        if (code == 0) return null;
+        return $"{program} exited with {code}: {ToolProcess.LastLines(output, l => !l.StartsWith("W:", StringComparison.Ordinal), 2)}";
     }
 
     private void Fail(List<string> tried, IProgress<FetchProgress>? progress, string reason)

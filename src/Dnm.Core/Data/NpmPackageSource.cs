@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 
@@ -63,38 +62,13 @@ internal sealed class NpmPackageSource(string package, TimeSpan timeout)
 
     private async Task<string?> PackAsync(string npm, string workDir, CancellationToken ct)
     {
-        var start = new ProcessStartInfo(npm)
-        {
-            WorkingDirectory = workDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("pack");
-        start.ArgumentList.Add(package);
-        using var process = Process.Start(start) ?? throw new IOException($"could not start {npm}");
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(timeout);
-        // Read both pipes while waiting: a child blocked on a full pipe never exits.
-        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            ct.ThrowIfCancellationRequested();
+        var (code, output) = await ToolProcess.RunAsync(npm, workDir, timeout, ct, "pack", package);
+        if (code is null)
             return $"it did not finish within {timeout.TotalSeconds:0} s";
-        }
-        await Task.WhenAll(stdout, stderr);
-        if (process.ExitCode == 0)
+        if (code == 0)
             return null;
-        string detail = string.Join(" | ", (stderr.Result + stdout.Result)
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Where(l => !l.Contains("npm warn", StringComparison.OrdinalIgnoreCase)).TakeLast(3));
-        return $"it exited with code {process.ExitCode}: {detail}";
+        string detail = ToolProcess.LastLines(output, l => !l.Contains("npm warn", StringComparison.OrdinalIgnoreCase), 3);
+        return $"it exited with code {code}: {detail}";
     }
 
     private async Task ExtractAsync(string tarball, List<ExpectedFile> needed, string directory,
