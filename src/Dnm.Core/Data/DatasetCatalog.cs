@@ -97,9 +97,7 @@ public static class DatasetCatalog
                     OnBadImage = options.OnBadFile,
                     MaxImagePixels = options.MaxImagePixels,
                 });
-                return limit is { } n && n < shards.Count
-                    ? new DatasetView(shards, Enumerable.Range(0, n).ToArray(), $"{shards.Name} (first {n})", ownsInner: true)
-                    : shards;
+                return limit is { } n ? DatasetView.First(shards, n) : shards;
             }
             default:
                 throw new DatasetSpecException(

@@ -59,6 +59,13 @@ public sealed class DatasetView : IImageDataset
         if (ownsInner) inner.Dispose();
     }
 
+    /// <summary>The first <paramref name="count"/> samples of <paramref name="data"/> (all of it when it has no more); the view owns it.</summary>
+    public static IImageDataset First(IImageDataset data, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        return count >= data.Count ? data : new DatasetView(data, Enumerable.Range(0, count).ToArray(), $"{data.Name} (first {count})", ownsInner: true);
+    }
+
     /// <summary>
     /// A seeded random subset of <paramref name="count"/> samples, kept in the base's order: the first
     /// <paramref name="count"/> of a <see cref="SplitMix64"/> shuffle by <paramref name="seed"/>, so every class of a

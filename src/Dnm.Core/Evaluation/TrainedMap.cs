@@ -59,6 +59,23 @@ public sealed class TrainedMap : IDisposable
                        ?? DatasetCatalog.Open(dataset, "train", dir, limit, folder, progress));
     }
 
+    /// <summary>
+    /// A split to look at the map with (`dnm eval`, `dnm map`, `dnm explore`): the run's own dataset opens exactly as the
+    /// run opened it (test split: <see cref="OpenEvaluationSet"/>, train split: <see cref="OpenTrainingSet"/>), any other
+    /// dataset as its plain split; <paramref name="limit"/> keeps its first N samples.
+    /// </summary>
+    public IImageDataset OpenSplit(string dataset, string split, string? dataDir, int? limit, IProgress<FetchProgress>? progress)
+    {
+        var data = dataset != Config.Dataset ? Open(dataset, split, dataDir, null, progress)
+            : split == "test" ? OpenEvaluationSet(dataDir, progress).Data
+            : OpenTrainingSet(dataDir, progress);
+        return limit is { } n ? DatasetView.First(data, n) : data;
+    }
+
+    /// <summary>The labelled samples that name the nodes: the run's training samples for its own dataset, else the dataset's train split.</summary>
+    public IImageDataset OpenReference(string dataset, string? dataDir, IProgress<FetchProgress>? progress) =>
+        dataset == Config.Dataset ? OpenTrainingSet(dataDir, progress) : Open(dataset, "train", dataDir, null, progress);
+
     /// <summary>The samples the run trained on (its split, test-fraction and seeded limit), opened as the run opened them.</summary>
     public IImageDataset OpenTrainingSet(string? dataDir, IProgress<FetchProgress>? progress) =>
         Checked(TrainingRun.OpenTrain(Config with { DataDir = dataDir ?? Config.DataDir }, progress));

@@ -64,17 +64,8 @@ public sealed class CheckpointInputs
         {
             var name = parsed.GetValue(dataset) ?? ckpt.Config.Dataset;
             var dir = parsed.GetValue(dataDir);
-            var which = parsed.GetValue(split)!;
-            bool own = name == ckpt.Config.Dataset;
-            // The run's own dataset opens exactly as the run opened it (test-fraction, test-dataset, the seeded limit).
-            data = !own ? map.Open(name, which, dir, null, fetch)
-                : which == "test" ? map.OpenEvaluationSet(dir, fetch).Data
-                : map.OpenTrainingSet(dir, fetch);
-            if (parsed.GetValue(limit) is { } first && first < data.Count)
-                data = new DatasetView(data, Enumerable.Range(0, first).ToArray(), $"{data.Name} (first {first})", ownsInner: true);
-            var reference = data.HasLabels
-                ? own ? map.OpenTrainingSet(dir, fetch) : map.Open(name, "train", dir, null, fetch)
-                : null;
+            data = map.OpenSplit(name, parsed.GetValue(split)!, dir, parsed.GetValue(limit), fetch);
+            var reference = data.HasLabels ? map.OpenReference(name, dir, fetch) : null;
             log.WriteLine($"data: {data.Name} ({data.Count} samples){(reference is null ? ", no labels" : $", node labels from {reference.Name} ({reference.Count} samples)")}");
             return new MapSession(map, data, reference);
         }

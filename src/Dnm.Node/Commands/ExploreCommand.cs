@@ -44,13 +44,7 @@ public static class ExploreCommand
                 var name = parsed.GetValue(dataset) ?? placer.Map.Config.Dataset;
                 state.Report($"opening {name}");
                 var fetch = new FetchProgressWriter(context.Error, live: false, context.Clock);
-                var which = parsed.GetValue(split)!;
-                // The run's own dataset opens as the run and `dnm map` open it (test-fraction, test-dataset, seeded limit).
-                data = name != placer.Map.Config.Dataset ? placer.Map.Open(name, which, parsed.GetValue(dataDir), parsed.GetValue(limit), fetch)
-                    : which == "test" ? placer.Map.OpenEvaluationSet(parsed.GetValue(dataDir), fetch).Data
-                    : placer.Map.OpenTrainingSet(parsed.GetValue(dataDir), fetch);
-                if (name == placer.Map.Config.Dataset && parsed.GetValue(limit) is { } first && first < data.Count)
-                    data = new DatasetView(data, Enumerable.Range(0, first).ToArray(), $"{data.Name} (first {first})", ownsInner: true);
+                data = placer.Map.OpenSplit(name, parsed.GetValue(split)!, parsed.GetValue(dataDir), parsed.GetValue(limit), fetch);
                 state.Report($"placing {data.Count} samples of {data.Name}");
                 context.Error.WriteLine($"placing {data.Count} samples of {data.Name} on the map...");
                 var started = context.Clock.GetTimestamp();
