@@ -77,8 +77,6 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         train = TrainingRun.OpenTrain(config, null);
         EvaluationSplit split;
         (test, split) = TrainingRun.OpenEvaluation(config, null);
-        if (split == EvaluationSplit.Train)
-            observer.OnMessage($"warning: {config.Dataset} has no test split, so the map is evaluated on its training samples (final-metrics.json says \"split\": \"train\"); name one with --test-dataset or hold one out with --test-fraction");
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
         engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);

@@ -55,6 +55,9 @@ public sealed class RunSession
     {
         Split = split;
         Config = config;
+        // Said once, where both the single process and the coordinator's replica start the run's session.
+        if (split == EvaluationSplit.Train)
+            observer.OnMessage($"warning: {config.Dataset} has no test split, so the map is evaluated on its training samples (final-metrics.json says \"split\": \"train\"); name one with --test-dataset or hold one out with --test-fraction");
         Directory = run;
         Engine = engine;
         this.train = train;
