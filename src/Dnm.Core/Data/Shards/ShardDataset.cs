@@ -159,34 +159,31 @@ public sealed class ShardDataset : IImageDataset
         var listed = manifest?.Find(store.FileName(s));
         if (listed is not null && listed.Bytes != length)
             throw new DataException($"shard {store.Describe(s)} has {length} bytes, but manifest.json says {listed.Bytes}: it is incomplete or was replaced. Download or pack it again.");
+        bool local = store is LocalShardStore;
+        // A local shard's SHA-256 is one sequential read at disk speed; a remote one is hashed only when it is streamed
+        // whole to be indexed, below.
+        if (listed is not null && local)
+        {
+            using var stream = store.OpenSequential(s);
+            RequireSha256(store, s, listed, Convert.ToHexStringLower(SHA256.HashData(stream)));
+        }
         var sidecar = store.ReadSidecar(s, ShardIndex.Suffix);
         var index = sidecar is null ? null : ShardIndex.TryParse(sidecar, length);
-        bool local = store is LocalShardStore;
-        if (index is not null && onBad == BadFilePolicy.Fail)
-        {
-            if (listed is not null && local) Verify(store, s, listed);
-            return index;
-        }
-        // A full scan: locally the headers only (the SHA-256 is a separate sequential read); remotely the whole shard,
-        // hashed on the way.
-        if (listed is not null && local) Verify(store, s, listed);
+        if (index is not null && onBad == BadFilePolicy.Fail) return index;
+        // A full scan: locally the headers only; remotely the whole shard, hashed on the way.
         using var raw = store.OpenSequential(s);
         using var hashing = local || listed is null ? null : new HashingStream(raw);
         index = ShardIndex.Scan(hashing ?? raw, store.Describe(s), onBad);
         if (hashing is not null)
         {
             hashing.Drain();
-            var actual = hashing.Hash();
-            if (actual != listed!.Sha256)
-                throw new DataException($"shard {store.Describe(s)} has SHA-256 {actual}, but manifest.json says {listed.Sha256}: it is corrupt or was replaced. Download or pack it again.");
+            RequireSha256(store, s, listed!, hashing.Hash());
         }
         return index;
     }
 
-    private static void Verify(IShardStore store, int s, ShardFile listed)
+    private static void RequireSha256(IShardStore store, int s, ShardFile listed, string actual)
     {
-        using var stream = store.OpenSequential(s);
-        var actual = Convert.ToHexStringLower(SHA256.HashData(stream));
         if (actual != listed.Sha256)
             throw new DataException($"shard {store.Describe(s)} has SHA-256 {actual}, but manifest.json says {listed.Sha256}: it is corrupt or was replaced. Download or pack it again.");
     }
