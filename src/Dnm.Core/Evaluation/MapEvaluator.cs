@@ -36,63 +36,127 @@ public static class MapEvaluator
     {
         var count = Math.Min(limit ?? data.Count, data.Count);
         var dim = engine.Model.Som.Dim;
-        var nodes = engine.Model.Som.Nodes;
-        var w = Prototypes(engine.Model);
         var z = keepEmbeddings ? new float[(long)count * dim] : [];
         var (bmu, second, dist) = (new int[count], new int[count], new float[count]);
         var labels = new int[count];
-        var buffer = new BatchBuffer(data.Shape, Math.Min(batchSize, engine.MaxBatch));
-        var batch = new float[buffer.Capacity * dim];
         double squaredError = 0;
-        using (no_grad())
+        using var placer = new BlockPlacer(engine, data.Shape, batchSize);
+        for (int start = 0; start < count; start += placer.Capacity)
         {
-            for (int start = 0; start < count; start += buffer.Capacity)
-            {
-                cancel.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                var n = Math.Min(buffer.Capacity, count - start);
-                buffer.Fill(data, Enumerable.Range(start, n).ToArray());
-                buffer.Labels.AsSpan(0, n).CopyTo(labels.AsSpan(start));
-                // Micro-batch by micro-batch, as a step computes: the same bits on every replica and thread count.
-                var zb = engine.Embed(buffer.FilledPixels, n, out var batchError);
-                squaredError += batchError;
-                var rows = batch.AsSpan(0, n * dim);
-                zb.cpu().data<float>().CopyTo(rows);
-                if (keepEmbeddings) rows.CopyTo(z.AsSpan(start * dim, n * dim));
-                // Each sample's best matches depend on its own row only, so batch by batch gives the same answers.
-                var (b, s, d) = MapMetrics.BestMatches(rows, n, w, nodes, dim);
-                b.CopyTo(bmu, start);
-                s.CopyTo(second, start);
-                d.CopyTo(dist, start);
-            }
+            cancel.ThrowIfCancellationRequested();
+            var n = Math.Min(placer.Capacity, count - start);
+            var block = placer.Place(data, start, n);
+            block.Labels.CopyTo(labels.AsSpan(start));
+            squaredError += block.SquaredError;
+            if (keepEmbeddings) block.Embeddings.CopyTo(z.AsSpan(start * dim, n * dim));
+            block.Bmu.CopyTo(bmu.AsSpan(start));
+            block.Second.CopyTo(second.AsSpan(start));
+            block.Distance.CopyTo(dist.AsSpan(start));
         }
         return new Placement(bmu, second, dist, labels, squaredError / ((double)count * data.Shape.Pixels), z);
+    }
+
+    /// <summary>
+    /// The blocks of an evaluation that <paramref name="blocks"/> lists for this rank (all of them in one process), tallied:
+    /// the reference blocks' samples of <paramref name="reference"/> (node labels, hit map) and the evaluated blocks' of
+    /// <paramref name="evaluated"/>. Each block embeds as one batch of the run, so its numbers are the same bits on every
+    /// rank, and merging every rank's tally gives one process's exactly.
+    /// </summary>
+    public static EvaluationTally Tally(IEmbedder engine, IImageDataset reference, IImageDataset evaluated, EvaluationBlocks plan,
+        IEnumerable<int> blocks, CancellationToken cancel)
+    {
+        var som = engine.Model.Som;
+        var tally = new EvaluationTally(plan, som.Nodes, Math.Max(reference.ClassNames.Count, evaluated.ClassNames.Count));
+        using var placer = new BlockPlacer(engine, evaluated.Shape, plan.BlockSize);
+        if (placer.Capacity != plan.BlockSize)
+            throw new ArgumentException($"evaluation blocks of {plan.BlockSize} samples exceed the engine's largest batch {engine.MaxBatch}");
+        foreach (var b in blocks)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var (isReference, start, n) = plan[b];
+            var placed = placer.Place(isReference ? reference : evaluated, start, n);
+            if (isReference) tally.AddReference(b, placed.Bmu, placed.Labels);
+            else tally.AddEvaluated(b, placed.Bmu, placed.Second, placed.Distance, placed.Labels, placed.SquaredError,
+                (x, y) => MapMetrics.Adjacent(x, y, som.Cols));
+        }
+        return tally;
+    }
+
+    /// <summary>Every block of an evaluation in one process: the first <paramref name="limit"/> samples of each set (all by default).</summary>
+    public static EvaluationTally Tally(IEmbedder engine, IImageDataset reference, IImageDataset evaluated, int batchSize, int? limit,
+        CancellationToken cancel)
+    {
+        var plan = Plan(engine, reference, evaluated, batchSize, limit);
+        return Tally(engine, reference, evaluated, plan, Enumerable.Range(0, plan.Count), cancel);
+    }
+
+    /// <summary>How an evaluation of the first <paramref name="limit"/> samples of each set is cut into blocks.</summary>
+    public static EvaluationBlocks Plan(IEmbedder engine, IImageDataset reference, IImageDataset evaluated, int batchSize, int? limit) =>
+        new(Math.Min(limit ?? reference.Count, reference.Count), Math.Min(limit ?? evaluated.Count, evaluated.Count),
+            Math.Max(1, Math.Min(batchSize, engine.MaxBatch)));
+
+    /// <summary>One batch's placements; its arrays are the placer's and valid until its next call.</summary>
+    private readonly ref struct PlacedBlock(ReadOnlySpan<int> bmu, ReadOnlySpan<int> second, ReadOnlySpan<float> distance,
+        ReadOnlySpan<int> labels, ReadOnlySpan<float> embeddings, double squaredError)
+    {
+        public ReadOnlySpan<int> Bmu { get; } = bmu;
+        public ReadOnlySpan<int> Second { get; } = second;
+        public ReadOnlySpan<float> Distance { get; } = distance;
+        public ReadOnlySpan<int> Labels { get; } = labels;
+        public ReadOnlySpan<float> Embeddings { get; } = embeddings;
+        public double SquaredError { get; } = squaredError;
+    }
+
+    /// <summary>Embeds, reconstructs and places one batch at a time, reusing its buffers.</summary>
+    private sealed class BlockPlacer : IDisposable
+    {
+        private readonly IEmbedder engine;
+        private readonly BatchBuffer buffer;
+        private readonly float[] w, z;
+        private readonly int dim, nodes;
+        private readonly IDisposable noGrad;
+
+        public BlockPlacer(IEmbedder engine, ImageShape shape, int batchSize)
+        {
+            this.engine = engine;
+            dim = engine.Model.Som.Dim;
+            nodes = engine.Model.Som.Nodes;
+            w = Prototypes(engine.Model);
+            buffer = new BatchBuffer(shape, Math.Max(1, Math.Min(batchSize, engine.MaxBatch)));
+            z = new float[buffer.Capacity * dim];
+            noGrad = no_grad();
+        }
+
+        public int Capacity => buffer.Capacity;
+
+        public PlacedBlock Place(IImageDataset data, int start, int n)
+        {
+            using var scope = NewDisposeScope();
+            buffer.Fill(data, Enumerable.Range(start, n).ToArray());
+            // Micro-batch by micro-batch, as a step computes: the same bits on every replica and thread count.
+            var zb = engine.Embed(buffer.FilledPixels, n, out var squaredError);
+            var rows = z.AsSpan(0, n * dim);
+            zb.cpu().data<float>().CopyTo(rows);
+            // Each sample's best matches depend on its own row only, so batch by batch gives the same answers.
+            var (b, s, d) = MapMetrics.BestMatches(rows, n, w, nodes, dim);
+            return new PlacedBlock(b, s, d, buffer.Labels.AsSpan(0, n), rows, squaredError);
+        }
+
+        public void Dispose() => noGrad.Dispose();
     }
 
     /// <summary>Node labels: the majority label of the reference samples whose BMU each node is; null without labels.</summary>
     public static int[]? LabelMap(Placement reference, IImageDataset referenceData, int nodes) =>
         referenceData.HasLabels ? MapMetrics.LabelMap(reference.Bmu, reference.Labels, nodes, referenceData.ClassNames.Count) : null;
 
-    public static MapQuality Quality(Placement eval, int[]? labelMap, bool evalHasLabels, int rows, int cols)
-    {
-        double? purity = null, nmi = null;
-        if (labelMap is not null && evalHasLabels)
-        {
-            purity = MapMetrics.Purity(eval.Bmu, eval.Labels, labelMap);
-            nmi = MapMetrics.Nmi(eval.Bmu, eval.Labels);
-        }
-        return new MapQuality(purity, nmi, MapMetrics.QuantizationError(eval.Distance),
-            MapMetrics.TopographicError(eval.Bmu, eval.Second, rows, cols), eval.ReconstructionMse);
-    }
-
     /// <summary>
     /// The map's pictures in <paramref name="directory"/>: prototypes.png (the decoder applied to every w_j), map-labels.png
-    /// (only with a label map), umatrix.png, hitmap.png (how many of the placed samples, <paramref name="bmu"/>, each node
-    /// holds) and, for latent sizes up to <see cref="MapRenderer.MaxComponentPlanes"/>, component-planes.png. Returns the
+    /// (only with a label map), umatrix.png, hitmap.png (<paramref name="hits"/>: how many samples each node
+    /// is the BMU of) and, for latent sizes up to <see cref="MapRenderer.MaxComponentPlanes"/>, component-planes.png. Returns the
     /// files written.
     /// </summary>
     public static IReadOnlyList<string> RenderPictures(DnmModel model, string directory, int[]? labelMap, IReadOnlyList<string> classNames,
-        ReadOnlySpan<int> bmu)
+        long[] hits)
     {
         var som = model.Som;
         var shape = model.Shape;
@@ -115,7 +179,7 @@ public static class MapEvaluator
         var w = Prototypes(model);
         MapRenderer.RenderUMatrix(File(MapPictures.UMatrix), w, som.Rows, som.Cols, som.Dim);
         written.Add(File(MapPictures.UMatrix));
-        MapRenderer.RenderHitMap(File(MapPictures.HitMap), bmu, som.Rows, som.Cols);
+        MapRenderer.RenderHitMap(File(MapPictures.HitMap), hits, som.Rows, som.Cols);
         written.Add(File(MapPictures.HitMap));
         if (som.Dim <= MapRenderer.MaxComponentPlanes)
         {

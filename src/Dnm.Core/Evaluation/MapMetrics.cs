@@ -134,12 +134,15 @@ public static partial class MapMetrics
         for (var i = 0; i < bmu.Length; i++)
         {
             int a = RequireNode(bmu[i], nodes, i), b = RequireNode(second[i], nodes, i);
-            var latticeDistance = Math.Abs(a / cols - b / cols) + Math.Abs(a % cols - b % cols);
-            if (latticeDistance != 1)
+            if (!Adjacent(a, b, cols))
                 errors++;
         }
         return (double)errors / bmu.Length;
     }
+
+    /// <summary>Whether nodes <paramref name="a"/> and <paramref name="b"/> are 4-neighbours on a lattice <paramref name="cols"/> wide.</summary>
+    public static bool Adjacent(int a, int b, int cols) =>
+        Math.Abs(a / cols - b / cols) + Math.Abs(a % cols - b % cols) == 1;
 
     /// <summary>H = −Σ (c/n) ln(c/n), computed as ln n − (1/n) Σ c ln c.</summary>
     private static double Entropy(IEnumerable<int> counts, double n)

@@ -123,9 +123,13 @@ public sealed class TrainedMap : IDisposable
     /// <summary>Quality of the map on <paramref name="data"/>, with node labels taken from <paramref name="reference"/>.</summary>
     public MapQuality Evaluate(IImageDataset? reference, IImageDataset data, CancellationToken cancel)
     {
-        var labelMap = LabelNodes(reference, cancel);
-        var placed = Place(data, cancel);
-        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Rows, Model.Som.Cols);
+        RequireShape(data);
+        if (reference is not null) RequireShape(reference);
+        // The run's own tally over the same blocks: the numbers final-metrics.json holds, bit for bit.
+        var plan = MapEvaluator.Plan(Model, reference ?? data, data, Config.BatchSize, null);
+        if (reference is null) plan = plan with { ReferenceSamples = 0 };
+        var tally = MapEvaluator.Tally(Model, reference ?? data, data, plan, Enumerable.Range(0, plan.Count), cancel);
+        return tally.Quality(reference is { HasLabels: true }, data.HasLabels, data.Shape.Pixels);
     }
 
     /// <summary>Writes placements.csv: one row per sample with its key, label and class (when known), BMU row and column, and distance.</summary>
@@ -138,7 +142,8 @@ public sealed class TrainedMap : IDisposable
     /// the hit map counts <paramref name="placement"/>'s samples. Returns the files written.
     /// </summary>
     public IReadOnlyList<string> RenderPictures(string directory, int[]? labelMap, IReadOnlyList<string> classNames, Placement placement) =>
-        MapEvaluator.RenderPictures(Model, directory, labelMap, classNames, placement.Bmu);
+        MapEvaluator.RenderPictures(Model, directory, labelMap, classNames,
+            Visual.MapRenderer.HitCounts(placement.Bmu, Model.Som.Nodes).Select(c => (long)c).ToArray());
 
     public void Dispose() => Model.Dispose();
 }

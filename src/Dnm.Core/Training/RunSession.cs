@@ -221,7 +221,7 @@ public sealed class RunSession
     /// </summary>
     public MapQuality Finish(RunState state, CancellationToken cancel)
     {
-        (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, Placement Reference) final;
+        (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, long[] Hits) final;
         using (tracer.Span("dnm.evaluate", state.GlobalStep))
             final = Measure(null, cancel);
         Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
@@ -236,17 +236,15 @@ public sealed class RunSession
             throw new CheckpointException($"the final checkpoint {Directory.FinalCheckpoint} could not be written: {e.Message}. " +
                                           "Free space (or repair the disk) and run the same command with --resume to write it");
         }
-        MapEvaluator.RenderPictures(Engine.Model, Directory.Root, final.LabelMap, train.ClassNames, final.Reference.Bmu);
+        MapEvaluator.RenderPictures(Engine.Model, Directory.Root, final.LabelMap, train.ClassNames, final.Hits);
         return final.Quality;
     }
 
-    private (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, Placement Reference) Measure(int? limit, CancellationToken cancel)
+    private (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, long[] Hits) Measure(int? limit, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
-        var reference = MapEvaluator.Place(Engine, train, Config.BatchSize, limit, cancel);
-        var labelMap = MapEvaluator.LabelMap(reference, train, Engine.Som.Nodes);
-        var placed = MapEvaluator.Place(Engine, test, Config.BatchSize, limit, cancel);
-        var quality = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
-        return (quality, placed.Bmu.Length, clock.Elapsed, labelMap, reference);
+        var tally = MapEvaluator.Tally(Engine, train, test, Config.BatchSize, limit, cancel);
+        var quality = tally.Quality(train.HasLabels, test.HasLabels, test.Shape.Pixels);
+        return (quality, tally.Blocks.EvaluatedSamples, clock.Elapsed, tally.LabelMap(train.HasLabels), tally.Hits());
     }
 }

@@ -44,9 +44,23 @@ public static partial class MapRenderer
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
-        var counts = HitCounts(bmu, rows * cols);
-        RenderHeatMap(path, counts.Select(c => (float)c).ToArray(), rows, cols, text,
-            node => counts[node].ToString(CultureInfo.InvariantCulture), minimum: 0);
+        RenderHitMap(path, HitCounts(bmu, rows * cols).Select(c => (long)c).ToArray(), rows, cols, text);
+    }
+
+    /// <summary>The hit map from counts already made: <paramref name="hits"/>[j] samples have node j as their BMU.</summary>
+    public static void RenderHitMap(string path, long[] hits, int rows, int cols)
+    {
+        using var text = TextPainter.Create(TextSize);
+        RenderHitMap(path, hits, rows, cols, text);
+    }
+
+    internal static void RenderHitMap(string path, long[] hits, int rows, int cols, ITextPainter text)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (hits.Length != rows * cols) throw new ArgumentException($"Expected {rows * cols} hit counts, got {hits.Length}.", nameof(hits));
+        RenderHeatMap(path, hits.Select(c => (float)c).ToArray(), rows, cols, text,
+            node => hits[node].ToString(CultureInfo.InvariantCulture), minimum: 0);
     }
 
     /// <summary>
