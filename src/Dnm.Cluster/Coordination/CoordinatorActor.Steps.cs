@@ -195,12 +195,8 @@ public sealed partial class CoordinatorActor
             backend.SaveCheckpointAsync(saved).PipeTo(Self, success: c => (object?)c ?? new CheckpointSkipped(saved.GlobalStep),
                 failure: e => new CheckpointFailed(saved.GlobalStep, e));
         }
-        if (evaluate)
-        {
-            // Also queued on the replica's thread: the next step's apply waits for it, as the Trainer's next step would.
-            var evaluated = state;
-            backend.EvaluateAsync(evaluated, evaluated.Epoch).PipeTo(Self, success: r => r, failure: e => new EvaluateFailed(evaluated.GlobalStep, e));
-        }
+        // The workers tally it before the next step (Advance holds the run for it), as the Trainer evaluates before its next step.
+        if (evaluate) RequestEvaluation(final: false, state.Epoch);
         Advance();
     }
 }

@@ -113,13 +113,14 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             state = s.State;
             targetsLength = s.TargetsLength;
             checkpoints.Saved(s.State); // the replica checkpointed the end of SOM pre-training
+            if (plan.EvaluatesAfterSomPretraining) RequestEvaluation(final: false, epoch: 0);
             Advance();
         });
         Receive<SomPretrainFailed>(f => Fail($"the coordinator's replica failed (SOM pre-training): {f.Error.Message}"));
         Common();
     }
 
-    /// <summary>The replica writes the final evaluation, files and pictures.</summary>
+    /// <summary>The replica writes the final metrics, files and pictures from the workers' tally.</summary>
     private void Finishing()
     {
         onMemberLost = (_, _) => { };
@@ -159,6 +160,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         Receive<ReduceFailed>(_ => { });
         Receive<StepTimeout>(_ => { });
         Receive<JoinTimeout>(_ => { });
+        Receive<BlocksEvaluated>(_ => { });
+        Receive<BlocksFailed>(_ => { });
+        Receive<EvaluationTimeout>(_ => { });
     }
 
     private int Needed => started ? 1 : settings.MinWorkers;
@@ -199,16 +203,22 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     {
         while (true)
         {
+            if (evaluation is not null)
+            {
+                // The run holds at its step until the evaluation's tally is complete; the workers compute it.
+                if (world is null || membershipChanged) Form();
+                else BeginEvaluation();
+                return;
+            }
             switch (plan.Next(state))
             {
                 case EnterPhase e:
                     state = e.State;
                     continue;
                 case PlanFinished:
-                    CloseWorld();
-                    Become(Finishing);
-                    backend.FinishAsync(state).PipeTo(Self, success: r => r, failure: e => new FinishFailed(e));
-                    return;
+                    RequestEvaluation(final: true, replica.Config.Epochs);
+                    if (evaluation is null) return; // failed: nothing to evaluate on
+                    continue;
                 case PretrainSom:
                     // The workers are idle meanwhile; the next world gives them the fitted W with the full state.
                     CloseWorld();

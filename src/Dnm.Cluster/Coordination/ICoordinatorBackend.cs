@@ -49,22 +49,27 @@ public interface ICoordinatorBackend : IDisposable
     /// </summary>
     Task<CheckpointSaved?> SaveCheckpointAsync(RunState state);
 
-    /// <summary>A periodic evaluation (nodes labelled from eval-limit training samples, eval-limit test samples) into metrics.jsonl, as the Trainer's run does after an epoch.</summary>
-    Task<EvaluationReport> EvaluateAsync(RunState state, int epoch);
+    /// <summary>
+    /// A periodic evaluation's metrics row (nodes labelled from eval-limit training samples, eval-limit test samples) from
+    /// the workers' merged tally, as the Trainer's run writes it after an epoch.
+    /// </summary>
+    Task<EvaluationReport> ReportEvaluationAsync(RunState state, int epoch, EvaluationTally tally, TimeSpan duration);
 
     /// <summary>SOM pre-training on the replica, then the Trainer's transition to the joint phase (and its checkpoint).</summary>
     Task<SomPretrained> PretrainSomAsync(RunState state);
 
-    /// <summary>The final evaluation, metrics, checkpoint and pictures (as TrainingRun writes them).</summary>
-    Task<RunCompleted> FinishAsync(RunState state);
+    /// <summary>The final metrics from the workers' merged tally, the final checkpoint and the pictures (as TrainingRun writes them).</summary>
+    Task<RunCompleted> FinishAsync(RunState state, EvaluationTally tally, TimeSpan duration);
 }
 
 /// <summary>
 /// The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from. <paramref name="MicroBatch"/>
-/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning.
+/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning. <paramref name="PeriodicEvaluation"/> and
+/// <paramref name="FinalEvaluation"/> cut the evaluations into the blocks the workers tally (null: the run has no evaluation samples).
 /// </summary>
 public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
-    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize);
+    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize,
+    EvaluationBlocks? PeriodicEvaluation = null, EvaluationBlocks? FinalEvaluation = null);
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 

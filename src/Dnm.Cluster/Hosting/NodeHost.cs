@@ -71,7 +71,14 @@ public static class NodeHost
         var devices = o.Devices.Count > 0 ? o.Devices : [config?.Device ?? "auto"];
         builder
             .ConfigureLoggers(l => l.LogLevel = LogLevelOf(o.AkkaLogLevel))
-            .WithRemoting(new RemoteOptions { HostName = o.BindHost, PublicHostName = o.Host, Port = o.Port })
+            .WithRemoting(new RemoteOptions
+            {
+                HostName = o.BindHost, PublicHostName = o.Host, Port = o.Port,
+                // Room for an evaluation tally (EvaluationProtocol.MaxTallyBytes) beside Akka's own messages.
+                MaxFrameSize = Protocol.EvaluationProtocol.MaxFrameBytes,
+                SendBufferSize = 2 * Protocol.EvaluationProtocol.MaxFrameBytes,
+                ReceiveBufferSize = 2 * Protocol.EvaluationProtocol.MaxFrameBytes,
+            })
             .WithClustering(new ClusterOptions
             {
                 Roles = roles.ToArray(),

@@ -83,7 +83,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split);
         var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
-            engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize);
+            engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize,
+            session.EvaluationPlan(final: false), session.EvaluationPlan(final: true));
     });
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
@@ -289,12 +290,13 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         return new SomPretrained(joint, TargetsLength(Session.Targets));
     });
 
-    public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) => torch.RunAsync(() => Session.Evaluate(state, epoch, disposed.Token));
+    public Task<EvaluationReport> ReportEvaluationAsync(RunState state, int epoch, EvaluationTally tally, TimeSpan duration) =>
+        torch.RunAsync(() => Session.ReportEvaluation(state, epoch, tally, duration));
 
-    /// <summary>The end of the run on the replica: the session's final evaluation, metrics, checkpoint and pictures.</summary>
-    public Task<RunCompleted> FinishAsync(RunState state) => torch.RunAsync(() =>
+    /// <summary>The end of the run on the replica: the final metrics from the workers' tally, the final checkpoint and the pictures.</summary>
+    public Task<RunCompleted> FinishAsync(RunState state, EvaluationTally tally, TimeSpan duration) => torch.RunAsync(() =>
     {
-        var final = Session.Finish(state, disposed.Token);
+        var final = Session.Finish(state, tally, duration);
         return new RunCompleted(state.GlobalStep, EngineState.Checksum(Engine), Session.Directory.Root, Session.Directory.FinalCheckpoint, final);
     });
 

@@ -15,6 +15,12 @@ public interface IWorkerBackend : IDisposable
     /// <summary>Runs one step on the replica's thread: shard, Forward, all-reduce f, Backward, all-reduce statistics, Apply.</summary>
     Task<WorkerStepResult> RunStepAsync(StartStep step);
 
+    /// <summary>
+    /// Tallies the evaluation blocks the coordinator sent on the replica's thread, after every step queued before it (so on
+    /// the model of the step it names); returns <see cref="Dnm.Core.Evaluation.EvaluationTally.ToBytes"/>.
+    /// </summary>
+    Task<byte[]> EvaluateAsync(EvaluateBlocks request);
+
     /// <summary>Closes the data-plane connection; a step blocked in a reduction fails and aborts.</summary>
     void LeaveWorld();
 }

@@ -50,6 +50,8 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     private sealed record JoinFailed(FormWorld World, Exception Error);
     private sealed record StepDone(StartStep Step, WorkerStepResult Result);
     private sealed record StepError(StartStep Step, Exception Error);
+    private sealed record Evaluated(EvaluateBlocks Request, byte[] Tally);
+    private sealed record EvaluateError(EvaluateBlocks Request, Exception Error);
 
     public WorkerActor(WorkerSettings settings, IActorRef coordinatorProxy, Func<IWorkerBackend> backendFactory, RunCompletion? completion)
     {
@@ -151,6 +153,17 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
                 log.Info("worker {0}: step {1} aborted: {2}", settings.WorkerId, e.Step.Step, e.Error.Message);
                 coordinator.Tell(new StepFailed(runId, epoch, e.Step.Step, rank, e.Error.Message));
                 break;
+            case EvaluateBlocks e when FromCoordinator(e.RunId) && e.MembershipEpoch == epoch:
+                // Queued on the replica's thread behind the step it follows, ahead of the next one.
+                backend.EvaluateAsync(e).PipeTo(Self, success: t => new Evaluated(e, t), failure: x => new EvaluateError(e, x));
+                break;
+            case Evaluated d when d.Request.MembershipEpoch == epoch && coordinator is not null:
+                coordinator.Tell(new BlocksEvaluated(runId, epoch, d.Request.Step, rank, d.Tally));
+                break;
+            case EvaluateError e when e.Request.MembershipEpoch == epoch && coordinator is not null:
+                log.Error(e.Error, "worker {0} could not evaluate after step {1}", settings.WorkerId, e.Request.Step);
+                coordinator.Tell(new BlocksFailed(runId, epoch, e.Request.Step, rank, e.Error.Message));
+                break;
             case WorkerDropped d when FromCoordinator(d.RunId):
                 log.Warning("worker {0} was dropped: {1}; registering again", settings.WorkerId, d.Reason);
                 Rejoin();
@@ -172,11 +185,11 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
             case RunFailed f:
                 Stop(new ClusterRunException(f.Reason));
                 break;
-            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed:
+            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed or Evaluated or EvaluateError:
                 break; // stale: of an earlier world or coordinator
-            case StartStep or FormWorld or WorkerDropped when Sender.Equals(coordinator):
+            case StartStep or FormWorld or WorkerDropped or EvaluateBlocks when Sender.Equals(coordinator):
                 break; // stale: of an earlier world or run
-            case StartStep or FormWorld or WorkerDropped:
+            case StartStep or FormWorld or WorkerDropped or EvaluateBlocks:
                 Drop(message);
                 break;
             default:

@@ -5,6 +5,7 @@ using Dnm.Cluster.Replica;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
+using Dnm.Core.Evaluation;
 using Dnm.Core.Som;
 using Dnm.Core.Telemetry;
 using Dnm.Core.Training;
@@ -25,6 +26,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private string? configJson;
     private DnmConfig? config;
     private IImageDataset? train;
+    // The evaluation samples: opened at the first evaluation, as the single process opens them.
+    private IImageDataset? test;
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
     // The one step of every world size; its smoothed targets ẑ (smooth-weight > 0, once made) arrive with each world's state.
@@ -59,6 +62,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             runner?.Dispose();
             engine?.Dispose();
             train?.Dispose();
+            test?.Dispose();
+            test = null;
             engine = null;
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
@@ -133,6 +138,17 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         return new WorkerStepResult(checksum, trace.Timings.Communication);
     }
 
+    public Task<byte[]> EvaluateAsync(EvaluateBlocks request) => torch.RunAsync(() =>
+    {
+        // The worker's part of the run's evaluation, spanned under its run id like its steps.
+        using var span = Volatile.Read(ref link)?.Tracer.Span("dnm.evaluate", request.Step);
+        test ??= TrainingRun.OpenEvaluation(config!, null).Data;
+        var bytes = MapEvaluator.Tally(Engine, train!, test, request.Plan, request.Blocks, CancellationToken.None).ToBytes();
+        return bytes.Length <= EvaluationProtocol.MaxTallyBytes ? bytes
+            : throw new InvalidOperationException($"its evaluation tally is {bytes.Length} bytes, more than the {EvaluationProtocol.MaxTallyBytes} a message holds " +
+                                                  "(a map this large with this many classes): lower eval-limit or evaluate with dnm eval");
+    });
+
     private DnmMetrics? Metrics(WorldLink world) => telemetry.Worker(world.Rank, device.ToString());
 
     /// <summary>The data-plane bytes this world's connection moved since the last call, as counter increments.</summary>
@@ -157,6 +173,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             runner?.Dispose();
             engine?.Dispose();
             train?.Dispose();
+            test?.Dispose();
         });
         torch.Dispose();
     }

@@ -80,6 +80,12 @@ public sealed class EvaluationTally
     public int Classes { get; }
     public long TopographicErrors { get; private set; }
 
+    /// <summary>Whether block <paramref name="block"/> has been tallied (here or in a merged tally).</summary>
+    public bool Done(int block) => done[block];
+
+    /// <summary>The blocks not tallied yet, in order.</summary>
+    public int[] Missing() => Enumerable.Range(0, done.Length).Where(b => !done[b]).ToArray();
+
     /// <summary>Whether every block has been tallied (here or in a merged tally).</summary>
     public bool Complete => Array.TrueForAll(done, d => d);
 
@@ -199,7 +205,10 @@ public sealed class EvaluationTally
         return new MapQuality(purity, nmi, distance / n, (double)TopographicErrors / n, error / ((double)n * pixels));
     }
 
-    /// <summary>The tally as bytes (little-endian), for another process to <see cref="Read"/> and merge.</summary>
+    /// <summary>
+    /// The tally as bytes, for another process to <see cref="Read"/> and merge: sparse (a rank's counts touch few cells),
+    /// so a tally's size follows the samples it holds, not nodes × labels. Little-endian, 7-bit varints.
+    /// </summary>
     public byte[] ToBytes()
     {
         using var stream = new MemoryStream();
@@ -211,12 +220,18 @@ public sealed class EvaluationTally
             w.Write(Blocks.BlockSize);
             w.Write(Nodes);
             w.Write(Classes);
-            w.Write(TopographicErrors);
-            foreach (var v in reference) w.Write(v);
-            foreach (var v in evaluated) w.Write(v);
-            foreach (var v in distanceSums) w.Write(v);
-            foreach (var v in errorSums) w.Write(v);
-            foreach (var d in done) w.Write(d);
+            w.Write7BitEncodedInt64(TopographicErrors);
+            WriteSparse(w, reference);
+            WriteSparse(w, evaluated);
+            for (var b = 0; b < done.Length; b++)
+            {
+                if (!done[b]) continue;
+                w.Write7BitEncodedInt(b);
+                if (b < Blocks.ReferenceBlocks) continue;
+                w.Write(distanceSums[b - Blocks.ReferenceBlocks]);
+                w.Write(errorSums[b - Blocks.ReferenceBlocks]);
+            }
+            w.Write7BitEncodedInt(-1);
         }
         return stream.ToArray();
     }
@@ -229,25 +244,64 @@ public sealed class EvaluationTally
             using var r = new BinaryReader(new MemoryStream(bytes, writable: false));
             if (r.ReadUInt32() != Magic) throw new InvalidDataException("not an evaluation tally (bad magic)");
             int referenceSamples = r.ReadInt32(), evaluatedSamples = r.ReadInt32(), blockSize = r.ReadInt32(), nodes = r.ReadInt32(), classes = r.ReadInt32();
-            if (referenceSamples < 0 || evaluatedSamples < 0 || blockSize <= 0 || nodes <= 0 || classes < 0
-                || (long)nodes * (classes + 1) * 16 > bytes.Length)
+            if (referenceSamples < 0 || evaluatedSamples < 0 || blockSize <= 0 || nodes <= 0 || nodes > Config.DnmConfig.Limits.MapNodes
+                || classes is < 0 or > MaxClasses || (long)nodes * (classes + 1) > MaxCells)
                 throw new InvalidDataException($"an evaluation tally with impossible sizes ({nodes} nodes, {classes} classes, block {blockSize})");
             var tally = new EvaluationTally(new EvaluationBlocks(referenceSamples, evaluatedSamples, blockSize), nodes, classes)
             {
-                TopographicErrors = r.ReadInt64(),
+                TopographicErrors = r.Read7BitEncodedInt64(),
             };
-            for (var i = 0; i < tally.reference.Length; i++) tally.reference[i] = r.ReadInt64();
-            for (var i = 0; i < tally.evaluated.Length; i++) tally.evaluated[i] = r.ReadInt64();
-            for (var i = 0; i < tally.distanceSums.Length; i++) tally.distanceSums[i] = r.ReadDouble();
-            for (var i = 0; i < tally.errorSums.Length; i++) tally.errorSums[i] = r.ReadDouble();
-            for (var i = 0; i < tally.done.Length; i++) tally.done[i] = r.ReadBoolean();
+            ReadSparse(r, tally.reference);
+            ReadSparse(r, tally.evaluated);
+            var last = -1;
+            for (var b = r.Read7BitEncodedInt(); b != -1; b = r.Read7BitEncodedInt())
+            {
+                if (b <= last || b >= tally.done.Length) throw new InvalidDataException($"an evaluation tally lists block {b} out of order or range");
+                last = b;
+                tally.done[b] = true;
+                if (b < tally.Blocks.ReferenceBlocks) continue;
+                tally.distanceSums[b - tally.Blocks.ReferenceBlocks] = r.ReadDouble();
+                tally.errorSums[b - tally.Blocks.ReferenceBlocks] = r.ReadDouble();
+            }
             if (r.BaseStream.Position != bytes.Length)
                 throw new InvalidDataException($"an evaluation tally has {bytes.Length - r.BaseStream.Position} bytes too many");
             return tally;
         }
-        catch (EndOfStreamException)
+        catch (Exception e) when (e is EndOfStreamException or FormatException)
         {
-            throw new InvalidDataException($"an evaluation tally of {bytes.Length} bytes ends early");
+            throw new InvalidDataException($"an evaluation tally of {bytes.Length} bytes ends early or is malformed");
+        }
+    }
+
+    /// <summary>The most label classes a tally holds (a bound for reading one from another process).</summary>
+    public const int MaxClasses = 1 << 20;
+
+    /// <summary>The most (node, label) cells a tally read from another process may allocate.</summary>
+    public const long MaxCells = 1L << 27;
+
+    private static void WriteSparse(BinaryWriter w, long[] counts)
+    {
+        var previous = -1;
+        for (var i = 0; i < counts.Length; i++)
+        {
+            if (counts[i] == 0) continue;
+            w.Write7BitEncodedInt(i - previous);
+            w.Write7BitEncodedInt64(counts[i]);
+            previous = i;
+        }
+        w.Write7BitEncodedInt(0);
+    }
+
+    private static void ReadSparse(BinaryReader r, long[] counts)
+    {
+        var at = -1;
+        for (var step = r.Read7BitEncodedInt(); step != 0; step = r.Read7BitEncodedInt())
+        {
+            if (step < 0 || (long)at + step >= counts.Length) throw new InvalidDataException("an evaluation tally's counts run past its cells");
+            at += step;
+            var count = r.Read7BitEncodedInt64();
+            if (count <= 0) throw new InvalidDataException("an evaluation tally holds a count that is not positive");
+            counts[at] = count;
         }
     }
 

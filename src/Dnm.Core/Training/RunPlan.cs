@@ -47,6 +47,9 @@ public sealed class RunPlan
     public int SampleCount { get; }
     public int StepsPerEpoch { get; }
 
+    /// <summary>Whether the map SOM pre-training leaves is evaluated (epoch 0): the baseline the joint phase should improve on.</summary>
+    public bool EvaluatesAfterSomPretraining => config.EvalEvery > 0;
+
     public PlannedAction Next(RunState s) => s.Phase switch
     {
         TrainingPhase.Pretrain when s.Epoch < config.PretrainEpochs => Step(s, StepMode.Autoencoder, config.PretrainEpochs, 0),

@@ -186,7 +186,7 @@ public sealed class RunSession
 
     /// <summary>
     /// SOM pre-training on the replica's embeddings of the whole training set (or on the smoothed targets, made first
-    /// when smoothing is on), then the move to the joint phase, checkpointed, and the baseline evaluation.
+    /// when smoothing is on), then the move to the joint phase, checkpointed (the baseline evaluation follows where the plan says: <see cref="RunPlan.EvaluatesAfterSomPretraining"/>).
     /// </summary>
     public RunState PretrainSom(RunState state, CancellationToken cancel)
     {
@@ -195,19 +195,38 @@ public sealed class RunSession
             new SomPretrainer(Config, Engine, train, somSchedule, observer, targets).Run(ref state, s => MaybeCheckpoint(s, planned: false), cancel);
         state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
         SaveCheckpoint(state);
-        // The map as pre-training leaves it: the baseline the joint phase should improve on.
-        if (Config.EvalEvery > 0) Evaluate(state, 0, cancel);
         return state;
     }
 
     /// <summary>
     /// A periodic evaluation into metrics.jsonl: nodes labelled from eval-limit training samples, quality on eval-limit
-    /// test samples (epoch 0: the map SOM pre-training left).
+    /// test samples (epoch 0: the map SOM pre-training left). This process tallies every block.
     /// </summary>
     public EvaluationReport Evaluate(RunState state, int epoch, CancellationToken cancel)
     {
-        using var span = tracer.Span("dnm.evaluate", state.GlobalStep);
-        var (quality, samples, duration, _, _) = Measure(Config.EvalLimit, cancel);
+        var clock = Stopwatch.StartNew();
+        EvaluationTally tally;
+        using (tracer.Span("dnm.evaluate", state.GlobalStep))
+            tally = Tally(EvaluationPlan(final: false), cancel);
+        return ReportEvaluation(state, epoch, tally, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// How an evaluation is cut into blocks: a periodic one (<paramref name="final"/> false) measures eval-limit samples of
+    /// each set, the final one all of them. A cluster hands every N-th block to each worker.
+    /// </summary>
+    public EvaluationBlocks EvaluationPlan(bool final) =>
+        MapEvaluator.Plan(Engine, train, test, Config.BatchSize, final ? null : Config.EvalLimit);
+
+    /// <summary>Tallies every block of <paramref name="plan"/> on this replica.</summary>
+    public EvaluationTally Tally(EvaluationBlocks plan, CancellationToken cancel) =>
+        MapEvaluator.Tally(Engine, train, test, plan, Enumerable.Range(0, plan.Count), cancel);
+
+    /// <summary>A periodic evaluation's metrics row from its complete tally (this process's, or the workers' merged).</summary>
+    public EvaluationReport ReportEvaluation(RunState state, int epoch, EvaluationTally tally, TimeSpan duration)
+    {
+        var quality = Quality(tally);
+        var samples = tally.Blocks.EvaluatedSamples;
         var phase = epoch == 0 ? TrainingPhase.SomPretrain : TrainingPhase.Joint;
         Directory.AppendMetrics(MetricsRow.Of(phase.Name(), epoch, state.GlobalStep, quality, samples, duration));
         var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, quality, samples, duration);
@@ -221,12 +240,21 @@ public sealed class RunSession
     /// </summary>
     public MapQuality Finish(RunState state, CancellationToken cancel)
     {
-        (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, long[] Hits) final;
+        var clock = Stopwatch.StartNew();
+        EvaluationTally tally;
         using (tracer.Span("dnm.evaluate", state.GlobalStep))
-            final = Measure(null, cancel);
-        Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
-        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, final.Quality, final.Samples, final.Duration));
-        Directory.WriteFinalMetrics(FinalMetrics.Of(final.Quality, Split, final.Samples));
+            tally = Tally(EvaluationPlan(final: true), cancel);
+        return Finish(state, tally, clock.Elapsed);
+    }
+
+    /// <summary><see cref="Finish(RunState, CancellationToken)"/> from the final evaluation's complete tally.</summary>
+    public MapQuality Finish(RunState state, EvaluationTally tally, TimeSpan duration)
+    {
+        var quality = Quality(tally);
+        var samples = tally.Blocks.EvaluatedSamples;
+        Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, quality, samples, duration));
+        observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, quality, samples, duration));
+        Directory.WriteFinalMetrics(FinalMetrics.Of(quality, Split, samples));
         try
         {
             Save(ToCheckpoint(state), state, Directory.FinalCheckpoint);
@@ -236,15 +264,14 @@ public sealed class RunSession
             throw new CheckpointException($"the final checkpoint {Directory.FinalCheckpoint} could not be written: {e.Message}. " +
                                           "Free space (or repair the disk) and run the same command with --resume to write it");
         }
-        MapEvaluator.RenderPictures(Engine.Model, Directory.Root, final.LabelMap, train.ClassNames, final.Hits);
-        return final.Quality;
+        MapEvaluator.RenderPictures(Engine.Model, Directory.Root, tally.LabelMap(train.HasLabels), train.ClassNames, tally.Hits());
+        return quality;
     }
 
-    private (MapQuality Quality, int Samples, TimeSpan Duration, int[]? LabelMap, long[] Hits) Measure(int? limit, CancellationToken cancel)
+    private MapQuality Quality(EvaluationTally tally)
     {
-        var clock = Stopwatch.StartNew();
-        var tally = MapEvaluator.Tally(Engine, train, test, Config.BatchSize, limit, cancel);
-        var quality = tally.Quality(train.HasLabels, test.HasLabels, test.Shape.Pixels);
-        return (quality, tally.Blocks.EvaluatedSamples, clock.Elapsed, tally.LabelMap(train.HasLabels), tally.Hits());
+        if (tally.Blocks.EvaluatedSamples == 0)
+            throw new InvalidOperationException("the evaluation set is empty");
+        return tally.Quality(train.HasLabels, test.HasLabels, test.Shape.Pixels);
     }
 }

@@ -65,6 +65,7 @@ public sealed class Trainer : IDisposable
                     break;
                 case PretrainSom:
                     state = Session.PretrainSom(state, cancel);
+                    if (plan.EvaluatesAfterSomPretraining) Session.Evaluate(state, 0, cancel);
                     break;
                 case PlannedStep p:
                     if (reported != p.Phase)

@@ -4,6 +4,7 @@ using Akka.TestKit.Xunit2;
 using Dnm.Cluster.Coordination;
 using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Tests.Support;
+using Dnm.Core.Evaluation;
 using Xunit.Abstractions;
 
 namespace Dnm.Cluster.Tests.Cluster;
@@ -41,6 +42,25 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
     private static void Ack(TestProbe worker, IActorRef coordinator, StartStep step, int rank, ulong? checksum = null) =>
         worker.Send(coordinator, new StepCompleted(step.RunId, step.MembershipEpoch, step.Step, rank, checksum, 0));
 
+    /// <summary>
+    /// Answers the worker's evaluation request with a tally of exactly its blocks: every sample on node <paramref name="node"/>,
+    /// labelled 0, its second BMU a neighbour, at distance 1; returns the request.
+    /// </summary>
+    private static EvaluateBlocks Evaluate(TestProbe worker, IActorRef coordinator, int rank, int node = 0, EvaluateBlocks? received = null)
+    {
+        var request = received ?? worker.ExpectMsg<EvaluateBlocks>();
+        var tally = new EvaluationTally(request.Plan, nodes: 4, classes: 1);
+        foreach (var b in request.Blocks)
+        {
+            var (reference, _, n) = request.Plan[b];
+            var bmu = Enumerable.Repeat(node, n).ToArray();
+            if (reference) tally.AddReference(b, bmu, new int[n]);
+            else tally.AddEvaluated(b, bmu, Enumerable.Repeat(node ^ 1, n).ToArray(), Enumerable.Repeat(1f, n).ToArray(), new int[n], 0, (_, _) => true);
+        }
+        worker.Send(coordinator, new BlocksEvaluated(request.RunId, request.MembershipEpoch, request.Step, rank, tally.ToBytes()));
+        return request;
+    }
+
     [Fact]
     public async Task Should_run_every_step_and_announce_the_end_to_its_workers()
     {
@@ -56,6 +76,10 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
             Assert.Equal(step < 2 ? Core.Training.StepMode.Autoencoder : Core.Training.StepMode.Joint, start.Mode);
             Ack(worker, coordinator, start, 0);
         }
+        // The final evaluation: the one worker tallies every block, and the run ends with the merged quality.
+        var request = Evaluate(worker, coordinator, 0);
+        Assert.Equal(ScriptedBackend.FinalEvaluation, request.Plan);
+        Assert.Equal([0, 1, 2, 3], request.Blocks);
         worker.ExpectMsg<RunFinished>(f => f.GlobalStep == 4);
         Assert.Equal(4, (await completion.Task.WaitAsync(TimeSpan.FromSeconds(5))).GlobalSteps);
     }
@@ -109,6 +133,13 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         Ack(worker, coordinator, worker.ExpectMsg<StartStep>(s => s.Step == 1), 0);
         Join(worker, coordinator);
         for (var step = 2; step < 4; step++) Ack(worker, coordinator, worker.ExpectMsg<StartStep>(), 0);
+        var request = worker.ExpectMsg<EvaluateBlocks>();
+        // A tally of rank 0's blocks from an actor that is not rank 0: ignored.
+        var forged = new EvaluationTally(request.Plan, 4, 1);
+        rogue.Send(coordinator, new BlocksEvaluated(request.RunId, request.MembershipEpoch, request.Step, 0, forged.ToBytes()));
+        rogue.Send(coordinator, new BlocksFailed(request.RunId, request.MembershipEpoch, request.Step, 0, "rogue"));
+        worker.ExpectNoMsg(Quiet);
+        Evaluate(worker, coordinator, 0, received: request);
         worker.ExpectMsg<RunFinished>();
         Assert.Equal(4, (await completion.Task.WaitAsync(TimeSpan.FromSeconds(5))).GlobalSteps);
         rogue.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // the run's end is announced to registered workers only
@@ -276,5 +307,83 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         Assert.Contains("0.0.1-old", old.ExpectMsg<RegistrationRejected>().Reason);
         var other = Worker(coordinator, "other", statsLength: 11);
         Assert.Contains("different model shape", other.ExpectMsg<RegistrationRejected>().Reason);
+    }
+    /// <summary>Two workers through the whole run up to the final evaluation's requests (one each).</summary>
+    private (IActorRef Coordinator, RunCompletion Completion, TestProbe A, TestProbe B, FormWorld WorldA, FormWorld WorldB) TwoWorkersToTheEnd()
+    {
+        var (coordinator, completion) = Start(new ScriptedBackend(), new CoordinatorSettings { MinWorkers = 2 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        var (worldA, worldB) = (Join(a, coordinator), Join(b, coordinator));
+        for (var step = 0; step < 4; step++)
+        {
+            if (step == 2) (worldA, worldB) = (Join(a, coordinator), Join(b, coordinator));
+            var start = a.ExpectMsg<StartStep>();
+            b.ExpectMsg<StartStep>();
+            Ack(a, coordinator, start, worldA.Rank);
+            Ack(b, coordinator, start, worldB.Rank);
+        }
+        return (coordinator, completion, a, b, worldA, worldB);
+    }
+
+    [Fact]
+    public async Task Should_split_the_final_evaluation_among_the_workers_and_finish_with_their_merged_tally()
+    {
+        var (coordinator, completion, a, b, worldA, worldB) = TwoWorkersToTheEnd();
+        // Every other block to each rank; rank 0 puts its samples on node 0, rank 1 on node 3.
+        var requestA = Evaluate(a, coordinator, worldA.Rank, node: 0);
+        var requestB = Evaluate(b, coordinator, worldB.Rank, node: 3);
+        Assert.Equal([0, 1, 2, 3], requestA.Blocks.Concat(requestB.Blocks).Order());
+        Assert.Equal([worldA.Rank, 2 + worldA.Rank], requestA.Blocks);
+        a.ExpectMsg<RunFinished>();
+        var result = await completion.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        // Node 0 and node 3 each hold one reference block labelled 0, so both are labelled 0: every evaluated sample is pure.
+        Assert.Equal(1.0, result.Final!.Purity);
+        Assert.Equal(1.0, result.Final.Qe);
+        Assert.Equal(0.0, result.Final.Te);
+    }
+
+    [Fact]
+    public async Task Should_give_a_lost_workers_evaluation_blocks_to_the_next_world()
+    {
+        var (coordinator, completion, a, b, worldA, _) = TwoWorkersToTheEnd();
+        var requestA = Evaluate(a, coordinator, worldA.Rank);
+        b.ExpectMsg<EvaluateBlocks>();
+        Sys.Stop(b.Ref); // b dies before it answers
+        // The next world holds a alone, with the state transfer of the same step, and asks it for b's blocks only.
+        var alone = Join(a, coordinator);
+        Assert.Equal(1, alone.WorldSize);
+        var missing = Evaluate(a, coordinator, 0);
+        Assert.Equal(new[] { 0, 1, 2, 3 }.Except(requestA.Blocks), missing.Blocks);
+        Assert.Equal(requestA.Step, missing.Step);
+        a.ExpectMsg<RunFinished>();
+        Assert.Equal(1.0, (await completion.Task.WaitAsync(TimeSpan.FromSeconds(5))).Final!.Purity);
+    }
+
+    [Fact]
+    public void Should_drop_a_worker_whose_tally_holds_other_blocks_and_fail_on_a_worker_that_cannot_evaluate()
+    {
+        var (coordinator, _, a, b, worldA, _) = TwoWorkersToTheEnd();
+        var requestA = a.ExpectMsg<EvaluateBlocks>();
+        var requestB = b.ExpectMsg<EvaluateBlocks>();
+        // a answers with a tally of b's blocks: unusable, so a is dropped and its blocks go to the next world.
+        var wrong = new EvaluationTally(requestA.Plan, 4, 1);
+        foreach (var block in requestB.Blocks)
+        {
+            var (reference, _, n) = requestA.Plan[block];
+            if (reference) wrong.AddReference(block, new int[n], new int[n]);
+            else wrong.AddEvaluated(block, new int[n], Enumerable.Repeat(1, n).ToArray(), new float[n], new int[n], 0, (_, _) => true);
+        }
+        a.Send(coordinator, new BlocksEvaluated(requestA.RunId, requestA.MembershipEpoch, requestA.Step, worldA.Rank, wrong.ToBytes()));
+        Assert.Contains("tallied other blocks", a.ExpectMsg<WorkerDropped>().Reason);
+        // The next world is b alone, asked for every block (none was merged).
+        var alone = Join(b, coordinator);
+        var again = b.ExpectMsg<EvaluateBlocks>();
+        Assert.Equal([0, 1, 2, 3], again.Blocks);
+        // b cannot read its evaluation data: that is the run's data problem, not b's, and the run fails naming it.
+        b.Send(coordinator, new BlocksFailed(again.RunId, again.MembershipEpoch, again.Step, alone.Rank, "no such file: test-images"));
+        var failed = b.ExpectMsg<RunFailed>(TimeSpan.FromSeconds(5));
+        Assert.Contains("worker b", failed.Reason);
+        Assert.Contains("no such file: test-images", failed.Reason);
     }
 }

@@ -17,7 +17,10 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public const ulong ReplicaChecksum = 42;
     public const int StatsLength = 10;
     public static readonly ImageShape Shape = new(1, 4, 4);
-    public static readonly DnmConfig Config = new() { BatchSize = 4, PretrainEpochs = 1, Epochs = 1, SomIterations = 2, Map = "2x2", CheckpointEvery = 100 };
+    public static readonly DnmConfig Config = new() { BatchSize = 4, PretrainEpochs = 1, Epochs = 1, SomIterations = 2, Map = "2x2", CheckpointEvery = 100, EvalEvery = 0 };
+
+    /// <summary>The final evaluation: 8 reference and 6 evaluated samples in blocks of 4 (2 + 2 blocks).</summary>
+    public static readonly Core.Evaluation.EvaluationBlocks FinalEvaluation = new(8, 6, 4);
 
     public bool HoldReductions { get; init; }
     /// <summary>Floats of smoothed targets the replica reports: from its checkpoint (at start) and after SOM pre-training.</summary>
@@ -30,7 +33,8 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public int WorldsClosed;
 
     public Task<ReplicaReady> InitializeAsync(Guid runId) =>
-        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart));
+        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart,
+            FinalEvaluation: FinalEvaluation));
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize) => $"127.0.0.1:{9000 + membershipEpoch}";
 
@@ -58,14 +62,16 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
 
     public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state) => Task.FromResult<CheckpointSaved?>(new CheckpointSaved("ckpt", 0, TimeSpan.Zero));
 
-    public Task<EvaluationReport> EvaluateAsync(RunState state, int epoch) =>
-        Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, new Core.Evaluation.MapQuality(0, 0, 0, 0, 0), 0, TimeSpan.Zero));
+    public Task<EvaluationReport> ReportEvaluationAsync(RunState state, int epoch, Core.Evaluation.EvaluationTally tally, TimeSpan duration) =>
+        Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, tally.Quality(true, true, Shape.Pixels), 0, duration));
 
     public Task<SomPretrained> PretrainSomAsync(RunState state) => SomFailure is { } failure
         ? Task.FromException<SomPretrained>(new InvalidOperationException(failure)) :
         Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }, TargetsAfterSom));
 
-    public Task<RunCompleted> FinishAsync(RunState state) => Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt", null));
+    /// <summary>The final quality is the merged tally's, so specs see what the workers reported.</summary>
+    public Task<RunCompleted> FinishAsync(RunState state, Core.Evaluation.EvaluationTally tally, TimeSpan duration) =>
+        Task.FromResult(new RunCompleted(state.GlobalStep, ReplicaChecksum, "run", "final.ckpt", tally.Quality(true, true, Shape.Pixels)));
 
     public void Dispose() { }
 }

@@ -17,6 +17,7 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
         public Task<WorkerPrepared> PrepareAsync(RegistrationAccepted accepted) => Task.FromResult(new WorkerPrepared(8, ScriptedBackend.Shape, ScriptedBackend.StatsLength));
         public Task<ulong> JoinWorldAsync(FormWorld world) => Task.FromResult(ScriptedBackend.ReplicaChecksum);
         public Task<WorkerStepResult> RunStepAsync(StartStep step) => Task.FromResult(new WorkerStepResult(null, TimeSpan.Zero));
+        public Task<byte[]> EvaluateAsync(EvaluateBlocks request) => Task.FromResult(new byte[] { (byte)request.Blocks.Length });
         public void LeaveWorld() => Interlocked.Increment(ref Left);
         public void Dispose() { }
     }
@@ -137,6 +138,25 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
         ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         coordinator.Send(worker, new RunFinished(Run, 7, "/tmp/x"));
         ExpectTerminated(worker);
+    }
+
+    [Fact]
+    public void Should_tally_its_evaluation_blocks_for_its_coordinator_only_and_in_its_world()
+    {
+        var (worker, proxy, _) = Start();
+        var coordinator = Accept(this, worker, proxy);
+        coordinator.Send(worker, new FormWorld(Run, 1, Guid.NewGuid(), 0, 1, "127.0.0.1:1", 0, 0, 10));
+        coordinator.ExpectMsg<WorldJoined>();
+        var plan = new Core.Evaluation.EvaluationBlocks(8, 4, 4);
+        var rogue = CreateTestProbe("rogue");
+        EventFilter.Warning(contains: "dropped EvaluateBlocks").ExpectOne(() => rogue.Send(worker, new EvaluateBlocks(Run, 1, 5, plan, [0, 1, 2])));
+        coordinator.Send(worker, new EvaluateBlocks(Run, 0, 5, plan, [0])); // an earlier world's request: stale
+        coordinator.Send(worker, new EvaluateBlocks(Run, 1, 5, plan, [0, 2]));
+        var answer = coordinator.ExpectMsg<BlocksEvaluated>();
+        Assert.Equal((1L, 5L, 0), (answer.MembershipEpoch, answer.Step, answer.Rank));
+        Assert.Equal([(byte)2], answer.Tally); // the fake replica's tally: how many blocks it was given
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        rogue.ExpectNoMsg(TimeSpan.FromMilliseconds(10));
     }
 
     [Fact]
