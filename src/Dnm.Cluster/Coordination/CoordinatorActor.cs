@@ -304,6 +304,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     private void Remove(WorkerEntry entry)
     {
         workers.Remove(entry.Ref);
+        benched.Remove(entry);
         Context.Unwatch(entry.Ref);
     }
 

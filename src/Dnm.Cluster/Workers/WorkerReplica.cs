@@ -18,8 +18,11 @@ namespace Dnm.Cluster.Workers;
 /// closes it, and TorchSharp's scopes belong to one thread). Each step is timed by phase and, where traced, spanned
 /// under the coordinator's step span; <paramref name="telemetry"/> gets the worker's metrics (labelled with its rank).
 /// </summary>
-public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null) : IWorkerBackend
+/// <param name="faults">Faults this worker injects into its contributions (specs only; null: none).</param>
+public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null, WorkerFaults? faults = null)
+    : IWorkerBackend
 {
+    private readonly FaultInjector? faults = faults is null ? null : new FaultInjector(faults);
     private readonly ClusterTelemetry telemetry = telemetry ?? ClusterTelemetry.None;
     private readonly TorchThread torch = new($"dnm-{name}");
     private string? configJson;
@@ -32,7 +35,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     // Replaced as a whole on every world (actor side); a step captures the link it started with (torch side).
     private WorldLink? link;
 
-    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer) : IStepReducer
+    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer, FaultInjector? Faults) : IStepReducer
     {
         // The connection's byte counts already recorded as metrics (read and written on the torch thread).
         public long SentSeen, ReceivedSeen;
@@ -46,6 +49,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
         {
             var kind = vector == ReducedVector.SoftCounts ? FrameKind.SoftCounts : FrameKind.Gradients;
+            if (Faults is not null) contribution = Faults.Apply(step, vector, contribution);
             // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step).
             Client.ContributeAsync(step, kind, contribution).AsTask().GetAwaiter().GetResult();
             Client.ReceiveBroadcastAsync(step, kind, sum).AsTask().GetAwaiter().GetResult();
@@ -79,7 +83,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         var endpoint = await DataPlaneSettings.ResolveAsync(world.DataPlaneEndpoint, deadline.Token).ConfigureAwait(false);
         var client = await StarReduceClient.ConnectAsync(endpoint, world.WorldId, world.Rank, options, deadline.Token).ConfigureAwait(false);
         var joined = new WorldLink(world.MembershipEpoch, world.Rank, world.WorldSize, client,
-            telemetry.Tracer(ClusterTelemetry.WorkerRole, world.RunId, world.Rank, world.WorldSize));
+            telemetry.Tracer(ClusterTelemetry.WorkerRole, world.RunId, world.Rank, world.WorldSize), faults);
         Volatile.Write(ref link, joined);
         var state = new float[world.StateLength];
         await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.State, state, deadline.Token).ConfigureAwait(false);

@@ -246,7 +246,7 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         worker.ExpectMsg<StartStep>();
         var failed = worker.ExpectMsg<RunFailed>();
         Assert.Contains("timed out", failed.Reason);
-        Assert.Contains("rank 0 (w0)", failed.Reason);
+        Assert.Contains("rank 0 (worker w0)", failed.Reason);
         await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
     }
 
