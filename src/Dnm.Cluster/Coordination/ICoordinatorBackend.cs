@@ -69,10 +69,12 @@ public interface ICoordinatorBackend : IDisposable
 
 /// <summary>
 /// The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from. <paramref name="MicroBatch"/>
-/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning.
+/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning. <paramref name="Dataset"/> is
+/// the digest of the training files the replica read: every worker's must equal it.
 /// </summary>
 public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
-    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize);
+    int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize,
+    DatasetDigest? Dataset = null);
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 

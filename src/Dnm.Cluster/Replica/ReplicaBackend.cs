@@ -83,7 +83,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split);
         var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
-            engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize);
+            engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize,
+            TrainingRun.TrainDigest(config));
     });
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
@@ -212,7 +213,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     /// <summary>
     /// Receives every rank's blocks of the fixed sum tree (<see cref="MicroBatches.Blocks"/>) and sums them in that tree
     /// into <paramref name="sum"/>: the same bits as one process summing every micro-batch, whatever the world size.
-    /// Returns the ranks whose blocks hold NaN or infinity, looked for only when the sum does (the replicas then skip the step).
+    /// Returns the ranks whose blocks hold NaN or infinity (where the sum then does, the replicas skip the step).
     /// </summary>
     private async Task<int[]> GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
     {
@@ -225,8 +226,14 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             destinations[rank] = w.Received[rank].AsMemory(0, floats);
         }
         await reducer.GatherAsync(step, kind, destinations, w.Token).ConfigureAwait(false);
+        // Checked before the sum, which adds each right child into its left one in place: afterwards a bad block's NaN
+        // would be in the blocks of the ranks to its left too. One read of what arrived; a sum that overflows from finite
+        // blocks is no rank's fault (the replicas skip it all the same).
+        int[] nonFinite = [];
+        for (var rank = 0; rank < w.Size; rank++)
+            if (!NonFiniteSteps.AllFinite(destinations[rank].Span)) nonFinite = [.. nonFinite, rank];
         micro.SumContributions(batch, destinations, sum);
-        return NonFiniteSteps.AllFinite(sum) ? [] : Enumerable.Range(0, w.Size).Where(r => !NonFiniteSteps.AllFinite(destinations[r].Span)).ToArray();
+        return nonFinite;
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)

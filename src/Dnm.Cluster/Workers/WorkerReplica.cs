@@ -28,6 +28,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private string? configJson;
     private DnmConfig? config;
     private IImageDataset? train;
+    private DatasetDigest? dataset;
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
     // The one step of every world size; its smoothed targets ẑ (smooth-weight > 0, once made) arrive with each world's state.
@@ -67,13 +68,15 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
             train = TrainingRun.OpenTrain(config, null);
+            // Once per config: the coordinator refuses a worker whose files differ from its own.
+            dataset = TrainingRun.TrainDigest(config);
             // The largest part is the whole global batch (a world of one).
             engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
             template = EngineState.Export(engine);
             runner = new StepRunner(config, engine, train, reducedObserver: null);
             configJson = accepted.ConfigJson;
         }
-        return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length);
+        return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length, dataset);
     });
 
     public async Task<ulong> JoinWorldAsync(FormWorld world)

@@ -20,6 +20,8 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public static readonly DnmConfig Config = new() { BatchSize = 4, PretrainEpochs = 1, Epochs = 1, SomIterations = 2, Map = "2x2", CheckpointEvery = 100 };
 
     public bool HoldReductions { get; init; }
+    /// <summary>The digest of the replica's training files (null: none, as before digests existed).</summary>
+    public DatasetDigest? Dataset { get; init; }
     /// <summary>Floats of smoothed targets the replica reports: from its checkpoint (at start) and after SOM pre-training.</summary>
     public int TargetsAtStart { get; init; }
     public int TargetsAfterSom { get; init; }
@@ -30,7 +32,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public int WorldsClosed;
 
     public Task<ReplicaReady> InitializeAsync(Guid runId) =>
-        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart));
+        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart, Dataset: Dataset));
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
     {
