@@ -21,6 +21,10 @@ public sealed partial class CoordinatorActor
     private TrainingPhase? reportedPhase;
     private int timedSteps;
     private TimeSpan stepTime, reduceTime, transferTime;
+    // Workers the step in flight is retried without, because their contribution to it held NaN or infinity; they take
+    // part again from the next step. Retries of this step so far (after NonFiniteRetries the batch is skipped instead).
+    private readonly HashSet<WorkerEntry> benched = new();
+    private int nonFiniteRetries;
 
     private void BeginStep(PlannedStep p)
     {
@@ -40,7 +44,9 @@ public sealed partial class CoordinatorActor
         round = new StepRound(p, start, trace);
         Become(Stepping);
         foreach (var member in w.Members) member.Ref.Tell(start);
-        backend.ReduceStepAsync(w.Epoch, start).PipeTo(Self, success: r => r, failure: e => new ReduceFailed(w.Epoch, step, e));
+        // Only worth withholding a non-finite sum while the step may still be retried without the ranks that made it so.
+        var withhold = nonFiniteRetries < settings.NonFiniteRetries;
+        backend.ReduceStepAsync(w.Epoch, start, withhold).PipeTo(Self, success: r => r, failure: e => new ReduceFailed(w.Epoch, step, e));
         Timers.StartSingleTimer(StepTimer, new StepTimeout(w.Epoch, step), settings.StepTimeout);
     }
 
@@ -54,6 +60,11 @@ public sealed partial class CoordinatorActor
         Membership();
         Receive<StepReduced>(r => IsCurrentStep(r.MembershipEpoch, r.Step), r =>
         {
+            if (r.Withheld)
+            {
+                RetryWithoutNonFinite(r);
+                return;
+            }
             round!.Reduced = true;
             round.NonFiniteRanks = r.NonFiniteRanks;
             backend.CommitStepAsync(r.MembershipEpoch, round.Start)
@@ -93,12 +104,13 @@ public sealed partial class CoordinatorActor
     private void OnStepTimeout(StepTimeout t)
     {
         var r = round!;
-        var silent = Enumerable.Range(0, world!.Size).Where(k => !r.Lost.Contains(k) && !r.Acks.ContainsKey(k)).ToArray();
-        var who = string.Join(", ", silent.Select(k => $"rank {k} ({world.Members[k].Id})"));
+        var w = world!;
+        var timeout = $"{settings.StepTimeout.TotalSeconds:0.#}s";
         if (r.Applied is not null)
         {
             // Committed: the step counts. The next world re-sends the full state to whoever lagged.
-            observer.OnMessage($"step {t.Step}: no acknowledgement from {who} within {settings.StepTimeout.TotalSeconds:0}s; re-forming after it");
+            var silent = Enumerable.Range(0, w.Size).Where(k => !r.Lost.Contains(k) && !r.Acks.ContainsKey(k));
+            observer.OnMessage($"step {t.Step}: no acknowledgement from {Ranks(silent)} within {timeout}; re-forming after it");
             membershipChanged = true;
             CompleteStep();
         }
@@ -109,9 +121,54 @@ public sealed partial class CoordinatorActor
         }
         else
         {
-            AbortStep($"step {t.Step} timed out after {settings.StepTimeout.TotalSeconds:0}s waiting for {who}", counted: true);
+            // Before the commit the step waits for contributions: the ranks whose contribution to the gather in flight has
+            // not arrived are the late ones. Some late, not all: stragglers, evicted; the step is retried at once by the
+            // rest (a new world, the same global batch divided among fewer ranks). All late: the fault may well be ours.
+            var arrivals = backend.Arrivals(w.Epoch);
+            var late = arrivals is null ? [] : Enumerable.Range(0, w.Size).Where(k => arrivals[k] is null).ToArray();
+            if (late.Length > 0 && late.Length < w.Size)
+            {
+                var onTime = arrivals!.Where(a => a is not null).Max()!.Value;
+                var reason = $"a straggler: its contribution to step {t.Step} had not arrived after {timeout}, the other ranks' within {onTime.TotalSeconds:0.###}s";
+                var who = Ranks(late);
+                foreach (var rank in late)
+                {
+                    Evict(w.Members[rank], reason);
+                    metrics?.RecordMembershipChange();
+                    metrics?.RecordExcludedRank(ExclusionReason.Straggler);
+                }
+                membershipChanged = true;
+                AbortStep($"{who} sent nothing within {timeout} (evicted as a straggler); the other ranks take its share", counted: false);
+            }
+            else
+            {
+                var who = late.Length > 0 ? Ranks(late) : "the coordinator's broadcast (every rank's contribution had arrived)";
+                AbortStep($"step {t.Step} timed out after {timeout} waiting for {who}", counted: true);
+            }
         }
     }
+
+    /// <summary>
+    /// Some ranks' contributions held NaN or infinity, and the backend withheld the sum: nothing was applied anywhere. The
+    /// step is retried at once in a world without those ranks (the others recompute their micro-batches, so the step's
+    /// result is what it would have been without the fault); they are back from the next step on.
+    /// </summary>
+    private void RetryWithoutNonFinite(StepReduced r)
+    {
+        var w = world!;
+        var ranks = r.NonFiniteRanks!.Where(k => k < w.Size).ToArray();
+        nonFiniteRetries++;
+        foreach (var rank in ranks)
+        {
+            benched.Add(w.Members[rank]);
+            metrics?.RecordExcludedRank(ExclusionReason.NonFinite);
+        }
+        AbortStep($"the contribution of {Ranks(ranks)} held NaN or infinity, so the step is computed again without it " +
+                  $"(retry {nonFiniteRetries} of {settings.NonFiniteRetries}; then the batch is skipped)", counted: false);
+    }
+
+    /// <summary>"rank 1 (worker host:port/w0), rank 2 (worker …)" in the current world.</summary>
+    private string Ranks(IEnumerable<int> ranks) => string.Join(", ", ranks.Select(k => $"rank {k} (worker {world!.Members[k].Id})"));
 
     /// <summary>A member of the world left mid-step: abandon the step before its commit, or stop waiting for it after.</summary>
     private void StepMemberLost(int rank, string reason)
@@ -158,6 +215,13 @@ public sealed partial class CoordinatorActor
                      $"the coordinator 0x{expected:X16}; the replicas diverged");
                 return;
             }
+        }
+        nonFiniteRetries = 0;
+        if (benched.Count > 0)
+        {
+            // The workers left out of this step take part again from the next one.
+            benched.Clear();
+            membershipChanged = true;
         }
         var elapsed = r.Clock.Elapsed;
         timedSteps++;

@@ -18,7 +18,7 @@ public sealed partial class CoordinatorActor
     private void Form()
     {
         CloseWorld();
-        var members = workers.Values.Where(w => w.Ready).OrderBy(w => w.Sequence).ToArray();
+        var members = workers.Values.Where(w => w.Ready && !benched.Contains(w)).OrderBy(w => w.Sequence).ToArray();
         if (members.Length < Needed)
         {
             EnterGathering();

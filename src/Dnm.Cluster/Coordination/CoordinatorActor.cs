@@ -302,6 +302,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
 
     private string? Mismatch(WorkerReady r)
     {
+        if (r.Dataset is { } theirs && replica.Dataset is { } ours && theirs.Sha256 != ours.Sha256)
+            return $"worker {r.WorkerId} reads a different dataset: digest {theirs.Short} of {theirs.Source}, but the coordinator's is " +
+                   $"{ours.Short} of {ours.Source}; every node must read the same files (compare them, e.g. with sha256sum, and copy the coordinator's)";
         if (r.Shape != replica.Shape || r.SampleCount != replica.SampleCount)
             return $"worker {r.WorkerId} has {r.SampleCount} training samples of {r.Shape} but the coordinator has {replica.SampleCount} of {replica.Shape}: " +
                    "every node must see the same dataset";
@@ -314,6 +317,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     private void Remove(WorkerEntry entry)
     {
         workers.Remove(entry.Ref);
+        benched.Remove(entry);
         Context.Unwatch(entry.Ref);
     }
 

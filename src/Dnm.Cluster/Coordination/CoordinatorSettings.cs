@@ -29,6 +29,12 @@ public sealed record CoordinatorSettings
     /// <summary>Consecutive failures (of one step or one world) not explained by a lost worker before the run fails.</summary>
     public int MaxAttempts { get; init; } = 5;
 
+    /// <summary>
+    /// Times a step is computed again without the ranks whose contributions held NaN or infinity; after that (or when every
+    /// rank's did) the batch is skipped by every replica alike (<see cref="Core.Training.NonFiniteSteps"/>).
+    /// </summary>
+    public int NonFiniteRetries { get; init; } = 2;
+
     /// <summary>The build a worker must run (compared in RegisterWorker).</summary>
     public string DnmVersion { get; init; } = ClusterProtocol.DnmVersion;
 

@@ -29,9 +29,17 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>
     /// Sums the soft counts (joint mode, broadcast back at once) and the step statistics, and starts broadcasting
     /// the statistics' sum. Applies nothing to the replica: if the actor abandons the step instead of committing it,
-    /// the next world's state transfer overwrites what the workers applied.
+    /// the next world's state transfer overwrites what the workers applied. With <paramref name="withholdNonFinite"/>, a
+    /// sum made non-finite by some ranks but not all is not broadcast: the result is <see cref="StepReduced.Withheld"/>, naming
+    /// them, and the actor retries the step without them.
     /// </summary>
-    Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step);
+    Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite);
+
+    /// <summary>
+    /// For the step's latest gather (of soft counts or statistics) in <paramref name="membershipEpoch"/>: how long after it
+    /// began each rank's contribution arrived, null for a rank whose contribution has not. Null when no gather has begun.
+    /// </summary>
+    TimeSpan?[]? Arrivals(long membershipEpoch);
 
     /// <summary>
     /// The actor has committed the reduced step: finish broadcasting the sum to the workers and apply it to the replica.
@@ -64,12 +72,13 @@ public interface ICoordinatorBackend : IDisposable
 
 /// <summary>
 /// The replica is built; <paramref name="ResumedFrom"/> names the checkpoint it continues from. <paramref name="MicroBatch"/>
-/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning. <paramref name="PeriodicEvaluation"/> and
+/// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning. <paramref name="Dataset"/> is
+/// the digest of the training files the replica read: every worker's must equal it. <paramref name="PeriodicEvaluation"/> and
 /// <paramref name="FinalEvaluation"/> cut the evaluations into the blocks the workers tally (null: the run has no evaluation samples).
 /// </summary>
 public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
     int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize,
-    EvaluationBlocks? PeriodicEvaluation = null, EvaluationBlocks? FinalEvaluation = null);
+    DatasetDigest? Dataset = null, EvaluationBlocks? PeriodicEvaluation = null, EvaluationBlocks? FinalEvaluation = null);
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 
@@ -77,7 +86,11 @@ public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 /// Where the reduced sum holds NaN or infinity, the ranks whose blocks did (their soft counts, else their statistics): the
 /// replicas skip the step (<see cref="NonFiniteSteps"/>) and the coordinator names them. Null while the sums are finite.
 /// </param>
-public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime, IReadOnlyList<int>? NonFiniteRanks = null);
+/// <param name="Withheld">
+/// The sum was not broadcast, because only some ranks' contributions held NaN or infinity (<c>withholdNonFinite</c>): nothing
+/// can commit; the actor retries the step without <paramref name="NonFiniteRanks"/>.
+/// </param>
+public sealed record StepReduced(long MembershipEpoch, long Step, TimeSpan ReduceTime, IReadOnlyList<int>? NonFiniteRanks = null, bool Withheld = false);
 
 /// <param name="BroadcastFailedRank">A rank the reduced statistics could not be sent to (it must be dropped).</param>
 /// <param name="Transfer">

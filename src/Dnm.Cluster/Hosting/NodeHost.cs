@@ -111,7 +111,8 @@ public static class NodeHost
         if (o.IsWorker)
         {
             var workerDevices = Enumerable.Range(0, o.LocalWorkers).Select(i => devices[i % devices.Count]).ToArray();
-            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), o.DataPlane, telemetry), completion);
+            builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), o.DataPlane, telemetry,
+                o.WorkerFaults.GetValueOrDefault(i)), completion);
         }
     }
 

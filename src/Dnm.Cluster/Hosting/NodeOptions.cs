@@ -46,6 +46,12 @@ public sealed record NodeOptions
     /// </summary>
     public DataPlaneOptions DataPlane { get; init; } = DataPlaneOptions.Default;
 
+    /// <summary>
+    /// Faults the local workers inject into their own contributions, by local worker index (API only, no flag): specs use
+    /// it to make one rank a straggler or send NaN through the real data plane. Empty by default.
+    /// </summary>
+    public IReadOnlyDictionary<int, Workers.WorkerFaults> WorkerFaults { get; init; } = new Dictionary<int, Workers.WorkerFaults>();
+
     /// <summary>Workers this process runs (each with its own replica and thread). Ignored without the worker role.</summary>
     public int LocalWorkers { get; init; } = 1;
 

@@ -22,8 +22,11 @@ public sealed record RegistrationAccepted(Guid RunId, string ConfigJson, int Sam
 /// <summary>The coordinator refuses a worker for good (another protocol or Dnm version, another dataset or model); with the registration's nonce.</summary>
 public sealed record RegistrationRejected(Guid RunId, string Reason, Guid Nonce);
 
-/// <summary>The worker opened the data and built its replica; what it has must equal the coordinator's.</summary>
-public sealed record WorkerReady(Guid RunId, string WorkerId, int SampleCount, ImageShape Shape, int StatsLength);
+/// <summary>
+/// The worker opened the data and built its replica; what it has must equal the coordinator's, <paramref name="Dataset"/>
+/// (the digest of the training files it read) included.
+/// </summary>
+public sealed record WorkerReady(Guid RunId, string WorkerId, int SampleCount, ImageShape Shape, int StatsLength, DatasetDigest? Dataset = null);
 
 /// <summary>The worker could not prepare (data missing, device unavailable); the reason is shown to the user.</summary>
 public sealed record WorkerFailed(Guid RunId, string WorkerId, string Reason);

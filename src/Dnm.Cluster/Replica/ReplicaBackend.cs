@@ -84,7 +84,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
             engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize,
-            session.EvaluationPlan(final: false), session.EvaluationPlan(final: true));
+            TrainingRun.TrainDigest(config), session.EvaluationPlan(final: false), session.EvaluationPlan(final: true));
     });
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
@@ -165,7 +165,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         .Select(g => $"{(g.Count() == 1 ? "rank" : "ranks")} {string.Join(", ", g.Select(c => c.RemoteRank))} " +
                      (g.Key is null ? "through shared memory" : $"over TCP ({g.Key})")));
 
-    public async Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step)
+    public async Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite)
     {
         var w = Current(membershipEpoch);
         var reducer = w.Reducer ?? throw new InvalidOperationException($"membership epoch {membershipEpoch} has not formed");
@@ -173,12 +173,18 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var softCountTransfer = TimeSpan.Zero;
         var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
         int[] nonFinite = [];
+        // Some ranks' blocks, not all, held NaN or infinity: the sum goes to no one, and the step is retried without them.
+        // When every rank's did, the batch itself (or a diverged run) is the cause: the sum goes out, every replica skips it.
+        bool Withhold(int[] ranks) => withholdNonFinite && ranks.Length > 0 && ranks.Length < w.Size;
+        var withheld = false;
         await Attributed(reducer, async () =>
         {
             // f is a sum over the whole global batch: every worker needs it before its loss (joint mode only).
             if (step.Mode == StepMode.Joint)
             {
                 nonFinite = await GatherSumAsync(w, reducer, step.Step, FrameKind.SoftCounts, batch, w.SoftCounts).ConfigureAwait(false);
+                withheld = Withhold(nonFinite);
+                if (withheld) return;
                 var arrived = Stopwatch.GetTimestamp();
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
                 softCountTransfer = Stopwatch.GetElapsedTime(arrived);
@@ -186,20 +192,28 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             var statistics = await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
             // A rank's non-finite f makes every rank's statistics non-finite: the soft counts' culprits are the cause.
             if (nonFinite.Length == 0) nonFinite = statistics;
+            withheld = Withhold(nonFinite);
         }).ConfigureAwait(false);
+        RecordBytes(w);
+        if (withheld) return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite, Withheld: true);
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
         // the actor commits: should it abandon the step instead, the next world's state transfer overwrites
         // whatever a worker applied, so no step is applied twice.
         w.Broadcast = BroadcastStatsAsync(w, step.Step, softCountTransfer);
-        RecordBytes(w);
         return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite.Length == 0 ? null : nonFinite);
+    }
+
+    public TimeSpan?[]? Arrivals(long membershipEpoch)
+    {
+        lock (gate)
+            return open is { } w && w.Epoch == membershipEpoch ? w.Reducer?.Arrivals() : null;
     }
 
     /// <summary>
     /// Receives every rank's blocks of the fixed sum tree (<see cref="MicroBatches.Blocks"/>) and sums them in that tree
     /// into <paramref name="sum"/>: the same bits as one process summing every micro-batch, whatever the world size.
-    /// Returns the ranks whose blocks hold NaN or infinity, looked for only when the sum does (the replicas then skip the step).
+    /// Returns the ranks whose blocks hold NaN or infinity (where the sum then does, the replicas skip the step).
     /// </summary>
     private async Task<int[]> GatherSumAsync(WorldSockets w, StarReducer reducer, long step, FrameKind kind, int batch, float[] sum)
     {
@@ -212,8 +226,14 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             destinations[rank] = w.Received[rank].AsMemory(0, floats);
         }
         await reducer.GatherAsync(step, kind, destinations, w.Token).ConfigureAwait(false);
+        // Checked before the sum, which adds each right child into its left one in place: afterwards a bad block's NaN
+        // would be in the blocks of the ranks to its left too. One read of what arrived; a sum that overflows from finite
+        // blocks is no rank's fault (the replicas skip it all the same).
+        int[] nonFinite = [];
+        for (var rank = 0; rank < w.Size; rank++)
+            if (!NonFiniteSteps.AllFinite(destinations[rank].Span)) nonFinite = [.. nonFinite, rank];
         micro.SumContributions(batch, destinations, sum);
-        return NonFiniteSteps.AllFinite(sum) ? [] : Enumerable.Range(0, w.Size).Where(r => !NonFiniteSteps.AllFinite(destinations[r].Span)).ToArray();
+        return nonFinite;
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)

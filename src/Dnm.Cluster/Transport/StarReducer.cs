@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
@@ -19,6 +20,10 @@ public sealed class StarReducer : IAllReducer, IDisposable
     private readonly ValueTask<FrameHeader>[] _receives;
     private readonly ValueTask[] _sends;
     private readonly float[][] _scratch;
+    // When each rank's frame of the gather in flight (or the last one) arrived, as Stopwatch timestamps (0: not yet), and
+    // when that gather began (0: none yet). Written by the receives, read by Arrivals from any thread.
+    private readonly long[] _arrived;
+    private long _gatherStarted;
 
     /// <summary>Takes connections whose remote ranks are exactly 0..N-1, in any order.</summary>
     public StarReducer(IEnumerable<DataPlaneConnection> workers)
@@ -39,6 +44,7 @@ public sealed class StarReducer : IAllReducer, IDisposable
         _receives = new ValueTask<FrameHeader>[list.Count];
         _sends = new ValueTask[list.Count];
         _scratch = new float[list.Count][];
+        _arrived = new long[list.Count];
     }
 
     /// <summary>Accepts connections until ranks 0..<paramref name="workerCount"/>-1 have all joined.</summary>
@@ -106,8 +112,37 @@ public sealed class StarReducer : IAllReducer, IDisposable
         if (destinations.Count != _workers.Length)
             throw new ArgumentException($"{destinations.Count} destinations for {_workers.Length} workers", nameof(destinations));
         for (var rank = 0; rank < _workers.Length; rank++)
-            _receives[rank] = _workers[rank].ReceiveAsync(destinations[rank], cancellationToken);
+            Volatile.Write(ref _arrived[rank], 0);
+        Volatile.Write(ref _gatherStarted, Stopwatch.GetTimestamp());
+        for (var rank = 0; rank < _workers.Length; rank++)
+            _receives[rank] = Stamped(rank, _workers[rank].ReceiveAsync(destinations[rank], cancellationToken));
         await AwaitReceivesAsync(step, kind, arrived: null).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// How long after the start of the latest <see cref="GatherAsync"/> each rank's frame arrived; null for a rank whose frame
+    /// has not (a straggler, if the gather is still waiting). Null before the first gather. Safe to call from any thread.
+    /// </summary>
+    public TimeSpan?[]? Arrivals()
+    {
+        var started = Volatile.Read(ref _gatherStarted);
+        if (started == 0)
+            return null;
+        var arrivals = new TimeSpan?[_workers.Length];
+        for (var rank = 0; rank < arrivals.Length; rank++)
+        {
+            var at = Volatile.Read(ref _arrived[rank]);
+            arrivals[rank] = at == 0 ? null : Stopwatch.GetElapsedTime(started, Math.Max(at, started));
+        }
+        return arrivals;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<FrameHeader> Stamped(int rank, ValueTask<FrameHeader> receive)
+    {
+        var header = await receive.ConfigureAwait(false);
+        Volatile.Write(ref _arrived[rank], Stopwatch.GetTimestamp());
+        return header;
     }
 
     /// <summary>

@@ -25,6 +25,7 @@ public interface IWorkerBackend : IDisposable
     void LeaveWorld();
 }
 
-public sealed record WorkerPrepared(int SampleCount, ImageShape Shape, int StatsLength);
+/// <param name="Dataset">The digest of the training files the worker read (<see cref="DatasetDigest"/>).</param>
+public sealed record WorkerPrepared(int SampleCount, ImageShape Shape, int StatsLength, DatasetDigest? Dataset = null);
 
 public sealed record WorkerStepResult(ulong? Checksum, TimeSpan ReduceTime);

@@ -117,7 +117,7 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
                 backend.PrepareAsync(a).PipeTo(Self, success: p => new Prepared(a.RunId, p), failure: e => new PrepareFailed(a.RunId, e));
                 break;
             case Prepared p when p.RunId == runId && coordinator is not null:
-                coordinator.Tell(new WorkerReady(runId, settings.WorkerId, p.Info.SampleCount, p.Info.Shape, p.Info.StatsLength));
+                coordinator.Tell(new WorkerReady(runId, settings.WorkerId, p.Info.SampleCount, p.Info.Shape, p.Info.StatsLength, p.Info.Dataset));
                 break;
             case PrepareFailed f when f.RunId == runId && coordinator is not null:
                 log.Error(f.Error, "worker {0} could not prepare", settings.WorkerId);

@@ -19,8 +19,11 @@ namespace Dnm.Cluster.Workers;
 /// closes it, and TorchSharp's scopes belong to one thread). Each step is timed by phase and, where traced, spanned
 /// under the coordinator's step span; <paramref name="telemetry"/> gets the worker's metrics (labelled with its rank).
 /// </summary>
-public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null) : IWorkerBackend
+/// <param name="faults">Faults this worker injects into its contributions (specs only; null: none).</param>
+public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null, WorkerFaults? faults = null)
+    : IWorkerBackend
 {
+    private readonly FaultInjector? faults = faults is null ? null : new FaultInjector(faults);
     private readonly ClusterTelemetry telemetry = telemetry ?? ClusterTelemetry.None;
     private readonly TorchThread torch = new($"dnm-{name}");
     private string? configJson;
@@ -28,6 +31,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private IImageDataset? train;
     // The evaluation samples: opened at the first evaluation, as the single process opens them.
     private IImageDataset? test;
+    private DatasetDigest? dataset;
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
     // The one step of every world size; its smoothed targets ẑ (smooth-weight > 0, once made) arrive with each world's state.
@@ -35,7 +39,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     // Replaced as a whole on every world (actor side); a step captures the link it started with (torch side).
     private WorldLink? link;
 
-    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer) : IStepReducer
+    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer, FaultInjector? Faults) : IStepReducer
     {
         // The connection's byte counts already recorded as metrics (read and written on the torch thread).
         public long SentSeen, ReceivedSeen;
@@ -49,6 +53,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
         {
             var kind = vector == ReducedVector.SoftCounts ? FrameKind.SoftCounts : FrameKind.Gradients;
+            if (Faults is not null) contribution = Faults.Apply(step, vector, contribution);
             // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step).
             Client.ContributeAsync(step, kind, contribution).AsTask().GetAwaiter().GetResult();
             Client.ReceiveBroadcastAsync(step, kind, sum).AsTask().GetAwaiter().GetResult();
@@ -68,13 +73,15 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
             train = TrainingRun.OpenTrain(config, null);
+            // Once per config: the coordinator refuses a worker whose files differ from its own.
+            dataset = TrainingRun.TrainDigest(config);
             // The largest part is the whole global batch (a world of one).
             engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
             template = EngineState.Export(engine);
             runner = new StepRunner(config, engine, train, reducedObserver: null);
             configJson = accepted.ConfigJson;
         }
-        return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length);
+        return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length, dataset);
     });
 
     public async Task<ulong> JoinWorldAsync(FormWorld world)
@@ -84,7 +91,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         var endpoint = await DataPlaneSettings.ResolveAsync(world.DataPlaneEndpoint, deadline.Token).ConfigureAwait(false);
         var client = await StarReduceClient.ConnectAsync(endpoint, world.WorldId, world.Rank, options, deadline.Token).ConfigureAwait(false);
         var joined = new WorldLink(world.MembershipEpoch, world.Rank, world.WorldSize, client,
-            telemetry.Tracer(ClusterTelemetry.WorkerRole, world.RunId, world.Rank, world.WorldSize));
+            telemetry.Tracer(ClusterTelemetry.WorkerRole, world.RunId, world.Rank, world.WorldSize), faults);
         Volatile.Write(ref link, joined);
         var state = new float[world.StateLength];
         await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.State, state, deadline.Token).ConfigureAwait(false);

@@ -21,9 +21,9 @@ public sealed class DnmMetrics : IDisposable
 
     private readonly KeyValuePair<string, object?>[] labels;
     private readonly KeyValuePair<string, object?>[][] phaseLabels;
-    private readonly KeyValuePair<string, object?>[] sentLabels, receivedLabels, nonFiniteLabels;
+    private readonly KeyValuePair<string, object?>[] sentLabels, receivedLabels, nonFiniteLabels, stragglerLabels;
     private readonly KeyValuePair<string, object?>[] klLabels, reconLabels, l2Labels, smoothingLabels, totalLabels;
-    private readonly Counter<long> samples, steps, allReduceBytes, membershipChanges, retriedSteps, skippedSteps;
+    private readonly Counter<long> samples, steps, allReduceBytes, membershipChanges, retriedSteps, skippedSteps, excludedRanks;
     private readonly Histogram<double> stepDuration, phaseDuration, checkpointDuration, dataWait;
     private readonly Gauge<double> loss, sigma, eta, qe, te, purity, nmi, reconMse, samplesPerSecond, phaseEta, checkpointSize, workers;
 
@@ -41,6 +41,7 @@ public sealed class DnmMetrics : IDisposable
         sentLabels = With("direction", "sent");
         receivedLabels = With("direction", "received");
         nonFiniteLabels = With("reason", "non_finite");
+        stragglerLabels = With("reason", "straggler");
         klLabels = With("part", "kl");
         reconLabels = With("part", "reconstruction");
         l2Labels = With("part", "l2");
@@ -54,6 +55,8 @@ public sealed class DnmMetrics : IDisposable
         membershipChanges = Meter.CreateCounter<long>("dnm_cluster_membership_changes_total", "{change}", "Workers that joined or left the run");
         retriedSteps = Meter.CreateCounter<long>("dnm_train_retried_steps_total", "{step}", "Steps abandoned and retried because the membership changed");
         skippedSteps = Meter.CreateCounter<long>("dnm_train_skipped_steps_total", "{step}", "Steps skipped without an update (reason: non_finite, NaN or infinity in the reduced sums)");
+        excludedRanks = Meter.CreateCounter<long>("dnm_cluster_excluded_ranks_total", "{rank}",
+            "Ranks a step was retried without (reason: non_finite, their contribution held NaN or infinity; straggler, it had not arrived at the step timeout)");
 
         var buckets = new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets };
         stepDuration = Meter.CreateHistogram("dnm_train_step_duration_seconds", "s", "Wall time of one optimisation step, data loading included", null, buckets);
@@ -85,6 +88,8 @@ public sealed class DnmMetrics : IDisposable
         allReduceBytes.Add(0, sentLabels);
         allReduceBytes.Add(0, receivedLabels);
         skippedSteps.Add(0, nonFiniteLabels);
+        excludedRanks.Add(0, nonFiniteLabels);
+        excludedRanks.Add(0, stragglerLabels);
     }
 
     public Meter Meter { get; }
@@ -150,6 +155,9 @@ public sealed class DnmMetrics : IDisposable
     /// <summary>A step whose reduced sums held NaN or infinity, skipped by every replica (<see cref="NonFiniteSteps"/>).</summary>
     public void RecordSkippedStep() => skippedSteps.Add(1, nonFiniteLabels);
 
+    /// <summary>A rank the coordinator retried a step without: its contribution was non-finite, or it was a straggler.</summary>
+    public void RecordExcludedRank(ExclusionReason reason) => excludedRanks.Add(1, reason == ExclusionReason.Straggler ? stragglerLabels : nonFiniteLabels);
+
     /// <summary>Bytes a reduction moved over the data plane (the deltas, not a connection's running totals).</summary>
     public void RecordAllReduceBytes(long sent, long received)
     {
@@ -167,3 +175,12 @@ public sealed class DnmMetrics : IDisposable
 
 /// <summary>Bytes in use and in total on a device.</summary>
 public readonly record struct DeviceMemory(long Used, long Total);
+
+/// <summary>Why the coordinator retried a step without a rank (the reason label of dnm_cluster_excluded_ranks_total).</summary>
+public enum ExclusionReason
+{
+    /// <summary>Its contribution held NaN or infinity.</summary>
+    NonFinite,
+    /// <summary>Its contribution had not arrived when the step timed out.</summary>
+    Straggler,
+}

@@ -40,8 +40,27 @@ public sealed class RunDirectory
 
     public void WriteConfig(DnmConfig config) => WriteAtomically(ConfigJson, config.ToJson());
 
-    public void AppendMetrics(object line) =>
-        File.AppendAllText(MetricsJsonl, JsonSerializer.Serialize(line, LineJson) + "\n");
+    /// <summary>
+    /// Appends one line to metrics.jsonl, whole or not at all: a write that fails (a full disk) cuts the file back to where it
+    /// ended, so no half line is left for a reader, and throws the <see cref="IOException"/>.
+    /// </summary>
+    public void AppendMetrics(object line)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(line, LineJson) + "\n");
+        // Unbuffered: the bytes reach the kernel in Write, so a full disk fails there and not again on Dispose.
+        using var file = new FileStream(MetricsJsonl, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        var end = file.Seek(0, SeekOrigin.End);
+        try
+        {
+            file.Write(bytes);
+        }
+        catch (IOException)
+        {
+            try { file.SetLength(end); }
+            catch (IOException) { } // the write's exception is the one to report
+            throw;
+        }
+    }
 
     public void WriteFinalMetrics(object metrics) =>
         WriteAtomically(FinalMetricsJson, JsonSerializer.Serialize(metrics, new JsonSerializerOptions(LineJson) { WriteIndented = true }));

@@ -104,6 +104,8 @@ public sealed class RunSession
     public const int MaxFailedWrites = 3;
 
     private int failedWrites;
+    // Consecutive evaluations whose metrics.jsonl line could not be written (Evaluate).
+    private int failedMetricsWrites;
     // The newest step checkpoint known to be good: written (or resumed from) with a matching checksum and finite tensors.
     private string? lastGood;
 
@@ -228,10 +230,33 @@ public sealed class RunSession
         var quality = Quality(tally);
         var samples = tally.Blocks.EvaluatedSamples;
         var phase = epoch == 0 ? TrainingPhase.SomPretrain : TrainingPhase.Joint;
-        Directory.AppendMetrics(MetricsRow.Of(phase.Name(), epoch, state.GlobalStep, quality, samples, duration));
+        AppendMetricsRow(MetricsRow.Of(phase.Name(), epoch, state.GlobalStep, quality, samples, duration));
         var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, quality, samples, duration);
         observer.OnEvaluation(report);
         return report;
+    }
+
+    /// <summary>
+    /// Appends a periodic evaluation's row to metrics.jsonl. A write that fails with an I/O error (a full disk) leaves no half
+    /// line, is reported, and training goes on (the observer still gets the evaluation); <see cref="MaxFailedWrites"/>
+    /// failures in a row fail the run with one <see cref="CheckpointException"/>, as checkpoint writes do.
+    /// </summary>
+    private void AppendMetricsRow(MetricsRow row)
+    {
+        try
+        {
+            Directory.AppendMetrics(row);
+            failedMetricsWrites = 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            failedMetricsWrites++;
+            if (failedMetricsWrites >= MaxFailedWrites)
+                throw new CheckpointException($"writes to {Directory.MetricsJsonl} failed {failedMetricsWrites} times in a row: {e.Message}. " +
+                                              $"Free space in {Directory.Root} (or repair the disk) and resume");
+            observer.OnMessage($"warning: the evaluation of step {row.GlobalStep} could not be added to {Path.GetFileName(Directory.MetricsJsonl)} ({e.Message}); " +
+                               $"training goes on (failure {failedMetricsWrites} of {MaxFailedWrites} in a row)");
+        }
     }
 
     /// <summary>
@@ -252,9 +277,8 @@ public sealed class RunSession
     {
         var quality = Quality(tally);
         var samples = tally.Blocks.EvaluatedSamples;
-        Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, quality, samples, duration));
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, quality, samples, duration));
-        Directory.WriteFinalMetrics(FinalMetrics.Of(quality, Split, samples));
+        // The final checkpoint first: it is the run's result, and what --resume needs to write the rest.
         try
         {
             Save(ToCheckpoint(state), state, Directory.FinalCheckpoint);
@@ -264,7 +288,17 @@ public sealed class RunSession
             throw new CheckpointException($"the final checkpoint {Directory.FinalCheckpoint} could not be written: {e.Message}. " +
                                           "Free space (or repair the disk) and run the same command with --resume to write it");
         }
-        MapEvaluator.RenderPictures(Engine.Model, Directory.Root, tally.LabelMap(train.HasLabels), train.ClassNames, tally.Hits());
+        try
+        {
+            Directory.AppendMetrics(MetricsRow.Of("final", Config.Epochs, state.GlobalStep, quality, samples, duration));
+            Directory.WriteFinalMetrics(FinalMetrics.Of(quality, Split, samples));
+            MapEvaluator.RenderPictures(Engine.Model, Directory.Root, tally.LabelMap(train.HasLabels), train.ClassNames, tally.Hits());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException($"the run's final files could not be written in {Directory.Root}: {e.Message}. Free space (or repair the disk) " +
+                                          $"and evaluate again; the final checkpoint {Directory.FinalCheckpoint} was written (dnm eval and dnm map read it)");
+        }
         return quality;
     }
 

@@ -28,6 +28,9 @@ public static class TrainingRun
     /// The samples a run trains on, the same on every node: the dataset's training split, less the part a
     /// <c>test-fraction</c> holds out, then a <c>limit</c>-sized random subset seeded by the run's seed.
     /// </summary>
+    /// <summary>The digest of the training files <paramref name="c"/> reads (<see cref="OpenTrain"/> first: they must exist).</summary>
+    public static DatasetDigest TrainDigest(DnmConfig c) => DatasetDigest.Of(c.Dataset, "train", DataDirOf(c));
+
     public static IImageDataset OpenTrain(DnmConfig c, IProgress<FetchProgress>? progress)
     {
         var data = DatasetCatalog.Open(c.Dataset, "train", DataDirOf(c), null, FolderOptionsOf(c), progress);

@@ -277,8 +277,83 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         worker.ExpectMsg<StartStep>();
         var failed = worker.ExpectMsg<RunFailed>();
         Assert.Contains("timed out", failed.Reason);
-        Assert.Contains("rank 0 (w0)", failed.Reason);
+        Assert.Contains("rank 0 (worker w0)", failed.Reason);
         await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public void Should_evict_only_the_rank_whose_contribution_had_not_arrived_at_the_timeout_and_retry_without_it()
+    {
+        // Rank 0's contribution arrived after 10 ms, rank 1's never: rank 1 is the straggler.
+        var backend = new ScriptedBackend { HoldReductions = true, ArrivalsOf = n => n == 2 ? [TimeSpan.FromMilliseconds(10), null] : new TimeSpan?[n] };
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { MinWorkers = 2, StepTimeout = TimeSpan.FromMilliseconds(400), MaxAttempts = 1 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        var worldA = Join(a, coordinator);
+        Join(b, coordinator);
+        var start = a.ExpectMsg<StartStep>();
+        var (fast, slow) = worldA.Rank == 0 ? (a, b) : (b, a);
+        var dropped = slow.FishForMessage<WorkerDropped>(_ => true);
+        Assert.StartsWith($"a straggler: its contribution to step {start.Step} had not arrived after 0.4s", dropped.Reason);
+        // A new world of the fast worker alone retries the same step; with MaxAttempts 1, a counted failure would have failed the run.
+        var retried = Join(fast, coordinator);
+        Assert.Equal(1, retried.WorldSize);
+        var again = fast.ExpectMsg<StartStep>();
+        Assert.Equal((start.Step, retried.MembershipEpoch), (again.Step, again.MembershipEpoch));
+        backend.Release(again.MembershipEpoch, again.Step);
+        Ack(fast, coordinator, again, 0);
+        fast.ExpectMsg<StartStep>(s => s.Step == start.Step + 1);
+        Assert.Equal([start.Step], backend.Committed.ToArray());
+    }
+
+    [Fact]
+    public void Should_count_a_timeout_where_every_rank_is_late_as_a_failed_attempt_naming_them()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { MinWorkers = 2, StepTimeout = TimeSpan.FromMilliseconds(300), MaxAttempts = 1 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        Join(a, coordinator);
+        Join(b, coordinator);
+        a.ExpectMsg<StartStep>();
+        var failed = a.FishForMessage<RunFailed>(_ => true);
+        Assert.Contains("timed out", failed.Reason);
+        Assert.Contains("(worker a)", failed.Reason);
+        Assert.Contains("(worker b)", failed.Reason);
+    }
+
+    [Fact]
+    public void Should_retry_a_step_without_the_ranks_whose_contribution_was_non_finite_and_take_them_back_after_it()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        using var recorded = new MetricsRecorder();
+        using var metrics = new Core.Telemetry.DnmMetrics(new Core.Telemetry.TelemetryIdentity("coordinator", 0, "cpu"), scope: recorded);
+        var (coordinator, _) = Start(backend, new CoordinatorSettings { MinWorkers = 2, NonFiniteRetries = 1 }, new Hosting.ClusterTelemetry(metrics, null, null));
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        var worldA = Join(a, coordinator);
+        Join(b, coordinator);
+        var start = a.ExpectMsg<StartStep>();
+        b.ExpectMsg<StartStep>();
+        var (good, bad) = worldA.Rank == 0 ? (a, b) : (b, a);
+        backend.Withhold(start.MembershipEpoch, start.Step, 1);
+        // The retry's world holds the good worker alone; the bad one is still registered, but sits this step out.
+        var retried = Join(good, coordinator);
+        Assert.Equal(1, retried.WorldSize);
+        bad.ExpectNoMsg(Quiet);
+        var again = good.ExpectMsg<StartStep>();
+        Assert.Equal(start.Step, again.Step);
+        // Retries used up: the next non-finite sum is broadcast and skipped, not withheld.
+        Assert.Equal([true, false], backend.Withholding.ToArray());
+        backend.Release(again.MembershipEpoch, again.Step);
+        Ack(good, coordinator, again, 0);
+        // The next step's world has both again.
+        var next = Join(good, coordinator);
+        Join(bad, coordinator);
+        Assert.Equal(2, next.WorldSize);
+        Assert.Equal(start.Step + 1, good.ExpectMsg<StartStep>().Step);
+        Assert.Equal(1, recorded.Sum("dnm_cluster_excluded_ranks_total", "coordinator", "0"));
+        Assert.Equal([start.Step], backend.Committed.ToArray());
     }
 
     [Fact]
@@ -297,6 +372,27 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         Assert.Contains($"rank {rankB} (worker b)", failed.Reason);
         var error = await Assert.ThrowsAsync<ClusterRunException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Contains("checksum mismatch", error.Message);
+    }
+
+    [Fact]
+    public void Should_reject_a_worker_whose_dataset_digest_differs_naming_both_digests_and_sources()
+    {
+        var ours = new Core.Data.DatasetDigest(new string('a', 64), "idx:/data/images.idx train: 1 file(s), 1,000 bytes");
+        var (coordinator, _) = Start(new ScriptedBackend { Dataset = ours }, new CoordinatorSettings());
+        var same = CreateTestProbe("same");
+        var other = CreateTestProbe("other");
+        foreach (var (probe, digest) in new[] { (same, ours), (other, new Core.Data.DatasetDigest(new string('b', 64), "idx:/mnt/images.idx train: 1 file(s), 999 bytes")) })
+        {
+            probe.Send(coordinator, new RegisterWorker(probe.Ref.Path.Name, ClusterProtocol.Version, ClusterProtocol.DnmVersion, "cpu", Guid.NewGuid()));
+            var accepted = probe.ExpectMsg<RegistrationAccepted>();
+            probe.Send(coordinator, new WorkerReady(accepted.RunId, probe.Ref.Path.Name, 8, ScriptedBackend.Shape, ScriptedBackend.StatsLength, digest));
+        }
+        var rejected = other.ExpectMsg<RegistrationRejected>().Reason;
+        Assert.Equal("worker other reads a different dataset: digest bbbbbbbbbbbbbbbb of idx:/mnt/images.idx train: 1 file(s), 999 bytes, but the coordinator's " +
+                     "is aaaaaaaaaaaaaaaa of idx:/data/images.idx train: 1 file(s), 1,000 bytes; every node must read the same files " +
+                     "(compare them, e.g. with sha256sum, and copy the coordinator's)", rejected);
+        // The worker with the same files forms the world.
+        same.ExpectMsg<FormWorld>();
     }
 
     [Fact]

@@ -23,6 +23,8 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public static readonly Core.Evaluation.EvaluationBlocks FinalEvaluation = new(8, 6, 4);
 
     public bool HoldReductions { get; init; }
+    /// <summary>The digest of the replica's training files (null: none, as before digests existed).</summary>
+    public DatasetDigest? Dataset { get; init; }
     /// <summary>Floats of smoothed targets the replica reports: from its checkpoint (at start) and after SOM pre-training.</summary>
     public int TargetsAtStart { get; init; }
     public int TargetsAfterSom { get; init; }
@@ -33,16 +35,29 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public int WorldsClosed;
 
     public Task<ReplicaReady> InitializeAsync(Guid runId) =>
-        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart,
+        Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart, Dataset: Dataset,
             FinalEvaluation: FinalEvaluation));
 
-    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize) => $"127.0.0.1:{9000 + membershipEpoch}";
+    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
+    {
+        this.worldSize = worldSize;
+        return $"127.0.0.1:{9000 + membershipEpoch}";
+    }
+
+    public TimeSpan?[]? Arrivals(long membershipEpoch) => ArrivalsOf is { } script ? script(worldSize) : new TimeSpan?[worldSize];
 
     public Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout) =>
         Task.FromResult(new WorldSynced(membershipEpoch, ReplicaChecksum));
 
-    public Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step)
+    /// <summary>What <see cref="Arrivals"/> reports for a world of n ranks (default: nothing arrived while a reduction is held).</summary>
+    public Func<int, TimeSpan?[]?>? ArrivalsOf { get; init; }
+    /// <summary>The withholdNonFinite argument of every reduction, in order.</summary>
+    public ConcurrentQueue<bool> Withholding { get; } = new();
+    private int worldSize;
+
+    public Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite)
     {
+        Withholding.Enqueue(withholdNonFinite);
         if (!HoldReductions) return Task.FromResult(new StepReduced(membershipEpoch, step.Step, TimeSpan.Zero));
         var held = new TaskCompletionSource<StepReduced>(TaskCreationOptions.RunContinuationsAsynchronously);
         Held[(membershipEpoch, step.Step)] = held;
@@ -51,6 +66,10 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
 
     public void Release(long membershipEpoch, long step) =>
         Held[(membershipEpoch, step)].TrySetResult(new StepReduced(membershipEpoch, step, TimeSpan.Zero));
+
+    /// <summary>Ends a held reduction as the real backend does when only <paramref name="ranks"/>' contributions were non-finite.</summary>
+    public void Withhold(long membershipEpoch, long step, params int[] ranks) =>
+        Held[(membershipEpoch, step)].TrySetResult(new StepReduced(membershipEpoch, step, TimeSpan.Zero, ranks, Withheld: true));
 
     public Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)
     {
