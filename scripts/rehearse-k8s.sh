@@ -334,4 +334,8 @@ for pod in "${pods[@]}"; do
 done
 [ "$steps_seen" -gt 0 ] || die "the coordinator's /metrics never showed dnm_train_steps_total above 0"
 say "final metrics: $(tr -d '\n ' < "$run_dir/final-metrics.json")"
-say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps"
+# The files the nodes wrote are the nodes' user's: they ran as it, not as root.
+owner=$(stat -c %u:%g "$run_dir/final-metrics.json")
+expected=$(grep -E '^runAsUser=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2):$(grep -E '^runAsGroup=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)
+[ "$owner" = "$expected" ] || die "the run directory's files belong to $owner, not to the manifests' user $expected"
+say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps; every node exited 0 (both Jobs complete), running as $expected without capabilities, root file system read-only: $(grep -E '^readOnlyRootFilesystem=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)"
