@@ -46,7 +46,7 @@ public sealed class PodSecuritySpec
     {
         // Kubernetes gives every container <SERVICE>_PORT=tcp://ip:port (and more) for each Service of the namespace:
         // the Service dnm-metrics would set DNM_METRICS_PORT, which `dnm node` reads as its metrics port.
-        var services = Manifests.Overlays.Concat([Manifests.ServeOverlay]).SelectMany(o => Manifests.Render(o).All<V1Service>("Service")).Select(s => s.Metadata.Name);
+        var services = Manifests.AllOverlays.SelectMany(o => Manifests.Render(o).All<V1Service>("Service")).Select(s => s.Metadata.Name);
         var injected = services.SelectMany(s =>
         {
             var prefix = s.ToUpperInvariant().Replace('-', '_');
