@@ -10,14 +10,14 @@ namespace Dnm.Deploy.Tests;
 /// The exit codes the training Jobs' policies read (deploy/k8s/base, ManifestSpec's Job test), from real `dnm node`
 /// processes: 0 only when the run has finished (the rehearsal: every node of a finished run exits 0), so a node stopped
 /// before that, by SIGTERM as the kubelet stops a deleted, drained or preempted pod, must not exit 0: its index would count
-/// as succeeded, and the success policy would complete the Job and stop every other pod.
+/// as succeeded, and the success policy would complete the Job and stop every other pod. Nor 2 or 3, which fail the Job.
 /// </summary>
 public sealed class NodeExitSpec
 {
     [Theory]
     [InlineData("worker")]
     [InlineData("coordinator")]
-    public async Task A_node_stopped_by_SIGTERM_before_the_run_finished_should_exit_130_not_0(string role)
+    public async Task A_node_stopped_by_SIGTERM_before_the_run_finished_should_exit_with_a_code_its_Job_retries(string role)
     {
         using var dir = new TempDirectory();
         var env = new Dictionary<string, string>
@@ -36,7 +36,10 @@ public sealed class NodeExitSpec
         }
 
         var (code, output) = await RunAndTerminate(args, env, started: "dnm node: roles ");
-        Assert.True(code == CliErrors.Interrupted, $"exit {code}, expected {CliErrors.Interrupted}:\n{output}");
+        // 130 (interrupted), or 1 when Akka's own SIGTERM hook (CoordinatedShutdown's CLR shutdown hook) stops the actor
+        // system before the cancellation reaches the run ("this node's actor system stopped before the run ended"): a
+        // race: 4 of 7 stops of a coordinator that was Up, measured 2026-12-06. Both are failures the Jobs count and retry.
+        Assert.True(code is CliErrors.Interrupted or CliErrors.Failure, $"exit {code}, expected {CliErrors.Interrupted} (or {CliErrors.Failure}):\n{output}");
     }
 
     /// <summary>Starts dnm, sends SIGTERM once it has printed <paramref name="started"/> and a moment has passed, and returns its exit code and output.</summary>
