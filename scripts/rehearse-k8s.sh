@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # A local rehearsal of deploy/k8s: the Kubernetes topology of an overlay (default cpu) as processes on this machine.
 #
-# Every pod of the rendered StatefulSets (dnm-coordinator-0, the seed; dnm-worker-0..N-1) becomes one `dnm node`
-# process in its own network namespace, with its own IP on a bridge, started with the `dnm` container's args and
-# exactly its environment from the rendered manifests (tests/Dnm.Deploy.Tests render-env): the downward-API variables
-# become the namespace's pod name and IP, $(VAR) references are expanded as the kubelet does, and the pod DNS names
-# of the headless Service (<pod>.dnm-gossip) resolve through the namespace's hosts file (/etc/netns/<ns>/hosts, which
-# `ip netns exec` mounts over /etc/hosts). While it trains, the script scrapes every node's /metrics, /healthz and
-# /readyz as the PodMonitor and the probes would. It trains a short run to completion and fails loudly otherwise.
+# Every pod of the rendered Indexed Jobs (dnm-coordinator-0, the seed; dnm-worker-0..N-1: a Job's pod i has the
+# hostname <job>-<i>) becomes one `dnm node` process in its own network namespace, with its own IP on a bridge,
+# started with the `dnm` container's args and exactly its environment from the rendered manifests
+# (tests/Dnm.Deploy.Tests render-env): the downward-API variables become the pod's completion index, name and IP,
+# $(VAR) references are expanded as the kubelet does, and the DNS names of the pods that have a subdomain (the
+# coordinators: <pod>.dnm-gossip) resolve through the namespace's hosts file (/etc/netns/<ns>/hosts, which
+# `ip netns exec` mounts over /etc/hosts); worker pods have no name, as on the cluster. Each node also runs with the
+# container's security context and volumes, in its own mount namespace: as the manifests' user and group (not root),
+# without capabilities or privilege escalation (no_new_privs), on a read-only root file system in which only its
+# volumes are writable: its own emptyDirs (/tmp, and /data, which a stand-in for the init container fills), the
+# claim (/runs, shared by the pods that mount it) and the read-only ConfigMap (the run config). While it trains, the
+# script scrapes every node's /metrics, /healthz and /readyz as the PodMonitor and the probes would. It trains a short
+# run to completion and fails loudly otherwise: every node must exit 0, as both Jobs need to complete.
 #
-# What differs from Kubernetes, on purpose: container paths (DNM_CONFIG, DNM_DATA, the run config's "out") are
-# rooted in a temporary folder; the run config mounted at DNM_CONFIG is replaced by a short run on a synthetic IDX
-# dataset (so CI needs no download and finishes in a minute or two); the processes run the built `dnm`, not an image.
+# What differs from Kubernetes, on purpose: container paths (DNM_CONFIG, DNM_DATA, the run config's "out", the
+# volumes) are rooted in a temporary folder, except /tmp, which each node sees as its own; the run config mounted at
+# DNM_CONFIG is replaced by a short run on a synthetic IDX dataset (so CI needs no download and finishes in a minute
+# or two), which also stands in for the init container's download; the processes run the built `dnm` (mounted
+# read-only at <work>/app, as the image has it at /app) and the machine's .NET, not an image; no NetworkPolicy is
+# enforced.
 #
-# Needs root (network namespaces), iproute2 (`ip`) and a build (`dotnet build -c Release Dnm.sln`).
+# Needs root (network and mount namespaces), iproute2 (`ip`), util-linux (unshare, setpriv, findmnt) and a build
+# (`dotnet build -c Release Dnm.sln`).
 # Usage: scripts/rehearse-k8s.sh [--overlay cpu] [--timeout SECONDS] [--keep]
 # Exit status 0 when the run finished on every node; non-zero, with the reason and the nodes' logs, otherwise.
 set -euo pipefail
@@ -34,8 +44,9 @@ done
 die() { echo "rehearse-k8s: FAILED: $*" >&2; exit 1; }
 say() { echo "rehearse-k8s: $*"; }
 
-[ "$(id -u)" = 0 ] || die "needs root (it creates network namespaces)"
+[ "$(id -u)" = 0 ] || die "needs root (it creates network and mount namespaces)"
 command -v ip >/dev/null || die "needs iproute2 (apt-get install -y iproute2)"
+for tool in unshare setpriv findmnt; do command -v "$tool" >/dev/null || die "needs $tool (util-linux)"; done
 dnm=${DNM_BIN:-$repo/src/Dnm.Node/bin/Release/net10.0/dnm}
 render=$repo/tests/Dnm.Deploy.Tests/bin/Release/net10.0/Dnm.Deploy.Tests.dll
 [ -x "$dnm" ] || die "no $dnm: build first (dotnet build -c Release Dnm.sln)"
@@ -46,7 +57,9 @@ id=$$
 net=$(( (id % 200) + 20 ))
 prefix=10.231.$net
 bridge=dnmbr$id
-work=$(mktemp -d /tmp/dnm-rehearse.XXXXXX)
+# Not under /tmp: every node gets its own /tmp. Readable by the nodes' user.
+work=$(mktemp -d /var/tmp/dnm-rehearse.XXXXXX)
+chmod 755 "$work"
 namespaces=()
 pids=()
 
@@ -72,17 +85,19 @@ trap 'exit 130' INT TERM
 say "rendering deploy/k8s/overlays/$overlay"
 dotnet "$render" render-env "$overlay" "$work/manifests" || die "could not render deploy/k8s/overlays/$overlay"
 root=$work/manifests/root
-coordinators=$(cat "$work/manifests/dnm-coordinator.replicas")
-workers=$(cat "$work/manifests/dnm-worker.replicas")
+coordinators=$(cat "$work/manifests/dnm-coordinator.completions")
+workers=$(cat "$work/manifests/dnm-worker.completions")
 [ "$coordinators" -ge 1 ] && [ "$workers" -ge 1 ] || die "the overlay has $coordinators coordinator(s) and $workers worker(s)"
-# The pods: dnm-coordinator-0.., dnm-worker-0..; their addresses on the bridge.
+# The pods: an Indexed Job's pod i has the hostname <job>-<i>; their addresses on the bridge.
 pods=()
-for i in $(seq 0 $((coordinators - 1))); do pods+=("dnm-coordinator-$i"); done
-for i in $(seq 0 $((workers - 1))); do pods+=("dnm-worker-$i"); done
-declare -A ip_of
+declare -A job_of index_of ip_of
+for job in dnm-coordinator dnm-worker; do
+  for i in $(seq 0 $(($(cat "$work/manifests/$job.completions") - 1))); do
+    pods+=("$job-$i"); job_of[$job-$i]=$job; index_of[$job-$i]=$i
+  done
+done
 n=10
 for pod in "${pods[@]}"; do ip_of[$pod]=$prefix.$n; n=$((n + 1)); done
-service=dnm-gossip
 
 # --- the network: a bridge, and one namespace with a veth on it per pod ---
 ip link add "$bridge" type bridge
@@ -100,19 +115,21 @@ for pod in "${pods[@]}"; do
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "${ip_of[$pod]}/24" dev "$pod_end"
   ip -n "$ns" link set "$pod_end" up
-  # The headless Service's DNS: every pod's <pod>.<service> name (and its long form), as cluster DNS would answer.
+  # The headless Service's DNS: <hostname>.<subdomain> (and its long form) for the pods that have a subdomain, as
+  # cluster DNS would answer.
   mkdir -p "/etc/netns/$ns"
   {
     echo "127.0.0.1 localhost"
     for other in "${pods[@]}"; do
-      echo "${ip_of[$other]} $other.$service $other.$service.default.svc.cluster.local"
+      subdomain=$(cat "$work/manifests/${job_of[$other]}.subdomain")
+      [ -z "$subdomain" ] || echo "${ip_of[$other]} $other.$subdomain $other.$subdomain.default.svc.cluster.local"
     done
   } > "/etc/netns/$ns/hosts"
 done
 say "network: bridge $bridge $prefix.0/24; $(for p in "${pods[@]}"; do printf '%s=%s ' "$p" "${ip_of[$p]}"; done)"
 
 # --- the run: a short run on a synthetic dataset, at the path the manifests mount the run config ---
-mkdir -p "$root/data" "$root/runs"
+mkdir -p "$work/dataset"
 perl -e '
   my ($dir, $count, $size) = @ARGV;
   my @centres = ([0.25, 0.25], [0.25, 0.75], [0.75, 0.25], [0.75, 0.75]);
@@ -129,20 +146,23 @@ perl -e '
   }
   open(my $f, ">:raw", "$dir/blobs-images.idx") or die; print $f pack("NNNN", 0x803, $count, $size, $size), $pixels; close $f;
   open(my $g, ">:raw", "$dir/blobs-labels.idx") or die; print $g pack("NN", 0x801, $count), $labels; close $g;
-' "$root/data" 192 12
+' "$work/dataset" 192 12
 config_var=$(grep -E '^DNM_CONFIG=' "$work/manifests/dnm-coordinator.env" | head -n 1 | cut -d= -f2-)
+data_var=$(grep -E '^DNM_DATA=' "$work/manifests/dnm-coordinator.env" | head -n 1 | cut -d= -f2-)
 [ -n "$config_var" ] || die "the coordinator's manifest sets no DNM_CONFIG"
+[ -n "$data_var" ] || die "the coordinator's manifest sets no DNM_DATA"
 [ -f "$root$config_var" ] || die "DNM_CONFIG=$config_var is not where the manifests mount the run config"
 out=/runs/rehearsal
 cat > "$root$config_var" <<EOF
 {
-  "dataset": "idx:$root/data/blobs-images.idx,$root/data/blobs-labels.idx",
+  "dataset": "idx:$root$data_var/blobs-images.idx,$root$data_var/blobs-labels.idx",
   "channels": [4, 4, 2], "kernel": 3, "latent": 8, "map": "3x3",
   "batch-size": 24, "pretrain-epochs": 2, "epochs": 2, "som-iterations": 10,
   "checkpoint-every": 16, "threads": 1, "device": "cpu",
   "out": "$root$out"
 }
 EOF
+chmod -R a+rX "$root"
 
 # --- the nodes ---
 # The container's environment: downward-API values for this pod, $(VAR) expanded from the variables before it,
@@ -154,8 +174,10 @@ pod_env() {
     [ -n "$line" ] || continue
     name=${line%%=*}; value=${line#*=}
     case "$value" in
-      @fieldRef:metadata.name) value=$pod ;;
+      # A Job's pod is named <hostname>-<random>; its index is the Job controller's annotation.
+      @fieldRef:metadata.name) value=$pod-r$id ;;
       @fieldRef:status.podIP) value=${ip_of[$pod]} ;;
+      "@fieldRef:metadata.annotations['batch.kubernetes.io/job-completion-index']") value=${index_of[$pod]} ;;
       @fieldRef:*) die "$file: unsupported downward-API field ${value#@fieldRef:}" ;;
     esac
     while [[ "$value" =~ \$\(([A-Za-z_][A-Za-z0-9_]*)\) ]]; do
@@ -169,22 +191,84 @@ pod_env() {
   done < "$file"
 }
 
+# The pod's file system, in a mount namespace of its own (a script run by `unshare --mount` inside the network
+# namespace): its volumes bound where the container sees them (emptyDirs of its own, the shared claim, the read-only
+# ConfigMap), then every other mount remounted read-only (readOnlyRootFilesystem), then dnm started as the manifests'
+# user with no capabilities and no_new_privs.
+bin_dir=$(cd "$(dirname "$dnm")" && pwd)
+dotnet_root=${DOTNET_ROOT:-$(dirname "$(readlink -f "$(command -v dotnet)")")}
+mkdir -p "$work/app" "$work/dotnet"
+pod_script() {
+  local pod=$1 job=${job_of[$1]} dir=$work/pods/$1 path kind mode uid gid read_only target
+  uid=$(grep -E '^runAsUser=' "$work/manifests/$job.security" | cut -d= -f2)
+  gid=$(grep -E '^runAsGroup=' "$work/manifests/$job.security" | cut -d= -f2)
+  read_only=$(grep -E '^readOnlyRootFilesystem=' "$work/manifests/$job.security" | cut -d= -f2)
+  [ -n "$uid" ] && [ "$uid" != 0 ] || die "$job: the rehearsal runs nodes as the manifests' non-root user, but runAsUser is '$uid'"
+  mkdir -p "$dir"
+  local -a writable=() binds=()
+  while read -r path kind mode; do
+    [ -n "$path" ] || continue
+    # /tmp is used by name (.NET's diagnostic sockets): the pod's /tmp volume is mounted at /tmp itself.
+    if [ "$path" = /tmp ]; then target=/tmp; else target=$root$path; mkdir -p "$target"; fi
+    case "$kind" in
+      emptyDir)
+        mkdir -p "$dir/volumes$path"; chown "$uid:$gid" "$dir/volumes$path"
+        # The init container's download, done here: the synthetic dataset in the data volume.
+        if [ "$path" = "$data_var" ]; then cp "$work/dataset"/* "$dir/volumes$path/"; chown "$uid:$gid" "$dir/volumes$path"/*; fi
+        binds+=("$dir/volumes$path $target $mode") ;;
+      persistentVolumeClaim)
+        chown "$uid:$gid" "$target"
+        binds+=("$target $target $mode") ;;
+      configMap) binds+=("$target $target ro") ;;
+      *) die "$job: volume at $path is a $kind volume; the rehearsal knows emptyDir, persistentVolumeClaim and configMap" ;;
+    esac
+    [ "$mode" = ro ] || writable+=("$target")
+  done < "$work/manifests/$job.mounts"
+  local -a env args
+  mapfile -t env < <(pod_env "$pod" "$work/manifests/$job.env")
+  mapfile -t args < "$work/manifests/$job.args"
+  printf '%s\n' "${env[@]}" > "$work/$pod.env"
+  {
+    echo 'set -e'
+    printf 'mount --bind -o ro %q %q\n' "$bin_dir" "$work/app"
+    printf 'mount --bind -o ro %q %q\n' "$dotnet_root" "$work/dotnet"
+    for b in "${binds[@]}"; do
+      read -r source target mode <<< "$b"
+      printf 'mount --bind %q %q\n' "$source" "$target"
+      [ "$mode" = rw ] || printf 'mount -o remount,bind,ro %q\n' "$target"
+    done
+    if [ "$read_only" = true ]; then
+      printf 'writable=(%s)\n' "$(printf '%q ' "${writable[@]}")"
+      cat <<'EOS'
+while read -r mount_point; do
+  case "$mount_point" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+  keep=0; for w in "${writable[@]}"; do [ "$mount_point" != "$w" ] || keep=1; done
+  [ "$keep" = 1 ] || mount -o remount,bind,ro "$mount_point" 2>/dev/null || true
+done < <(findmnt -rn -o TARGET)
+if [ -w / ]; then echo "rehearse-k8s: the root file system is still writable" >&2; exit 97; fi
+EOS
+    fi
+    echo 'cd /'
+    # env -i: the node sees the manifest's variables and nothing of this shell's (PATH, HOME and DOTNET_ROOT aside;
+    # HOME is the image's, unwritable).
+    printf 'exec setpriv --reuid=%q --regid=%q --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- ' "$uid" "$gid"
+    printf 'env -i PATH=%q HOME=%q DOTNET_ROOT=%q ' "$PATH" "$root/home/dnm" "$work/dotnet"
+    printf '%q ' "${env[@]}" "$work/app/$(basename "$dnm")" "${args[@]}"
+    echo
+  } > "$dir/start.sh"
+}
+
 declare -A pid_of
 start() {
-  local pod=$1 set=${1%-*} ns=dnm$id-$1
-  local -a env args
-  mapfile -t env < <(pod_env "$pod" "$work/manifests/$set.env")
-  mapfile -t args < "$work/manifests/$set.args"
-  printf '%s\n' "${env[@]}" > "$work/$pod.env"
-  # env -i: the node sees the manifest's variables and nothing of this shell's (PATH, HOME and DOTNET_ROOT aside).
-  ip netns exec "$ns" env -i PATH="$PATH" HOME="$work/home" DOTNET_ROOT="${DOTNET_ROOT:-$(dirname "$(readlink -f "$(command -v dotnet)")")}" \
-    "${env[@]}" "$dnm" "${args[@]}" > "$work/$pod.log" 2>&1 &
+  local pod=$1 ns=dnm$id-$1
+  ip netns exec "$ns" unshare --mount --propagation private bash "$work/pods/$pod/start.sh" > "$work/$pod.log" 2>&1 &
   pid_of[$pod]=$!
   pids+=($!)
 }
-mkdir -p "$work/home"
+mkdir -p "$root/home/dnm"
+for pod in "${pods[@]}"; do pod_script "$pod"; done
 for pod in "${pods[@]}"; do start "$pod"; done
-say "started ${#pods[@]} nodes: ${pods[*]} (logs in $work)"
+say "started ${#pods[@]} nodes: ${pods[*]} (logs in $work); each as uid $(grep -E '^runAsUser=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2), read-only root: $(grep -E '^readOnlyRootFilesystem=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)"
 
 # --- watch: scrape like the PodMonitor and the probes, until the coordinator ends ---
 http_status() { # host port path -> the status code, or nothing
@@ -250,4 +334,8 @@ for pod in "${pods[@]}"; do
 done
 [ "$steps_seen" -gt 0 ] || die "the coordinator's /metrics never showed dnm_train_steps_total above 0"
 say "final metrics: $(tr -d '\n ' < "$run_dir/final-metrics.json")"
-say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps"
+# The files the nodes wrote are the nodes' user's: they ran as it, not as root.
+owner=$(stat -c %u:%g "$run_dir/final-metrics.json")
+expected=$(grep -E '^runAsUser=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2):$(grep -E '^runAsGroup=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)
+[ "$owner" = "$expected" ] || die "the run directory's files belong to $owner, not to the manifests' user $expected"
+say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps; every node exited 0 (both Jobs complete), running as $expected without capabilities, root file system read-only: $(grep -E '^readOnlyRootFilesystem=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)"

@@ -13,8 +13,16 @@ public sealed class ManifestSpec
 {
     public static TheoryData<string> Overlays() => new(Manifests.Overlays);
 
-    /// <summary>Variables the manifests set only to build others ($(POD_NAME), $(POD_IP)), from the downward API.</summary>
-    private static readonly Dictionary<string, string> DownwardApi = new() { ["POD_NAME"] = "metadata.name", ["POD_IP"] = "status.podIP" };
+    /// <summary>The annotation the Job controller puts the completion index of an Indexed Job's pod in.</summary>
+    public const string CompletionIndexField = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
+
+    /// <summary>Variables the manifests set only to build others ($(JOB_COMPLETION_INDEX), $(POD_IP)), from the downward API.</summary>
+    private static readonly Dictionary<string, string> DownwardApi = new()
+    {
+        ["POD_NAME"] = "metadata.name",
+        ["POD_IP"] = "status.podIP",
+        ["JOB_COMPLETION_INDEX"] = CompletionIndexField,
+    };
 
     [Theory]
     [MemberData(nameof(Overlays))]
@@ -23,14 +31,14 @@ public sealed class ManifestSpec
         var m = Manifests.Render(overlay);
         foreach (var o in m.Objects)
             Assert.True(Manifests.Kinds.Contains(o["kind"]!.GetValue<string>()), $"{overlay}: unexpected {Kustomize.Key(o)}");
-        Assert.Equal(["dnm-coordinator", "dnm-worker"], m.StatefulSets.Select(s => s.Metadata.Name).Order());
+        Assert.Equal(["dnm-coordinator", "dnm-worker"], m.Jobs.Select(s => s.Metadata.Name).Order());
     }
 
     [Theory]
     [MemberData(nameof(Overlays))]
     public void Every_container_should_have_requests_and_limits(string overlay)
     {
-        foreach (var s in Manifests.Render(overlay).StatefulSets)
+        foreach (var s in Manifests.Render(overlay).Jobs)
             foreach (var c in s.Spec.Template.Spec.Containers.Concat(s.Spec.Template.Spec.InitContainers ?? []))
                 foreach (var resource in new[] { "cpu", "memory" })
                 {
@@ -43,7 +51,7 @@ public sealed class ManifestSpec
     [MemberData(nameof(Overlays))]
     public void Every_container_should_probe_healthz_and_readyz_on_the_metrics_port(string overlay)
     {
-        foreach (var s in Manifests.Render(overlay).StatefulSets)
+        foreach (var s in Manifests.Render(overlay).Jobs)
             foreach (var c in s.Spec.Template.Spec.Containers)
             {
                 var where = $"{overlay}: {s.Metadata.Name}/{c.Name}";
@@ -66,7 +74,7 @@ public sealed class ManifestSpec
         var m = Manifests.Render(overlay);
         Assert.True(m.Coordinator.Spec.Template.Spec.TerminationGracePeriodSeconds >= 120);
         Assert.True(m.Workers.Spec.Template.Spec.TerminationGracePeriodSeconds >= 60);
-        foreach (var s in m.StatefulSets)
+        foreach (var s in m.Jobs)
         {
             // The hook asks dnm (PID 1, the image's ENTRYPOINT) to stop as SIGTERM does, and waits for it to leave.
             var command = string.Join(' ', Manifests.Dnm(s).Lifecycle.PreStop.Exec.Command);
@@ -84,7 +92,7 @@ public sealed class ManifestSpec
     public void Gpu_overlays_should_ask_for_gpus_and_wire_devices_to_them(string overlay, int gpusPerWorkerPod)
     {
         var m = Manifests.Render(overlay);
-        foreach (var s in m.StatefulSets)
+        foreach (var s in m.Jobs)
         {
             var c = Manifests.Dnm(s);
             var spec = s.Spec.Template.Spec;
@@ -104,7 +112,7 @@ public sealed class ManifestSpec
     {
         var m = Manifests.Render("cpu");
         Assert.DoesNotContain(m.Objects, o => o.ToJsonString().Contains("nvidia.com/gpu", StringComparison.Ordinal));
-        foreach (var s in m.StatefulSets)
+        foreach (var s in m.Jobs)
         {
             Assert.Equal("cpu", Manifests.Env(Manifests.Dnm(s), NodeEnvironment.Devices));
             Assert.Equal("dnm:cpu", Manifests.Dnm(s).Image);
@@ -119,27 +127,77 @@ public sealed class ManifestSpec
     {
         var m = Manifests.Render(overlay);
         var coordinator = m.Coordinator;
-        var service = coordinator.Spec.ServiceName;
+        // An Indexed Job names pod i's host <job>-<i>; with a subdomain, its DNS name is <job>-<i>.<subdomain>, served by
+        // the headless Service of that name.
+        Assert.Equal("Indexed", coordinator.Spec.CompletionMode);
+        var service = coordinator.Spec.Template.Spec.Subdomain;
+        Assert.False(string.IsNullOrEmpty(service), "the coordinator pods need a subdomain for their DNS names");
         var port = int.Parse(Manifests.Env(Manifests.Dnm(coordinator), NodeEnvironment.Port)!, System.Globalization.CultureInfo.InvariantCulture);
-        var expected = Enumerable.Range(0, coordinator.Spec.Replicas ?? 1).Select(i => $"{coordinator.Metadata.Name}-{i}.{service}:{port}").ToArray();
-        foreach (var s in m.StatefulSets)
+        var expected = Enumerable.Range(0, coordinator.Spec.Completions ?? 1).Select(i => $"{coordinator.Metadata.Name}-{i}.{service}:{port}").ToArray();
+        foreach (var s in m.Jobs)
         {
             var c = Manifests.Dnm(s);
             Assert.Equal(expected, Manifests.Env(c, NodeEnvironment.Seeds)!.Split(','));
-            Assert.Equal(service, s.Spec.ServiceName);
             Assert.Equal(port, Manifests.Port(c, "akka"));
             Assert.Equal(port.ToString(System.Globalization.CultureInfo.InvariantCulture), Manifests.Env(c, NodeEnvironment.Port));
         }
-        // A coordinator advertises exactly the name the seeds use for it (Akka compares addresses as text).
-        Assert.Equal($"$(POD_NAME).{service}", Manifests.Env(Manifests.Dnm(coordinator), NodeEnvironment.Host));
+        // A coordinator advertises exactly the name the seeds use for it (Akka compares addresses as text): its own
+        // index's, which a replacement pod of the same index keeps.
+        var host = Manifests.Dnm(coordinator).Env.Single(e => e.Name == NodeEnvironment.Host);
+        Assert.Equal($"{coordinator.Metadata.Name}-$(JOB_COMPLETION_INDEX).{service}", host.Value);
+        Assert.Equal(CompletionIndexField, Manifests.Dnm(coordinator).Env.Single(e => e.Name == "JOB_COMPLETION_INDEX").ValueFrom.FieldRef.FieldPath);
+        // Workers are reached by pod IP: no DNS name, so no subdomain.
         Assert.Equal("$(POD_IP)", Manifests.Env(Manifests.Dnm(m.Workers), NodeEnvironment.Host));
+        Assert.Null(m.Workers.Spec.Template.Spec.Subdomain);
 
         var gossip = m.Get<V1Service>("Service", service);
         Assert.Equal("None", gossip.Spec.ClusterIP);
         Assert.True(gossip.Spec.PublishNotReadyAddresses, "nodes must find each other before they are ready");
         Assert.Contains(gossip.Spec.Ports, p => p.Name == "akka" && p.Port == port && p.TargetPort.Value == "akka");
-        foreach (var s in m.StatefulSets)
-            Assert.True(Selects(gossip.Spec.Selector, s.Spec.Template.Metadata.Labels), $"{service} does not select {s.Metadata.Name}'s pods");
+        Assert.True(Manifests.Selects(gossip.Spec.Selector, coordinator.Spec.Template.Metadata.Labels), $"{service} does not select the coordinator pods");
+        Assert.False(Manifests.Selects(gossip.Spec.Selector, m.Workers.Spec.Template.Metadata.Labels), $"{service} names worker pods, which need no name");
+    }
+
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void Training_pods_should_run_as_indexed_jobs_that_complete_with_the_run(string overlay)
+    {
+        var m = Manifests.Render(overlay);
+        foreach (var job in m.Jobs)
+        {
+            var name = job.Metadata.Name;
+            var spec = job.Spec;
+            Assert.Equal("Indexed", spec.CompletionMode);
+            // Every index runs at once, and the worker count can change in place (elastic Indexed Jobs need both equal).
+            Assert.Equal(spec.Completions, spec.Parallelism);
+            // `dnm node` exits 0 only when the run has finished, so one success is the run's: the Job completes and its
+            // lingering pods (stand-bys, a late replacement) are stopped.
+            var rule = Assert.Single(spec.SuccessPolicy?.Rules ?? []);
+            Assert.Equal(1, rule.SucceededCount);
+            Assert.Null(rule.SucceededIndexes);
+            // A failed pod is replaced by the Job, which counts it; never restarted forever by the kubelet.
+            Assert.Equal("Never", spec.Template.Spec.RestartPolicy);
+            Assert.True(spec.BackoffLimit is > 0 || spec.BackoffLimitPerIndex is > 0, $"{name}: a crashed pod must be replaced at least once");
+            Assert.Equal("Failed", spec.PodReplacementPolicy);
+            // Nothing removes the finished Job before `kubectl wait` and `kubectl logs` have seen it, nor cuts a long run.
+            Assert.Null(spec.TtlSecondsAfterFinished);
+            Assert.Null(spec.ActiveDeadlineSeconds);
+
+            var rules = spec.PodFailurePolicy.Rules;
+            var failJob = Assert.Single(rules, r => r.Action == "FailJob");
+            Assert.Equal("dnm", failJob.OnExitCodes.ContainerName);
+            Assert.Equal("In", failJob.OnExitCodes.OperatorProperty);
+            // Exactly the exit codes that no retry can change (src/Dnm.Node/CliErrors.cs): a bad config or flag, bad data or checkpoint.
+            Assert.Equal([Dnm.Node.CliErrors.Usage, Dnm.Node.CliErrors.Data], failJob.OnExitCodes.Values.Order());
+            var ignore = Assert.Single(rules, r => r.Action == "Ignore");
+            Assert.Equal("DisruptionTarget", Assert.Single(ignore.OnPodConditions).Type);
+            // What must be retried is matched by no rule: an unexpected failure, an interrupted node, a killed one.
+            foreach (var retried in new[] { Dnm.Node.CliErrors.Failure, Dnm.Node.CliErrors.Interrupted, 137 })
+                Assert.DoesNotContain(rules, r => r.OnExitCodes?.Values.Contains(retried) == true);
+        }
+        // With stand-bys the coordinator Job counts failures over all of them; each worker index has its own budget.
+        Assert.NotNull(m.Coordinator.Spec.BackoffLimit);
+        Assert.NotNull(m.Workers.Spec.BackoffLimitPerIndex);
     }
 
     [Theory]
@@ -148,7 +206,7 @@ public sealed class ManifestSpec
     {
         var m = Manifests.Render(overlay);
         var defaults = new NodeOptions();
-        foreach (var s in m.StatefulSets)
+        foreach (var s in m.Jobs)
         {
             var c = Manifests.Dnm(s);
             Assert.Equal(defaults.Port, Manifests.Port(c, "akka"));
@@ -161,8 +219,8 @@ public sealed class ManifestSpec
         Assert.Contains(m.Get<V1Service>("Service", "dnm-gossip").Spec.Ports, p => p.Port == dataPlane && p.TargetPort.Value == "data-plane");
         var metrics = m.Get<V1Service>("Service", "dnm-metrics");
         Assert.Contains(metrics.Spec.Ports, p => p.Port == TelemetryOptions.DefaultMetricsPort && p.TargetPort.Value == "metrics");
-        foreach (var s in m.StatefulSets)
-            Assert.True(Selects(metrics.Spec.Selector, s.Spec.Template.Metadata.Labels));
+        foreach (var s in m.Jobs)
+            Assert.True(Manifests.Selects(metrics.Spec.Selector, s.Spec.Template.Metadata.Labels));
         var exposed = File.ReadAllLines(Repo.Path("Dockerfile")).Single(l => l.StartsWith("EXPOSE ", StringComparison.Ordinal));
         Assert.Equal($"EXPOSE {defaults.Port} {TelemetryOptions.DefaultMetricsPort}", exposed);
     }
@@ -178,8 +236,8 @@ public sealed class ManifestSpec
         var endpoint = monitor["spec"]!["podMetricsEndpoints"]!.AsArray().Single()!;
         Assert.Equal("metrics", endpoint["port"]!.GetValue<string>());
         Assert.Equal("/metrics", endpoint["path"]!.GetValue<string>());
-        foreach (var s in m.StatefulSets)
-            Assert.True(Selects(selector, s.Spec.Template.Metadata.Labels), $"the PodMonitor does not select {s.Metadata.Name}'s pods");
+        foreach (var s in m.Jobs)
+            Assert.True(Manifests.Selects(selector, s.Spec.Template.Metadata.Labels), $"the PodMonitor does not select {s.Metadata.Name}'s pods");
     }
 
     [Theory]
@@ -197,7 +255,7 @@ public sealed class ManifestSpec
     public void The_environment_should_be_exactly_what_dnm_node_reads(string overlay)
     {
         var m = Manifests.Render(overlay);
-        foreach (var s in m.StatefulSets)
+        foreach (var s in m.Jobs)
             Assert.Empty(EnvironmentProblems(s));
         var c = Manifests.Dnm(m.Coordinator);
         var w = Manifests.Dnm(m.Workers);
@@ -222,9 +280,9 @@ public sealed class ManifestSpec
     public void A_renamed_variable_should_fail_the_environment_check()
     {
         var objects = Kustomize.Build(Repo.Path("deploy", "k8s", "overlays", "cpu"));
-        var json = objects.Single(o => Kustomize.Key(o) == ("StatefulSet", "dnm-worker")).ToJsonString()
+        var json = objects.Single(o => Kustomize.Key(o) == ("Job", "dnm-worker")).ToJsonString()
             .Replace("\"DNM_SEEDS\"", "\"DNM_SEED\"", StringComparison.Ordinal);
-        var problems = EnvironmentProblems(KubernetesJson.Deserialize<V1StatefulSet>(json));
+        var problems = EnvironmentProblems(KubernetesJson.Deserialize<V1Job>(json));
         Assert.Contains(problems, p => p.Contains("DNM_SEED ", StringComparison.Ordinal));
     }
 
@@ -235,7 +293,7 @@ public sealed class ManifestSpec
         var m = Manifests.Render(overlay);
         var perPod = int.Parse(Manifests.Env(Manifests.Dnm(m.Workers), NodeEnvironment.LocalWorkers)!, System.Globalization.CultureInfo.InvariantCulture);
         var min = int.Parse(Manifests.Env(Manifests.Dnm(m.Coordinator), NodeEnvironment.MinWorkers)!, System.Globalization.CultureInfo.InvariantCulture);
-        Assert.Equal(m.Workers.Spec.Replicas * perPod, min);
+        Assert.Equal(m.Workers.Spec.Completions * perPod, min);
     }
 
     [Theory]
@@ -260,7 +318,7 @@ public sealed class ManifestSpec
     [MemberData(nameof(Overlays))]
     public void Every_node_should_see_the_dataset_its_init_container_fetched(string overlay)
     {
-        foreach (var s in Manifests.Render(overlay).StatefulSets)
+        foreach (var s in Manifests.Render(overlay).Jobs)
         {
             var c = Manifests.Dnm(s);
             var init = s.Spec.Template.Spec.InitContainers.Single(i => i.Name == "fetch-data");
@@ -278,7 +336,7 @@ public sealed class ManifestSpec
     /// What is wrong with a workload's environment: a variable `dnm node` does not read (NodeEnvironment.Variables),
     /// a downward-API helper that is not one, or a $(VAR) reference to a variable not defined before it.
     /// </summary>
-    public static List<string> EnvironmentProblems(V1StatefulSet s)
+    public static List<string> EnvironmentProblems(V1Job s)
     {
         var problems = new List<string>();
         foreach (var c in s.Spec.Template.Spec.Containers.Concat(s.Spec.Template.Spec.InitContainers ?? []))
@@ -305,7 +363,4 @@ public sealed class ManifestSpec
         }
         return problems;
     }
-
-    private static bool Selects(IDictionary<string, string>? selector, IDictionary<string, string> labels) =>
-        selector is { Count: > 0 } && selector.All(kv => labels.TryGetValue(kv.Key, out var v) && v == kv.Value);
 }

@@ -33,7 +33,9 @@ public sealed class ScriptSpec
         using var dir = new TempDirectory();
         var broken = Path.Combine(dir.Path, "dnm");
         File.WriteAllText(broken, "#!/bin/sh\necho 'simulated start-up failure' >&2\nexit 3\n");
-        File.SetUnixFileMode(broken, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // Readable and executable by the manifests' non-root user, as whom the rehearsal starts every node.
+        File.SetUnixFileMode(broken, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                                     UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         var (code, output) = Run(Repo.Path("scripts", "rehearse-k8s.sh"), TimeSpan.FromMinutes(5), ("DNM_BIN", broken));
         Assert.NotEqual(0, code);
         Assert.Matches(@"rehearse-k8s: FAILED: dnm-(coordinator|worker)-\d exited with status 3", output);
