@@ -22,6 +22,13 @@ public sealed class ClusterTls : IDisposable
         Authority = authority;
     }
 
+    /// <summary>
+    /// Reads the PEM files as they are, without the checks and messages of a node's start-up (Hosting's ClusterCertificates):
+    /// for tools and benchmarks.
+    /// </summary>
+    public static ClusterTls FromPemFiles(string certificateFile, string keyFile, string authorityFile) =>
+        new(X509Certificate2.CreateFromPemFile(certificateFile, keyFile), X509Certificate2.CreateFromPem(File.ReadAllText(authorityFile)));
+
     /// <summary>This node's certificate, with its private key: what it presents to every peer.</summary>
     public X509Certificate2 Certificate { get; }
 
