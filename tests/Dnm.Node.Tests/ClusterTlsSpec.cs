@@ -66,4 +66,17 @@ public sealed class ClusterTlsSpec(ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(run, "checkpoints", "final.ckpt")));
         Assert.True(File.Exists(Path.Combine(run, "final-metrics.json")));
     }
+
+    [Fact]
+    public void Node_should_exit_2_naming_a_missing_certificate_file_before_it_starts()
+    {
+        using var dir = new ScratchDirectory();
+        Assert.Equal(0, Cli.Run("cert", "create", "--out", dir.File("tls")).ExitCode);
+        var missing = dir.File("tls", "missing.crt");
+        var result = Cli.Run("node", "--role", "worker", "--seeds", "127.0.0.1:1", "--port", "0", "--no-metrics",
+            "--tls-cert", missing, "--tls-key", dir.File("tls", "tls.key"), "--tls-ca", dir.File("tls", "ca.crt"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith($"error: --tls-cert (DNM_TLS_CERT) {missing}: no such file; make a CA and a node certificate with `dnm cert create", result.Error);
+        Assert.Equal("", result.Out);
+    }
 }

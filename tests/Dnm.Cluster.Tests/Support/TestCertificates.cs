@@ -8,10 +8,13 @@ internal sealed class TestCertificates : IDisposable
 {
     private readonly TempDir dir = new();
 
+    /// <summary>A folder for a set the spec writes itself (not created).</summary>
+    public string Folder(string name) => dir.Sub(name);
+
     /// <summary>Writes a new set (a new CA and a node certificate) under <paramref name="name"/>; returns its folder.</summary>
     public string Create(string name, int days = 1)
     {
-        var folder = dir.Sub(name);
+        var folder = Folder(name);
         ClusterCertificates.Create(folder, [], days, DateTimeOffset.UtcNow);
         return folder;
     }
