@@ -193,9 +193,9 @@ public sealed class DataPlaneConnection : IDisposable
             using var pin = direct ? payload.Pin() : default;
             try
             {
-                // The loops are inline rather than helper methods: each async helper is one more state
-                // machine box per frame when the pooling builder's cache misses.
-                // A stream's write sends the whole buffer (a TLS session cuts it into records).
+                // The writes are inline rather than in a helper method: each async helper is one more state
+                // machine box per frame when the pooling builder's cache misses. A stream's write sends the
+                // whole buffer (a TLS session cuts it into records).
                 await _stream.WriteAsync(_sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0)), cancellationToken).ConfigureAwait(false);
                 if (direct)
                     await _stream.WriteAsync(_sendWindow.Over(pin, payloadBytes), cancellationToken).ConfigureAwait(false);
