@@ -43,5 +43,6 @@ public static class DnmCli
         ExploreCommand.Create(context),
         DataCommand.Create(context),
         NodeCommand.Create(context),
+        CertCommand.Create(context),
     };
 }

@@ -22,10 +22,18 @@ internal static class AllReduceBenchmark
         var duration = TimeSpan.FromSeconds(double.Parse(Option("--seconds") ?? "3", CultureInfo.InvariantCulture));
         Console.WriteLine($"star all-reduce in one process over loopback: {softCounts} soft counts then {floats} floats ({floats * 4e-6:F2} MB) a round, " +
                           $"{duration.TotalSeconds:F0} s per case; {Environment.ProcessorCount} cores, load average {LoadAverage()}");
+        // --tls: each path again inside mutual TLS, with a fresh CA and node certificate as `dnm cert create` makes them.
+        var tlsFolder = args.Contains("--tls") ? Directory.CreateTempSubdirectory("dnm-bench-tls-").FullName : null;
+        if (tlsFolder is not null) Dnm.Cluster.Hosting.ClusterCertificates.Create(tlsFolder, [], 1, DateTimeOffset.UtcNow);
+        using var tls = tlsFolder is null ? null : ClusterTls.FromPemFiles(Path.Combine(tlsFolder, "tls.crt"), Path.Combine(tlsFolder, "tls.key"), Path.Combine(tlsFolder, "ca.crt"));
+        if (tlsFolder is not null) Directory.Delete(tlsFolder, recursive: true);
+        (string, DataPlaneOptions)[] paths = [("TCP", DataPlaneOptions.Default with { SharedMemoryBytes = 0 }), ("shared memory", DataPlaneOptions.Default)];
+        if (tls is not null)
+            paths = [.. paths, ("TCP + TLS", DataPlaneOptions.Default with { SharedMemoryBytes = 0, Tls = tls }), ("shared memory + TLS", DataPlaneOptions.Default with { Tls = tls })];
         foreach (var n in workers)
         {
             var line = $"N = {n}:";
-            foreach (var (path, options) in new[] { ("TCP", DataPlaneOptions.Default with { SharedMemoryBytes = 0 }), ("shared memory", DataPlaneOptions.Default) })
+            foreach (var (path, options) in paths)
             {
                 var (mean, p50, rounds) = await MeasureAsync(n, floats, softCounts, options, duration);
                 line += FormattableString.Invariant($"  {path}: mean {mean,6:F2} ms, p50 {p50,6:F2} ms ({rounds} rounds);");

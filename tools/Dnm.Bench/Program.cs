@@ -3,14 +3,14 @@ using System.Globalization;
 using Dnm.Bench;
 using Dnm.Cluster.Transport;
 
-// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES] [--shared-memory BYTES]: measures, and starts its own peer process.
+// dnm-bench dataplane [--seconds S] [--socket-buffer BYTES] [--shared-memory BYTES] [--tls]: measures, and starts its own peer process.
 // dnm-bench dataplane-peer ...: the peer half, started by the above.
 // dnm-bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases] [--mlp]: the training step
 //   (--mlp: the fully connected encoder of configs/mnist-mlp.json instead of the paper's conv model).
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
-// dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3]: the star all-reduce alone, TCP vs shared memory.
+// dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3] [--tls]: the star all-reduce alone, TCP vs shared memory (and each inside mutual TLS).
 // dnm-bench serve [--url http://127.0.0.1:8080] [--seconds 10] [--batch 1,64] [--clients 1,2]: a running dnm serve (scripts/bench-serve.sh).
 // dnm-bench loader --dataset <shards:dir | folder:dir> [--batches N]: decoded images/s through the training step's loader (scripts/bench-loader.sh).
 // dnm-bench scaling [--gbit 25] [--latency-us 50] [--floats 855000]: the star vs ring communication model (no measuring).
@@ -58,13 +58,13 @@ if (args is ["memory", .. var memoryArgs])
 if (args is not ["dataplane", .. var rest])
 {
     Console.Error.WriteLine($"""
-        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304] [--shared-memory 8388608]
+        usage: Dnm.Bench dataplane [--seconds 3] [--socket-buffer 4194304] [--shared-memory 8388608] [--tls]
                Dnm.Bench step [--batch 256] [--threads 2] [--warmup 5] [--steps 30] [--phases] [--mlp]
                Dnm.Bench layers [--batch 256] [--steps 7]
                Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
                Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608] [--repeat 1]
-               Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3]
+               Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3] [--tls]
                {LoaderBenchmark.Usage}
                Dnm.Bench scaling [--workers 1,2,4,...,64] [--gbit 25] [--latency-us 50] [--floats 855000] [--soft-counts 600]
         """);
@@ -80,11 +80,23 @@ var options = new DataPlaneBenchmarkOptions
         SocketBufferBytes = int.Parse(Option("--socket-buffer") ?? DataPlaneOptions.Default.SocketBufferBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
         SharedMemoryBytes = int.Parse(Option("--shared-memory") ?? DataPlaneOptions.Default.SharedMemoryBytes.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
     },
+    // --tls: a fresh CA and node certificate (as `dnm cert create` makes them) for both processes.
+    TlsDirectory = rest.Contains("--tls") ? Directory.CreateTempSubdirectory("dnm-bench-tls-").FullName : null,
 };
+if (options.TlsDirectory is { } tlsFolder)
+    Dnm.Cluster.Hosting.ClusterCertificates.Create(tlsFolder, [], 1, DateTimeOffset.UtcNow);
 
-var r = await DataPlaneBenchmark.RunAsync(options, StartPeer);
+DataPlaneBenchmarkResult r;
+try
+{
+    r = await DataPlaneBenchmark.RunAsync(options, StartPeer);
+}
+finally
+{
+    if (options.TlsDirectory is { } folder) Directory.Delete(folder, recursive: true);
+}
 Console.WriteLine(FormattableString.Invariant($"""
-    data plane, 2 processes on loopback, {options.Duration.TotalSeconds:F0} s each, socket buffers {options.Transport.SocketBufferBytes} B, CRC-32C hardware: {Crc32C.IsHardwareAccelerated}
+    data plane, 2 processes on loopback, {options.Duration.TotalSeconds:F0} s each, socket buffers {options.Transport.SocketBufferBytes} B, CRC-32C hardware: {Crc32C.IsHardwareAccelerated}{(options.TlsDirectory is null ? "" : ", (b) to (d) inside mutual TLS")}
     (a) raw NetworkStream, 4 MiB writes:        {r.RawMBps,8:F0} MB/s
     (b) DataPlaneConnection, 4 MiB float frames: {r.FramedMBps,8:F0} MB/s
     ratio (b)/(a):                               {r.Ratio,8:F2}

@@ -6,7 +6,8 @@ namespace Dnm.Cluster.Hosting;
 /// Who may speak for the coordinator to an actor that never registered with it (a node's monitor): the singleton itself,
 /// an actor at its path (<c>/user/dnm-coordinator/dnm-coordinator</c>) in this actor system or on a cluster member with
 /// the coordinator role. A worker checks more: the nonce its coordinator echoed (<see cref="Protocol.RegistrationAccepted"/>).
-/// Without TLS a process that joins the cluster as a coordinator can still pass; this keeps out every other sender.
+/// Without TLS a process that joins the cluster as a coordinator can still pass; this keeps out every other sender. With TLS
+/// (docs/cluster.md, Security) only a node holding a certificate of the cluster's CA can become a member at all.
 /// </summary>
 public static class CoordinatorIdentity
 {

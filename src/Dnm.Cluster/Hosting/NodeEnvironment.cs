@@ -25,6 +25,9 @@ public static class NodeEnvironment
     public const string ClusterName = "DNM_CLUSTER_NAME";
     public const string DownAfter = "DNM_DOWN_AFTER";
     public const string AkkaLogLevel = "DNM_AKKA_LOG_LEVEL";
+    public const string TlsCert = "DNM_TLS_CERT";           // PEM files; /etc/dnm/tls/tls.crt on Kubernetes
+    public const string TlsKey = "DNM_TLS_KEY";
+    public const string TlsCa = "DNM_TLS_CA";
     /// <summary>Path of a JSON run config (the `dnm train` keys); read by the coordinator.</summary>
     public const string Config = "DNM_CONFIG";
     /// <summary>Port of the node's /metrics, /healthz and /readyz (read by Dnm.Node's telemetry flags); 0 turns them off.</summary>
@@ -64,6 +67,11 @@ public static class NodeEnvironment
             HasFlag: false),
         new("down-after", DownAfter, "Split-brain resolver: how long a partition must be stable before the minority is downed", "duration",
             o => ShowDuration(o.DownAfter), (o, v, at) => o with { DownAfter = ParseDuration(v, at) }, HasFlag: false),
+        new("tls-cert", TlsCert, "PEM certificate of this node (tls.crt); with --tls-key and --tls-ca: mutual TLS for Akka and the data plane", "file",
+            o => o.TlsCert ?? "none", (o, v, _) => o with { TlsCert = v }),
+        new("tls-key", TlsKey, "PEM private key of --tls-cert (tls.key)", "file", o => o.TlsKey ?? "none", (o, v, _) => o with { TlsKey = v }),
+        new("tls-ca", TlsCa, "PEM certificate of the cluster's CA (ca.crt): peers must present a certificate it signed", "file",
+            o => o.TlsCa ?? "none", (o, v, _) => o with { TlsCa = v }),
         new("akka-log-level", AkkaLogLevel, "Akka's own log level", "level", o => o.AkkaLogLevel, (o, v, _) => o with { AkkaLogLevel = v.ToUpperInvariant() },
             HasFlag: false),
     ];

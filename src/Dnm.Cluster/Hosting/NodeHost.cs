@@ -2,6 +2,7 @@ using System.Net;
 using Akka.Actor;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
+using Akka.Event;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Dnm.Cluster.Coordination;
@@ -33,6 +34,9 @@ public static class NodeHost
             if (config is null) throw new ConfigException("a coordinator node needs the run config (the `dnm train` flags, or DNM_CONFIG)");
             config.Validated();
         }
+        // Certificates are read before anything starts, so a bad file fails the node at once, naming the file.
+        using var tls = ClusterCertificates.Load(options);
+        if (tls is not null) options = options with { DataPlane = options.DataPlane with { Tls = tls } };
         var wall = System.Diagnostics.Stopwatch.StartNew();
         var completion = new RunCompletion();
         using var host = new HostBuilder()
@@ -71,18 +75,12 @@ public static class NodeHost
         var devices = o.Devices.Count > 0 ? o.Devices : [config?.Device ?? "auto"];
         builder
             .ConfigureLoggers(l => l.LogLevel = LogLevelOf(o.AkkaLogLevel))
-            .WithRemoting(new RemoteOptions
-            {
-                HostName = o.BindHost, PublicHostName = o.Host, Port = o.Port,
-                // Room for an evaluation tally (EvaluationProtocol.MaxTallyBytes) beside Akka's own messages.
-                MaxFrameSize = Protocol.EvaluationProtocol.MaxFrameBytes,
-                SendBufferSize = 2 * Protocol.EvaluationProtocol.MaxFrameBytes,
-                ReceiveBufferSize = 2 * Protocol.EvaluationProtocol.MaxFrameBytes,
-            })
+            .WithRemoting(Remoting(o))
             .WithClustering(new ClusterOptions
             {
                 Roles = roles.ToArray(),
-                SeedNodes = o.Seeds.Select(s => $"akka.tcp://{o.ClusterName}@{s}").ToArray(),
+                // With TLS, Akka's addresses are akka.ssl.tcp://: a plain node's seeds name another protocol and never meet it.
+                SeedNodes = o.Seeds.Select(s => $"akka{(o.DataPlane.Tls is null ? "" : ".ssl")}.tcp://{o.ClusterName}@{s}").ToArray(),
                 SplitBrainResolver = new KeepMajorityOption(),
                 AppVersion = Protocol.ClusterProtocol.DnmVersion,
             })
@@ -114,6 +112,40 @@ public static class NodeHost
             builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), o.DataPlane, telemetry,
                 o.WorkerFaults.GetValueOrDefault(i)), completion);
         }
+    }
+
+    /// <summary>
+    /// Akka.Remote's transport: plain TCP, or with <see cref="DataPlaneOptions.Tls"/> mutual TLS in which each side presents the
+    /// node certificate and accepts only a peer whose certificate chains to the cluster's CA (not to the system store): a node
+    /// without one cannot associate, so it cannot join, and no message of its reaches an actor.
+    /// </summary>
+    private static RemoteOptions Remoting(NodeOptions o)
+    {
+        var remote = new RemoteOptions
+        {
+            HostName = o.BindHost, PublicHostName = o.Host, Port = o.Port,
+            // Room for an evaluation tally (EvaluationProtocol.MaxTallyBytes) beside Akka's own messages.
+            MaxFrameSize = Protocol.EvaluationProtocol.MaxFrameBytes,
+            SendBufferSize = 2 * Protocol.EvaluationProtocol.MaxFrameBytes,
+            ReceiveBufferSize = 2 * Protocol.EvaluationProtocol.MaxFrameBytes,
+        };
+        if (o.DataPlane.Tls is not { } tls) return remote;
+        remote.EnableSsl = true;
+        remote.Ssl = new SslOptions
+        {
+            X509Certificate = tls.Certificate,
+            RequireMutualAuthentication = true,
+            SuppressValidation = false,
+            // Every node may share one certificate, and pods are reached by names a certificate made earlier may not list.
+            ValidateCertificateHostname = false,
+            CustomValidator = (certificate, _, peer, _, log) =>
+            {
+                if (tls.Check(certificate) is not { } problem) return true;
+                log.Warning("refused the TLS peer {0}: {1}", peer, problem);
+                return false;
+            },
+        };
+        return remote;
     }
 
     /// <summary>Waits until this node is Up in the cluster; otherwise a clear error naming the seeds.</summary>

@@ -84,6 +84,22 @@ public sealed record NodeOptions
     /// <summary>Akka's own log level (DEBUG, INFO, WARNING, ERROR).</summary>
     public string AkkaLogLevel { get; init; } = "WARNING";
 
+    /// <summary>
+    /// PEM files of this node's certificate and private key (a Kubernetes TLS Secret's tls.crt and tls.key) and of the
+    /// cluster's CA (ca.crt). All three turn on mutual TLS for Akka.Remote and the data plane
+    /// (<see cref="ClusterCertificates"/>); none: both run in plain TCP.
+    /// </summary>
+    public string? TlsCert { get; init; }
+
+    /// <inheritdoc cref="TlsCert"/>
+    public string? TlsKey { get; init; }
+
+    /// <inheritdoc cref="TlsCert"/>
+    public string? TlsCa { get; init; }
+
+    /// <summary>True when the options name TLS files (all three, once <see cref="Problems"/> is empty).</summary>
+    public bool UsesTls => TlsCert is not null || TlsKey is not null || TlsCa is not null;
+
     public bool IsCoordinator => Roles.HasFlag(NodeRoles.Coordinator);
     public bool IsWorker => Roles.HasFlag(NodeRoles.Worker) && LocalWorkers > 0;
 
@@ -106,6 +122,10 @@ public sealed record NodeOptions
         if (MinWorkers < 1) p.Add($"min-workers must be at least 1, got {MinWorkers}");
         if (JoinTimeout <= TimeSpan.Zero || StepTimeout <= TimeSpan.Zero) p.Add("join-timeout and step-timeout must be positive");
         if (ChecksumEvery < 0) p.Add($"checksum-every must be >= 0, got {ChecksumEvery}");
+        if (UsesTls && (TlsCert is null || TlsKey is null || TlsCa is null))
+            p.Add("--tls-cert, --tls-key and --tls-ca (DNM_TLS_CERT, DNM_TLS_KEY, DNM_TLS_CA) go together: " +
+                  $"{string.Join(" and ", new[] { (Flag: "--tls-cert", File: TlsCert), (Flag: "--tls-key", File: TlsKey), (Flag: "--tls-ca", File: TlsCa) }.Where(f => f.File is null).Select(f => f.Flag))} " +
+                  $"missing (in the dnm-tls Secret: tls.crt, tls.key and ca.crt)");
         foreach (var d in Devices)
         {
             try { DeviceSpec.Parse(d); }

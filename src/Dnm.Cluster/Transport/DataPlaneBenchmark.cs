@@ -19,6 +19,12 @@ public sealed record DataPlaneBenchmarkOptions
 
     /// <summary>Socket settings, applied to the raw baseline too so that only framing and checksums differ.</summary>
     public DataPlaneOptions Transport { get; init; } = DataPlaneOptions.Default;
+
+    /// <summary>
+    /// A folder with tls.crt, tls.key and ca.crt (`dnm cert create`): (b), (c) and (d) then run inside mutual TLS, on both
+    /// sides; (a) stays the plain socket. Null: no TLS.
+    /// </summary>
+    public string? TlsDirectory { get; init; }
 }
 
 /// <summary>Round-trip times of one small message, in microseconds.</summary>
@@ -64,6 +70,8 @@ public static class DataPlaneBenchmark
         DataPlaneBenchmarkOptions options, Func<IReadOnlyList<string>, Process> startPeer, CancellationToken cancellationToken = default)
     {
         var runId = Guid.NewGuid();
+        using var tls = options.TlsDirectory is { } folder ? LoadTls(folder) : null;
+        if (tls is not null) options = options with { Transport = options.Transport with { Tls = tls } };
         using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         DataPlaneConnection.Configure(raw, options.Transport);
         raw.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -78,6 +86,7 @@ public static class DataPlaneBenchmark
             "--small", options.SmallFloats.ToString(CultureInfo.InvariantCulture),
             "--socket-buffer", options.Transport.SocketBufferBytes.ToString(CultureInfo.InvariantCulture),
             "--shared-memory", options.Transport.SharedMemoryBytes.ToString(CultureInfo.InvariantCulture),
+            .. (options.TlsDirectory is { } tlsFolder ? ["--tls", tlsFolder] : Array.Empty<string>()),
         ]);
         try
         {
@@ -103,6 +112,9 @@ public static class DataPlaneBenchmark
             throw;
         }
     }
+
+    internal static ClusterTls LoadTls(string folder) =>
+        ClusterTls.FromPemFiles(Path.Combine(folder, "tls.crt"), Path.Combine(folder, "tls.key"), Path.Combine(folder, "ca.crt"));
 
     /// <summary>The sending side, run in the peer process with the arguments <see cref="RunAsync"/> passed.</summary>
     public static Task RunPeerAsync(IReadOnlyList<string> args, CancellationToken cancellationToken = default)

@@ -18,11 +18,13 @@ internal static class DataPlaneBenchmarkPeer
             throw new ArgumentException($"The benchmark peer needs {name}.");
         }
 
+        var tlsFolder = args.SkipWhile(a => a != "--tls").Skip(1).FirstOrDefault();
+        using var tls = tlsFolder is null ? null : DataPlaneBenchmark.LoadTls(tlsFolder);
         var duration = TimeSpan.FromSeconds(double.Parse(Arg("--seconds"), CultureInfo.InvariantCulture));
         var large = int.Parse(Arg("--large"), CultureInfo.InvariantCulture);
         var small = int.Parse(Arg("--small"), CultureInfo.InvariantCulture);
         // The first framed connection declines shared memory, so (b), (c) and the TCP half of (d) measure TCP.
-        var transport = new DataPlaneOptions { SocketBufferBytes = int.Parse(Arg("--socket-buffer"), CultureInfo.InvariantCulture), SharedMemoryBytes = 0 };
+        var transport = new DataPlaneOptions { SocketBufferBytes = int.Parse(Arg("--socket-buffer"), CultureInfo.InvariantCulture), SharedMemoryBytes = 0, Tls = tls };
         var shared = transport with { SharedMemoryBytes = int.Parse(Arg("--shared-memory"), CultureInfo.InvariantCulture) };
         var payload = new float[large];
         new Random(1).NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(payload.AsSpan()));

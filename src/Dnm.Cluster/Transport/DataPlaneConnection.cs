@@ -22,6 +22,11 @@ namespace Dnm.Cluster.Transport;
 /// the async state machines are pooled.
 /// </para>
 /// <para>
+/// Security: with <see cref="DataPlaneOptions.Tls"/> every byte on the socket is inside a mutually authenticated
+/// TLS session (<see cref="DataPlaneStreams"/>); payloads in shared memory stay on the host, behind the
+/// segment files' owner-only permissions.
+/// </para>
+/// <para>
 /// Concurrency: one SendAsync and one ReceiveAsync may run at the same time (full duplex), never two of
 /// the same. Any error or cancellation mid-frame leaves the byte stream unusable, so it faults the
 /// connection: the socket is closed and later calls throw. Recovery is the control plane's decision.
@@ -35,6 +40,8 @@ public sealed class DataPlaneConnection : IDisposable
     private const int InlinePayloadBytes = 64 * 1024;
 
     private readonly Socket _socket;
+    // The socket itself (NetworkStream) or a TLS session over it: every read and write goes through it.
+    private readonly Stream _stream;
     private readonly byte[] _sendBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
     private readonly byte[] _receiveBuffer = new byte[FrameHeader.Size + InlinePayloadBytes];
     private readonly PinnedByteWindow _sendWindow = new();
@@ -48,9 +55,10 @@ public sealed class DataPlaneConnection : IDisposable
     private long _sharedMemoryBytesReceived;
     private Exception? _fault;
 
-    internal DataPlaneConnection(Socket socket, Guid runId, int localRank, HandshakeResult handshake)
+    internal DataPlaneConnection(Socket socket, Stream stream, Guid runId, int localRank, HandshakeResult handshake)
     {
         _socket = socket;
+        _stream = stream;
         _sharedMemory = handshake.SharedMemory;
         RunId = runId;
         LocalRank = localRank;
@@ -96,6 +104,9 @@ public sealed class DataPlaneConnection : IDisposable
     /// <summary>The part of <see cref="BytesReceived"/> whose payloads came through shared memory (payload bytes only).</summary>
     public long SharedMemoryBytesReceived => Interlocked.Read(ref _sharedMemoryBytesReceived);
 
+    /// <summary>True when every byte on the socket is inside a mutually authenticated TLS session.</summary>
+    public bool IsEncrypted => _stream is System.Net.Security.SslStream;
+
     /// <summary>The channel itself, for tests that corrupt a payload in flight.</summary>
     internal SharedMemoryChannel? SharedMemory => _sharedMemory;
 
@@ -108,21 +119,42 @@ public sealed class DataPlaneConnection : IDisposable
         var socket = server is IPEndPoint ip
             ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
             : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        Stream? stream = null;
         try
         {
             Configure(socket, options);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.HandshakeTimeout);
             await socket.ConnectAsync(server, timeout.Token).ConfigureAwait(false);
-            var handshake = await DataPlaneHandshake.ClientAsync(socket, runId, localRank, options, timeout.Token).ConfigureAwait(false);
-            return new DataPlaneConnection(socket, runId, localRank, handshake);
+            var peer = $"data-plane server at {socket.RemoteEndPoint}";
+            stream = await DataPlaneStreams.ClientAsync(socket, options, peer, TargetHost(server), timeout.Token).ConfigureAwait(false);
+            try
+            {
+                var handshake = await DataPlaneHandshake.ClientAsync(stream, socket.RemoteEndPoint, runId, localRank, options, timeout.Token).ConfigureAwait(false);
+                return new DataPlaneConnection(socket, stream, runId, localRank, handshake);
+            }
+            catch (IOException e) when (e is not DataPlaneException && options.Tls is not null)
+            {
+                // TLS 1.3 settles the client's certificate after the client's side of the TLS handshake is done:
+                // a server that refuses it closes the session on the first read.
+                throw new DataPlaneException(peer, "Certificate",
+                    $"The {peer} closed the TLS session during the handshake ({e.Message}): it refused this node's certificate, or is not of this cluster's CA", e);
+            }
         }
         catch
         {
+            if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             socket.Dispose();
             throw;
         }
     }
+
+    private static string TargetHost(EndPoint server) => server switch
+    {
+        DnsEndPoint dns => dns.Host,
+        IPEndPoint ip => ip.Address.ToString(),
+        _ => server.ToString() ?? "",
+    };
 
     internal static void Configure(Socket socket, DataPlaneOptions options)
     {
@@ -161,14 +193,12 @@ public sealed class DataPlaneConnection : IDisposable
             using var pin = direct ? payload.Pin() : default;
             try
             {
-                // The loops are inline rather than helper methods: each async helper is one more state
-                // machine box per frame when the pooling builder's cache misses.
-                ReadOnlyMemory<byte> head = _sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0));
-                while (!head.IsEmpty)
-                    head = head[await _socket.SendAsync(head, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
-                ReadOnlyMemory<byte> body = direct ? _sendWindow.Over(pin, payloadBytes) : default;
-                while (!body.IsEmpty)
-                    body = body[await _socket.SendAsync(body, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+                // The writes are inline rather than in a helper method: each async helper is one more state
+                // machine box per frame when the pooling builder's cache misses. A stream's write sends the
+                // whole buffer (a TLS session cuts it into records).
+                await _stream.WriteAsync(_sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0)), cancellationToken).ConfigureAwait(false);
+                if (direct)
+                    await _stream.WriteAsync(_sendWindow.Over(pin, payloadBytes), cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -181,7 +211,7 @@ public sealed class DataPlaneConnection : IDisposable
         catch (Exception ex)
         {
             Fault(ex);
-            if (ex is SocketException or ObjectDisposedException)
+            if (IsConnectionFailure(ex))
                 throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
             throw;
         }
@@ -214,7 +244,7 @@ public sealed class DataPlaneConnection : IDisposable
             for (var done = 0; done < head.Length;)
             {
                 var before = done;
-                done += Received(await _socket.ReceiveAsync(head[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), done > 0);
+                done += Received(await _stream.ReadAsync(head[done..], cancellationToken).ConfigureAwait(false), done > 0);
                 if (before < FrameHeader.Size && done >= FrameHeader.Size)
                 {
                     header = FrameHeader.ReadFrom(_receiveBuffer.AsSpan(0, FrameHeader.Size), Peer, out shared);
@@ -242,7 +272,7 @@ public sealed class DataPlaneConnection : IDisposable
                     var body = _receiveWindow.Over(pin, header.PayloadBytes);
                     for (var done = 0; done < body.Length;)
                     {
-                        var n = Received(await _socket.ReceiveAsync(body[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false), midFrame: true);
+                        var n = Received(await _stream.ReadAsync(body[done..], cancellationToken).ConfigureAwait(false), midFrame: true);
                         // Checksumming each chunk as it lands overlaps the CRC with the kernel receiving the rest.
                         actual = Crc32C.Append(actual, body.Span.Slice(done, n));
                         done += n;
@@ -265,7 +295,7 @@ public sealed class DataPlaneConnection : IDisposable
         catch (Exception ex)
         {
             Fault(ex);
-            if (ex is SocketException or ObjectDisposedException)
+            if (IsConnectionFailure(ex))
                 throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
             throw;
         }
@@ -323,16 +353,22 @@ public sealed class DataPlaneConnection : IDisposable
             throw new InvalidOperationException($"Concurrent {operation} on the data-plane connection to {Peer}: at most one at a time.");
     }
 
+    // Socket errors reach a stream's caller as IOException; a DataPlaneException (also an IOException) is already ours.
+    private static bool IsConnectionFailure(Exception ex) => ex is SocketException or ObjectDisposedException or IOException and not DataPlaneException;
+
     private void Fault(Exception ex)
     {
         Interlocked.CompareExchange(ref _fault, ex, null);
+        // Closing the socket first ends any read or write still pending on the stream.
         _socket.Dispose();
+        _stream.Dispose();
     }
 
     public void Dispose()
     {
         Interlocked.CompareExchange(ref _fault, new ObjectDisposedException(nameof(DataPlaneConnection)), null);
         _socket.Dispose();
+        _stream.Dispose();
         // A send or receive still copying keeps its segment mapped until it is done (SharedMemorySegment).
         _sharedMemory?.Dispose();
     }

@@ -1,4 +1,4 @@
-using System.Net.Sockets;
+using System.Net;
 using System.Text;
 
 namespace Dnm.Cluster.Transport;
@@ -16,25 +16,27 @@ internal sealed record HandshakeResult(int RemoteRank, SharedMemoryChannel? Shar
 /// shared memory (<see cref="SharedMemoryOffer"/>); the client then answers SharedMemoryReply, empty when it
 /// mapped the segments, else with its reason, and both sides use TCP for every payload. The offered files
 /// are unlinked before the handshake returns, whatever the outcome. Not a hot path: it allocates.
+/// With <see cref="DataPlaneOptions.Tls"/> this exchange runs inside the TLS session that
+/// <see cref="DataPlaneStreams"/> opened first, so only a peer holding a certificate of the cluster's CA gets this far.
 /// </summary>
 internal static class DataPlaneHandshake
 {
     private const int MaxReasonBytes = 4096;
 
     /// <summary>Client side; returns the server's rank and the shared-memory channel, if one was agreed.</summary>
-    public static async Task<HandshakeResult> ClientAsync(Socket socket, Guid runId, int localRank, DataPlaneOptions options, CancellationToken cancellationToken)
+    public static async Task<HandshakeResult> ClientAsync(Stream stream, EndPoint? remote, Guid runId, int localRank, DataPlaneOptions options, CancellationToken cancellationToken)
     {
-        var server = $"data-plane server at {socket.RemoteEndPoint}";
+        var server = $"data-plane server at {remote}";
         var buffer = new byte[FrameHeader.Size];
         new FrameHeader(runId, 0, localRank, FrameKind.Hello, 0, 0).WriteTo(buffer);
-        await socket.SendAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        await stream.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
 
-        await ReceiveExactlyAsync(socket, buffer, server, cancellationToken).ConfigureAwait(false);
+        await ReceiveExactlyAsync(stream, buffer, server, cancellationToken).ConfigureAwait(false);
         var reply = FrameHeader.ReadFrom(buffer, server);
         switch (reply.Kind)
         {
             case FrameKind.Reject:
-                var text = Encoding.UTF8.GetString(await ReceivePayloadAsync(socket, reply, server, cancellationToken).ConfigureAwait(false));
+                var text = Encoding.UTF8.GetString(await ReceivePayloadAsync(stream, reply, server, cancellationToken).ConfigureAwait(false));
                 var split = text.IndexOf('\n', StringComparison.Ordinal);
                 var field = split < 0 ? "Handshake" : text[..split];
                 throw new DataPlaneException(server, field,
@@ -45,12 +47,12 @@ internal static class DataPlaneHandshake
             case FrameKind.Welcome when reply.PayloadBytes == 0:
                 return new HandshakeResult(reply.Rank, null, "the server offered no shared memory");
             case FrameKind.Welcome:
-                var offer = await ReceivePayloadAsync(socket, reply, server, cancellationToken).ConfigureAwait(false);
+                var offer = await ReceivePayloadAsync(stream, reply, server, cancellationToken).ConfigureAwait(false);
                 var channel = SharedMemoryChannel.TryAttach(offer, options, out var problem);
                 try
                 {
                     var answer = Encoding.UTF8.GetBytes(problem ?? "");
-                    await SendFrameAsync(socket, new FrameHeader(runId, 0, localRank, FrameKind.SharedMemoryReply, answer.Length, Crc32C.Compute(answer)), answer, cancellationToken)
+                    await SendFrameAsync(stream, new FrameHeader(runId, 0, localRank, FrameKind.SharedMemoryReply, answer.Length, Crc32C.Compute(answer)), answer, cancellationToken)
                         .ConfigureAwait(false);
                     return new HandshakeResult(reply.Rank, channel, problem);
                 }
@@ -65,17 +67,17 @@ internal static class DataPlaneHandshake
     }
 
     /// <summary>Server side; returns the client's rank and channel, or rejects (telling the client why) and throws.</summary>
-    public static async Task<HandshakeResult> ServerAsync(Socket socket, Guid runId, int localRank, DataPlaneOptions options, CancellationToken cancellationToken)
+    public static async Task<HandshakeResult> ServerAsync(Stream stream, EndPoint? remote, Guid runId, int localRank, DataPlaneOptions options, CancellationToken cancellationToken)
     {
-        var client = $"data-plane client at {socket.RemoteEndPoint}";
+        var client = $"data-plane client at {remote}";
         var buffer = new byte[FrameHeader.Size];
-        await ReceiveExactlyAsync(socket, buffer, client, cancellationToken).ConfigureAwait(false);
+        await ReceiveExactlyAsync(stream, buffer, client, cancellationToken).ConfigureAwait(false);
         DataPlaneException? problem;
         FrameHeader hello = default;
         try
         {
             hello = FrameHeader.ReadFrom(buffer, client);
-            client = $"data-plane client rank {hello.Rank} at {socket.RemoteEndPoint}";
+            client = $"data-plane client rank {hello.Rank} at {remote}";
             problem = hello switch
             {
                 { Kind: not FrameKind.Hello } => new(client, nameof(FrameHeader.Kind), $"The {client} opened with {hello.Kind} instead of Hello."),
@@ -91,54 +93,53 @@ internal static class DataPlaneHandshake
 
         if (problem is not null)
         {
-            await TrySendRejectAsync(socket, runId, localRank, problem, cancellationToken).ConfigureAwait(false);
+            await TrySendRejectAsync(stream, runId, localRank, problem, cancellationToken).ConfigureAwait(false);
             throw problem;
         }
 
         // Disposing the offer unlinks its files on every path out of here: accepted, declined or failed.
         using var offer = SharedMemoryOffer.TryCreate(options, runId, localRank, hello.Rank, out var unavailable);
         var payload = offer?.Encode() ?? [];
-        await SendFrameAsync(socket, new FrameHeader(runId, 0, localRank, FrameKind.Welcome, payload.Length, Crc32C.Compute(payload)), payload, cancellationToken)
+        await SendFrameAsync(stream, new FrameHeader(runId, 0, localRank, FrameKind.Welcome, payload.Length, Crc32C.Compute(payload)), payload, cancellationToken)
             .ConfigureAwait(false);
         if (offer is null)
             return new HandshakeResult(hello.Rank, null, unavailable);
 
-        await ReceiveExactlyAsync(socket, buffer, client, cancellationToken).ConfigureAwait(false);
+        await ReceiveExactlyAsync(stream, buffer, client, cancellationToken).ConfigureAwait(false);
         var reply = FrameHeader.ReadFrom(buffer, client);
         if (reply.Kind != FrameKind.SharedMemoryReply)
             throw new DataPlaneException(client, nameof(FrameHeader.Kind), $"The {client} answered the shared-memory offer with {reply.Kind}.");
         if (reply.RunId != runId || reply.Rank != hello.Rank)
             throw new DataPlaneException(client, reply.RunId != runId ? nameof(FrameHeader.RunId) : nameof(FrameHeader.Rank),
                 $"The {client} answered the shared-memory offer as run {reply.RunId}, rank {reply.Rank}.");
-        var declined = await ReceivePayloadAsync(socket, reply, client, cancellationToken).ConfigureAwait(false);
+        var declined = await ReceivePayloadAsync(stream, reply, client, cancellationToken).ConfigureAwait(false);
         return declined.Length == 0
             ? new HandshakeResult(hello.Rank, offer.Accept(), null)
             : new HandshakeResult(hello.Rank, null, $"the client declined shared memory: {Encoding.UTF8.GetString(declined)}");
     }
 
-    private static async Task SendFrameAsync(Socket socket, FrameHeader header, byte[] payload, CancellationToken cancellationToken)
+    private static async Task SendFrameAsync(Stream stream, FrameHeader header, byte[] payload, CancellationToken cancellationToken)
     {
         var frame = new byte[FrameHeader.Size + payload.Length];
         header.WriteTo(frame);
         payload.CopyTo(frame, FrameHeader.Size);
-        for (var sent = 0; sent < frame.Length;)
-            sent += await socket.SendAsync(frame.AsMemory(sent), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        await stream.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
     }
 
     // Handshake payloads are short texts; the checksum is checked like any frame's.
-    private static async Task<byte[]> ReceivePayloadAsync(Socket socket, FrameHeader header, string peer, CancellationToken cancellationToken)
+    private static async Task<byte[]> ReceivePayloadAsync(Stream stream, FrameHeader header, string peer, CancellationToken cancellationToken)
     {
         if (header.PayloadBytes > MaxReasonBytes)
             throw new DataPlaneException(peer, nameof(FrameHeader.PayloadBytes),
                 $"The {peer} sent a {header.Kind} handshake frame of {header.PayloadBytes} bytes (at most {MaxReasonBytes}).");
         var payload = new byte[header.PayloadBytes];
-        await ReceiveExactlyAsync(socket, payload, peer, cancellationToken).ConfigureAwait(false);
+        await ReceiveExactlyAsync(stream, payload, peer, cancellationToken).ConfigureAwait(false);
         if (Crc32C.Compute(payload) != header.Checksum)
             throw new DataPlaneException(peer, nameof(FrameHeader.Checksum), $"The {peer} sent a {header.Kind} handshake frame with a bad payload checksum.");
         return payload;
     }
 
-    private static async Task TrySendRejectAsync(Socket socket, Guid runId, int localRank, DataPlaneException problem, CancellationToken cancellationToken)
+    private static async Task TrySendRejectAsync(Stream stream, Guid runId, int localRank, DataPlaneException problem, CancellationToken cancellationToken)
     {
         var reason = Encoding.UTF8.GetBytes($"{problem.Field}\n{problem.Message}");
         if (reason.Length > MaxReasonBytes)
@@ -148,19 +149,19 @@ internal static class DataPlaneHandshake
         reason.CopyTo(frame, FrameHeader.Size);
         try
         {
-            await socket.SendAsync(frame, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            await stream.WriteAsync(frame, cancellationToken).ConfigureAwait(false);
         }
-        catch (SocketException)
+        catch (IOException)
         {
             // The client may already be gone; the server-side exception still reports the problem.
         }
     }
 
-    private static async Task ReceiveExactlyAsync(Socket socket, Memory<byte> buffer, string peer, CancellationToken cancellationToken)
+    private static async Task ReceiveExactlyAsync(Stream stream, Memory<byte> buffer, string peer, CancellationToken cancellationToken)
     {
         while (!buffer.IsEmpty)
         {
-            var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            var n = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
             if (n == 0)
                 throw new DataPlaneException(peer, "Connection", $"The {peer} closed the connection during the handshake.");
             buffer = buffer[n..];

@@ -50,8 +50,9 @@ public sealed class DataPlaneListener : IDisposable
     }
 
     /// <summary>
-    /// Accepts the next connection and runs the server side of the handshake. A peer with the wrong run id
-    /// or protocol version is told why and closed, and a peer that completes no handshake within
+    /// Accepts the next connection and runs the server side of the handshake (inside a TLS session first, with
+    /// <see cref="DataPlaneOptions.Tls"/>: a peer without a certificate of the cluster's CA is refused before it
+    /// may say anything). A peer with the wrong run id or protocol version is told why and closed, and a peer that completes no handshake within
     /// <see cref="DataPlaneOptions.HandshakeTimeout"/> is closed: either way this call throws <see cref="DataPlaneException"/>;
     /// the listener stays usable, so callers may log and accept again. When the options allow it, the
     /// handshake offers the client a shared-memory channel (see <see cref="DataPlaneOptions.SharedMemoryBytes"/>).
@@ -121,6 +122,7 @@ public sealed class DataPlaneListener : IDisposable
     private async Task<DataPlaneConnection> HandshakeAsync(Socket socket, CancellationToken cancellationToken)
     {
         var peer = socket.RemoteEndPoint?.ToString() ?? "an unknown peer";
+        Stream? stream = null;
         try
         {
             DataPlaneConnection.Configure(socket, _options);
@@ -128,8 +130,9 @@ public sealed class DataPlaneListener : IDisposable
             timeout.CancelAfter(_options.HandshakeTimeout);
             try
             {
-                var handshake = await DataPlaneHandshake.ServerAsync(socket, RunId, LocalRank, _options, timeout.Token).ConfigureAwait(false);
-                return new DataPlaneConnection(socket, RunId, LocalRank, handshake);
+                stream = await DataPlaneStreams.ServerAsync(socket, _options, peer, timeout.Token).ConfigureAwait(false);
+                var handshake = await DataPlaneHandshake.ServerAsync(stream, socket.RemoteEndPoint, RunId, LocalRank, _options, timeout.Token).ConfigureAwait(false);
+                return new DataPlaneConnection(socket, stream, RunId, LocalRank, handshake);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -143,6 +146,7 @@ public sealed class DataPlaneListener : IDisposable
         }
         catch
         {
+            if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             socket.Dispose();
             throw;
         }

@@ -30,4 +30,11 @@ public sealed record DataPlaneOptions
     /// a host and an IPC namespace. The names are unlinked as soon as both sides have mapped them.
     /// </summary>
     public string SharedMemoryDirectory { get; init; } = "/dev/shm";
+
+    /// <summary>
+    /// Mutual TLS on every connection (both sides present a certificate of the cluster's CA, and the session
+    /// encrypts and authenticates every byte on the socket); null: plain TCP, as `dnm train --workers` runs over
+    /// loopback in one process. A `dnm node` started with --tls-cert, --tls-key and --tls-ca sets it.
+    /// </summary>
+    public ClusterTls? Tls { get; init; }
 }

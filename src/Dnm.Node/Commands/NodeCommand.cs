@@ -44,7 +44,10 @@ public static class NodeCommand
                 if (parsed.GetValue(option) is { } value) o = descriptor.Parse(o, value.Trim(), descriptor.Flag);
             var file = parsed.GetValue(configFile) ?? Environment.GetEnvironmentVariable(NodeEnvironment.Config);
             var config = flags.Resolve(parsed, string.IsNullOrWhiteSpace(file) ? null : file).Config;
-            return Run(context, o.Validated(), config, telemetryFlags.Resolve(parsed, context.Environment));
+            o = o.Validated();
+            // The certificate files fail the node here, before anything starts, naming the file (NodeHost reads them again).
+            ClusterCertificates.Load(o)?.Dispose();
+            return Run(context, o, config, telemetryFlags.Resolve(parsed, context.Environment));
         });
         return command;
     }
@@ -52,8 +55,12 @@ public static class NodeCommand
     private static int Run(CliContext context, NodeOptions options, DnmConfig config, TelemetryOptions telemetryOptions)
     {
         var roles = options.Roles.ToString().ToLowerInvariant();
+        if (!options.UsesTls)
+            context.Error.WriteLine("WARNING: TLS is off: Akka.Remote and the data plane run unauthenticated and unencrypted, and any process that reaches " +
+                                    "this node's ports can join the cluster; turn it on with --tls-cert, --tls-key and --tls-ca " +
+                                    "(DNM_TLS_CERT, DNM_TLS_KEY, DNM_TLS_CA; make them with `dnm cert create`)");
         context.Out.WriteLine($"dnm node: roles {roles}, {options.Host}:{options.Port}, seeds [{string.Join(", ", options.Seeds)}]" +
-                              (options.IsWorker ? $", {options.LocalWorkers} local worker(s)" : ""));
+                              (options.IsWorker ? $", {options.LocalWorkers} local worker(s)" : "") + (options.UsesTls ? $", mutual TLS (CA {options.TlsCa})" : ""));
         if (options.IsCoordinator)
         {
             config.Validated();
