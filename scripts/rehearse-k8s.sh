@@ -165,6 +165,10 @@ EOF
 chmod -R a+rX "$root"
 
 # --- the nodes ---
+# The Secret dnm-tls that the manifests mount: a CA and a node certificate, as docs/kubernetes.md makes them.
+# Made by the build's dnm even where DNM_BIN names another binary to run as the nodes.
+"$repo/src/Dnm.Node/bin/Release/net10.0/dnm" cert create --out "$work/tls" --nodes dnm-coordinator-0.dnm-gossip > "$work/cert-create.log" 2>&1 \
+  || die "dnm cert create failed: $(cat "$work/cert-create.log")"
 # The container's environment: downward-API values for this pod, $(VAR) expanded from the variables before it,
 # container paths rooted in $root.
 pod_env() {
@@ -220,7 +224,12 @@ pod_script() {
         chown "$uid:$gid" "$target"
         binds+=("$target $target $mode") ;;
       configMap) binds+=("$target $target ro") ;;
-      *) die "$job: volume at $path is a $kind volume; the rehearsal knows emptyDir, persistentVolumeClaim and configMap" ;;
+      # The Secret dnm-tls: certificates from `dnm cert create` (made once above), readable by the pod's group only.
+      secret)
+        mkdir -p "$dir/volumes$path"; cp "$work/tls"/* "$dir/volumes$path/"
+        chown -R "root:$gid" "$dir/volumes$path"; chmod 0750 "$dir/volumes$path"; chmod 0440 "$dir/volumes$path"/*
+        binds+=("$dir/volumes$path $target ro") ;;
+      *) die "$job: volume at $path is a $kind volume; the rehearsal knows emptyDir, persistentVolumeClaim, configMap and secret" ;;
     esac
     [ "$mode" = ro ] || writable+=("$target")
   done < "$work/manifests/$job.mounts"

@@ -9,7 +9,7 @@ namespace Dnm.Deploy.Tests;
 /// &lt;name&gt;.completions (its pods, indexes 0..n-1), &lt;name&gt;.subdomain (the headless Service its pods are named under,
 /// empty for none), &lt;name&gt;.args (one argument a line), &lt;name&gt;.env (NAME=VALUE lines of the `dnm` container, in order;
 /// downward-API variables as NAME=@fieldRef:&lt;path&gt;), &lt;name&gt;.mounts (the `dnm` container's volume mounts, one
-/// "&lt;mountPath&gt; &lt;emptyDir|persistentVolumeClaim|configMap|other&gt; &lt;ro|rw&gt;" a line) and &lt;name&gt;.security (the
+/// "&lt;mountPath&gt; &lt;emptyDir|persistentVolumeClaim|configMap|secret|other&gt; &lt;ro|rw&gt;" a line) and &lt;name&gt;.security (the
 /// effective user, group and root file system: "runAsUser=N", "runAsGroup=N", "readOnlyRootFilesystem=true|false"), and
 /// the `dnm` container's ConfigMap volumes as files under &lt;dir&gt;/root/&lt;mountPath&gt;/.
 /// </summary>
@@ -42,9 +42,10 @@ public static class Program
                     var kind = volume.EmptyDir is not null ? "emptyDir"
                         : volume.PersistentVolumeClaim is not null ? "persistentVolumeClaim"
                         : volume.ConfigMap is not null ? "configMap"
+                        : volume.Secret is not null ? "secret"
                         : "other";
-                    // A ConfigMap volume is always read-only, whatever the mount says.
-                    var readOnly = mount.ReadOnlyProperty == true || volume.ConfigMap is not null || volume.PersistentVolumeClaim?.ReadOnlyProperty == true;
+                    // A ConfigMap or Secret volume is always read-only, whatever the mount says.
+                    var readOnly = mount.ReadOnlyProperty == true || volume.ConfigMap is not null || volume.Secret is not null || volume.PersistentVolumeClaim?.ReadOnlyProperty == true;
                     return $"{mount.MountPath} {kind} {(readOnly ? "ro" : "rw")}";
                 }));
                 File.WriteAllLines(Path.Combine(dir, name + ".security"),
