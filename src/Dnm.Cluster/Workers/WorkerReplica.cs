@@ -64,7 +64,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
             train = TrainingRun.OpenTrain(config, null);
             // The largest part is the whole global batch (a world of one).
-            engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
+            engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize, LabelledSamples.Classes(config, train));
             template = EngineState.Export(engine);
             runner = new StepRunner(config, engine, train, reducedObserver: null);
             configJson = accepted.ConfigJson;

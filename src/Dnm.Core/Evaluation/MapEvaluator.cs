@@ -73,16 +73,39 @@ public static class MapEvaluator
     public static int[]? LabelMap(Placement reference, IImageDataset referenceData, int nodes) =>
         referenceData.HasLabels ? MapMetrics.LabelMap(reference.Bmu, reference.Labels, nodes, referenceData.ClassNames.Count) : null;
 
-    public static MapQuality Quality(Placement eval, int[]? labelMap, bool evalHasLabels, int rows, int cols)
+    /// <summary>
+    /// The map's quality on <paramref name="eval"/>. <paramref name="classifier"/> (<see cref="Classifier"/>) gives the
+    /// accuracy; null leaves it out.
+    /// </summary>
+    public static MapQuality Quality(Placement eval, int[]? labelMap, bool evalHasLabels, int rows, int cols, int[]? classifier = null)
     {
-        double? purity = null, nmi = null;
+        double? purity = null, nmi = null, accuracy = null;
         if (labelMap is not null && evalHasLabels)
         {
             purity = MapMetrics.Purity(eval.Bmu, eval.Labels, labelMap);
             nmi = MapMetrics.Nmi(eval.Bmu, eval.Labels);
         }
+        if (classifier is not null && evalHasLabels) accuracy = MapMetrics.Purity(eval.Bmu, eval.Labels, classifier);
         return new MapQuality(purity, nmi, MapMetrics.QuantizationError(eval.Distance),
-            MapMetrics.TopographicError(eval.Bmu, eval.Second, rows, cols), eval.ReconstructionMse);
+            MapMetrics.TopographicError(eval.Bmu, eval.Second, rows, cols), eval.ReconstructionMse, accuracy);
+    }
+
+    /// <summary>
+    /// The map as a classifier (<see cref="MapMetrics.FillEmptyNodes"/>): node labels from the reference samples whose label
+    /// <paramref name="isLabelled"/> admits (all, when null), empty nodes filled from their nearest labelled node; null
+    /// without labels.
+    /// </summary>
+    public static int[]? Classifier(Placement reference, IImageDataset referenceData, DnmModel model, Func<int, bool>? isLabelled = null)
+    {
+        if (!referenceData.HasLabels) return null;
+        var labels = reference.Labels;
+        if (isLabelled is not null)
+        {
+            labels = (int[])labels.Clone();
+            for (int i = 0; i < labels.Length; i++) if (!isLabelled(i)) labels[i] = -1;
+        }
+        var map = MapMetrics.LabelMap(reference.Bmu, labels, model.Som.Nodes, referenceData.ClassNames.Count);
+        return MapMetrics.FillEmptyNodes(map, Prototypes(model), model.Som.Dim);
     }
 
     /// <summary>

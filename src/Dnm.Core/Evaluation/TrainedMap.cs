@@ -121,11 +121,20 @@ public sealed class TrainedMap : IDisposable
         reference is { HasLabels: true } ? MapEvaluator.LabelMap(Place(reference, cancel), reference, Model.Som.Nodes) : null;
 
     /// <summary>Quality of the map on <paramref name="data"/>, with node labels taken from <paramref name="reference"/>.</summary>
+    /// The accuracy's classifier is labelled, as the run's was, by the run's labelled samples of <paramref name="reference"/>
+    /// (all of them when it trained unsupervised).
     public MapQuality Evaluate(IImageDataset? reference, IImageDataset data, CancellationToken cancel)
     {
-        var labelMap = LabelNodes(reference, cancel);
+        int[]? labelMap = null, classifier = null;
+        if (reference is { HasLabels: true })
+        {
+            var placedReference = Place(reference, cancel);
+            labelMap = MapEvaluator.LabelMap(placedReference, reference, Model.Som.Nodes);
+            var labelled = LabelledSamples.For(Config, reference);
+            classifier = MapEvaluator.Classifier(placedReference, reference, Model, labelled is null ? null : labelled.IsLabelled);
+        }
         var placed = Place(data, cancel);
-        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Rows, Model.Som.Cols);
+        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Rows, Model.Som.Cols, classifier);
     }
 
     /// <summary>Writes placements.csv: one row per sample with its key, label and class (when known), BMU row and column, and distance.</summary>
