@@ -5,8 +5,18 @@
 # Usage: scripts/bench-quality.sh [--defaults] [extra dnm train flags...]
 #   --defaults: the defaults of `dnm train` (the paper's conv model) instead of the preset
 #   extra flags override the preset, e.g. --epochs 4 for a quicker look
+# Semi-supervised suite: scripts/bench-quality.sh --semi-supervised [extra dnm train flags...]
+#   For each dataset of $DATASETS (default "mnist fashion-mnist") and labelled fraction of $FRACTIONS (default
+#   "0.01 0.1 1"), trains the preset at 8x8 semi-supervised (--labelled-fraction F) and the same map unsupervised
+#   (--label-weight 0: the labels of the same subset only label the nodes), and writes both runs' test accuracy,
+#   purity and NMI between the semi-supervised markers of docs/BENCHMARKS.md. A reduced run, e.g.:
+#   DATASETS=mnist FRACTIONS="0.01 0.1" scripts/bench-quality.sh --semi-supervised --limit 6000 --epochs 1 ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --semi-supervised ]; then
+  shift
+  exec scripts/bench-semi-supervised.sh "$@"
+fi
 preset=(--config configs/mnist-mlp.json)
 described="the preset \`configs/mnist-mlp.json\` and the defaults of \`dnm train\` otherwise"
 if [ "${1:-}" = --defaults ]; then

@@ -79,7 +79,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         (test, split) = TrainingRun.OpenEvaluation(config, null);
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
-        engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
+        engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize, LabelledSamples.Classes(config, train));
         session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split);
         var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),

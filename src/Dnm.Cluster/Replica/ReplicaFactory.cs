@@ -9,8 +9,8 @@ namespace Dnm.Cluster.Replica;
 public static class ReplicaFactory
 {
     /// <summary>An engine for a replica (StepEngine serialises the seeded model builds itself).</summary>
-    public static StepEngine Create(DnmConfig config, ImageShape shape, Device device, int maxLocalBatch) =>
-        new(config, shape, device, Math.Max(1, maxLocalBatch));
+    public static StepEngine Create(DnmConfig config, ImageShape shape, Device device, int maxLocalBatch, int classes = 0) =>
+        new(config, shape, device, Math.Max(1, maxLocalBatch), classes);
 
     /// <summary>Every exported tensor, in <see cref="EngineState.Export"/> order, in one vector.</summary>
     public static float[] Flatten(IReadOnlyList<NamedArray> arrays)
@@ -41,5 +41,6 @@ public static class ReplicaFactory
         return result;
     }
 
-    public static int StateLength(StepEngine engine) => engine.Parameters.Sum(p => (int)p.numel()) * 3 + engine.Som.Nodes * engine.Som.Dim;
+    public static int StateLength(StepEngine engine) =>
+        engine.Parameters.Sum(p => (int)p.numel()) * 3 + engine.Som.Nodes * engine.Som.Dim + (engine.Classes?.Counts.Length ?? 0);
 }

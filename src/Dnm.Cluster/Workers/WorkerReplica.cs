@@ -31,6 +31,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private IImageDataset? train;
     // The evaluation samples: opened at the first evaluation, as the single process opens them.
     private IImageDataset? test;
+    // The run's labelled samples (null inside when it trains unsupervised), found at the first evaluation.
+    private Lazy<LabelledSamples?>? labelled;
     private DatasetDigest? dataset;
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
@@ -69,6 +71,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             train?.Dispose();
             test?.Dispose();
             test = null;
+            labelled = null;
             engine = null;
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
@@ -76,7 +79,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             // Once per config: the coordinator refuses a worker whose files differ from its own.
             dataset = TrainingRun.TrainDigest(config);
             // The largest part is the whole global batch (a world of one).
-            engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize);
+            engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize, LabelledSamples.Classes(config, train));
             template = EngineState.Export(engine);
             runner = new StepRunner(config, engine, train, reducedObserver: null);
             configJson = accepted.ConfigJson;
@@ -150,7 +153,10 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         // The worker's part of the run's evaluation, spanned under its run id like its steps.
         using var span = Volatile.Read(ref link)?.Tracer.Span("dnm.evaluate", request.Step);
         test ??= TrainingRun.OpenEvaluation(config!, null).Data;
-        var bytes = MapEvaluator.Tally(Engine, train!, test, request.Plan, request.Blocks, CancellationToken.None).ToBytes();
+        // The accuracy's classifier learns from the run's labelled samples only, as on the coordinator and in one process.
+        labelled ??= new Lazy<LabelledSamples?>(() => LabelledSamples.For(config!, train!));
+        var isLabelled = labelled.Value is { } l ? l.IsLabelled : (Func<int, bool>?)null;
+        var bytes = MapEvaluator.Tally(Engine, train!, test, request.Plan, request.Blocks, CancellationToken.None, isLabelled).ToBytes();
         return bytes.Length <= EvaluationProtocol.MaxTallyBytes ? bytes
             : throw new InvalidOperationException($"its evaluation tally is {bytes.Length} bytes, more than the {EvaluationProtocol.MaxTallyBytes} a message holds " +
                                                   "(a map this large with this many classes): lower eval-limit or evaluate with dnm eval");

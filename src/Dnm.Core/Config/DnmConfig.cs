@@ -102,6 +102,21 @@ public sealed record DnmConfig
     /// <summary>Training images are shifted by a random fraction in ±this of their width and height (0: off).</summary>
     public double AugmentShift { get; init; } = 0;
 
+    // ---- semi-supervised training and the denoising autoencoder (docs/algorithm.md) ----
+    /// <summary>
+    /// Train with the labels of this fraction of the training samples, chosen by the SHA-256 of (seed, key) (stable for
+    /// any world size and when the dataset grows); the rest train unlabelled. Null: see <see cref="Labelled"/>.
+    /// </summary>
+    public double? LabelledFraction { get; init; }
+    /// <summary>A file of sample keys, one a line: train with the labels of those samples only. Null: see <see cref="LabelledFraction"/>.</summary>
+    public string? Labelled { get; init; }
+    /// <summary>Weight of the supervised term (cross-entropy of the map's class prediction) for the labelled samples; 0: labels only label the nodes.</summary>
+    public double LabelWeight { get; init; } = 1;
+    /// <summary>none | gaussian:σ | masking:p: corrupt the autoencoder's input in training (the clean image stays its target).</summary>
+    public NoiseSpec Denoise { get; init; } = NoiseSpec.None;
+    /// <summary>Whether some training samples' labels take part in training (<see cref="LabelledFraction"/> or <see cref="Labelled"/>).</summary>
+    [JsonIgnore] public bool SemiSupervised => LabelledFraction is not null || Labelled is not null;
+
     // ---- SOM schedule: sigma(n) = max(sigma0 exp(-n/alpha), sigma-floor), eta(n) = eta0 exp(-n/alpha) ----
     public double Alpha { get; init; } = 2000;
     /// <summary>Initial neighbourhood width in lattice units. Null: max(R, C) / 3 (10 for the paper's 20x30).</summary>
@@ -233,6 +248,12 @@ public sealed record DnmConfig
         Number(p, "beta", Beta, Beta >= 0, "a number >= 0");
         Number(p, "augment-rotation", AugmentRotation, AugmentRotation is >= 0 and <= 180, "in [0, 180] degrees");
         Number(p, "augment-shift", AugmentShift, AugmentShift is >= 0 and < 1, "a fraction in [0, 1)");
+        if (LabelledFraction is { } lf) Number(p, "labelled-fraction", lf, lf is > 0 and <= 1, "a fraction in (0, 1]");
+        if (LabelledFraction is not null && Labelled is not null) p.Add("labelled-fraction and labelled both choose the labelled samples: give one of them");
+        if (Labelled is { } labelled && string.IsNullOrWhiteSpace(labelled)) p.Add("labelled must name a file of sample keys, one a line");
+        Number(p, "label-weight", LabelWeight, LabelWeight >= 0, "a number >= 0");
+        if (Denoise is null) p.Add("denoise must be none, gaussian:σ or masking:p");
+        else if (Denoise.Problem("denoise") is { } noise) p.Add(noise);
         Defined(p, "target", Target);
         Number(p, "smooth-weight", SmoothWeight, SmoothWeight >= 0, "a number >= 0");
         Whole(p, "smooth-neighbours", SmoothNeighbours, 1, Limits.SmoothNeighbours);

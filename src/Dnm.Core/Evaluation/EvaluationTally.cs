@@ -56,6 +56,8 @@ public sealed class EvaluationTally
 
     private readonly long[] reference;
     private readonly long[] evaluated;
+    // The reference counts of the samples the accuracy's classifier may learn from (a semi-supervised run's labelled ones).
+    private readonly long[] labelled;
     private readonly double[] distanceSums;
     private readonly double[] errorSums;
     private readonly bool[] done;
@@ -70,6 +72,7 @@ public sealed class EvaluationTally
         var cells = checked(nodes * (classes + 1));
         reference = new long[cells];
         evaluated = new long[cells];
+        labelled = new long[cells];
         distanceSums = new double[blocks.EvaluatedBlocks];
         errorSums = new double[blocks.EvaluatedBlocks];
         done = new bool[blocks.Count];
@@ -98,12 +101,18 @@ public sealed class EvaluationTally
         return hits;
     }
 
-    /// <summary>Tallies reference block <paramref name="block"/>: its samples' BMUs and labels.</summary>
-    public void AddReference(int block, ReadOnlySpan<int> bmu, ReadOnlySpan<int> labels)
+    /// <summary>
+    /// Tallies reference block <paramref name="block"/>: its samples' BMUs and labels. <paramref name="isLabelled"/> (by
+    /// reference-sample index) picks the samples whose labels the accuracy's classifier learns from; null: all.
+    /// </summary>
+    public void AddReference(int block, ReadOnlySpan<int> bmu, ReadOnlySpan<int> labels, Func<int, bool>? isLabelled = null)
     {
-        var (isReference, _, _) = Take(block, bmu.Length);
+        var (isReference, start, _) = Take(block, bmu.Length);
         if (!isReference) throw new ArgumentException($"block {block} holds evaluated samples, not reference ones", nameof(block));
         Count(reference, bmu, labels);
+        for (var i = 0; i < bmu.Length; i++)
+            if (labels[i] >= 0 && (isLabelled is null || isLabelled(start + i)))
+                labelled[bmu[i] * (Classes + 1) + labels[i]]++;
     }
 
     /// <summary>
@@ -143,6 +152,7 @@ public sealed class EvaluationTally
         {
             reference[i] += other.reference[i];
             evaluated[i] += other.evaluated[i];
+            labelled[i] += other.labelled[i];
         }
         for (var b = 0; b < distanceSums.Length; b++)
         {
@@ -158,9 +168,17 @@ public sealed class EvaluationTally
     /// Node labels: the majority label of the reference samples each node is the BMU of (ties to the smallest label; −1
     /// for a node without labelled samples); null when the reference set has no labels.
     /// </summary>
-    public int[]? LabelMap(bool referenceHasLabels)
+    public int[]? LabelMap(bool referenceHasLabels) => referenceHasLabels && Classes > 0 ? Majority(reference) : null;
+
+    /// <summary>
+    /// The map as a classifier (the accuracy's): node labels from the labelled reference samples only, and a node without
+    /// any taking the label of its nearest labelled node in prototype space (<see cref="MapMetrics.FillEmptyNodes"/>).
+    /// </summary>
+    public int[]? Classifier(bool referenceHasLabels, ReadOnlySpan<float> prototypes, int dim) =>
+        referenceHasLabels && Classes > 0 && dim > 0 ? MapMetrics.FillEmptyNodes(Majority(labelled), prototypes, dim) : null;
+
+    private int[] Majority(long[] counts)
     {
-        if (!referenceHasLabels || Classes == 0) return null;
         var map = new int[Nodes];
         for (var n = 0; n < Nodes; n++)
         {
@@ -168,7 +186,7 @@ public sealed class EvaluationTally
             long bestCount = 0;
             for (var c = 0; c < Classes; c++)
             {
-                var count = reference[n * (Classes + 1) + c];
+                var count = counts[n * (Classes + 1) + c];
                 if (count > bestCount) (best, bestCount) = (c, count);
             }
             map[n] = best;
@@ -180,7 +198,8 @@ public sealed class EvaluationTally
     /// The map's quality on the evaluated samples: purity and NMI (with labels on both sides), QE, TE and the per-pixel
     /// reconstruction MSE (<paramref name="pixels"/> per image). Needs every block.
     /// </summary>
-    public MapQuality Quality(bool referenceHasLabels, bool evaluatedHasLabels, int pixels)
+    /// <remarks>With the prototypes (<paramref name="dim"/> floats a node) it also gives the accuracy of <see cref="Classifier"/>.</remarks>
+    public MapQuality Quality(bool referenceHasLabels, bool evaluatedHasLabels, int pixels, ReadOnlySpan<float> prototypes = default, int dim = 0)
     {
         if (!Complete)
             throw new InvalidOperationException($"the evaluation is missing blocks {string.Join(", ", Enumerable.Range(0, done.Length).Where(b => !done[b]).Take(8))}");
@@ -190,19 +209,28 @@ public sealed class EvaluationTally
         var labelMap = LabelMap(referenceHasLabels);
         if (labelMap is not null && evaluatedHasLabels)
         {
-            long correct = 0;
-            for (var node = 0; node < Nodes; node++)
-                if (labelMap[node] >= 0) correct += evaluated[node * (Classes + 1) + labelMap[node]];
-            purity = (double)correct / n;
+            purity = (double)Correct(labelMap) / n;
             nmi = Nmi(n);
         }
+        double? accuracy = null;
+        if (evaluatedHasLabels && Classifier(referenceHasLabels, prototypes, dim) is { } classifier)
+            accuracy = (double)Correct(classifier) / n;
         double distance = 0, error = 0;
         for (var b = 0; b < distanceSums.Length; b++)
         {
             distance += distanceSums[b];
             error += errorSums[b];
         }
-        return new MapQuality(purity, nmi, distance / n, (double)TopographicErrors / n, error / ((double)n * pixels));
+        return new MapQuality(purity, nmi, distance / n, (double)TopographicErrors / n, error / ((double)n * pixels), accuracy);
+    }
+
+    /// <summary>Evaluated samples whose BMU's label (by <paramref name="labelMap"/>; −1 counts as wrong) is their own.</summary>
+    private long Correct(int[] labelMap)
+    {
+        long correct = 0;
+        for (var node = 0; node < Nodes; node++)
+            if (labelMap[node] >= 0) correct += evaluated[node * (Classes + 1) + labelMap[node]];
+        return correct;
     }
 
     /// <summary>
@@ -223,6 +251,7 @@ public sealed class EvaluationTally
             w.Write7BitEncodedInt64(TopographicErrors);
             WriteSparse(w, reference);
             WriteSparse(w, evaluated);
+            WriteSparse(w, labelled);
             for (var b = 0; b < done.Length; b++)
             {
                 if (!done[b]) continue;
@@ -253,6 +282,7 @@ public sealed class EvaluationTally
             };
             ReadSparse(r, tally.reference);
             ReadSparse(r, tally.evaluated);
+            ReadSparse(r, tally.labelled);
             var last = -1;
             for (var b = r.Read7BitEncodedInt(); b != -1; b = r.Read7BitEncodedInt())
             {

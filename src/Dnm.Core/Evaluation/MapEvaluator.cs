@@ -62,8 +62,12 @@ public static class MapEvaluator
     /// <paramref name="evaluated"/>. Each block embeds as one batch of the run, so its numbers are the same bits on every
     /// rank, and merging every rank's tally gives one process's exactly.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="isLabelled"/> says which reference samples (by index) the accuracy's classifier may learn from: a
+    /// semi-supervised run's labelled samples; null: all of them.
+    /// </remarks>
     public static EvaluationTally Tally(IEmbedder engine, IImageDataset reference, IImageDataset evaluated, EvaluationBlocks plan,
-        IEnumerable<int> blocks, CancellationToken cancel)
+        IEnumerable<int> blocks, CancellationToken cancel, Func<int, bool>? isLabelled = null)
     {
         var som = engine.Model.Som;
         var tally = new EvaluationTally(plan, som.Nodes, Math.Max(reference.ClassNames.Count, evaluated.ClassNames.Count));
@@ -75,7 +79,7 @@ public static class MapEvaluator
             cancel.ThrowIfCancellationRequested();
             var (isReference, start, n) = plan[b];
             var placed = placer.Place(isReference ? reference : evaluated, start, n);
-            if (isReference) tally.AddReference(b, placed.Bmu, placed.Labels);
+            if (isReference) tally.AddReference(b, placed.Bmu, placed.Labels, isLabelled);
             else tally.AddEvaluated(b, placed.Bmu, placed.Second, placed.Distance, placed.Labels, placed.SquaredError,
                 (x, y) => MapMetrics.Adjacent(x, y, som.Cols));
         }
@@ -84,10 +88,10 @@ public static class MapEvaluator
 
     /// <summary>Every block of an evaluation in one process: the first <paramref name="limit"/> samples of each set (all by default).</summary>
     public static EvaluationTally Tally(IEmbedder engine, IImageDataset reference, IImageDataset evaluated, int batchSize, int? limit,
-        CancellationToken cancel)
+        CancellationToken cancel, Func<int, bool>? isLabelled = null)
     {
         var plan = Plan(engine, reference, evaluated, batchSize, limit);
-        return Tally(engine, reference, evaluated, plan, Enumerable.Range(0, plan.Count), cancel);
+        return Tally(engine, reference, evaluated, plan, Enumerable.Range(0, plan.Count), cancel, isLabelled);
     }
 
     /// <summary>How an evaluation of the first <paramref name="limit"/> samples of each set is cut into blocks.</summary>
@@ -189,7 +193,8 @@ public static class MapEvaluator
         return written;
     }
 
-    private static float[] Prototypes(DnmModel model)
+    /// <summary>The prototypes W, row-major (nodes × latent), on the host.</summary>
+    public static float[] Prototypes(DnmModel model)
     {
         using var w = model.Som.Prototypes.detach().cpu();
         return w.data<float>().ToArray();

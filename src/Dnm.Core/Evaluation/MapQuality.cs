@@ -12,9 +12,14 @@ namespace Dnm.Core.Evaluation;
 /// <param name="Qe">Quantization error: mean ‖z − w_bmu‖ in latent space.</param>
 /// <param name="Te">Topographic error: fraction of samples whose two best nodes are not 4-neighbours.</param>
 /// <param name="ReconMse">Mean squared error of the autoencoder's reconstruction, per pixel.</param>
+/// <param name="Accuracy">
+/// Classification accuracy: the fraction of test samples whose BMU's class (the majority class of the labelled training
+/// samples the node holds; a node holding none takes its nearest labelled node's) is their own.
+/// </param>
 public sealed record MapQuality(
     [property: JsonPropertyName("purity")] double? Purity,
     [property: JsonPropertyName("nmi")] double? Nmi,
     [property: JsonPropertyName("qe")] double Qe,
     [property: JsonPropertyName("te")] double Te,
-    [property: JsonPropertyName("recon_mse")] double ReconMse);
+    [property: JsonPropertyName("recon_mse")] double ReconMse,
+    [property: JsonPropertyName("accuracy")] double? Accuracy = null);

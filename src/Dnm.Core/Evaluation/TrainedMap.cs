@@ -121,6 +121,8 @@ public sealed class TrainedMap : IDisposable
         reference is { HasLabels: true } ? MapEvaluator.LabelMap(Place(reference, cancel), reference, Model.Som.Nodes) : null;
 
     /// <summary>Quality of the map on <paramref name="data"/>, with node labels taken from <paramref name="reference"/>.</summary>
+    /// The accuracy's classifier is labelled, as the run's was, by the run's labelled samples of <paramref name="reference"/>
+    /// (all of them when it trained unsupervised).
     public MapQuality Evaluate(IImageDataset? reference, IImageDataset data, CancellationToken cancel)
     {
         RequireShape(data);
@@ -128,8 +130,9 @@ public sealed class TrainedMap : IDisposable
         // The run's own tally over the same blocks: the numbers final-metrics.json holds, bit for bit.
         var plan = MapEvaluator.Plan(Model, reference ?? data, data, Config.BatchSize, null);
         if (reference is null) plan = plan with { ReferenceSamples = 0 };
-        var tally = MapEvaluator.Tally(Model, reference ?? data, data, plan, Enumerable.Range(0, plan.Count), cancel);
-        return tally.Quality(reference is { HasLabels: true }, data.HasLabels, data.Shape.Pixels);
+        var labelled = reference is { HasLabels: true } ? LabelledSamples.For(Config, reference) : null;
+        var tally = MapEvaluator.Tally(Model, reference ?? data, data, plan, Enumerable.Range(0, plan.Count), cancel, labelled is null ? null : labelled.IsLabelled);
+        return tally.Quality(reference is { HasLabels: true }, data.HasLabels, data.Shape.Pixels, MapEvaluator.Prototypes(Model), Model.Som.Dim);
     }
 
     /// <summary>Writes placements.csv: one row per sample with its key, label and class (when known), BMU row and column, and distance.</summary>

@@ -206,9 +206,16 @@ public sealed record Checkpoint(DnmConfig Config, RunState State, ImageShape Sha
 
         var expected = EngineState.Layout(header.Config, header.Shape);
         var tensors = header.Tensors;
-        var targets = tensors.Count == expected.Count + 1 ? tensors[^1] : null;
-        if (tensors.Count != expected.Count && targets is null)
-            return $"it holds {tensors.Count} tensors where its config implies {expected.Count}";
+        // After the config's tensors: the nodes' class counts (semi-supervised), then the smoothed targets, each where its run has them.
+        var classes = header.Config.SemiSupervised && tensors.Count > expected.Count ? tensors[expected.Count] : null;
+        if (classes is not null
+            && (classes.Name != NodeClasses.CheckpointName || classes.Shape is not [var nodes, var classCount]
+                || nodes != (long)header.Config.MapRows * header.Config.MapCols || classCount is <= 0 or > ushort.MaxValue))
+            return $"tensor {expected.Count} is not the nodes' class counts ({NodeClasses.CheckpointName}: nodes x classes)";
+        var known = expected.Count + (classes is null ? 0 : 1);
+        var targets = tensors.Count == known + 1 ? tensors[^1] : null;
+        if (tensors.Count != known && targets is null)
+            return $"it holds {tensors.Count} tensors where its config implies {known}";
         for (var i = 0; i < expected.Count; i++)
         {
             var (name, want) = (expected[i].Name, expected[i].Shape);

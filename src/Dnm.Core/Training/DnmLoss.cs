@@ -8,7 +8,7 @@ namespace Dnm.Core.Training;
 
 /// <summary>
 /// The whole DNM objective, as functions of their inputs (no state):
-/// <c>loss = KL(P‖Q) + γ‖X − X̂‖² + λ‖z − ẑ‖² + β‖θ‖²</c>, the first three summed over a micro-batch and divided by the
+/// <c>loss = KL(P‖Q) + γ‖X − X̂‖² + λ‖z − ẑ‖² + β‖θ‖²</c> (+ the supervised term of <see cref="AddSupervised"/>), the first three summed over a micro-batch and divided by the
 /// global B (<see cref="MicroBatchLoss"/>: the micro-batches' gradients then sum to the batch's), the L2 term once per
 /// step on the reduced gradient (<see cref="AddL2Gradient"/>, or fused in <see cref="AdamOptimizer.StepOnHost"/>), and the
 /// reported parts from the reduced sums (<see cref="StepLossOf"/>).
@@ -51,6 +51,27 @@ public static class DnmLoss
     }
 
     /// <summary>
+    /// The supervised term of semi-supervised training for one micro-batch: Σ over its labelled samples of
+    /// −log π_i,y_i, where π_i = Σ_j q_ij P(· | j) is the soft assignment's class prediction and P the nodes' learned class
+    /// distributions (<see cref="NodeClasses"/>, fixed within the step). <paramref name="labels"/> (long, one a sample) is
+    /// −1 for an unlabelled sample, which adds nothing. Returns the loss with the term added (weight/B times the sum) and the sum.
+    /// </summary>
+    public static (Tensor Loss, Tensor SupervisedSum) AddSupervised(DnmConfig config, Tensor loss, Tensor q, Tensor classProbabilities, Tensor labels,
+        int globalBatch)
+    {
+        using var zero = TorchScalars.Of(0);
+        using var eps = TorchScalars.Of(1e-12);
+        using var one = TorchScalars.Of(1.0);
+        var picked = labels.ge(zero).nonzero().squeeze(1);
+        if (picked.numel() == 0) return (loss, zeros(1, device: q.device));
+        var prediction = q.index_select(0, picked).mm(classProbabilities.to(q.device));
+        var truth = prediction.gather(1, labels.index_select(0, picked).unsqueeze(1));
+        var sum = truth.add(eps).log_().sum().neg();
+        using var weightOverBatch = TorchScalars.Of(config.LabelWeight / globalBatch);
+        return (config.LabelWeight > 0 ? loss.add(sum.mul(weightOverBatch), one) : loss, sum);
+    }
+
+    /// <summary>
     /// The L2 rule, once per step: adds 2βθ to the reduced gradient of every encoder parameter (no micro-batch holds it)
     /// and returns ‖θ‖² before the update, for the reported L2 part.
     /// </summary>
@@ -77,8 +98,10 @@ public static class DnmLoss
         // recon is reported per pixel (comparable with the evaluation's recon_mse); the loss sums the pixels.
         var recon = reduced[layout.SquaredErrorSumIndex] / (b * pixels);
         double? smoothing = mode == StepMode.Joint && config.SmoothWeight > 0 ? reduced[layout.SmoothingSumIndex] / b : null;
-        var total = kl + config.Gamma * pixels * recon + config.Beta * l2 + config.SmoothWeight * (smoothing ?? 0);
-        return new StepLoss(kl, recon, config.Beta * l2, total, (int)reduced[layout.SampleCountIndex], smoothing);
+        double? supervised = mode == StepMode.Joint && layout.Classes > 0 ? reduced[layout.SupervisedSumIndex] / Math.Max(1.0, reduced[layout.LabelledCountIndex]) : null;
+        var supervisedPart = layout.Classes > 0 ? config.LabelWeight * reduced[layout.SupervisedSumIndex] / b : 0;
+        var total = kl + config.Gamma * pixels * recon + config.Beta * l2 + config.SmoothWeight * (smoothing ?? 0) + supervisedPart;
+        return new StepLoss(kl, recon, config.Beta * l2, total, (int)reduced[layout.SampleCountIndex], smoothing, Supervised: supervised);
     }
 
     /// <summary>

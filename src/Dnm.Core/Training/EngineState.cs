@@ -12,7 +12,7 @@ namespace Dnm.Core.Training;
 /// </summary>
 public static class EngineState
 {
-    /// <summary>θ, φ, W (<see cref="DnmModel.Export"/>) and Adam's m and v, by name.</summary>
+    /// <summary>θ, φ, W (<see cref="DnmModel.Export"/>), Adam's m and v, and the nodes' class counts of semi-supervised training, by name.</summary>
     public static IReadOnlyList<NamedArray> Export(StepEngine engine)
     {
         var list = new List<NamedArray>();
@@ -24,6 +24,7 @@ public static class EngineState
             list.Add(ToArray($"adam.v/{model.ParameterNames[i]}", engine.Optimizer.SecondMoments[i]));
         }
         list.Add(ToArray("som/w", model.Som.Prototypes));
+        if (engine.Classes is { } classes) list.Add(new NamedArray(NodeClasses.CheckpointName, [classes.Nodes, classes.Classes], classes.Counts.ToArray()));
         return list;
     }
 
@@ -56,6 +57,14 @@ public static class EngineState
             Load(byName, $"adam.v/{engine.Model.ParameterNames[i]}", engine.Optimizer.SecondMoments[i]);
         }
         engine.Optimizer.Steps = adamSteps;
+        if (engine.Classes is { } classes)
+        {
+            if (!byName.TryGetValue(NodeClasses.CheckpointName, out var counts))
+                throw new CheckpointException($"state has no tensor '{NodeClasses.CheckpointName}': it was not written by a semi-supervised run");
+            if (!counts.Shape.SequenceEqual(new long[] { classes.Nodes, classes.Classes }))
+                throw new CheckpointException($"tensor '{NodeClasses.CheckpointName}' has shape [{string.Join(",", counts.Shape)}] but this run needs [{classes.Nodes},{classes.Classes}]: the dataset's classes differ");
+            classes.Set(counts.Data);
+        }
     }
 
     /// <summary>The model's checksum (<see cref="DnmModel.Checksum"/>): θ, φ and W.</summary>

@@ -17,6 +17,7 @@ public sealed record CheckpointSaved(string Path, long Bytes, TimeSpan Duration)
 public sealed record FinalMetrics(
     [property: JsonPropertyName("purity")] double? Purity,
     [property: JsonPropertyName("nmi")] double? Nmi,
+    [property: JsonPropertyName("accuracy")] double? Accuracy,
     [property: JsonPropertyName("qe")] double Qe,
     [property: JsonPropertyName("te")] double Te,
     [property: JsonPropertyName("recon_mse")] double ReconMse,
@@ -24,14 +25,14 @@ public sealed record FinalMetrics(
     [property: JsonPropertyName("samples")] int Samples)
 {
     public static FinalMetrics Of(MapQuality q, EvaluationSplit split, int samples) =>
-        new(q.Purity, q.Nmi, q.Qe, q.Te, q.ReconMse, KebabEnum.Name(split), samples);
+        new(q.Purity, q.Nmi, q.Accuracy, q.Qe, q.Te, q.ReconMse, KebabEnum.Name(split), samples);
 }
 
-public sealed record MetricsRow(string Phase, int Epoch, long GlobalStep, double? Purity, double? Nmi, double Qe, double Te, double ReconMse,
-    int Samples, double Seconds)
+public sealed record MetricsRow(string Phase, int Epoch, long GlobalStep, double? Purity, double? Nmi, double? Accuracy, double Qe, double Te,
+    double ReconMse, int Samples, double Seconds)
 {
     public static MetricsRow Of(string phase, int epoch, long globalStep, MapQuality q, int samples, TimeSpan duration) =>
-        new(phase, epoch, globalStep, q.Purity, q.Nmi, q.Qe, q.Te, q.ReconMse, samples, duration.TotalSeconds);
+        new(phase, epoch, globalStep, q.Purity, q.Nmi, q.Accuracy, q.Qe, q.Te, q.ReconMse, samples, duration.TotalSeconds);
 }
 
 /// <summary>
@@ -48,6 +49,8 @@ public sealed class RunSession
     private readonly ITrainingObserver observer;
     private readonly StepTracer tracer;
     private readonly SomSchedule somSchedule;
+    // Semi-supervised training: the samples whose labels train, and label the classifier; null: unsupervised (all label it).
+    private readonly LabelledSamples? labelled;
 
     /// <param name="config">The run's config, already merged with a resumed checkpoint's (<see cref="Merge"/>) and validated.</param>
     public RunSession(DnmConfig config, RunDirectory run, StepEngine engine, IImageDataset train, IImageDataset test, ITrainingObserver observer,
@@ -66,6 +69,9 @@ public sealed class RunSession
         this.tracer = tracer ?? StepTracer.Untraced();
         Checkpoints = new CheckpointPolicy(config);
         somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
+        labelled = LabelledSamples.For(config, train);
+        if (labelled is not null) observer.OnMessage($"semi-supervised: {labelled.Description}");
+        if (config.Denoise.Enabled) observer.OnMessage($"denoising autoencoder: inputs corrupted by {config.Denoise}");
         run.WriteConfig(config);
     }
 
@@ -195,9 +201,23 @@ public sealed class RunSession
         if (Config.SmoothWeight > 0 && Targets is null) Targets = SmoothTargets.Make(Config, Engine, train, observer, cancel);
         using (var targets = Targets?.ToTensor(Engine.Device))
             new SomPretrainer(Config, Engine, train, somSchedule, observer, targets).Run(ref state, s => MaybeCheckpoint(s, planned: false), cancel);
+        if (Engine.Classes is { } classes && labelled is not null) LearnInitialClasses(classes, labelled, cancel);
         state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
         SaveCheckpoint(state);
         return state;
+    }
+
+    /// <summary>
+    /// The nodes' first class counts: every labelled sample placed on the map SOM pre-training left, counted by BMU and
+    /// class. The joint phase then moves them with each step's reduced counts; on a cluster they reach the workers with
+    /// the world's state.
+    /// </summary>
+    private void LearnInitialClasses(NodeClasses classes, LabelledSamples samples, CancellationToken cancel)
+    {
+        if (samples.Count == 0) return;
+        using var view = new DatasetView(train, samples.Indices, $"{train.Name} (labelled)", ownsInner: false);
+        var placed = MapEvaluator.Place(Engine, view, Config.BatchSize, null, cancel);
+        classes.Set(NodeClasses.Histogram(placed.Bmu, placed.Labels, classes.Nodes, classes.Classes));
     }
 
     /// <summary>
@@ -222,7 +242,7 @@ public sealed class RunSession
 
     /// <summary>Tallies every block of <paramref name="plan"/> on this replica.</summary>
     public EvaluationTally Tally(EvaluationBlocks plan, CancellationToken cancel) =>
-        MapEvaluator.Tally(Engine, train, test, plan, Enumerable.Range(0, plan.Count), cancel);
+        MapEvaluator.Tally(Engine, train, test, plan, Enumerable.Range(0, plan.Count), cancel, labelled is null ? null : labelled.IsLabelled);
 
     /// <summary>A periodic evaluation's metrics row from its complete tally (this process's, or the workers' merged).</summary>
     public EvaluationReport ReportEvaluation(RunState state, int epoch, EvaluationTally tally, TimeSpan duration)
@@ -306,6 +326,8 @@ public sealed class RunSession
     {
         if (tally.Blocks.EvaluatedSamples == 0)
             throw new InvalidOperationException("the evaluation set is empty");
-        return tally.Quality(train.HasLabels, test.HasLabels, test.Shape.Pixels);
+        // The classifier knows only the labelled samples' labels, as training did: a semi-supervised map and the same map
+        // trained unsupervised (label-weight 0) are classified alike.
+        return tally.Quality(train.HasLabels, test.HasLabels, test.Shape.Pixels, MapEvaluator.Prototypes(Engine.Model), Engine.Som.Dim);
     }
 }

@@ -29,6 +29,7 @@ namespace Dnm.Core.Training;
 public sealed class StepEngine : IEmbedder, IDisposable
 {
     private readonly Tensor softCountsHost;   // (K) on CPU: the global f that the shards read in phase 2
+    private readonly Tensor? classProbabilitiesHost; // (K, C) on CPU: the nodes' P(c | j) that the shards read in phase 2 (semi-supervised)
     private readonly StepShard[] shards;
     private readonly ShardThreads threads;
 
@@ -37,12 +38,14 @@ public sealed class StepEngine : IEmbedder, IDisposable
     private RankSlice pending;
 
     /// <param name="maxBatch">The largest global batch a step or an embedding call will hold (the batch size).</param>
-    public StepEngine(DnmConfig config, ImageShape shape, Device device, int maxBatch)
+    /// <param name="classes">Semi-supervised training: the dataset's classes, whose per-node counts the map learns (<see cref="NodeClasses"/>); 0: unsupervised.</param>
+    public StepEngine(DnmConfig config, ImageShape shape, Device device, int maxBatch, int classes = 0)
     {
         Model = DnmModel.Create(config, shape, device);
-        Layout = new StepLayout(Model.Parameters.Sum(p => (int)p.numel()), Model.Som.Nodes, config.Latent);
+        Layout = new StepLayout(Model.Parameters.Sum(p => (int)p.numel()), Model.Som.Nodes, config.Latent, classes);
         Updater = new StepUpdater(config, Model, Layout);
         softCountsHost = zeros(new long[] { Layout.Nodes }).DetachFromDisposeScope();
+        if (classes > 0) classProbabilitiesHost = zeros(new long[] { Layout.Nodes, classes }).DetachFromDisposeScope();
         MaxLocalBatch = Math.Max(maxBatch, 1);
         var shardCount = MicroBatches.Count(MaxLocalBatch);
         // A GPU runs one micro-batch after the other on one thread; threads only help where the CPU computes.
@@ -56,6 +59,9 @@ public sealed class StepEngine : IEmbedder, IDisposable
 
     /// <summary>Phase 3: Adam, the L2 rule and the Kohonen rule on the reduced statistics.</summary>
     public StepUpdater Updater { get; }
+
+    /// <summary>The class distribution per node of semi-supervised training (null when unsupervised).</summary>
+    public NodeClasses? Classes => Updater.Classes;
 
     public SomLattice Som => Model.Som;
     public AdamOptimizer Optimizer => Updater.Optimizer;
@@ -88,11 +94,14 @@ public sealed class StepEngine : IEmbedder, IDisposable
     /// <summary>
     /// Phase 1 on this rank's part of the global batch: <paramref name="images"/> holds the samples of
     /// <see cref="MicroBatches.SampleRange"/> (none on an idle rank), <paramref name="targets"/> their smoothed targets ẑ
-    /// (count × D, for the smoothing term of a joint step; empty when the term is off). In joint mode
+    /// (count × D, for the smoothing term of a joint step; empty when the term is off), <paramref name="corrupted"/> the
+    /// denoising autoencoder's inputs x̃ (count images; empty when denoise is off), <paramref name="labels"/> the samples'
+    /// labels in semi-supervised training (-1: unlabelled; empty otherwise). In joint mode
     /// <paramref name="softCountBlocks"/> receives this rank's f as the sums of its blocks of the fixed tree
     /// (<see cref="ContributionLength"/> of <see cref="StepLayout.Nodes"/>); in one process that is f itself.
     /// </summary>
-    public void Forward(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, RankSlice slice, StepMode mode, Span<float> softCountBlocks)
+    public void Forward(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, RankSlice slice, StepMode mode, Span<float> softCountBlocks,
+        ReadOnlySpan<float> corrupted = default, ReadOnlySpan<int> labels = default)
     {
         if (inFlight) throw new InvalidOperationException("a step is already in flight; call Apply or Abort first");
         if (slice.BatchLength > MaxLocalBatch) throw new ArgumentException($"batch {slice.BatchLength} exceeds the engine's maximum {MaxLocalBatch}");
@@ -102,7 +111,11 @@ public sealed class StepEngine : IEmbedder, IDisposable
         inFlight = true;
         pendingMode = mode;
         pending = slice;
-        var active = Load(images, targets, slice.BatchLength, slice.Rank, slice.WorldSize, start);
+        if (!corrupted.IsEmpty && corrupted.Length != images.Length)
+            throw new ArgumentException($"{images.Length} image floats but {corrupted.Length} corrupted ones");
+        if (!labels.IsEmpty && labels.Length != count)
+            throw new ArgumentException($"{count} samples but {labels.Length} labels");
+        var active = Load(images, targets, slice.BatchLength, slice.Rank, slice.WorldSize, start, corrupted, labels);
         try
         {
             threads.Run(active, i => shards[i].Forward(mode));
@@ -129,11 +142,13 @@ public sealed class StepEngine : IEmbedder, IDisposable
     {
         if (!inFlight) throw new InvalidOperationException("Backward before Forward");
         globalSoftCounts[..Layout.Nodes].CopyTo(Runtime.HostTensor.Floats(softCountsHost));
+        // Every replica holds the same counts (they change only in Apply, by the reduced sums), so the same P(c | j).
+        if (classProbabilitiesHost is not null) Classes!.Probabilities(Runtime.HostTensor.Floats(classProbabilitiesHost));
         var active = MicroBatches.RankRange(pending.BatchLength, pending.Rank, pending.WorldSize).Count;
         var batch = pending.BatchLength;
         try
         {
-            threads.Run(active, i => shards[i].Backward(softCountsHost, batch));
+            threads.Run(active, i => shards[i].Backward(softCountsHost, classProbabilitiesHost, batch));
         }
         catch
         {
@@ -227,7 +242,8 @@ public sealed class StepEngine : IEmbedder, IDisposable
     /// Loads rank <paramref name="rank"/>'s micro-batches of a batch of <paramref name="batchLength"/> into the shards, one each
     /// (<paramref name="images"/> starts at batch position <paramref name="sampleStart"/>); returns how many shards it used.
     /// </summary>
-    private int Load(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int batchLength, int rank, int worldSize, int sampleStart)
+    private int Load(ReadOnlySpan<float> images, ReadOnlySpan<float> targets, int batchLength, int rank, int worldSize, int sampleStart,
+        ReadOnlySpan<float> corrupted = default, ReadOnlySpan<int> labels = default)
     {
         var pixels = Model.Shape.Pixels;
         var (first, count) = MicroBatches.RankRange(batchLength, rank, worldSize);
@@ -235,7 +251,8 @@ public sealed class StepEngine : IEmbedder, IDisposable
         {
             var (start, n) = MicroBatches.Range(batchLength, first + i);
             var at = start - sampleStart;
-            shards[i].Load(images.Slice(at * pixels, n * pixels), targets.IsEmpty ? targets : targets.Slice(at * Layout.Latent, n * Layout.Latent), n);
+            shards[i].Load(images.Slice(at * pixels, n * pixels), corrupted.IsEmpty ? corrupted : corrupted.Slice(at * pixels, n * pixels),
+                targets.IsEmpty ? targets : targets.Slice(at * Layout.Latent, n * Layout.Latent), labels.IsEmpty ? labels : labels.Slice(at, n), n);
         }
         return count;
     }
@@ -248,5 +265,6 @@ public sealed class StepEngine : IEmbedder, IDisposable
         Updater.Dispose();
         Model.Dispose();
         softCountsHost.Dispose();
+        classProbabilitiesHost?.Dispose();
     }
 }

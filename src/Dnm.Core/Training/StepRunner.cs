@@ -64,6 +64,10 @@ public sealed class StepRunner : IDisposable
     private readonly ITrainingObserver? reducedObserver;
     private readonly BatchPrefetcher batches;
     private readonly float[] batchTargets;
+    private readonly ImageCorruption corruption;
+    private readonly float[] corrupted;
+    private readonly LabelledSamples? labelled;
+    private readonly int[] batchLabels;
     private readonly float[] softCounts;
     private readonly float[] stats;
     private float[] softCountBlocks = [];
@@ -79,6 +83,11 @@ public sealed class StepRunner : IDisposable
         this.reducedObserver = reducedObserver;
         batches = new BatchPrefetcher(train, ImageAugmenter.For(config, train.Shape), config.BatchSize);
         batchTargets = new float[config.SmoothWeight > 0 ? config.BatchSize * config.Latent : 0];
+        corruption = new ImageCorruption(config.Denoise, config.Seed, train.Shape.Pixels);
+        corrupted = new float[corruption.Enabled ? config.BatchSize * train.Shape.Pixels : 0];
+        // Key-hash (or key-file) membership: every rank and a resumed run find the same labelled samples.
+        labelled = engine.Classes is null ? null : LabelledSamples.For(config, train);
+        batchLabels = new int[labelled is null ? 0 : config.BatchSize];
         softCounts = new float[engine.Layout.Nodes];
         stats = new float[engine.Layout.Length];
     }
@@ -104,7 +113,21 @@ public sealed class StepRunner : IDisposable
         if (joint && config.SmoothWeight > 0)
             targets = (Targets ?? throw new InvalidOperationException($"joint step {step.Step + 1} needs the smoothed targets, but none were made or received"))
                 .Gather(indices[..n], batchTargets);
-        using (trace.Phase(StepPhase.Encode)) engine.Forward(batch.FilledPixels, targets, slice, step.Mode, fBlocks.Span);
+        var inputs = ReadOnlySpan<float>.Empty;
+        if (corruption.Enabled)
+        {
+            // The denoising autoencoder's x̃: a function of (seed, data epoch, sample index), as augmentation is.
+            corruption.Apply(batch.FilledPixels, corrupted, indices[..n], step.DataEpoch);
+            inputs = corrupted.AsSpan(0, batch.FilledPixels.Length);
+        }
+        var labels = ReadOnlySpan<int>.Empty;
+        if (labelled is not null)
+        {
+            // Only the labelled samples' labels reach training; the others are -1 (unlabelled).
+            for (int i = 0; i < n; i++) batchLabels[i] = labelled.IsLabelled(indices[i]) ? batch.Labels[i] : -1;
+            labels = batchLabels.AsSpan(0, n);
+        }
+        using (trace.Phase(StepPhase.Encode)) engine.Forward(batch.FilledPixels, targets, slice, step.Mode, fBlocks.Span, inputs, labels);
         try
         {
             if (joint) Reduce(reducer, trace, step.Step, ReducedVector.SoftCounts, fBlocks, softCounts);

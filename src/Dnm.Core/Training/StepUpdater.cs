@@ -26,9 +26,12 @@ public sealed class StepUpdater : IDisposable
         Layout = layout;
         Optimizer = new AdamOptimizer(model.Parameters, config.LearningRate);
         statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
+        if (layout.Classes > 0) Classes = new NodeClasses(layout.Nodes, layout.Classes);
     }
 
     public AdamOptimizer Optimizer { get; }
+    /// <summary>Semi-supervised training: the nodes' learned class counts, moved by every joint step's reduced counts (null otherwise).</summary>
+    public NodeClasses? Classes { get; }
     public StepLayout Layout { get; }
 
     /// <summary>
@@ -75,6 +78,7 @@ public sealed class StepUpdater : IDisposable
             var sums = flat.narrow(0, Layout.BmuSumsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
             var counts = flat.narrow(0, Layout.BmuCountsOffset, Layout.Nodes);
             model.Som.Update(sums, counts, globalBatch, schedule, config.SomRule);
+            Classes?.Accumulate(reducedStats.Slice(Layout.ClassCountsOffset, Layout.Nodes * Layout.Classes));
         }
         return DnmLoss.StepLossOf(config, Layout, reducedStats, globalBatch, mode, l2, model.Shape.Pixels);
     }

@@ -28,7 +28,7 @@ public sealed class Trainer : IDisposable
     {
         this.observer = observer;
         this.tracer = tracer ?? StepTracer.Untraced();
-        Engine = new StepEngine(config, train.Shape, device, config.BatchSize);
+        Engine = new StepEngine(config, train.Shape, device, config.BatchSize, LabelledSamples.Classes(config, train));
         Session = new RunSession(config, run, Engine, train, test, observer, this.tracer, split);
         plan = new RunPlan(config, train.Count);
         runner = new StepRunner(config, Engine, train, observer);

@@ -58,6 +58,10 @@ public sealed class ConfigFlags
         Flag<double>("smooth-weight", "Weight of the pull towards graph-smoothed embeddings in the joint phase; 0 = off", c => c.SmoothWeight, (c, v) => c with { SmoothWeight = v }),
         Flag<int>("smooth-neighbours", "Nearest neighbours per sample in the graph behind --smooth-weight", c => c.SmoothNeighbours, (c, v) => c with { SmoothNeighbours = v }),
         Flag<int>("smooth-steps", "Rounds of neighbourhood averaging behind --smooth-weight", c => c.SmoothSteps, (c, v) => c with { SmoothSteps = v }),
+        Flag<double>("labelled-fraction", "Semi-supervised: train with the labels of this fraction of the training samples, chosen by a seeded hash of each key", c => c.LabelledFraction, (c, v) => c with { LabelledFraction = v }, "none (unsupervised)", "F"),
+        Flag<string>("labelled", "Semi-supervised: train with the labels of the samples whose keys this file lists, one a line", c => c.Labelled, (c, v) => c with { Labelled = v }, "none (unsupervised)", "file"),
+        Flag<double>("label-weight", "Weight of the supervised term for labelled samples; 0 = labels only name the nodes", c => c.LabelWeight, (c, v) => c with { LabelWeight = v }),
+        Flag<string>("denoise", "Denoising autoencoder: corrupt training inputs with gaussian:SIGMA or masking:P (the clean image is the target); none = off", c => c.Denoise, (c, v) => c with { Denoise = NoiseSpec.Parse("denoise", v) }, helpName: "none|gaussian:S|masking:P"),
         Flag<ulong>("seed", "Random seed (model init and data order)", c => c.Seed, (c, v) => c with { Seed = v }),
         // SOM schedule
         Flag<double>("alpha", "Decay constant of sigma and eta", c => c.Alpha, (c, v) => c with { Alpha = v }),

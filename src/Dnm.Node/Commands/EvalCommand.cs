@@ -11,7 +11,7 @@ public static class EvalCommand
     public static Command Create(CliContext context)
     {
         var inputs = new CheckpointInputs();
-        var command = new Command("eval", "Evaluate a checkpoint on a dataset split; prints JSON with purity, nmi, qe, te and recon_mse");
+        var command = new Command("eval", "Evaluate a checkpoint on a dataset split; prints JSON with purity, nmi, qe, te, recon_mse and accuracy");
         inputs.AddTo(command);
         command.SetAction(parsed =>
         {

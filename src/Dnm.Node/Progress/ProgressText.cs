@@ -38,7 +38,8 @@ public static class ProgressText
         $"{r.Duration.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s): {Quality(r.Quality)}";
 
     public static string Quality(MapQuality q) =>
-        $"purity {Num(q.Purity)} nmi {Num(q.Nmi)} qe {Num(q.Qe)} te {Num(q.Te)} recon_mse {Num(q.ReconMse)}";
+        $"purity {Num(q.Purity)} nmi {Num(q.Nmi)} qe {Num(q.Qe)} te {Num(q.Te)} recon_mse {Num(q.ReconMse)}" +
+        (q.Accuracy is null ? "" : $" accuracy {Num(q.Accuracy)}");
 
     public static string Checkpoint(string path, long bytes, TimeSpan duration) =>
         $"checkpoint {path} ({Bytes(bytes)}, {duration.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms)";

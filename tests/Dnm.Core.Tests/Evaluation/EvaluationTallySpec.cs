@@ -46,6 +46,29 @@ public class EvaluationTallySpec
         Assert.Equal(5.25 / 5, q.Qe, 12);
         Assert.Equal(8.0 / (5 * 4), q.ReconMse, 12);
         Assert.Null(tally.Quality(referenceHasLabels: false, evaluatedHasLabels: true, pixels: 4).Purity);
+        Assert.Null(q.Accuracy); // no prototypes given
+    }
+
+    [Fact]
+    public void The_accuracy_classifier_learns_from_the_labelled_reference_samples_only_and_fills_empty_nodes_from_the_nearest()
+    {
+        // Reference samples 0..3 on a 2x2 lattice; only samples 1 and 3 are labelled (a semi-supervised run's 50 %).
+        int[] refBmu = [0, 0, 1, 2], refLabels = [1, 0, 1, 1];
+        int[] bmu = [0, 1, 2, 3], second = [1, 0, 3, 2], labels = [0, 1, 1, 1];
+        float[] prototypes = [0, 0, 1, 0, 0, 1, 0, 1.1f]; // node 3 is nearest node 2
+        var tally = new EvaluationTally(new EvaluationBlocks(4, 4, 4), nodes: 4, classes: 2);
+        tally.AddReference(0, refBmu, refLabels, i => i % 2 == 1);
+        tally.AddEvaluated(1, bmu, second, new float[4], labels, 0, (_, _) => true);
+        // Node 0 learns label 0 (sample 1), node 1 nothing (sample 2 unlabelled) → nearest labelled node (0 or 2: 0 at distance 1,
+        // 2 at sqrt 2) → 0; node 2 learns 1 (sample 3); node 3 → nearest labelled node 2 → 1.
+        var expected = MapMetrics.FillEmptyNodes([0, -1, 1, -1], prototypes, 2);
+        Assert.Equal(expected, tally.Classifier(true, prototypes, 2)!);
+        var q = tally.Quality(true, true, 1, prototypes, 2);
+        Assert.Equal(MapMetrics.Purity(bmu, labels, expected), q.Accuracy);
+        // Purity still labels nodes from every reference sample: node 0's majority of {1, 0} is 0 (tie to the smaller).
+        Assert.Equal([0, 1, 1, -1], tally.LabelMap(true)!);
+        var copy = EvaluationTally.Read(tally.ToBytes());
+        Assert.Equal(q, copy.Quality(true, true, 1, prototypes, 2));
     }
 
     [Fact]

@@ -10,7 +10,7 @@ public class MapQualitySpec
     {
         var json = JsonSerializer.Serialize(new MapQuality(Purity: null, Nmi: null, Qe: 0.5, Te: 0.25, ReconMse: 0.125));
 
-        Assert.Equal("""{"purity":null,"nmi":null,"qe":0.5,"te":0.25,"recon_mse":0.125}""", json);
+        Assert.Equal("""{"purity":null,"nmi":null,"qe":0.5,"te":0.25,"recon_mse":0.125,"accuracy":null}""", json);
     }
 
     [Fact]
