@@ -57,7 +57,9 @@ public sealed class Trainer : IDisposable
         TrainingPhase? reported = null;
         while (true)
         {
-            cancel.ThrowIfCancellationRequested();
+            // Between steps the replica holds exactly `state`: a stop on request (SIGTERM, Ctrl+C) checkpoints it, so the
+            // same command resumes at this step. (SOM pre-training and evaluations stop at once; the last checkpoint stays.)
+            if (cancel.IsCancellationRequested) throw Session.Stopped(state);
             switch (plan.Next(state))
             {
                 case EnterPhase e:
