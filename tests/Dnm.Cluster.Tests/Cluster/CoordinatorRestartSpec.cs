@@ -79,4 +79,30 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
             foreach (var worker in workers) worker.Dispose();
         }
     }
+
+    [Fact]
+    public async Task Should_let_a_worker_stopped_by_SIGTERM_leave_cleanly_and_the_run_finish_without_it()
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        var single = TinyRun.Config(dataset, dir.Sub("single"));
+        var reference = TinyRun.TrainSingleProcess(single);
+        var config = single with { Out = dir.Sub("cluster") };
+        var configFile = dir.Sub("run.json");
+        File.WriteAllText(configFile, config.ToJson());
+        var port = TestPorts.Next();
+        var seeds = $"127.0.0.1:{port}";
+        using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
+            (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
+        using var stays = NodeProcess.Start("worker0", NodeProcess.Env("worker", 0, seeds), output);
+        using var leaves = NodeProcess.Start("worker1", NodeProcess.Env("worker", 0, seeds), output);
+        await coordinator.WaitForLineAsync(l => l.StartsWith("step 3 ", StringComparison.Ordinal), RunTimeout);
+        leaves.Terminate();
+        Assert.Equal(0, await leaves.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains(leaves.Lines, l => l == "stopped: stopped on request; this node left the cluster");
+        Assert.Equal(0, await coordinator.WaitForExitAsync(RunTimeout));
+        Assert.Equal(0, await stays.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(coordinator.Lines, l => l.Contains("/w0 left: ", StringComparison.Ordinal));
+        TinyRun.AssertBitwiseEqual(TinyRun.Final(config), reference, output, "after a worker left on SIGTERM");
+    }
 }
