@@ -135,6 +135,7 @@ public static class NodeHost
         }
         throw new RunStoppedException("stopped on request; this node left the cluster");
     }
+
     private static void Configure(AkkaConfigurationBuilder builder, NodeOptions o, DnmConfig? config, ITrainingObserver observer, RunCompletion completion,
         ClusterTelemetry telemetry)
     {

@@ -86,7 +86,7 @@ public static class NodeCommand
             {
                 // SIGTERM: the coordinator checkpointed its last complete step and every node left the cluster; the same
                 // command resumes the run (a worker rejoins it). A requested stop, not a failure.
-                display.Line($"{stop.Message}; left the cluster on SIGTERM" + (options.IsCoordinator ? "; start the same command to resume" : ""));
+                display.Line($"{stop.Message} (SIGTERM)" + (stop.GlobalStep is not null ? "; the same command resumes the run there" : ""));
                 return CliErrors.Ok;
             }
             // Every node: its last steps' numbers (a worker's too) reach Prometheus before the process exits.

@@ -20,8 +20,9 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
     public async Task Should_finish_bitwise_when_the_only_coordinator_is_stopped_and_started_again_with_the_same_command(string signal)
     {
         using var dir = new TempDir();
-        // 240 samples, batch 12: 20 steps an epoch, 100 steps in all; checkpoints at steps 7, 14 and 21 come before the kill.
-        var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
+        // 72 samples, batch 12: 6 steps an epoch, 30 steps in all. The third checkpoint is step 14's, in the joint phase
+        // (after step 7's and the end of SOM pre-training at step 12): the stop comes after it.
+        var dataset = TinyRun.WriteDataset(dir.Path);
         var single = TinyRun.Config(dataset, dir.Sub("single"));
         var reference = TinyRun.TrainSingleProcess(single);
         var config = TinyRun.Config(dataset, dir.Sub("cluster"));
@@ -35,13 +36,13 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
         NodeProcess? second = null;
         try
         {
-            await first.WaitForLineAsync(l => l.StartsWith("checkpoint: step-000000021", StringComparison.Ordinal), RunTimeout);
+            await first.WaitForLineAsync(l => l.StartsWith("checkpoint: step-000000014", StringComparison.Ordinal), RunTimeout);
             string expected;
             if (signal == "SIGKILL")
             {
                 first.Kill();
                 await first.WaitForExitAsync(TimeSpan.FromSeconds(30));
-                expected = "step-000000021.ckpt";
+                expected = "step-000000014.ckpt";
             }
             else
             {
