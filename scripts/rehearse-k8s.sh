@@ -24,7 +24,9 @@
 #
 # Needs root (network and mount namespaces), iproute2 (`ip`), util-linux (unshare, setpriv, findmnt) and a build
 # (`dotnet build -c Release Dnm.sln`).
-# Usage: scripts/rehearse-k8s.sh [--overlay cpu] [--timeout SECONDS] [--keep]
+# Usage: scripts/rehearse-k8s.sh [--overlay cpu] [--timeout SECONDS] [--keep] [--partition-coordinator SECONDS]
+# --partition-coordinator S: once the run has written its first checkpoint, cut the coordinator's link for S seconds
+# (see "partition" below); the run must still finish, and every worker must have rejoined on its own.
 # Exit status 0 when the run finished on every node; non-zero, with the reason and the nodes' logs, otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,11 +34,13 @@ repo=$(pwd)
 overlay=cpu
 timeout_s=600
 keep=0
+partition_s=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --overlay) overlay=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --partition-coordinator) partition_s=$2; shift 2 ;;
     *) echo "usage: $0 [--overlay cpu] [--timeout SECONDS] [--keep]" >&2; exit 2 ;;
   esac
 done
@@ -279,6 +283,25 @@ for pod in "${pods[@]}"; do pod_script "$pod"; done
 for pod in "${pods[@]}"; do start "$pod"; done
 say "started ${#pods[@]} nodes: ${pods[*]} (logs in $work); each as uid $(grep -E '^runAsUser=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2), read-only root: $(grep -E '^readOnlyRootFilesystem=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)"
 
+# --- partition (--partition-coordinator S): the coordinator's network link is cut for S seconds mid-run ---
+# Its veth's host end goes down once the coordinator's /metrics shows a step past the first checkpoint (checkpoint-every
+# 16), and up again S seconds later. Both sides' split-brain resolvers act (DNM_DOWN_AFTER): the coordinator, alone,
+# is downed and starts a fresh actor system in its process, which resumes from the checkpoint; the workers down it,
+# see no coordinator, and join the seeds again until it answers.
+partition_log=$work/partition.log
+if [ "$partition_s" -gt 0 ]; then
+  (
+    link=dv$id-0 # the coordinator is the first pod
+    mport=$(grep -E '^DNM_METRICS_PORT=' "$work/manifests/dnm-coordinator.env" | cut -d= -f2)
+    until [ "$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' _ "${ip_of[dnm-coordinator-0]}" "$mport" 2>/dev/null \
+                | awk '/^dnm_train_steps_total/ {print int($2)}' | head -n 1)" -ge 18 ] 2>/dev/null; do sleep 0.5; done
+    ip link set "$link" down && echo "partition: cut dnm-coordinator-0's link ($link) for ${partition_s}s at $(date +%T)"
+    sleep "$partition_s"
+    ip link set "$link" up && echo "partition: healed at $(date +%T)"
+  ) > "$partition_log" 2>&1 &
+  pids+=($!)
+fi
+
 # --- watch: scrape like the PodMonitor and the probes, until the coordinator ends ---
 http_status() { # host port path -> the status code, or nothing
   timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$3" "$1" >&3 && head -n 1 <&3' _ "$1" "$2" "$3" 2>/dev/null | awk '{print $2}'
@@ -342,6 +365,15 @@ for pod in "${pods[@]}"; do
   [ -n "${ready[$pod]:-}" ] || die "$pod never answered /readyz with 200 on port $metrics_port"
 done
 [ "$steps_seen" -gt 0 ] || die "the coordinator's /metrics never showed dnm_train_steps_total above 0"
+if [ "$partition_s" -gt 0 ]; then
+  grep -q "partition: healed" "$partition_log" || die "the partition never happened or never healed: $(cat "$partition_log")"
+  cat "$partition_log"
+  for pod in "${pods[@]}"; do
+    [ "$pod" = "$coordinator" ] && continue
+    grep -q "rejoining: " "$work/$pod.log" || die "$pod never rejoined after the partition"
+  done
+  say "partition: every worker rejoined; the coordinator: $(grep -cE 'rejoining: ' "$log") rejoin(s), $(grep -oE 'resumed from [^ ]+' "$log" | tail -n 1)"
+fi
 say "final metrics: $(tr -d '\n ' < "$run_dir/final-metrics.json")"
 # The files the nodes wrote are the nodes' user's: they ran as it, not as root.
 owner=$(stat -c %u:%g "$run_dir/final-metrics.json")

@@ -20,10 +20,22 @@ public sealed class ClusterRunException(string message, Exception? inner = null)
 public sealed class RunCompletion
 {
     private readonly TaskCompletionSource<ClusterRunResult> done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<string> rejoin = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Task<ClusterRunResult> Task => done.Task;
+
+    /// <summary>
+    /// Completes (with the reason) when this node should leave its cluster and join the seeds again with a fresh actor
+    /// system: it lost its coordinator for good (<see cref="NodeMonitor"/>), or the split-brain resolver removed it.
+    /// </summary>
+    public Task<string> RejoinRequested => rejoin.Task;
 
     public void Succeed(ClusterRunResult result) => done.TrySetResult(result);
 
     public void Fail(Exception error) => done.TrySetException(error);
+
+    /// <summary>The run stopped on request, checkpointed (<see cref="Dnm.Core.Training.RunStoppedException"/>).</summary>
+    public void Stopped(Dnm.Core.Training.RunStoppedException stopped) => done.TrySetException(stopped);
+
+    public void RequestRejoin(string reason) => rejoin.TrySetResult(reason);
 }

@@ -15,6 +15,12 @@ public sealed record CliContext(TextWriter Out, TextWriter Error)
     /// <summary>Cancelled by Ctrl+C or SIGTERM.</summary>
     public CancellationToken Cancel { get; init; }
 
+    /// <summary>
+    /// Whether <see cref="Cancel"/> came from SIGTERM: a stop asked for by whoever runs the process (Kubernetes), which
+    /// exits 0 once the run is checkpointed; Ctrl+C exits 130 (<see cref="CliErrors.Interrupted"/>).
+    /// </summary>
+    public Func<bool> Terminated { get; init; } = static () => false;
+
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
     /// <summary>Columns of the terminal; the live line is cut to fit, because a wrapped line cannot be redrawn with '\r'.</summary>

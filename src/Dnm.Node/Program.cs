@@ -13,11 +13,14 @@ Console.CancelKeyPress += (_, e) =>
     cancel.Cancel();
 };
 
-// Kubernetes stops a pod with SIGTERM: treat it like Ctrl+C so the pod shuts down cleanly within its grace period.
+// Kubernetes stops a pod with SIGTERM: like Ctrl+C (the run stops after its step, checkpointed, and leaves the
+// cluster), but a requested stop, so the process exits 0 once that is done.
+var terminated = 0;
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
 {
     context.Cancel = true;
+    Volatile.Write(ref terminated, 1);
     cancel.Cancel();
 });
 
-return DnmCli.Run(args, CliContext.ForConsole(cancel.Token));
+return DnmCli.Run(args, CliContext.ForConsole(cancel.Token) with { Terminated = () => Volatile.Read(ref terminated) == 1 });

@@ -22,6 +22,12 @@ public static class Program
 
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        // As `dnm node`: SIGTERM stops the node cleanly (a coordinator checkpoints its last complete step) and exits 0.
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            cancel.Cancel();
+        });
         try
         {
             var options = NodeEnvironment.Read();
@@ -29,6 +35,11 @@ public static class Program
             var result = await NodeHost.RunAsync(options, config, new ConsoleObserver(), cancel.Token,
                 joined: () => Console.WriteLine("up: this node is Up in the cluster"));
             Console.WriteLine($"done: {result.GlobalSteps} steps, checksum 0x{result.Checksum:X16}");
+            return 0;
+        }
+        catch (RunStoppedException stop)
+        {
+            Console.WriteLine($"stopped: {stop.Message}");
             return 0;
         }
         catch (Exception e)
@@ -43,5 +54,6 @@ public static class Program
         private readonly System.Diagnostics.Stopwatch clock = System.Diagnostics.Stopwatch.StartNew();
         public void OnStep(StepReport r) => Console.WriteLine($"step {r.GlobalStep} {r.Phase} loss {r.Loss.Total:F5} at {clock.Elapsed.TotalSeconds:F2}s ({r.Duration.TotalMilliseconds:F1} ms)");
         public void OnMessage(string message) => Console.WriteLine($"info: {message} at {clock.Elapsed.TotalSeconds:F2}s");
+        public void OnCheckpoint(string path, long bytes, TimeSpan duration) => Console.WriteLine($"checkpoint: {Path.GetFileName(path)} at {clock.Elapsed.TotalSeconds:F2}s");
     }
 }

@@ -146,6 +146,27 @@ public sealed class EndToEndSpec(TrainedRunFixture run) : IClassFixture<TrainedR
         Assert.True(File.Exists(Path.Combine(outDir, "final-metrics.json")));
     }
 
+    [Fact]
+    public void A_run_stopped_by_SIGTERM_should_checkpoint_its_step_exit_0_and_resume_there()
+    {
+        var outDir = run.Directory.File("terminated");
+        using var cancel = new CancellationTokenSource();
+        // SIGTERM during the first step: the step completes, its checkpoint is written, the process exits 0.
+        var stdout = new CancelOnLine("step 1/", cancel);
+        var stderr = new StringWriter();
+        var code = DnmCli.Run(["train", "--dataset", run.Dataset, "--out", outDir, .. TrainedRunFixture.TinyRun],
+            Cli.Context(stdout, stderr, cancel.Token) with { Terminated = () => true });
+
+        Assert.True(code == 0, stderr.ToString());
+        var checkpoint = Path.Combine(outDir, "checkpoints", "step-000000001.ckpt");
+        Assert.Contains($"stopped on SIGTERM: training stopped at global step 1; the last checkpoint is {checkpoint}", stderr.ToString());
+        Assert.True(File.Exists(checkpoint));
+
+        var resumed = Cli.Run("train", "--out", outDir, "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Error);
+        Assert.Contains("resuming from pretrain epoch 0, global step 1", resumed.Out);
+    }
+
     /// <summary>Captures output and cancels when a line containing a marker is written.</summary>
     private sealed class CancelOnLine(string marker, CancellationTokenSource cancel) : StringWriter
     {

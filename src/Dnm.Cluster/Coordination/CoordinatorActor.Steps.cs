@@ -98,6 +98,7 @@ public sealed partial class CoordinatorActor
             else AbortStep($"step {f.Step} failed: {f.Error.Message}", counted: true);
         });
         Receive<StepTimeout>(t => IsCurrentStep(t.MembershipEpoch, t.Step), OnStepTimeout);
+        Receive<SuspendRun>(_ => SuspendWhileStepping());
         Common();
     }
 

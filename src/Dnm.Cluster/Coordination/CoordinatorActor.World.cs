@@ -97,6 +97,7 @@ public sealed partial class CoordinatorActor
             else
                 Retry($"membership epoch {t.MembershipEpoch} did not form within {settings.WorldTimeout.TotalSeconds:0}s");
         });
+        Receive<SuspendRun>(_ => SuspendNow());
         Common();
     }
 

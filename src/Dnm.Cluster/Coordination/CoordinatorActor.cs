@@ -16,7 +16,7 @@ namespace Dnm.Cluster.Coordination;
 /// <para>
 /// States (<c>Become</c>), each listing exactly the messages it accepts: <see cref="Starting"/> → <see cref="Gathering"/>
 /// → <see cref="Forming"/> ⇄ <see cref="Stepping"/> (→ <see cref="SomPretraining"/> → <see cref="Forming"/>) →
-/// <see cref="Finishing"/> → <see cref="Stopped"/>. Membership messages are handled alike in every running state;
+/// <see cref="Finishing"/> → <see cref="Stopped"/>; a stop on request goes through <see cref="Suspending"/> to <see cref="Stopped"/>. Membership messages are handled alike in every running state;
 /// what a lost member means is the state's own (<see cref="onMemberLost"/>).
 /// </para>
 /// This file: start-up, membership and the end of the run. CoordinatorActor.World.cs forms worlds;
@@ -100,6 +100,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             Fail($"only {ready} of the {Needed} workers needed were ready after {settings.JoinTimeout.TotalSeconds:0}s" +
                  (lastWorkerProblem is null ? " (is the worker role running and pointed at the same seeds?)" : $"; last worker problem: {lastWorkerProblem}"));
         });
+        Receive<SuspendRun>(_ => SuspendNow());
         Common();
     }
 
@@ -117,6 +118,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             Advance();
         });
         Receive<SomPretrainFailed>(f => Fail($"the coordinator's replica failed (SOM pre-training): {f.Error.Message}"));
+        Receive<SuspendRun>(_ => SuspendAfterSomPretraining());
         Common();
     }
 
@@ -127,6 +129,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         Membership();
         Receive<RunCompleted>(Finished);
         Receive<FinishFailed>(f => Fail($"the coordinator's replica failed (finish): {f.Error.Message}"));
+        Receive<SuspendRun>(_ => { }); // the run is ending anyway
         Common();
     }
 
@@ -201,6 +204,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     /// <summary>Follows the plan until something asynchronous has to happen.</summary>
     private void Advance()
     {
+        // A stop on request waited for the step or SOM pre-training in flight: the state is complete now.
+        if (suspending)
+        {
+            CheckpointAndStop();
+            return;
+        }
         while (true)
         {
             if (evaluation is not null)

@@ -84,3 +84,18 @@ internal sealed class StepRound(PlannedStep plan, StartStep start, Dnm.Core.Tele
     public void AddReduceTime(double seconds) => reduceSeconds += seconds;
     public StepApplied? Applied { get; set; }
 }
+
+/// <summary>
+/// Stop the run on request (SIGTERM): finish the step in flight if it has committed, abandon it if not, write the
+/// checkpoint of the last complete step, and end with a <see cref="Dnm.Core.Training.RunStoppedException"/>. Sent by the
+/// node's host to the singleton on its own node.
+/// </summary>
+internal sealed record SuspendRun
+{
+    public static readonly SuspendRun Instance = new();
+}
+
+/// <summary>The checkpoint of a stop on request was written (null: its write failed and was reported).</summary>
+internal sealed record SuspendCheckpointed(RunState State, CheckpointSaved? Saved);
+
+internal sealed record SuspendCheckpointFailed(RunState State, Exception Error);

@@ -53,6 +53,7 @@ public static class DnmAkkaExtensions
             }
         });
 
-    public static AkkaConfigurationBuilder AddDnmNodeMonitor(this AkkaConfigurationBuilder builder, RunCompletion completion) =>
-        builder.WithActors((system, registry) => registry.Register<NodeMonitorKey>(system.ActorOf(NodeMonitor.Props(completion), NodeMonitor.Name)));
+    /// <param name="orphanAfter">On a node without the coordinator role: how long it may see no coordinator before it rejoins the seeds.</param>
+    public static AkkaConfigurationBuilder AddDnmNodeMonitor(this AkkaConfigurationBuilder builder, RunCompletion completion, TimeSpan? orphanAfter = null) =>
+        builder.WithActors((system, registry) => registry.Register<NodeMonitorKey>(system.ActorOf(NodeMonitor.Props(completion, orphanAfter), NodeMonitor.Name)));
 }

@@ -22,8 +22,14 @@ namespace Dnm.Cluster.Hosting;
 /// </summary>
 public static class NodeHost
 {
-    /// <param name="joined">Called once this node is Up in the cluster (what a `dnm node`'s /readyz reports).</param>
+    /// <param name="joined">Called once this node is Up in the cluster (what a `dnm node`'s /readyz reports), again after each rejoin.</param>
     /// <param name="telemetry">Where the coordinator and the workers record metrics and spans; none by default.</param>
+    /// <remarks>
+    /// <paramref name="cancel"/> (SIGTERM, Ctrl+C) stops the node cleanly: a coordinator finishes or abandons the step in
+    /// flight and writes the checkpoint of its last complete step; every node leaves the cluster. It ends in a
+    /// <see cref="RunStoppedException"/>. A node that lost its coordinator for good, or that the split-brain resolver
+    /// removed, leaves and joins the seeds again with a fresh actor system (in this process), as often as it takes.
+    /// </remarks>
     public static async Task<ClusterRunResult> RunAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer, CancellationToken cancel,
         Action? joined = null, ClusterTelemetry? telemetry = null)
     {
@@ -38,6 +44,20 @@ public static class NodeHost
         using var tls = ClusterCertificates.Load(options);
         if (tls is not null) options = options with { DataPlane = options.DataPlane with { Tls = tls } };
         var wall = System.Diagnostics.Stopwatch.StartNew();
+        for (var restart = 0; ; restart++)
+        {
+            var (result, rejoin) = await RunSystemAsync(options, config, observer, cancel, joined, telemetry, rejoining: restart > 0).ConfigureAwait(false);
+            if (result is not null) return result with { Duration = wall.Elapsed };
+            if (cancel.IsCancellationRequested) throw new RunStoppedException("stopped on request while rejoining the cluster");
+            observer.OnMessage($"rejoining: {rejoin}; this node left its cluster and joins the seeds " +
+                               $"{(options.Seeds.Count == 0 ? "(itself)" : string.Join(", ", options.Seeds))} again with a fresh actor system (rejoin {restart + 1})");
+        }
+    }
+
+    /// <summary>One actor system's life: the run's result, or why the node must rejoin with a fresh one.</summary>
+    private static async Task<(ClusterRunResult? Result, string? Rejoin)> RunSystemAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer,
+        CancellationToken cancel, Action? joined, ClusterTelemetry telemetry, bool rejoining)
+    {
         var completion = new RunCompletion();
         using var host = new HostBuilder()
             .ConfigureServices(services =>
@@ -47,23 +67,77 @@ public static class NodeHost
                 services.AddAkka(options.ClusterName, (builder, _) => Configure(builder, options, config, observer, completion, telemetry));
             })
             .Build();
-        await host.StartAsync(cancel).ConfigureAwait(false);
+        // Not `cancel`: Akka.Hosting shuts the actor system down when the token given to StartAsync fires, before this
+        // method could ask the coordinator to stop after its step (SIGTERM) and leave the cluster gracefully.
+        await host.StartAsync(CancellationToken.None).ConfigureAwait(false);
+        var stopping = 0;
         try
         {
             var system = host.Services.GetRequiredService<ActorSystem>();
-            _ = system.WhenTerminated.ContinueWith(_ => completion.Fail(new ClusterRunException(
-                "this node's actor system stopped before the run ended (downed by the split-brain resolver, or shut down)")), TaskScheduler.Default);
-            await JoinAsync(system, options, cancel).ConfigureAwait(false);
-            joined?.Invoke();
-            var result = await completion.Task.WaitAsync(cancel).ConfigureAwait(false);
-            return result with { Duration = wall.Elapsed };
+            // Not stopped by this method: the split-brain resolver downed this node (or Akka shut it down). Its
+            // cluster is gone for it; a fresh actor system can join the seeds again.
+            _ = system.WhenTerminated.ContinueWith(_ =>
+            {
+                if (Volatile.Read(ref stopping) == 0 && !cancel.IsCancellationRequested)
+                    completion.RequestRejoin("this node's actor system stopped before the run ended (the split-brain resolver downed it, or it was shut down)");
+            }, TaskScheduler.Default);
+            try
+            {
+                await JoinAsync(system, options, rejoining, cancel).ConfigureAwait(false);
+                joined?.Invoke();
+                var ended = await Task.WhenAny(completion.Task, completion.RejoinRequested).WaitAsync(cancel).ConfigureAwait(false);
+                if (ended == completion.Task) return (await completion.Task.ConfigureAwait(false), null);
+                // Whatever the run's own outcome says wins over a rejoin requested at the same moment.
+                return completion.Task.IsCompleted ? (await completion.Task.ConfigureAwait(false), null) : (null, completion.RejoinRequested.Result);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested && completion.Task.Status != TaskStatus.RanToCompletion)
+            {
+                return (await StopAsync(system, options, completion).ConfigureAwait(false), null);
+            }
         }
         finally
         {
+            Volatile.Write(ref stopping, 1);
             // Leaves the cluster gracefully (a coordinator hands the singleton over).
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             await host.StopAsync(grace.Token).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// A stop on request: the coordinator on this node, if it runs here, stops after the step in flight with a checkpoint
+    /// (<see cref="SuspendRun"/>); every node then leaves the cluster. Throws <see cref="RunStoppedException"/>, or returns
+    /// the result of a run that ended meanwhile.
+    /// </summary>
+    private static async Task<ClusterRunResult> StopAsync(ActorSystem system, NodeOptions options, RunCompletion completion)
+    {
+        if (options.IsCoordinator)
+        {
+            IActorRef? coordinator = null;
+            try
+            {
+                coordinator = await system.ActorSelection($"/user/{DnmAkkaExtensions.CoordinatorName}/{DnmAkkaExtensions.CoordinatorName}")
+                    .ResolveOne(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+            catch (ActorNotFoundException)
+            {
+                // A standby: the singleton runs on another node, which keeps the run going.
+            }
+            if (coordinator is not null)
+            {
+                coordinator.Tell(SuspendRun.Instance);
+                try
+                {
+                    return await completion.Task.WaitAsync(options.StopTimeout).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    throw new RunStoppedException($"stopped without a new checkpoint: the coordinator did not write one within {options.StopTimeout.TotalSeconds:0}s; " +
+                                                  "the run resumes from its last checkpoint");
+                }
+            }
+        }
+        throw new RunStoppedException("stopped on request; this node left the cluster");
     }
 
     private static void Configure(AkkaConfigurationBuilder builder, NodeOptions o, DnmConfig? config, ITrainingObserver observer, RunCompletion completion,
@@ -89,7 +163,12 @@ public static class NodeHost
             // with no initial delay, so it printed that warning at every start and after every run, in healthy runs.
             // Workers report a coordinator that does not answer themselves (WorkerSettings.UnansweredWarningEvery).
             .AddHocon("akka.cluster.singleton-proxy.log-singleton-identification-failure = off", HoconAddMode.Prepend)
-            .AddDnmNodeMonitor(completion);
+            // The caller owns SIGTERM (RunAsync stops the run after its step, then leaves): Akka's own hook ran the
+            // coordinated shutdown the moment the signal came, before the coordinator could write its checkpoint.
+            .AddHocon("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off", HoconAddMode.Prepend)
+            // A node without the coordinator role rejoins the seeds once it has seen no coordinator for as long as the
+            // split-brain resolver waits before it downs one.
+            .AddDnmNodeMonitor(completion, o.IsCoordinator ? null : o.DownAfter);
         if (o.IsCoordinator)
         {
             var settings = new CoordinatorSettings
@@ -148,23 +227,28 @@ public static class NodeHost
         return remote;
     }
 
-    /// <summary>Waits until this node is Up in the cluster; otherwise a clear error naming the seeds.</summary>
-    private static async Task JoinAsync(ActorSystem system, NodeOptions o, CancellationToken cancel)
+    /// <summary>
+    /// Waits until this node is Up in the cluster; otherwise a clear error naming the seeds. A node rejoining after it
+    /// lost its coordinator waits <see cref="NodeOptions.RejoinTimeout"/>: the coordinator may take minutes to come back.
+    /// </summary>
+    private static async Task JoinAsync(ActorSystem system, NodeOptions o, bool rejoining, CancellationToken cancel)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         // A coordinator without seeds founds the cluster.
         if (o.Seeds.Count == 0) cluster.Join(cluster.SelfAddress);
+        var timeout = rejoining ? o.RejoinTimeout : o.JoinTimeout;
         try
         {
-            await up.Task.WaitAsync(o.JoinTimeout, cancel).ConfigureAwait(false);
+            await up.Task.WaitAsync(timeout, cancel).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            throw new ClusterRunException(
-                $"could not join the cluster within {o.JoinTimeout.TotalSeconds:0}s: no seed node answered at {string.Join(", ", o.Seeds)} " +
-                $"(is a coordinator node running there, with --host spelled as in --seeds, and is the port open?)");
+            var where = $"no seed node answered at {string.Join(", ", o.Seeds)} (is a coordinator node running there, with --host spelled as in --seeds, and is the port open?)";
+            throw new ClusterRunException(rejoining
+                ? $"this node lost its coordinator and could not rejoin the cluster within {timeout.TotalSeconds:0}s: {where}; exiting, so that a restart of the process tries again"
+                : $"could not join the cluster within {timeout.TotalSeconds:0}s: {where}");
         }
     }
 

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
 using Dnm.Cluster.Protocol;
 
@@ -7,14 +8,30 @@ namespace Dnm.Cluster;
 /// <summary>
 /// One per node at /user/dnm-node: the coordinator announces the end of the run here, so a node whose own
 /// actors took no part in the ending (a standby coordinator, a worker dropped at the last step) still stops.
+/// <para>
+/// On a node without the coordinator role it also watches for the coordinator to be gone for good: when no member with
+/// the coordinator role has been in the cluster (Joining, WeaklyUp or Up) for <c>orphanAfter</c>, its node was downed or
+/// left, and nothing in this cluster will replace it (a coordinator started again founds a new cluster through its
+/// seeds, it never joins this one). The node then asks to rejoin (<see cref="RunCompletion.RequestRejoin"/>): its host
+/// leaves and joins the seeds again with a fresh actor system, which finds the coordinator wherever it now is.
+/// </para>
 /// </summary>
-public sealed class NodeMonitor : ReceiveActor
+public sealed class NodeMonitor : ReceiveActor, IWithTimers
 {
     public const string Name = "dnm-node";
 
-    public static Props Props(RunCompletion completion) => Akka.Actor.Props.Create(() => new NodeMonitor(completion));
+    private sealed record CheckCoordinator
+    {
+        public static readonly CheckCoordinator Instance = new();
+    }
 
-    public NodeMonitor(RunCompletion completion)
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <param name="orphanAfter">How long a node may see no coordinator-role member before it rejoins; null on a node with that role.</param>
+    public static Props Props(RunCompletion completion, TimeSpan? orphanAfter = null) =>
+        Akka.Actor.Props.Create(() => new NodeMonitor(completion, orphanAfter));
+
+    public NodeMonitor(RunCompletion completion, TimeSpan? orphanAfter)
     {
         var log = Context.GetLogger();
         // Either message stops this node: only the coordinator singleton may send it.
@@ -32,5 +49,26 @@ public sealed class NodeMonitor : ReceiveActor
         {
             if (FromCoordinator(f)) completion.Fail(new ClusterRunException(f.Reason));
         });
+        if (orphanAfter is not { } after || ((ExtendedActorSystem)Context.System).Provider is not ClusterActorRefProvider) return;
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        DateTime? orphanSince = null;
+        Receive<CheckCoordinator>(_ =>
+        {
+            // Before this node is Up the join itself is being waited for (NodeHost), with its own timeout and message.
+            var present = cluster.SelfMember.Status != MemberStatus.Up
+                          || cluster.State.Members.Any(m => m.HasRole(Hosting.DnmAkkaExtensions.CoordinatorRole)
+                                                           && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up);
+            if (present)
+            {
+                orphanSince = null;
+                return;
+            }
+            orphanSince ??= DateTime.UtcNow;
+            if (DateTime.UtcNow - orphanSince < after) return;
+            Timers.Cancel(CheckCoordinator.Instance);
+            completion.RequestRejoin($"no node with the coordinator role has been in the cluster for {after.TotalSeconds:0}s " +
+                                     "(it was downed or left)");
+        });
+        Timers.StartPeriodicTimer(CheckCoordinator.Instance, CheckCoordinator.Instance, TimeSpan.FromSeconds(1));
     }
 }

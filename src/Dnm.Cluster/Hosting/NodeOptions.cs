@@ -76,6 +76,18 @@ public sealed record NodeOptions
     public TimeSpan DownAfter { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How long a node that lost its coordinator waits, rejoining the seeds, for the cluster to take it back (a restarted
+    /// coordinator pod may take minutes to come up). After it the node exits with an error, for its pod to be restarted.
+    /// </summary>
+    public TimeSpan RejoinTimeout { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// How long a coordinator stopped on request (SIGTERM) may take to finish or abandon its step and write the checkpoint
+    /// before the node leaves the cluster regardless: within Kubernetes' default grace period of 30 s, with time to leave.
+    /// </summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
     /// The coordinator continues from the newest checkpoint in the run directory. On for cluster nodes: that is
     /// how a coordinator that takes over after a failover resumes. `dnm train --workers` turns it on with --resume only.
     /// </summary>

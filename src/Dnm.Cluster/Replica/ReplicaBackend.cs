@@ -36,6 +36,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     // The run's checkpoints, SOM pre-training and evaluations: the same session as a single-process run's. Its smoothed
     // targets (made after autoencoder pre-training) go to every world's workers after the state.
     private RunSession? session;
+    // This coordinator's incarnation of the run directory: once a newer one exists it commits no step and writes nothing.
+    private RunFence? fence;
     private WorldSockets? open;
 
     /// <summary>One world's listener, reducer and reusable vectors.</summary>
@@ -67,6 +69,10 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     public Task<ReplicaReady> InitializeAsync(Guid runId) => torch.RunAsync(() =>
     {
         tracer = telemetry.Tracer(ClusterTelemetry.CoordinatorRole, runId, 0, 0);
+        // First, before the newest checkpoint is read: from here on an older coordinator of this run directory (one cut
+        // off by a partition, or not yet told that it was replaced) neither commits a step nor writes a checkpoint.
+        fence = RunFence.Acquire(requested.Out, $"{dataPlane.AdvertisedHost} pid {Environment.ProcessId} run {runId} at {DateTime.UtcNow:O}");
+        observer.OnMessage($"coordinator incarnation {fence.Incarnation} of run directory {Path.GetFullPath(requested.Out)}");
         // A coordinator always continues the newest checkpoint of its run directory: that is what makes a
         // singleton that moved to another node resume (and roll the workers back) instead of starting over.
         // The newest one that verifies: a corrupt newest checkpoint (a crash, a bad disk) is named and skipped.
@@ -80,7 +86,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples)");
         engine = ReplicaFactory.Create(config, train.Shape, device, config.BatchSize, LabelledSamples.Classes(config, train));
-        session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split);
+        session = new RunSession(config, new RunDirectory(config.Out), engine, train, test, observer, tracer, split) { Fence = fence };
         var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
             engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize,
@@ -244,6 +250,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         // both only read the sum.
         var broadcast = w.Broadcast ?? throw new InvalidOperationException($"step {step.Step} is committed before it was reduced");
         w.Broadcast = null;
+        fence?.Check($"commit step {step.Step + 1}");
         var (loss, checksum, adamSteps) = await torch.RunAsync(() =>
         {
             observer.OnStepReduced(step.Step + 1, step.Mode == StepMode.Joint ? w.SoftCounts : [], w.Stats);

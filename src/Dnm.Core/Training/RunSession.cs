@@ -82,6 +82,12 @@ public sealed class RunSession
     public StepEngine Engine { get; }
     public CheckpointPolicy Checkpoints { get; }
 
+    /// <summary>
+    /// The coordinator incarnation that owns the run directory, where one does: once a newer incarnation exists, this
+    /// session writes no checkpoint, evaluation row or final file (<see cref="RunFencedException"/>). None in one process.
+    /// </summary>
+    public RunFence? Fence { get; init; }
+
     /// <summary>The smoothed targets ẑ (smooth-weight &gt; 0), once made or resumed; part of every checkpoint.</summary>
     public SmoothTargets? Targets { get; private set; }
 
@@ -152,9 +158,10 @@ public sealed class RunSession
     /// </summary>
     public CheckpointSaved? SaveCheckpoint(RunState state)
     {
+        var path = Path.Combine(Directory.Checkpoints, Checkpoint.FileName(state));
+        Fence?.Check($"write checkpoint {Path.GetFileName(path)}");
         // A failed write, too, waits for the next planned point or interval: a disk that is full now is full a step later.
         Checkpoints.Saved(state);
-        var path = Path.Combine(Directory.Checkpoints, Checkpoint.FileName(state));
         var checkpoint = ToCheckpoint(state);
         CheckpointSaved saved;
         try
@@ -180,6 +187,19 @@ public sealed class RunSession
         // Without a checkpoint known to be good, a bad one prunes nothing: the older ones may be the only good ones left.
         if (problem is null || lastGood is not null) Directory.PruneCheckpoints(keep: 3, lastGood);
         return saved;
+    }
+
+    /// <summary>
+    /// A stop on request at <paramref name="state"/> (a complete step): its checkpoint is written unless it already is, so
+    /// the same command resumes exactly there. Returns the exception that says so, for the caller to throw.
+    /// </summary>
+    public RunStoppedException Stopped(RunState state)
+    {
+        var path = Path.Combine(Directory.Checkpoints, Checkpoint.FileName(state));
+        var saved = Checkpoints.Due(state, planned: true) || !File.Exists(path) ? SaveCheckpoint(state)?.Path : path;
+        return new RunStoppedException(saved is null
+                ? $"stopped at global step {state.GlobalStep}; its checkpoint could not be written, the last good one is {lastGood ?? "none"}"
+                : $"stopped at global step {state.GlobalStep}; checkpoint {saved}", state.GlobalStep, saved ?? lastGood);
     }
 
     private CheckpointSaved Save(Checkpoint checkpoint, RunState state, string path)
@@ -249,6 +269,7 @@ public sealed class RunSession
     {
         var quality = Quality(tally);
         var samples = tally.Blocks.EvaluatedSamples;
+        Fence?.Check($"append the evaluation at global step {state.GlobalStep} to metrics.jsonl");
         var phase = epoch == 0 ? TrainingPhase.SomPretrain : TrainingPhase.Joint;
         AppendMetricsRow(MetricsRow.Of(phase.Name(), epoch, state.GlobalStep, quality, samples, duration));
         var report = new EvaluationReport(state.Phase, epoch, state.GlobalStep, quality, samples, duration);
@@ -299,6 +320,7 @@ public sealed class RunSession
         var samples = tally.Blocks.EvaluatedSamples;
         observer.OnEvaluation(new EvaluationReport(TrainingPhase.Done, Config.Epochs, state.GlobalStep, quality, samples, duration));
         // The final checkpoint first: it is the run's result, and what --resume needs to write the rest.
+        Fence?.Check("write the final evaluation, final-metrics.json and final.ckpt");
         try
         {
             Save(ToCheckpoint(state), state, Directory.FinalCheckpoint);

@@ -57,7 +57,9 @@ public sealed class Trainer : IDisposable
         TrainingPhase? reported = null;
         while (true)
         {
-            cancel.ThrowIfCancellationRequested();
+            // Between steps the replica holds exactly `state`: a stop on request (SIGTERM, Ctrl+C) checkpoints it, so the
+            // same command resumes at this step. (SOM pre-training stops at once; its last checkpoint stays.)
+            if (cancel.IsCancellationRequested) throw Session.Stopped(state);
             switch (plan.Next(state))
             {
                 case EnterPhase e:
@@ -100,7 +102,16 @@ public sealed class Trainer : IDisposable
             observer.OnMessage(skipped);
         }
         Session.MaybeCheckpoint(state, checkpoint);
-        if (evaluate) Session.Evaluate(state, state.Epoch, cancel);
+        if (!evaluate) return;
+        try
+        {
+            Session.Evaluate(state, state.Epoch, cancel);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // The step is complete: stop with its checkpoint (metrics.jsonl lacks this one evaluation).
+            throw Session.Stopped(state);
+        }
     }
 
     /// <summary>The run as it stands, as a checkpoint.</summary>

@@ -84,8 +84,18 @@ public static class NodeCommand
                 ready: () => options.IsCoordinator ? Volatile.Read(ref joined) : self?.WorkerJoined == true, runMetrics: options.IsCoordinator);
             self = telemetry;
             var observer = options.IsCoordinator ? new CompositeObserver(tracker, display, telemetry.Observer) : new CompositeObserver(tracker, display);
-            result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, observer, context.Cancel,
-                joined: () => Volatile.Write(ref joined, true), telemetry: telemetry.Cluster(options.IsCoordinator)).GetAwaiter().GetResult();
+            try
+            {
+                result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, observer, context.Cancel,
+                    joined: () => Volatile.Write(ref joined, true), telemetry: telemetry.Cluster(options.IsCoordinator)).GetAwaiter().GetResult();
+            }
+            catch (RunStoppedException stop) when (context.Terminated())
+            {
+                // SIGTERM: the coordinator checkpointed its last complete step and every node left the cluster; the same
+                // command resumes the run (a worker rejoins it). A requested stop, not a failure.
+                display.Line($"{stop.Message} (SIGTERM)" + (stop.GlobalStep is not null ? "; the same command resumes the run there" : ""));
+                return CliErrors.Ok;
+            }
             // Every node: its last steps' numbers (a worker's too) reach Prometheus before the process exits.
             telemetry.AwaitFinalScrape(display.Line, context.Cancel);
         }

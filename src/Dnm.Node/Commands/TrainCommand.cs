@@ -103,11 +103,11 @@ public static class TrainCommand
                     : TrainingRun.Execute(effective, device, checkpoint, observer, fetch, context.Cancel, telemetry.Tracer, checkpointPath);
                 telemetry.AwaitFinalScrape(display.Line, context.Cancel);
             }
-            catch (OperationCanceledException) when (context.Cancel.IsCancellationRequested)
+            catch (OperationCanceledException e) when (context.Cancel.IsCancellationRequested)
             {
                 fetch.Finish();
                 display.Dispose();
-                return Interrupted(context, effective.Out);
+                return Interrupted(context, effective.Out, e as RunStoppedException);
             }
             finally
             {
@@ -147,13 +147,20 @@ public static class TrainCommand
                ?? throw new CheckpointException($"--resume: no step-*.ckpt in {Path.GetFullPath(folder)}; give a checkpoint path, or the --out of the run to resume");
     }
 
-    private static int Interrupted(CliContext context, string outDir)
+    /// <summary>
+    /// Ctrl+C (exit 130) or SIGTERM (exit 0: a requested stop, as Kubernetes asks a pod): either way the run stopped after
+    /// its step and wrote that step's checkpoint (<paramref name="stop"/>), unless it stopped within SOM pre-training or an
+    /// evaluation, whose last checkpoint stays.
+    /// </summary>
+    private static int Interrupted(CliContext context, string outDir, RunStoppedException? stop)
     {
-        var latest = Checkpoint.Latest(Path.Combine(outDir, "checkpoints"));
+        var latest = stop?.Checkpoint ?? Checkpoint.Latest(Path.Combine(outDir, "checkpoints"));
+        var what = context.Terminated() ? "stopped on SIGTERM" : "interrupted";
         context.Error.WriteLine(latest is null
-            ? "interrupted: training stopped before its first checkpoint; there is nothing to resume"
-            : $"interrupted: training stopped; the last checkpoint is {latest}. Continue with: dnm train --out {outDir} --resume");
-        return CliErrors.Interrupted;
+            ? $"{what}: training stopped before its first checkpoint; there is nothing to resume"
+            : $"{what}: training stopped{(stop?.GlobalStep is { } step ? $" at global step {step}" : "")}; the last checkpoint is {latest}. " +
+              $"Continue with: dnm train --out {outDir} --resume");
+        return context.Terminated() ? CliErrors.Ok : CliErrors.Interrupted;
     }
 
     private static void PrintResults(CliContext context, TrainingResult result)

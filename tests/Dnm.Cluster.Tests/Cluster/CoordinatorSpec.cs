@@ -146,6 +146,49 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
     }
 
     [Fact]
+    public async Task Should_abandon_an_uncommitted_step_checkpoint_the_last_complete_one_and_stop_when_asked_to()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, completion) = Start(backend, new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        Join(worker, coordinator);
+        var first = worker.ExpectMsg<StartStep>();
+        backend.Release(first.MembershipEpoch, 0);
+        Ack(worker, coordinator, first, 0);
+        var second = worker.ExpectMsg<StartStep>(s => s.Step == 1);
+        // Step 1 has not reached its commit point: SIGTERM abandons it, and the run stops at step 1 (one step done).
+        coordinator.Tell(SuspendRun.Instance);
+        var stop = await Assert.ThrowsAsync<Core.Training.RunStoppedException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(1, stop.GlobalStep);
+        Assert.Equal("step-1.ckpt", stop.Checkpoint);
+        Assert.Equal(1, Assert.Single(backend.Saved).GlobalStep);
+        Assert.Equal([0L], backend.Committed);
+        // The workers are not told the run ended: they see their coordinator leave, and rejoin it when it is back.
+        backend.Release(second.MembershipEpoch, 1);
+        worker.ExpectNoMsg(Quiet);
+        Assert.Equal([0L], backend.Committed);
+    }
+
+    [Fact]
+    public async Task Should_complete_a_committed_step_before_it_stops_when_asked_to()
+    {
+        var backend = new ScriptedBackend { HoldReductions = true };
+        var (coordinator, completion) = Start(backend, new CoordinatorSettings());
+        var worker = Worker(coordinator, "w0");
+        Join(worker, coordinator);
+        var first = worker.ExpectMsg<StartStep>();
+        backend.Release(first.MembershipEpoch, 0);
+        AwaitCondition(() => backend.Committed.Count == 1, TimeSpan.FromSeconds(3));
+        // Step 0 has committed (the replica applied it): the stop waits for it, then checkpoints step 1 and starts no other.
+        coordinator.Tell(SuspendRun.Instance);
+        Ack(worker, coordinator, first, 0);
+        var stop = await Assert.ThrowsAsync<Core.Training.RunStoppedException>(() => completion.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(1, stop.GlobalStep);
+        Assert.Equal(1, Assert.Single(backend.Saved).GlobalStep);
+        worker.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
     public void Should_ignore_a_late_reply_for_an_earlier_step()
     {
         var (coordinator, _) = Start(new ScriptedBackend(), new CoordinatorSettings());

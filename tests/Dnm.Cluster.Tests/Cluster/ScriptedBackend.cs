@@ -79,7 +79,14 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
 
     public void CloseWorld() => Interlocked.Increment(ref WorldsClosed);
 
-    public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state) => Task.FromResult<CheckpointSaved?>(new CheckpointSaved("ckpt", 0, TimeSpan.Zero));
+    /// <summary>The states whose checkpoints were written, in order.</summary>
+    public ConcurrentQueue<RunState> Saved { get; } = new();
+
+    public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state)
+    {
+        Saved.Enqueue(state);
+        return Task.FromResult<CheckpointSaved?>(new CheckpointSaved($"step-{state.GlobalStep}.ckpt", 0, TimeSpan.Zero));
+    }
 
     public Task<EvaluationReport> ReportEvaluationAsync(RunState state, int epoch, Core.Evaluation.EvaluationTally tally, TimeSpan duration) =>
         Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, tally.Quality(true, true, Shape.Pixels), 0, duration));

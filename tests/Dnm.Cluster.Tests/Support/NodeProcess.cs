@@ -98,6 +98,13 @@ internal sealed class NodeProcess : IDisposable
         return process.ExitCode;
     }
 
+    /// <summary>SIGTERM, as Kubernetes stops a pod: the node stops cleanly.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL: no shutdown, no goodbye to the cluster.</summary>
     public void Kill() => process.Kill(entireProcessTree: false);
 

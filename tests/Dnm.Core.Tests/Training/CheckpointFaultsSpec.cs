@@ -56,9 +56,10 @@ public class CheckpointFaultsSpec
         var run = new RunDirectory(dir.File("b"));
         using (var cts = new CancellationTokenSource())
             Assert.ThrowsAny<OperationCanceledException>(() => Train(run, new CancelAt(15, cts), cancel: cts.Token));
-        Assert.Equal(["step-000000007.ckpt", "step-000000010-som-done.ckpt", "step-000000014.ckpt"], Files(run));
+        // The stop wrote the checkpoint of its last step (15); pruning kept the newest three.
+        Assert.Equal(["step-000000010-som-done.ckpt", "step-000000014.ckpt", "step-000000015.ckpt"], Files(run));
         // A torn write the checksum catches: one flipped bit in the newest.
-        var newest = Path.Combine(run.Checkpoints, "step-000000014.ckpt");
+        var newest = Path.Combine(run.Checkpoints, "step-000000015.ckpt");
         var bytes = File.ReadAllBytes(newest);
         bytes[bytes.Length / 2] ^= 0x10;
         File.WriteAllBytes(newest, bytes);
@@ -66,9 +67,9 @@ public class CheckpointFaultsSpec
         var warnings = new List<string>();
         var usable = Checkpoint.LatestUsable(run.Checkpoints, warnings.Add);
         Assert.NotNull(usable);
-        Assert.EndsWith("step-000000010-som-done.ckpt", usable.Value.Path);
-        Assert.Contains(warnings, w => w.StartsWith("warning: skipping checkpoint step-000000014.ckpt: ", StringComparison.Ordinal) && w.Contains("corrupt"));
-        Assert.Contains(warnings, w => w.Contains("resuming from step-000000010-som-done.ckpt"));
+        Assert.EndsWith("step-000000014.ckpt", usable.Value.Path);
+        Assert.Contains(warnings, w => w.StartsWith("warning: skipping checkpoint step-000000015.ckpt: ", StringComparison.Ordinal) && w.Contains("corrupt"));
+        Assert.Contains(warnings, w => w.Contains("resuming from step-000000014.ckpt"));
 
         Assert.Equal(reference, Train(run, new Messages(), usable));
     }
