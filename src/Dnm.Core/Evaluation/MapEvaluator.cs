@@ -1,5 +1,6 @@
 using Dnm.Core.Data;
 using Dnm.Core.Model;
+using Dnm.Core.Som;
 using Dnm.Core.Training;
 using Dnm.Core.Visual;
 using static TorchSharp.torch;
@@ -73,7 +74,7 @@ public static class MapEvaluator
     public static int[]? LabelMap(Placement reference, IImageDataset referenceData, int nodes) =>
         referenceData.HasLabels ? MapMetrics.LabelMap(reference.Bmu, reference.Labels, nodes, referenceData.ClassNames.Count) : null;
 
-    public static MapQuality Quality(Placement eval, int[]? labelMap, bool evalHasLabels, int rows, int cols)
+    public static MapQuality Quality(Placement eval, int[]? labelMap, bool evalHasLabels, MapGrid grid)
     {
         double? purity = null, nmi = null;
         if (labelMap is not null && evalHasLabels)
@@ -82,7 +83,7 @@ public static class MapEvaluator
             nmi = MapMetrics.Nmi(eval.Bmu, eval.Labels);
         }
         return new MapQuality(purity, nmi, MapMetrics.QuantizationError(eval.Distance),
-            MapMetrics.TopographicError(eval.Bmu, eval.Second, rows, cols), eval.ReconstructionMse);
+            MapMetrics.TopographicError(eval.Bmu, eval.Second, grid), eval.ReconstructionMse);
     }
 
     /// <summary>
@@ -105,21 +106,21 @@ public static class MapEvaluator
         Directory.CreateDirectory(directory);
         string File(string name) => Path.Combine(directory, name);
         var written = new List<string>();
-        MapRenderer.RenderPrototypes(File(MapPictures.Prototypes), images, som.Rows, som.Cols, shape);
+        MapRenderer.RenderPrototypes(File(MapPictures.Prototypes), images, som.Grid, shape);
         written.Add(File(MapPictures.Prototypes));
         if (labelMap is not null)
         {
-            MapRenderer.RenderLabelMap(File(MapPictures.LabelMap), labelMap, som.Rows, som.Cols, classNames);
+            MapRenderer.RenderLabelMap(File(MapPictures.LabelMap), labelMap, som.Grid, classNames);
             written.Add(File(MapPictures.LabelMap));
         }
         var w = Prototypes(model);
-        MapRenderer.RenderUMatrix(File(MapPictures.UMatrix), w, som.Rows, som.Cols, som.Dim);
+        MapRenderer.RenderUMatrix(File(MapPictures.UMatrix), w, som.Grid, som.Dim);
         written.Add(File(MapPictures.UMatrix));
-        MapRenderer.RenderHitMap(File(MapPictures.HitMap), bmu, som.Rows, som.Cols);
+        MapRenderer.RenderHitMap(File(MapPictures.HitMap), bmu, som.Grid);
         written.Add(File(MapPictures.HitMap));
         if (som.Dim <= MapRenderer.MaxComponentPlanes)
         {
-            MapRenderer.RenderComponentPlanes(File(MapPictures.ComponentPlanes), w, som.Rows, som.Cols, som.Dim);
+            MapRenderer.RenderComponentPlanes(File(MapPictures.ComponentPlanes), w, som.Grid, som.Dim);
             written.Add(File(MapPictures.ComponentPlanes));
         }
         return written;

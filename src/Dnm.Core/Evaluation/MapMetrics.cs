@@ -1,8 +1,10 @@
+using Dnm.Core.Som;
+
 namespace Dnm.Core.Evaluation;
 
 /// <summary>
 /// Map-quality measures over plain arrays (see dnm-algorithm.md, "Evaluation"). Labels are used only
-/// here, never in training. Lattice convention: node j sits at row j / cols, column j % cols.
+/// here, never in training. Lattice convention: node j sits at row j / cols, column j % cols (<see cref="MapGrid"/>).
 /// </summary>
 /// <remarks>
 /// Every function is pure; an empty sample set is rejected rather than answered with NaN, because an
@@ -119,23 +121,24 @@ public static partial class MapMetrics
     }
 
     /// <summary>
-    /// Topographic error: the fraction of samples whose first and second BMUs are not 4-neighbours on the
-    /// rows × cols lattice (the lattice does not wrap around).
+    /// Topographic error: the fraction of samples whose first and second BMUs are not neighbours on the lattice
+    /// (<see cref="MapGrid.Adjacent"/>: the 4 neighbours of a rect lattice, the 6 of a hex one; on a torus the wrapped
+    /// neighbours across an edge count too).
     /// </summary>
-    public static double TopographicError(ReadOnlySpan<int> bmu, ReadOnlySpan<int> second, int rows, int cols)
+    public static double TopographicError(ReadOnlySpan<int> bmu, ReadOnlySpan<int> second, MapGrid grid)
     {
+        ArgumentNullException.ThrowIfNull(grid);
         RequireSameLength(bmu.Length, second.Length, nameof(second));
         RequireSamples(bmu.Length, nameof(bmu));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Cols);
 
-        var nodes = rows * cols;
+        var nodes = grid.Nodes;
         var errors = 0;
         for (var i = 0; i < bmu.Length; i++)
         {
             int a = RequireNode(bmu[i], nodes, i), b = RequireNode(second[i], nodes, i);
-            var latticeDistance = Math.Abs(a / cols - b / cols) + Math.Abs(a % cols - b % cols);
-            if (latticeDistance != 1)
+            if (!grid.Adjacent(a, b))
                 errors++;
         }
         return (double)errors / bmu.Length;

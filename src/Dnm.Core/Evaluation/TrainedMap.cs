@@ -125,7 +125,7 @@ public sealed class TrainedMap : IDisposable
     {
         var labelMap = LabelNodes(reference, cancel);
         var placed = Place(data, cancel);
-        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Rows, Model.Som.Cols);
+        return MapEvaluator.Quality(placed, labelMap, data.HasLabels, Model.Som.Grid);
     }
 
     /// <summary>Writes placements.csv: one row per sample with its key, label and class (when known), BMU row and column, and distance.</summary>

@@ -246,7 +246,7 @@ public sealed class RunSession
         var reference = MapEvaluator.Place(Engine, train, Config.BatchSize, limit, cancel);
         var labelMap = MapEvaluator.LabelMap(reference, train, Engine.Som.Nodes);
         var placed = MapEvaluator.Place(Engine, test, Config.BatchSize, limit, cancel);
-        var quality = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Rows, Engine.Som.Cols);
+        var quality = MapEvaluator.Quality(placed, labelMap, test.HasLabels, Engine.Som.Grid);
         return (quality, placed.Bmu.Length, clock.Elapsed, labelMap, reference);
     }
 }
