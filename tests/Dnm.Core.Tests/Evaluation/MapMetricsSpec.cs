@@ -1,5 +1,5 @@
-using Dnm.Core.Som;
 using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
 
 namespace Dnm.Core.Tests.Evaluation;
 

@@ -1,5 +1,5 @@
-using Dnm.Core.Som;
 using Dnm.Core.Data;
+using Dnm.Core.Som;
 using Dnm.Core.Visual;
 using SkiaSharp;
 
