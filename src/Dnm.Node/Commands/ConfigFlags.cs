@@ -144,8 +144,9 @@ public sealed class ConfigFlags
     private sealed record TypedFlag<T>(string Key, Option<T> Typed, Func<DnmConfig, T, DnmConfig> Set) : IFlag
     {
         public Option Option => Typed;
-        // No DefaultValueFactory: a flag that is absent has no result, so it cannot mask the config file.
-        public bool IsGiven(ParseResult parsed) => parsed.GetResult(Typed) is not null;
+        // No DefaultValueFactory: a flag that is absent has no result, so it cannot mask the config file. A bool option
+        // (--toroidal) has an implicit result of false when absent: that one is not given either.
+        public bool IsGiven(ParseResult parsed) => parsed.GetResult(Typed) is { Implicit: false };
         public DnmConfig Apply(DnmConfig config, ParseResult parsed) => Set(config, parsed.GetValue(Typed)!);
     }
 }
