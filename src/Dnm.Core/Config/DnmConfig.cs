@@ -153,7 +153,6 @@ public sealed record DnmConfig
         public static readonly string[] Target = KebabEnum.Names<TargetDistribution>();
         public static readonly string[] ScheduleCounter = KebabEnum.Names<ScheduleCounter>();
         public static readonly string[] SomRule = KebabEnum.Names<SomRule>();
-        public static readonly string[] Lattice = KebabEnum.Names<LatticeKind>();
         public static readonly string[] OnBadImage = KebabEnum.Names<BadFilePolicy>();
     }
 
