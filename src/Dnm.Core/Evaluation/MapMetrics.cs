@@ -130,8 +130,6 @@ public static partial class MapMetrics
         ArgumentNullException.ThrowIfNull(grid);
         RequireSameLength(bmu.Length, second.Length, nameof(second));
         RequireSamples(bmu.Length, nameof(bmu));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Cols);
 
         var nodes = grid.Nodes;
         var errors = 0;

@@ -27,8 +27,22 @@ public enum LatticeKind
 /// half-column units x is 2c + (r mod 2), so a squared distance is (Δx/2)² + ¾·Δr², a multiple of ¼. A toroidal hex map
 /// needs an even number of rows: with odd-r offsets, rows repeat every two, and only then is row R−1 next to row 0.
 /// </remarks>
-public sealed record MapGrid(int Rows, int Cols, LatticeKind Lattice = LatticeKind.Rect, bool Toroidal = false)
+public sealed record MapGrid
 {
+    /// <summary>An R×C grid; a size that is no map (<see cref="Problem"/>, non-positive sides) is an <see cref="ArgumentException"/>.</summary>
+    public MapGrid(int rows, int cols, LatticeKind lattice = LatticeKind.Rect, bool toroidal = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (!Enum.IsDefined(lattice)) throw new ArgumentOutOfRangeException(nameof(lattice), KebabEnum.Problem<LatticeKind>("lattice", lattice.ToString()));
+        if (Problem(rows, cols, lattice, toroidal) is { } problem) throw new ArgumentException(problem, nameof(rows));
+        (Rows, Cols, Lattice, Toroidal) = (rows, cols, lattice, toroidal);
+    }
+
+    public int Rows { get; }
+    public int Cols { get; }
+    public LatticeKind Lattice { get; }
+    public bool Toroidal { get; }
     public int Nodes => Rows * Cols;
 
     /// <summary>The grid of a config (its map, lattice and toroidal keys).</summary>
@@ -38,7 +52,8 @@ public sealed record MapGrid(int Rows, int Cols, LatticeKind Lattice = LatticeKi
     public static string? Problem(int rows, int cols, LatticeKind lattice, bool toroidal)
     {
         if (lattice == LatticeKind.Hex && toroidal && rows % 2 != 0)
-            return $"a toroidal hex lattice needs an even number of rows (odd-r offset rows repeat every two), got map {rows}x{cols}: use {rows + 1}x{cols} or {Math.Max(2, rows - 1)}x{cols}";
+            return $"a toroidal hex lattice needs an even number of rows (odd-r offset rows repeat every two), got map {rows}x{cols}: use {rows + 1}x{cols}" +
+                   (rows > 1 ? $" or {rows - 1}x{cols}" : "");
         return null;
     }
 

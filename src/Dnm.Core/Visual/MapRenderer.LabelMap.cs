@@ -88,8 +88,6 @@ public static partial class MapRenderer
     private static void RequireLattice(int length, MapGrid grid, string name)
     {
         ArgumentNullException.ThrowIfNull(grid);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Cols);
         if (length != grid.Nodes)
             throw new ArgumentException($"Expected {grid.Rows}x{grid.Cols} = {grid.Nodes} nodes, got {length}.", name);
     }

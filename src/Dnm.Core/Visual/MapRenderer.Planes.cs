@@ -44,8 +44,6 @@ public static partial class MapRenderer
     internal static void RenderHitMap(string path, ReadOnlySpan<int> bmu, MapGrid grid, ITextPainter text)
     {
         ArgumentNullException.ThrowIfNull(grid);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Cols);
         var counts = HitCounts(bmu, grid.Nodes);
         RenderHeatMap(path, counts.Select(c => (float)c).ToArray(), grid, text,
             node => counts[node].ToString(CultureInfo.InvariantCulture), minimum: 0);
@@ -68,8 +66,6 @@ public static partial class MapRenderer
         ArgumentNullException.ThrowIfNull(grid);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(dim, MaxComponentPlanes);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Cols);
         if (w.Length != grid.Nodes * dim)
             throw new ArgumentException($"Expected {grid.Nodes} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
 

@@ -18,8 +18,6 @@ public static partial class MapRenderer
     {
         ArgumentNullException.ThrowIfNull(grid);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(grid.Cols);
         if (w.Length != grid.Nodes * dim)
             throw new ArgumentException($"Expected {grid.Nodes} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
 

@@ -28,8 +28,6 @@ public static partial class MapRenderer
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(grid);
         var (rows, cols) = (grid.Rows, grid.Cols);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
         ArgumentOutOfRangeException.ThrowIfNegative(cellPadding);
         if (shape.Channels is not (1 or 3))
             throw new ArgumentException($"Only 1- or 3-channel images can be drawn, not {shape}.", nameof(shape));

@@ -16,7 +16,7 @@ public sealed class LatticeConfigSpec
         Assert.Contains("\"toroidal\": true", json);
         Assert.Equal(config, DnmConfig.FromJson(json, "test"));
         Assert.Empty(config.Problems());
-        Assert.Equal(new MapGrid(4, 6, LatticeKind.Hex, Toroidal: true), MapGrid.Of(config));
+        Assert.Equal(new MapGrid(4, 6, LatticeKind.Hex, toroidal: true), MapGrid.Of(config));
     }
 
     [Fact]

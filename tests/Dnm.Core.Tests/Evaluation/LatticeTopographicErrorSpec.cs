@@ -28,7 +28,7 @@ public sealed class LatticeTopographicErrorSpec
         // 3x4: 0-3 (left edge to right edge) and 0-8 (top to bottom) wrap; 0-5 is diagonal; 1-2 is adjacent anyway.
         int[] first = [0, 0, 0, 1], second = [3, 8, 5, 2];
         Assert.Equal(3.0 / 4, MapMetrics.TopographicError(first, second, new MapGrid(3, 4)));
-        Assert.Equal(1.0 / 4, MapMetrics.TopographicError(first, second, new MapGrid(3, 4, LatticeKind.Rect, Toroidal: true)));
+        Assert.Equal(1.0 / 4, MapMetrics.TopographicError(first, second, new MapGrid(3, 4, LatticeKind.Rect, toroidal: true)));
     }
 
     [Fact]
@@ -37,6 +37,6 @@ public sealed class LatticeTopographicErrorSpec
         // 4x4: 0-15 and 0-7 are neighbours only across an edge; 0-10 is two rows and two columns away either way.
         int[] first = [0, 0, 0], second = [15, 7, 10];
         Assert.Equal(1.0, MapMetrics.TopographicError(first, second, new MapGrid(4, 4, LatticeKind.Hex)));
-        Assert.Equal(1.0 / 3, MapMetrics.TopographicError(first, second, new MapGrid(4, 4, LatticeKind.Hex, Toroidal: true)));
+        Assert.Equal(1.0 / 3, MapMetrics.TopographicError(first, second, new MapGrid(4, 4, LatticeKind.Hex, toroidal: true)));
     }
 }

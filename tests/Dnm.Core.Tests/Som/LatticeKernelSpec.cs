@@ -30,14 +30,14 @@ public sealed class LatticeKernelSpec
         AssertKernel([0, 1, 1, 3], KernelRow(new MapGrid(2, 2, LatticeKind.Hex)));
         AssertKernel([0, 1, 1, 2], KernelRow(new MapGrid(2, 2)));
         // On a 2x2 hex torus node 3 is also a neighbour: x = 1½ − 2 = −½ across the left edge.
-        AssertKernel([0, 1, 1, 1], KernelRow(new MapGrid(2, 2, LatticeKind.Hex, Toroidal: true)));
+        AssertKernel([0, 1, 1, 1], KernelRow(new MapGrid(2, 2, LatticeKind.Hex, toroidal: true)));
     }
 
     [Fact]
     public void A_toroidal_map_should_weigh_nodes_across_the_edges_as_near()
     {
         // 3x3 torus: node 8 is one row and one column away from node 0 (d² = 2; flat: 2² + 2² = 8).
-        AssertKernel([0, 1, 1, 1, 2, 2, 1, 2, 2], KernelRow(new MapGrid(3, 3, LatticeKind.Rect, Toroidal: true)));
+        AssertKernel([0, 1, 1, 1, 2, 2, 1, 2, 2], KernelRow(new MapGrid(3, 3, LatticeKind.Rect, toroidal: true)));
         AssertKernel([0, 1, 4, 1, 2, 5, 4, 5, 8], KernelRow(new MapGrid(3, 3)));
     }
 }

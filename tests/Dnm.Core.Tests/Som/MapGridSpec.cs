@@ -15,7 +15,7 @@ namespace Dnm.Core.Tests.Som;
 public sealed class MapGridSpec
 {
     private static readonly MapGrid Hex3 = new(3, 3, LatticeKind.Hex);
-    private static readonly MapGrid HexTorus4 = new(4, 4, LatticeKind.Hex, Toroidal: true);
+    private static readonly MapGrid HexTorus4 = new(4, 4, LatticeKind.Hex, toroidal: true);
 
     [Fact]
     public void Hex_neighbours_should_follow_the_row_parity_of_odd_r_offsets()
@@ -65,13 +65,13 @@ public sealed class MapGridSpec
     [Fact]
     public void A_rect_torus_should_wrap_and_count_a_neighbour_reached_two_ways_once()
     {
-        var torus = new MapGrid(3, 4, LatticeKind.Rect, Toroidal: true);
+        var torus = new MapGrid(3, 4, LatticeKind.Rect, toroidal: true);
         Assert.Equal([1, 3, 4, 8], torus.Neighbours(0));
         Assert.Equal(2.0, torus.SquaredDistance(0, 11)); // one row up, one column left
         Assert.Equal(4.0, torus.SquaredDistance(0, 2));
         Assert.Equal(13.0, new MapGrid(3, 4).SquaredDistance(0, 11)); // flat: 2² + 3²
         // Two columns: left and right of node 0 are both node 1.
-        Assert.Equal([1, 2, 4], new MapGrid(3, 2, LatticeKind.Rect, Toroidal: true).Neighbours(0));
+        Assert.Equal([1, 2, 4], new MapGrid(3, 2, LatticeKind.Rect, toroidal: true).Neighbours(0));
         Assert.Equal([1, 3, 5, 7], new MapGrid(3, 3).Neighbours(4));
         Assert.Equal([1, 3], new MapGrid(3, 3).Neighbours(0));
     }

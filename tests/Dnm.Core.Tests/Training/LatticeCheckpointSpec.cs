@@ -29,7 +29,7 @@ public sealed class LatticeCheckpointSpec : IDisposable
     {
         var path = Save(StepEngineSpec.Small with { Map = "2x3", Lattice = LatticeKind.Hex, Toroidal = true }, "hex.ckpt");
         var checkpoint = Checkpoint.Load(path);
-        Assert.Equal(new MapGrid(2, 3, LatticeKind.Hex, Toroidal: true), MapGrid.Of(checkpoint.Config));
+        Assert.Equal(new MapGrid(2, 3, LatticeKind.Hex, toroidal: true), MapGrid.Of(checkpoint.Config));
         var exported = dir.File("hex.safetensors");
         ExportedModel.From(checkpoint).Write(exported, ExportFormat.Safetensors);
         var config = ExportedModel.ReadConfig(exported);

@@ -28,7 +28,7 @@ public sealed class LatticeUMatrixSpec
     [Fact]
     public void A_toroidal_u_matrix_should_give_every_node_its_wrapped_neighbours()
     {
-        var torus = MapRenderer.UMatrix(Squares, new MapGrid(3, 3, LatticeKind.Rect, Toroidal: true), dim: 1);
+        var torus = MapRenderer.UMatrix(Squares, new MapGrid(3, 3, LatticeKind.Rect, toroidal: true), dim: 1);
         // Node 0: 1, 2, 3, 6 → 1 + 4 + 9 + 36 = 50, over 4 (flat: 1 and 3 only, (1 + 9) / 2 = 5).
         Assert.Equal(12.5f, torus[0], 5);
         Assert.Equal(16f, torus[4], 5);
@@ -36,6 +36,6 @@ public sealed class LatticeUMatrixSpec
         Assert.Equal(35.5f, torus[8], 5);
         // A 4x4 hex torus: node 0 averages 1, 3, 4, 7, 12, 15 → 1 + 9 + 16 + 49 + 144 + 225 = 444, over 6.
         var squares16 = Enumerable.Range(0, 16).Select(j => (float)(j * j)).ToArray();
-        Assert.Equal(74f, MapRenderer.UMatrix(squares16, new MapGrid(4, 4, LatticeKind.Hex, Toroidal: true), dim: 1)[0], 4);
+        Assert.Equal(74f, MapRenderer.UMatrix(squares16, new MapGrid(4, 4, LatticeKind.Hex, toroidal: true), dim: 1)[0], 4);
     }
 }
