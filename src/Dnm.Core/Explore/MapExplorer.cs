@@ -69,7 +69,10 @@ public sealed class MapExplorer
     public IImageDataset? Data => data;
     public int[]? NodeLabels { get; }
 
-    /// <summary>The decoder's image of every prototype as one PNG laid out as the lattice (node j at row j / cols, column j % cols).</summary>
+    /// <summary>
+    /// The decoder's image of every prototype as one PNG laid out as the lattice (node j at row j / cols, column j % cols),
+    /// unshifted: the page draws a hex map's odd rows half a cell to the right.
+    /// </summary>
     public Lazy<byte[]> PrototypeSprite { get; }
 
     public MapInfo Info()
