@@ -9,7 +9,9 @@ The file is safetensors: an 8-byte little-endian header length, a JSON header, t
 It is parsed here with json, struct and torch alone (the `safetensors` package is not needed). Its tensors are the
 state_dict of the modules below (the names are Dnm's own parameter names), plus `som.prototypes` (nodes x latent,
 node j at lattice row j // cols, column j % cols); its metadata holds the run's config (`dnm.config`, the keys of
-config.json) and the image shape (`dnm.image-shape`).
+config.json) and the image shape (`dnm.image-shape`). The config's `lattice` is `rect` or `hex` (pointy-top cells in
+odd-r offset rows: odd rows sit half a cell to the right) and `toroidal` says whether the edges wrap; files exported
+before those keys existed are rect and not toroidal. `model.som.centres()` gives each node's position in the plane.
 
 Needs PyTorch (Debian: apt-get install python3-torch) and nothing else.
 """
@@ -49,10 +51,18 @@ def read_safetensors(path):
 class SomLattice(nn.Module):
     """The map: rows x cols prototypes in the latent space (a buffer, since the Kohonen rule, not autograd, moves them)."""
 
-    def __init__(self, rows, cols, latent):
+    def __init__(self, rows, cols, latent, lattice="rect", toroidal=False):
         super().__init__()
-        self.rows, self.cols = rows, cols
+        self.rows, self.cols, self.lattice, self.toroidal = rows, cols, lattice, toroidal
         self.register_buffer("prototypes", torch.zeros(rows * cols, latent))
+
+    def centres(self):
+        """(nodes, 2) float64: each node's (x, y) in neighbour spacings; hex rows are sqrt(3)/2 apart, odd ones shifted by 1/2."""
+        node = torch.arange(self.rows * self.cols)
+        row, col = (node // self.cols).double(), (node % self.cols).double()
+        if self.lattice == "hex":
+            return torch.stack([col + 0.5 * (row % 2), row * 3 ** 0.5 / 2], dim=1)
+        return torch.stack([col, row], dim=1)
 
     def place(self, z):
         """(bmu, distance): each row of z's nearest prototype (node index) and the Euclidean distance to it, in float64."""
@@ -137,7 +147,7 @@ class DeepNeuralMap(nn.Module):
         for name, child in ae.named_children():
             self.add_module(name, child)
         rows, cols = (int(v) for v in config["map"].lower().split("x"))
-        self.som = SomLattice(rows, cols, config["latent"])
+        self.som = SomLattice(rows, cols, config["latent"], config.get("lattice", "rect"), config.get("toroidal", False))
 
     def encode(self, x):
         return self.autoencoder[0].encode(x)

@@ -62,6 +62,10 @@ public sealed record DnmConfig
     // ---- map ----
     /// <summary>Lattice size RxC; the paper uses 20x30.</summary>
     public string Map { get; init; } = "20x30";
+    /// <summary>rect (4 neighbours) | hex (6 neighbours, pointy-top cells in odd-r offset rows); see <see cref="MapGrid"/>.</summary>
+    public LatticeKind Lattice { get; init; } = LatticeKind.Rect;
+    /// <summary>The map's edges wrap: the top row neighbours the bottom one and the left column the right one. A hex torus needs an even row count.</summary>
+    public bool Toroidal { get; init; }
 
     // ---- optimisation ----
     public int Epochs { get; init; } = 6;
@@ -223,8 +227,10 @@ public sealed record DnmConfig
             var (rows, cols) = ParseMap(Map);
             if ((long)rows * cols * Math.Max(1, Latent) > Limits.PrototypeFloats)
                 p.Add($"map {Map} with latent {Latent} needs {(long)rows * cols * Latent} prototype floats, more than the limit of {Limits.PrototypeFloats}: use a smaller map or latent");
+            if (MapGrid.Problem(rows, cols, Lattice, Toroidal) is { } lattice) p.Add(lattice);
         }
         catch (ConfigException e) { p.Add(e.Message); }
+        Defined(p, "lattice", Lattice);
         Defined(p, "encoder", Encoder);
         Widths(p, "channels", Channels, Limits.ConvChannels);
         Widths(p, "hidden", Hidden, Limits.LayerWidth);

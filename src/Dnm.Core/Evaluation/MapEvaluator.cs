@@ -1,5 +1,6 @@
 using Dnm.Core.Data;
 using Dnm.Core.Model;
+using Dnm.Core.Som;
 using Dnm.Core.Training;
 using Dnm.Core.Visual;
 using static TorchSharp.torch;
@@ -81,7 +82,7 @@ public static class MapEvaluator
             var placed = placer.Place(isReference ? reference : evaluated, start, n);
             if (isReference) tally.AddReference(b, placed.Bmu, placed.Labels, isLabelled);
             else tally.AddEvaluated(b, placed.Bmu, placed.Second, placed.Distance, placed.Labels, placed.SquaredError,
-                (x, y) => MapMetrics.Adjacent(x, y, som.Cols));
+                som.Grid.Adjacent);
         }
         return tally;
     }
@@ -173,21 +174,21 @@ public static class MapEvaluator
         Directory.CreateDirectory(directory);
         string File(string name) => Path.Combine(directory, name);
         var written = new List<string>();
-        MapRenderer.RenderPrototypes(File(MapPictures.Prototypes), images, som.Rows, som.Cols, shape);
+        MapRenderer.RenderPrototypes(File(MapPictures.Prototypes), images, som.Grid, shape);
         written.Add(File(MapPictures.Prototypes));
         if (labelMap is not null)
         {
-            MapRenderer.RenderLabelMap(File(MapPictures.LabelMap), labelMap, som.Rows, som.Cols, classNames);
+            MapRenderer.RenderLabelMap(File(MapPictures.LabelMap), labelMap, som.Grid, classNames);
             written.Add(File(MapPictures.LabelMap));
         }
         var w = Prototypes(model);
-        MapRenderer.RenderUMatrix(File(MapPictures.UMatrix), w, som.Rows, som.Cols, som.Dim);
+        MapRenderer.RenderUMatrix(File(MapPictures.UMatrix), w, som.Grid, som.Dim);
         written.Add(File(MapPictures.UMatrix));
-        MapRenderer.RenderHitMap(File(MapPictures.HitMap), hits, som.Rows, som.Cols);
+        MapRenderer.RenderHitMap(File(MapPictures.HitMap), hits, som.Grid);
         written.Add(File(MapPictures.HitMap));
         if (som.Dim <= MapRenderer.MaxComponentPlanes)
         {
-            MapRenderer.RenderComponentPlanes(File(MapPictures.ComponentPlanes), w, som.Rows, som.Cols, som.Dim);
+            MapRenderer.RenderComponentPlanes(File(MapPictures.ComponentPlanes), w, som.Grid, som.Dim);
             written.Add(File(MapPictures.ComponentPlanes));
         }
         return written;

@@ -1,8 +1,10 @@
+using Dnm.Core.Som;
+
 namespace Dnm.Core.Evaluation;
 
 /// <summary>
 /// Map-quality measures over plain arrays (see dnm-algorithm.md, "Evaluation"). Labels are used only
-/// here, never in training. Lattice convention: node j sits at row j / cols, column j % cols.
+/// here, never in training. Lattice convention: node j sits at row j / cols, column j % cols (<see cref="MapGrid"/>).
 /// </summary>
 /// <remarks>
 /// Every function is pure; an empty sample set is rejected rather than answered with NaN, because an
@@ -119,30 +121,27 @@ public static partial class MapMetrics
     }
 
     /// <summary>
-    /// Topographic error: the fraction of samples whose first and second BMUs are not 4-neighbours on the
-    /// rows × cols lattice (the lattice does not wrap around).
+    /// Topographic error: the fraction of samples whose first and second BMUs are not neighbours on the lattice
+    /// (<see cref="MapGrid.Adjacent"/>: the 4 neighbours of a rect lattice, the 6 of a hex one; on a torus the wrapped
+    /// neighbours across an edge count too).
     /// </summary>
-    public static double TopographicError(ReadOnlySpan<int> bmu, ReadOnlySpan<int> second, int rows, int cols)
+    public static double TopographicError(ReadOnlySpan<int> bmu, ReadOnlySpan<int> second, MapGrid grid)
     {
+        ArgumentNullException.ThrowIfNull(grid);
         RequireSameLength(bmu.Length, second.Length, nameof(second));
         RequireSamples(bmu.Length, nameof(bmu));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
 
-        var nodes = rows * cols;
+        var nodes = grid.Nodes;
         var errors = 0;
         for (var i = 0; i < bmu.Length; i++)
         {
             int a = RequireNode(bmu[i], nodes, i), b = RequireNode(second[i], nodes, i);
-            if (!Adjacent(a, b, cols))
+            if (!grid.Adjacent(a, b))
                 errors++;
         }
         return (double)errors / bmu.Length;
     }
 
-    /// <summary>Whether nodes <paramref name="a"/> and <paramref name="b"/> are 4-neighbours on a lattice <paramref name="cols"/> wide.</summary>
-    public static bool Adjacent(int a, int b, int cols) =>
-        Math.Abs(a / cols - b / cols) + Math.Abs(a % cols - b % cols) == 1;
 
     /// <summary>H = −Σ (c/n) ln(c/n), computed as ln n − (1/n) Σ c ln c.</summary>
     private static double Entropy(IEnumerable<int> counts, double n)

@@ -10,7 +10,7 @@ namespace Dnm.Core.Evaluation;
 /// <param name="Purity">Fraction of test samples whose BMU's majority label is their own label.</param>
 /// <param name="Nmi">Normalized mutual information between BMU index and label (arithmetic-mean normalisation).</param>
 /// <param name="Qe">Quantization error: mean ‖z − w_bmu‖ in latent space.</param>
-/// <param name="Te">Topographic error: fraction of samples whose two best nodes are not 4-neighbours.</param>
+/// <param name="Te">Topographic error: fraction of samples whose two best nodes are not lattice neighbours (4 on rect, 6 on hex, wrapped on a torus).</param>
 /// <param name="ReconMse">Mean squared error of the autoencoder's reconstruction, per pixel.</param>
 /// <param name="Accuracy">
 /// Classification accuracy: the fraction of test samples whose BMU's class (the majority class of the labelled training

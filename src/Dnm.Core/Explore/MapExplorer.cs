@@ -1,3 +1,4 @@
+using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
 using Dnm.Core.Visual;
@@ -7,10 +8,13 @@ namespace Dnm.Core.Explore;
 /// <summary>The image shape, as the API and the page read it.</summary>
 public sealed record ShapeInfo(int Channels, int Height, int Width);
 
-/// <summary>The lattice's metadata (<c>GET /v1/map</c>).</summary>
+/// <summary>
+/// The lattice's metadata (<c>GET /v1/map</c>). <paramref name="Lattice"/> is <c>rect</c> or <c>hex</c> (odd rows shifted
+/// half a cell right, <see cref="Som.MapGrid"/>); <paramref name="Toroidal"/> says whether the edges wrap.
+/// </summary>
 public sealed record MapInfo(
     int Rows, int Cols, int LatentDim, ShapeInfo ImageShape, string Encoder, string TrainedOn, long GlobalStep,
-    IReadOnlyList<string> ClassNames, int[]? NodeLabels, string? Dataset, int PlacedSamples);
+    IReadOnlyList<string> ClassNames, int[]? NodeLabels, string? Dataset, int PlacedSamples, string Lattice, bool Toroidal);
 
 /// <summary>Per-node values for the page's overlays. QE is null on a node no sample landed on.</summary>
 public sealed record MapLayers(float[] UMatrix, int[]? Hits, float?[]? Qe, int[]? Labels);
@@ -36,7 +40,7 @@ public sealed class MapExplorer
         this.data = data;
         Members = members;
         if (data is not null && members is null) throw new ArgumentException("a placed dataset needs its members", nameof(members));
-        umatrix = MapRenderer.UMatrix(placer.Prototypes, placer.Rows, placer.Cols, placer.Dim);
+        umatrix = MapRenderer.UMatrix(placer.Prototypes, placer.Grid, placer.Dim);
         PrototypeSprite = new Lazy<byte[]>(() => SpriteSheet.Png(placer.DecodePrototypes(), placer.Nodes, placer.Shape, placer.Cols));
         if (data is not null && members is not null && data.HasLabels)
         {
@@ -65,7 +69,10 @@ public sealed class MapExplorer
     public IImageDataset? Data => data;
     public int[]? NodeLabels { get; }
 
-    /// <summary>The decoder's image of every prototype as one PNG laid out as the lattice (node j at row j / cols, column j % cols).</summary>
+    /// <summary>
+    /// The decoder's image of every prototype as one PNG laid out as the lattice (node j at row j / cols, column j % cols),
+    /// unshifted: the page draws a hex map's odd rows half a cell to the right.
+    /// </summary>
     public Lazy<byte[]> PrototypeSprite { get; }
 
     public MapInfo Info()
@@ -74,7 +81,7 @@ public sealed class MapExplorer
         var s = Placer.Shape;
         return new MapInfo(Placer.Rows, Placer.Cols, Placer.Dim, new ShapeInfo(s.Channels, s.Height, s.Width),
             config.Encoder.ToString().ToLowerInvariant(), config.Dataset, Placer.Map.Checkpoint.State.GlobalStep,
-            data?.ClassNames ?? [], NodeLabels, data?.Name, Members?.Samples ?? 0);
+            data?.ClassNames ?? [], NodeLabels, data?.Name, Members?.Samples ?? 0, KebabEnum.Name(Placer.Grid.Lattice), Placer.Grid.Toroidal);
     }
 
     public MapLayers Layers() => new(umatrix, Members?.Hits(),

@@ -1,5 +1,6 @@
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
 using Dnm.Core.Training;
 using static TorchSharp.torch;
 
@@ -56,6 +57,7 @@ public sealed class MapPlacer : IDisposable
     public TrainedMap Map => replicas[0];
     public int Replicas => replicas.Length;
     public ImageShape Shape => Map.Shape;
+    public MapGrid Grid => Map.Model.Som.Grid;
     public int Rows => Map.Model.Som.Rows;
     public int Cols => Map.Model.Som.Cols;
     public int Nodes => Map.Model.Som.Nodes;

@@ -17,7 +17,7 @@ public enum ExportFormat
 /// gives the equivalent torch.nn model (scripts/dnm_torch.py defines it; the names are Dnm's own parameter names, e.g.
 /// <c>encoderConvs.conv1.weight</c>, <c>encoder.dense1.bias</c>), the SOM prototypes as <c>som.prototypes</c> (nodes ×
 /// latent, node j at lattice row j / cols, column j % cols), and in the metadata the run's config (JSON, the keys of
-/// config.json), the image shape and the global step. `dnm train --init-from` reads it back.
+/// config.json, among them the lattice and whether it is toroidal), the image shape and the global step. `dnm train --init-from` reads it back.
 /// </summary>
 public sealed record ExportedModel(DnmConfig Config, ImageShape Shape, long GlobalStep, IReadOnlyList<NamedArray> Tensors)
 {

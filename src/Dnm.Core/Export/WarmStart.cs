@@ -26,6 +26,9 @@ public static class WarmStart
     [
         ("latent", c => c.Latent.ToString(System.Globalization.CultureInfo.InvariantCulture), _ => true),
         ("map", c => $"{c.MapRows}x{c.MapCols}", _ => true),
+        // The same prototypes on another lattice would start from a map whose neighbours are not its neighbours.
+        ("lattice", c => KebabEnum.Name(c.Lattice), _ => true),
+        ("toroidal", c => c.Toroidal ? "true" : "false", _ => true),
     ];
 
     public static bool LoadsWeights(InitParts parts) => parts is InitParts.Weights or InitParts.Both;

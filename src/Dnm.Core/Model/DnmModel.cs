@@ -50,7 +50,7 @@ public sealed class DnmModel : IEmbedder, IDisposable
         Parameters = named.Select(p => p.parameter).ToArray();
         var encoder = Autoencoder.EncoderParameters().Select(p => p.Handle).ToHashSet();
         IsEncoderParameter = Parameters.Select(p => encoder.Contains(p.Handle)).ToArray();
-        Som = new SomLattice(config.MapRows, config.MapCols, config.Latent, device);
+        Som = new SomLattice(MapGrid.Of(config), config.Latent, device);
         MicroBatches = MicroBatches.For(config.MicroBatch, Autoencoder.StepBufferBytesPerSample, MaxStepBufferBytes);
     }
 

@@ -21,30 +21,29 @@ public enum SomRule
 }
 
 /// <summary>
-/// An R×C lattice of prototypes w_j ∈ R^D. The prototypes are long-lived state, created outside every
-/// dispose scope and changed in place. They get no gradient: only the Kohonen rule moves them.
+/// An R×C lattice of prototypes w_j ∈ R^D, rect or hex, flat or toroidal (<see cref="MapGrid"/>). The prototypes are
+/// long-lived state, created outside every dispose scope and changed in place. They get no gradient: only the Kohonen
+/// rule moves them.
 /// </summary>
 public sealed class SomLattice : IDisposable
 {
     private readonly Tensor latticeSquaredDistance; // (K, K): ||p_j − p_k||² on the grid
 
-    public SomLattice(int rows, int cols, int dim, Device device)
+    public SomLattice(MapGrid grid, int dim, Device device)
     {
-        Rows = rows;
-        Cols = cols;
+        Grid = grid;
         Dim = dim;
-        Prototypes = zeros(new long[] { rows * cols, dim }, dtype: float32, device: device).DetachFromDisposeScope();
+        Prototypes = zeros(new long[] { grid.Nodes, dim }, dtype: float32, device: device).DetachFromDisposeScope();
         using var scope = NewDisposeScope();
-        // Node j sits at (row j / C, column j mod C).
-        var coordinates = Enumerable.Range(0, rows * cols).SelectMany(j => new float[] { j / cols, j % cols }).ToArray();
-        var pos = tensor(coordinates, new long[] { rows * cols, 2 }, device: device);
-        latticeSquaredDistance = cdist(pos, pos).square().DetachFromDisposeScope();
+        // Exact (multiples of ¼), from the grid that TE and the U-matrix also use; the same on every replica.
+        latticeSquaredDistance = tensor(grid.SquaredDistanceMatrix(), new long[] { grid.Nodes, grid.Nodes }, device: device).DetachFromDisposeScope();
     }
 
-    public int Rows { get; }
-    public int Cols { get; }
+    public MapGrid Grid { get; }
+    public int Rows => Grid.Rows;
+    public int Cols => Grid.Cols;
     public int Dim { get; }
-    public int Nodes => Rows * Cols;
+    public int Nodes => Grid.Nodes;
 
     /// <summary>W: (K, D).</summary>
     public Tensor Prototypes { get; }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Dnm.Core.Som;
 using SkiaSharp;
 
 namespace Dnm.Core.Visual;
@@ -13,21 +14,21 @@ public static partial class MapRenderer
     /// grey for -1, a node with no samples), with a legend of colour swatches and class names on the right.
     /// A label without a name in <paramref name="classNames"/> is listed by its number.
     /// </summary>
-    public static void RenderLabelMap(string path, ReadOnlySpan<int> labelMap, int rows, int cols, IReadOnlyList<string> classNames)
+    public static void RenderLabelMap(string path, ReadOnlySpan<int> labelMap, MapGrid grid, IReadOnlyList<string> classNames)
     {
         using var text = TextPainter.Create(TextSize);
-        RenderLabelMap(path, labelMap, rows, cols, classNames, text);
+        RenderLabelMap(path, labelMap, grid, classNames, text);
     }
 
     /// <summary>As the public overload, with the text painter chosen by the caller (tests force the pixel font).</summary>
-    internal static void RenderLabelMap(string path, ReadOnlySpan<int> labelMap, int rows, int cols, IReadOnlyList<string> classNames, ITextPainter text)
+    internal static void RenderLabelMap(string path, ReadOnlySpan<int> labelMap, MapGrid grid, IReadOnlyList<string> classNames, ITextPainter text)
     {
         ArgumentNullException.ThrowIfNull(classNames);
-        RequireLattice(labelMap.Length, rows, cols, nameof(labelMap));
+        RequireLattice(labelMap.Length, grid, nameof(labelMap));
 
         var entries = LegendEntries(labelMap, classNames);
-        var cell = CellSize(cols);
-        int mapWidth = cols * cell, mapHeight = rows * cell;
+        var cell = CellSize(grid.Cols);
+        int mapWidth = LatticeWidth(grid, cell), mapHeight = grid.Rows * cell;
 
         var lineHeight = Math.Max(text.LineHeight, TextSize) + 4;
         var swatch = (int)TextSize;
@@ -45,7 +46,7 @@ public static partial class MapRenderer
             {
                 fill.Color = Palettes.ForLabel(labelMap[node]);
                 // A one-pixel white gap between squares keeps neighbouring nodes of one class countable.
-                canvas.DrawRect(Margin + node % cols * cell, Margin + node / cols * cell, cell - 1, cell - 1, fill);
+                canvas.DrawRect(Margin + CellLeft(grid, node, cell), Margin + grid.Row(node) * cell, cell - 1, cell - 1, fill);
             }
 
             for (var i = 0; i < entries.Count; i++)
@@ -84,11 +85,10 @@ public static partial class MapRenderer
         return entries;
     }
 
-    private static void RequireLattice(int length, int rows, int cols, string name)
+    private static void RequireLattice(int length, MapGrid grid, string name)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
-        if (length != rows * cols)
-            throw new ArgumentException($"Expected {rows}x{cols} = {rows * cols} nodes, got {length}.", name);
+        ArgumentNullException.ThrowIfNull(grid);
+        if (length != grid.Nodes)
+            throw new ArgumentException($"Expected {grid.Rows}x{grid.Cols} = {grid.Nodes} nodes, got {length}.", name);
     }
 }

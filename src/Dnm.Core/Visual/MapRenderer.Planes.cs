@@ -1,4 +1,5 @@
 using System.Globalization;
+using Dnm.Core.Som;
 using SkiaSharp;
 
 namespace Dnm.Core.Visual;
@@ -34,32 +35,30 @@ public static partial class MapRenderer
     /// The hit map: each node coloured by how many samples it is the BMU of (viridis from 0 to the most, so dead nodes
     /// are the darkest), the count written in every square wide enough for it, and a colour bar on the right.
     /// </summary>
-    public static void RenderHitMap(string path, ReadOnlySpan<int> bmu, int rows, int cols)
+    public static void RenderHitMap(string path, ReadOnlySpan<int> bmu, MapGrid grid)
     {
         using var text = TextPainter.Create(TextSize);
-        RenderHitMap(path, bmu, rows, cols, text);
+        RenderHitMap(path, bmu, grid, text);
     }
 
-    internal static void RenderHitMap(string path, ReadOnlySpan<int> bmu, int rows, int cols, ITextPainter text)
+    internal static void RenderHitMap(string path, ReadOnlySpan<int> bmu, MapGrid grid, ITextPainter text)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
-        RenderHitMap(path, HitCounts(bmu, rows * cols).Select(c => (long)c).ToArray(), rows, cols, text);
+        ArgumentNullException.ThrowIfNull(grid);
+        RenderHitMap(path, HitCounts(bmu, grid.Nodes).Select(c => (long)c).ToArray(), grid, text);
     }
 
     /// <summary>The hit map from counts already made: <paramref name="hits"/>[j] samples have node j as their BMU.</summary>
-    public static void RenderHitMap(string path, long[] hits, int rows, int cols)
+    public static void RenderHitMap(string path, long[] hits, MapGrid grid)
     {
         using var text = TextPainter.Create(TextSize);
-        RenderHitMap(path, hits, rows, cols, text);
+        RenderHitMap(path, hits, grid, text);
     }
 
-    internal static void RenderHitMap(string path, long[] hits, int rows, int cols, ITextPainter text)
+    internal static void RenderHitMap(string path, long[] hits, MapGrid grid, ITextPainter text)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
-        if (hits.Length != rows * cols) throw new ArgumentException($"Expected {rows * cols} hit counts, got {hits.Length}.", nameof(hits));
-        RenderHeatMap(path, hits.Select(c => (float)c).ToArray(), rows, cols, text,
+        ArgumentNullException.ThrowIfNull(grid);
+        if (hits.Length != grid.Nodes) throw new ArgumentException($"Expected {grid.Nodes} hit counts, got {hits.Length}.", nameof(hits));
+        RenderHeatMap(path, hits.Select(c => (float)c).ToArray(), grid, text,
             node => hits[node].ToString(CultureInfo.InvariantCulture), minimum: 0);
     }
 
@@ -69,27 +68,26 @@ public static partial class MapRenderer
     /// row by row, each at least <see cref="PlaneMinWidth"/> pixels wide. Meant for <paramref name="dim"/> up to
     /// <see cref="MaxComponentPlanes"/>.
     /// </summary>
-    public static void RenderComponentPlanes(string path, ReadOnlySpan<float> w, int rows, int cols, int dim)
+    public static void RenderComponentPlanes(string path, ReadOnlySpan<float> w, MapGrid grid, int dim)
     {
         using var text = TextPainter.Create(PlaneTextSize);
-        RenderComponentPlanes(path, w, rows, cols, dim, text);
+        RenderComponentPlanes(path, w, grid, dim, text);
     }
 
-    internal static void RenderComponentPlanes(string path, ReadOnlySpan<float> w, int rows, int cols, int dim, ITextPainter text)
+    internal static void RenderComponentPlanes(string path, ReadOnlySpan<float> w, MapGrid grid, int dim, ITextPainter text)
     {
+        ArgumentNullException.ThrowIfNull(grid);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(dim, MaxComponentPlanes);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
-        if (w.Length != rows * cols * dim)
-            throw new ArgumentException($"Expected {rows * cols} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
+        if (w.Length != grid.Nodes * dim)
+            throw new ArgumentException($"Expected {grid.Nodes} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
 
-        var layout = PlaneLayout.For(rows, cols, dim);
+        var layout = PlaneLayout.For(grid, dim);
         using var bitmap = PngFile.White(layout.Width, layout.Height);
         using (var canvas = new SKCanvas(bitmap))
         using (var fill = new SKPaint { Style = SKPaintStyle.Fill, IsAntialias = false })
         {
-            var nodes = rows * cols;
+            var nodes = grid.Nodes;
             for (var k = 0; k < dim; k++)
             {
                 float min = float.PositiveInfinity, max = float.NegativeInfinity;
@@ -103,7 +101,7 @@ public static partial class MapRenderer
                 {
                     var v = w[node * dim + k];
                     fill.Color = Palettes.Viridis(max > min ? (v - min) / (double)(max - min) : 0.5);
-                    canvas.DrawRect(left + node % cols * layout.Cell, top + node / cols * layout.Cell, layout.Cell, layout.Cell, fill);
+                    canvas.DrawRect(left + CellLeft(grid, node, layout.Cell), top + grid.Row(node) * layout.Cell, layout.Cell, layout.Cell, fill);
                 }
                 var title = string.Create(CultureInfo.InvariantCulture, $"z{k}: {min:G3} .. {max:G3}");
                 if (text.Measure(title) > layout.PlaneWidth) title = string.Create(CultureInfo.InvariantCulture, $"z{k}");
@@ -114,16 +112,16 @@ public static partial class MapRenderer
     }
 
     /// <summary>Where the component planes go: a grid of GridCols × GridRows planes of Cell-pixel nodes, each with its title above.</summary>
-    internal readonly record struct PlaneLayout(int Rows, int Cols, int GridRows, int GridCols, int Cell)
+    internal readonly record struct PlaneLayout(MapGrid Lattice, int GridRows, int GridCols, int Cell)
     {
-        public static PlaneLayout For(int rows, int cols, int dim)
+        public static PlaneLayout For(MapGrid grid, int dim)
         {
             var gridCols = (int)Math.Ceiling(Math.Sqrt(dim));
-            return new PlaneLayout(rows, cols, (dim + gridCols - 1) / gridCols, gridCols, PngFile.UpscaleFactor(cols, PlaneMinWidth));
+            return new PlaneLayout(grid, (dim + gridCols - 1) / gridCols, gridCols, PngFile.UpscaleFactor(grid.Cols, PlaneMinWidth));
         }
 
-        public int PlaneWidth => Cols * Cell;
-        public int PlaneHeight => Rows * Cell;
+        public int PlaneWidth => LatticeWidth(Lattice, Cell);
+        public int PlaneHeight => Lattice.Rows * Cell;
         public int Width => 2 * Margin + GridCols * PlaneWidth + (GridCols - 1) * Margin;
         public int Height => 2 * Margin + GridRows * (PlaneTitleHeight + PlaneHeight) + (GridRows - 1) * Margin;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Dnm.Core.Som;
 using SkiaSharp;
 
 namespace Dnm.Core.Visual;
@@ -8,35 +9,26 @@ public static partial class MapRenderer
     internal const int ColourBarWidth = 20;
 
     /// <summary>
-    /// The U-matrix: for each node, the mean Euclidean distance from its prototype to the prototypes of
-    /// its 4-neighbours on the lattice (2 at a corner, 3 on an edge, 4 inside; no wrap-around). High
-    /// values mark borders between clusters. A 1×1 lattice has no neighbours and gets 0.
+    /// The U-matrix: for each node, the mean Euclidean distance from its prototype to the prototypes of its lattice
+    /// neighbours (<see cref="MapGrid.Neighbours"/>: 4 on a rect lattice, 6 on a hex one, fewer at the edges of a flat map,
+    /// the wrapped ones on a torus, each distinct neighbour once). High values mark borders between clusters. A 1×1
+    /// lattice has no neighbours and gets 0.
     /// </summary>
-    public static float[] UMatrix(ReadOnlySpan<float> w, int rows, int cols, int dim)
+    public static float[] UMatrix(ReadOnlySpan<float> w, MapGrid grid, int dim)
     {
+        ArgumentNullException.ThrowIfNull(grid);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dim);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
-        if (w.Length != rows * cols * dim)
-            throw new ArgumentException($"Expected {rows * cols} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
+        if (w.Length != grid.Nodes * dim)
+            throw new ArgumentException($"Expected {grid.Nodes} prototypes of {dim} floats, got {w.Length} floats.", nameof(w));
 
-        var u = new float[rows * cols];
-        for (var r = 0; r < rows; r++)
+        var u = new float[grid.Nodes];
+        for (var node = 0; node < u.Length; node++)
         {
-            for (var c = 0; c < cols; c++)
-            {
-                var node = r * cols + c;
-                double sum = 0;
-                var count = 0;
-                foreach (var (nr, nc) in (ReadOnlySpan<(int, int)>)[(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)])
-                {
-                    if (nr < 0 || nr >= rows || nc < 0 || nc >= cols)
-                        continue;
-                    sum += Distance(w.Slice(node * dim, dim), w.Slice((nr * cols + nc) * dim, dim));
-                    count++;
-                }
-                u[node] = count == 0 ? 0f : (float)(sum / count);
-            }
+            var neighbours = grid.Neighbours(node);
+            double sum = 0;
+            foreach (var n in neighbours)
+                sum += Distance(w.Slice(node * dim, dim), w.Slice(n * dim, dim));
+            u[node] = neighbours.Length == 0 ? 0f : (float)(sum / neighbours.Length);
         }
         return u;
     }
@@ -46,28 +38,28 @@ public static partial class MapRenderer
     /// yellow = far apart, i.e. cluster borders), scaled from its minimum to its maximum, with a colour
     /// bar labelled with both values on the right.
     /// </summary>
-    public static void RenderUMatrix(string path, ReadOnlySpan<float> w, int rows, int cols, int dim)
+    public static void RenderUMatrix(string path, ReadOnlySpan<float> w, MapGrid grid, int dim)
     {
         using var text = TextPainter.Create(TextSize);
-        RenderUMatrix(path, w, rows, cols, dim, text);
+        RenderUMatrix(path, w, grid, dim, text);
     }
 
-    internal static void RenderUMatrix(string path, ReadOnlySpan<float> w, int rows, int cols, int dim, ITextPainter text) =>
-        RenderHeatMap(path, UMatrix(w, rows, cols, dim), rows, cols, text, cellText: null);
+    internal static void RenderUMatrix(string path, ReadOnlySpan<float> w, MapGrid grid, int dim, ITextPainter text) =>
+        RenderHeatMap(path, UMatrix(w, grid, dim), grid, text, cellText: null);
 
     /// <summary>
     /// One value per node in viridis, scaled from the values' minimum to their maximum (a flat map in the middle colour),
     /// with a colour bar labelled with both on the right. <paramref name="cellText"/>, when given, writes a short text
     /// into each node whose square is wide enough for it.
     /// </summary>
-    private static void RenderHeatMap(string path, float[] values, int rows, int cols, ITextPainter text, Func<int, string>? cellText,
+    private static void RenderHeatMap(string path, float[] values, MapGrid grid, ITextPainter text, Func<int, string>? cellText,
         float? minimum = null)
     {
         float min = minimum ?? values.Min(), max = values.Max();
         double Normalise(float v) => max > min ? (v - min) / (double)(max - min) : 0.5;
 
-        var cell = CellSize(cols);
-        int mapWidth = cols * cell, mapHeight = rows * cell;
+        var cell = CellSize(grid.Cols);
+        int mapWidth = LatticeWidth(grid, cell), mapHeight = grid.Rows * cell;
         var barHeight = Math.Max(mapHeight, 120);
         var barLeft = Margin + mapWidth + 2 * Margin;
         string maxText = max.ToString("G4", CultureInfo.InvariantCulture), minText = min.ToString("G4", CultureInfo.InvariantCulture);
@@ -83,7 +75,7 @@ public static partial class MapRenderer
             {
                 var t = Normalise(values[node]);
                 fill.Color = Palettes.Viridis(t);
-                int left = Margin + node % cols * cell, top = Margin + node / cols * cell;
+                int left = Margin + CellLeft(grid, node, cell), top = Margin + grid.Row(node) * cell;
                 // No gaps here: a heat map reads as a continuous landscape.
                 canvas.DrawRect(left, top, cell, cell, fill);
                 if (cellText?.Invoke(node) is { Length: > 0 } label && text.Measure(label) <= cell - 2 && text.LineHeight <= cell - 2)

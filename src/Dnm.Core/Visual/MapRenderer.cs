@@ -1,10 +1,13 @@
 using Dnm.Core.Data;
+using Dnm.Core.Som;
 
 namespace Dnm.Core.Visual;
 
 /// <summary>
 /// PNG pictures of a trained map: the decoded prototypes laid out as the lattice, the majority-label
-/// map with a legend, and the U-matrix with a colour bar. Node j is drawn at row j / cols, column j % cols.
+/// map with a legend, and the U-matrix with a colour bar. Node j is drawn at row j / cols, column j % cols; on a hex
+/// lattice the odd rows are shifted half a cell to the right (offset cells, <see cref="CellLeft"/>), so each cell
+/// touches exactly its 6 neighbours. A toroidal map is drawn cut open along its top and left edges.
 /// </summary>
 public static partial class MapRenderer
 {
@@ -20,11 +23,11 @@ public static partial class MapRenderer
     /// drawn grey, three as RGB. Tiles are <paramref name="cellPadding"/> pixels apart, and the whole
     /// picture is scaled up by an integer factor (nearest neighbour) to at least <see cref="MinWidth"/>.
     /// </summary>
-    public static void RenderPrototypes(string path, ReadOnlySpan<float> images, int rows, int cols, ImageShape shape, int cellPadding = 1)
+    public static void RenderPrototypes(string path, ReadOnlySpan<float> images, MapGrid grid, ImageShape shape, int cellPadding = 1)
     {
         ArgumentNullException.ThrowIfNull(shape);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        ArgumentNullException.ThrowIfNull(grid);
+        var (rows, cols) = (grid.Rows, grid.Cols);
         ArgumentOutOfRangeException.ThrowIfNegative(cellPadding);
         if (shape.Channels is not (1 or 3))
             throw new ArgumentException($"Only 1- or 3-channel images can be drawn, not {shape}.", nameof(shape));
@@ -33,7 +36,7 @@ public static partial class MapRenderer
             throw new ArgumentException($"Expected {nodes} images of {shape} = {nodes * shape.Pixels} floats, got {images.Length}.", nameof(images));
 
         int tileWidth = shape.Width + cellPadding, tileHeight = shape.Height + cellPadding;
-        int baseWidth = cols * tileWidth + cellPadding, baseHeight = rows * tileHeight + cellPadding;
+        int baseWidth = LatticeWidth(grid, tileWidth) + cellPadding, baseHeight = rows * tileHeight + cellPadding;
         var scale = PngFile.UpscaleFactor(baseWidth, MinWidth);
         int width = baseWidth * scale, height = baseHeight * scale;
 
@@ -45,7 +48,7 @@ public static partial class MapRenderer
         for (var node = 0; node < nodes; node++)
         {
             var image = images.Slice(node * shape.Pixels, shape.Pixels);
-            int left = cellPadding + node % cols * tileWidth, top = cellPadding + node / cols * tileHeight;
+            int left = cellPadding + CellLeft(grid, node, tileWidth), top = cellPadding + node / cols * tileHeight;
             for (var y = 0; y < shape.Height; y++)
             {
                 for (var x = 0; x < shape.Width; x++)
@@ -79,4 +82,15 @@ public static partial class MapRenderer
 
     /// <summary>Side of one node's square in the label map and U-matrix: large enough for a ~400 px wide map.</summary>
     internal static int CellSize(int cols) => Math.Max(16, (MinWidth + cols - 1) / cols);
+
+    /// <summary>
+    /// The left edge of <paramref name="node"/>'s cell, cells being <paramref name="cellWidth"/> pixels wide: column ×
+    /// width, plus half a cell on the odd rows of a hex lattice (odd-r offset rows, as <see cref="MapGrid.Centre"/>).
+    /// </summary>
+    internal static int CellLeft(MapGrid grid, int node, int cellWidth) =>
+        grid.Col(node) * cellWidth + (grid.Lattice == LatticeKind.Hex && (grid.Row(node) & 1) == 1 ? cellWidth / 2 : 0);
+
+    /// <summary>The width the lattice's cells cover: a hex lattice of two or more rows is half a cell wider.</summary>
+    internal static int LatticeWidth(MapGrid grid, int cellWidth) =>
+        grid.Cols * cellWidth + (grid.Lattice == LatticeKind.Hex && grid.Rows > 1 ? cellWidth / 2 : 0);
 }

@@ -42,6 +42,8 @@ public sealed class ConfigFlags
         Choice<InitParts>("init-parts", "What --init-from provides: the autoencoder's weights, the SOM prototypes (SOM pre-training starts from them), or both", c => c.InitParts, (c, v) => c with { InitParts = v }),
         // map
         Flag<string>("map", "Lattice size RxC", c => c.Map, (c, v) => c with { Map = v }, helpName: "RxC"),
+        Choice<LatticeKind>("lattice", "Node arrangement: rect (4 neighbours) or hex (6 neighbours; pointy-top cells, odd rows shifted half a cell right)", c => c.Lattice, (c, v) => c with { Lattice = v }),
+        Flag<bool>("toroidal", "Wrap the map's edges: top row next to bottom row, left column next to right column (hex needs an even row count)", c => c.Toroidal, (c, v) => c with { Toroidal = v }, "false"),
         // optimisation
         Flag<int>("epochs", "Joint-training epochs", c => c.Epochs, (c, v) => c with { Epochs = v }),
         Flag<int>("pretrain-epochs", "Autoencoder-only epochs before the SOM is fitted", c => c.PretrainEpochs, (c, v) => c with { PretrainEpochs = v }),
@@ -146,8 +148,9 @@ public sealed class ConfigFlags
     private sealed record TypedFlag<T>(string Key, Option<T> Typed, Func<DnmConfig, T, DnmConfig> Set) : IFlag
     {
         public Option Option => Typed;
-        // No DefaultValueFactory: a flag that is absent has no result, so it cannot mask the config file.
-        public bool IsGiven(ParseResult parsed) => parsed.GetResult(Typed) is not null;
+        // No DefaultValueFactory: a flag that is absent has no result, so it cannot mask the config file. A bool option
+        // (--toroidal) has an implicit result of false when absent: that one is not given either.
+        public bool IsGiven(ParseResult parsed) => parsed.GetResult(Typed) is { Implicit: false };
         public DnmConfig Apply(DnmConfig config, ParseResult parsed) => Set(config, parsed.GetValue(Typed)!);
     }
 }

@@ -1,4 +1,5 @@
 using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
 
 namespace Dnm.Core.Tests.Evaluation;
 
@@ -60,6 +61,6 @@ public class BestMatchesSpec
         var (bmu, second, dist) = MapMetrics.BestMatches([0.1f, 0f, 0.9f, 0.8f, 0.5f, 0f], 3, Square, 4, 2);
 
         Assert.Equal((0.1 + Math.Sqrt(0.05) + 0.5) / 3, MapMetrics.QuantizationError(dist), 5);
-        Assert.Equal(0.0, MapMetrics.TopographicError(bmu, second, 2, 2));
+        Assert.Equal(0.0, MapMetrics.TopographicError(bmu, second, new MapGrid(2, 2)));
     }
 }

@@ -1,4 +1,5 @@
 using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
 using Dnm.Core.Tests.Training;
 using Dnm.Core.Training;
 using static TorchSharp.torch;
@@ -30,7 +31,8 @@ public class EvaluationTallySpec
         var tally = new EvaluationTally(blocks, nodes: 4, classes: 3);
         tally.AddReference(0, refBmu.AsSpan(0, 3), refLabels.AsSpan(0, 3));
         tally.AddReference(1, refBmu.AsSpan(3), refLabels.AsSpan(3));
-        bool Adjacent(int a, int b) => MapMetrics.Adjacent(a, b, 2);
+        var grid = new MapGrid(2, 2);
+        bool Adjacent(int a, int b) => grid.Adjacent(a, b);
         tally.AddEvaluated(2, bmu.AsSpan(0, 3), second.AsSpan(0, 3), dist.AsSpan(0, 3), labels.AsSpan(0, 3), 6.0, Adjacent);
         tally.AddEvaluated(3, bmu.AsSpan(3), second.AsSpan(3), dist.AsSpan(3), labels.AsSpan(3), 2.0, Adjacent);
 
@@ -42,7 +44,7 @@ public class EvaluationTallySpec
         Assert.Equal(MapMetrics.Purity(bmu, labels, labelMap), q.Purity);
         Assert.Equal(3.0 / 5, q.Purity);   // samples 0, 1, 2 match; 3 lands on an unlabelled node; 4 has no label
         Assert.Equal(MapMetrics.Nmi(bmu, labels), q.Nmi!.Value, 12);
-        Assert.Equal(MapMetrics.TopographicError(bmu, second, 2, 2), q.Te);
+        Assert.Equal(MapMetrics.TopographicError(bmu, second, grid), q.Te);
         Assert.Equal(5.25 / 5, q.Qe, 12);
         Assert.Equal(8.0 / (5 * 4), q.ReconMse, 12);
         Assert.Null(tally.Quality(referenceHasLabels: false, evaluatedHasLabels: true, pixels: 4).Purity);
@@ -132,7 +134,7 @@ public class EvaluationTallySpec
         Assert.Equal(labelMap, one.LabelMap(true));
         Assert.Equal(MapMetrics.Purity(placed.Bmu, placed.Labels, labelMap), q.Purity);
         Assert.Equal(MapMetrics.Nmi(placed.Bmu, placed.Labels), q.Nmi!.Value, 12);
-        Assert.Equal(MapMetrics.TopographicError(placed.Bmu, placed.Second, 4, 5), q.Te);
+        Assert.Equal(MapMetrics.TopographicError(placed.Bmu, placed.Second, whole.Som.Grid), q.Te);
         Assert.Equal(MapMetrics.QuantizationError(placed.Distance), q.Qe, 9);
         Assert.Equal(placed.ReconstructionMse, q.ReconMse, 12);
     }

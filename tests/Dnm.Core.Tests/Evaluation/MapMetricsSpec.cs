@@ -1,4 +1,5 @@
 using Dnm.Core.Evaluation;
+using Dnm.Core.Som;
 
 namespace Dnm.Core.Tests.Evaluation;
 
@@ -103,7 +104,7 @@ public class MapMetricsSpec
         // (0,1) right neighbour ok; (0,3) below ok; (5,2) above ok;
         // (0,4) diagonal -> error; (2,3) consecutive indices but different rows -> error.
         // TE = 2 / 5
-        var te = MapMetrics.TopographicError([0, 0, 5, 0, 2], [1, 3, 2, 4, 3], rows: 2, cols: 3);
+        var te = MapMetrics.TopographicError([0, 0, 5, 0, 2], [1, 3, 2, 4, 3], new MapGrid(2, 3));
 
         Assert.Equal(0.4, te, 12);
     }

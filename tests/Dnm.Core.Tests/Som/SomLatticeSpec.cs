@@ -15,7 +15,7 @@ public sealed class SomLatticeSpec
     {
         TorchRuntime.EnsureCpuNumerics();
         using var scope = NewDisposeScope();
-        using var som = new SomLattice(1, 2, 1, CPU);
+        using var som = new SomLattice(new MapGrid(1, 2), 1, CPU);
         som.SetPrototypes(tensor(prototypes).view(2, 1));
         var z = tensor(samples).view(-1, 1);
         var bmu = som.SquaredDistances(z).argmin(1);

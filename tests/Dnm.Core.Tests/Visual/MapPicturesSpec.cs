@@ -1,3 +1,4 @@
+using Dnm.Core.Som;
 using Dnm.Core.Visual;
 using SkiaSharp;
 
@@ -24,7 +25,7 @@ public class MapPicturesSpec
         using var font = new PixelFontPainter(MapRenderer.TextSize);
 
         // 2x2 map, counts 0, 3, 0, 1: node 1 is the maximum, the empty nodes the minimum (0, not 1).
-        MapRenderer.RenderHitMap(path, [1, 3, 1, 1], rows: 2, cols: 2, font);
+        MapRenderer.RenderHitMap(path, [1, 3, 1, 1], new MapGrid(2, 2), font);
 
         using var png = PngAssert.Decode(path);
         var cell = MapRenderer.CellSize(2);
@@ -56,7 +57,7 @@ public class MapPicturesSpec
             0.5f, 50, 7,
         ];
 
-        MapRenderer.RenderComponentPlanes(path, w, rows: 2, cols: 2, dim: 3, font);
+        MapRenderer.RenderComponentPlanes(path, w, new MapGrid(2, 2), dim: 3, font);
 
         using var png = PngAssert.Decode(path);
         // Three planes in a 2x2 grid; each plane 2 nodes of ⌈160/2⌉ = 80 pixels, its title 18 pixels above it.
@@ -84,7 +85,7 @@ public class MapPicturesSpec
     {
         using var dir = new ScratchDirectory();
         Assert.Throws<ArgumentOutOfRangeException>(() =>
-            MapRenderer.RenderComponentPlanes(dir.File("x.png"), new float[4 * 17], 2, 2, MapRenderer.MaxComponentPlanes + 1));
+            MapRenderer.RenderComponentPlanes(dir.File("x.png"), new float[4 * 17], new MapGrid(2, 2), MapRenderer.MaxComponentPlanes + 1));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Dnm.Core.Data;
+using Dnm.Core.Som;
 using Dnm.Core.Visual;
 using SkiaSharp;
 
@@ -15,7 +16,7 @@ public class MapRendererSpec
         var shape = new ImageShape(1, 4, 4);
         float[] images = [.. Fill(16, 1f), .. Fill(16, 0f), .. Fill(16, 0.5f), .. Fill(16, 1f)];
 
-        MapRenderer.RenderPrototypes(path, images, rows: 2, cols: 2, shape, cellPadding: 1);
+        MapRenderer.RenderPrototypes(path, images, new MapGrid(2, 2), shape, cellPadding: 1);
 
         // Unscaled: 2 tiles of 4+1 pixels plus the leading padding = 11; scale ⌈400/11⌉ = 37 -> 407.
         using var png = PngAssert.Decode(path);
@@ -37,7 +38,7 @@ public class MapRendererSpec
         var shape = new ImageShape(3, 2, 2);
         float[] images = [.. Fill(4, 1f), .. Fill(8, 0f), .. Fill(8, 0f), .. Fill(4, 1f)];
 
-        MapRenderer.RenderPrototypes(path, images, rows: 1, cols: 2, shape, cellPadding: 0);
+        MapRenderer.RenderPrototypes(path, images, new MapGrid(1, 2), shape, cellPadding: 0);
 
         // Unscaled 4×2; scale 100 -> 400×200.
         using var png = PngAssert.Decode(path);
@@ -51,7 +52,7 @@ public class MapRendererSpec
     {
         using var dir = new ScratchDirectory();
         Assert.Throws<ArgumentException>(() =>
-            MapRenderer.RenderPrototypes(dir.File("x.png"), new float[15], 2, 2, new ImageShape(1, 2, 2)));
+            MapRenderer.RenderPrototypes(dir.File("x.png"), new float[15], new MapGrid(2, 2), new ImageShape(1, 2, 2)));
     }
 
     [Fact]
@@ -60,7 +61,7 @@ public class MapRendererSpec
         using var dir = new ScratchDirectory();
         var path = dir.File("labels.png");
 
-        MapRenderer.RenderLabelMap(path, [0, 1, -1, 2], rows: 2, cols: 2, ["zero", "one", "two"]);
+        MapRenderer.RenderLabelMap(path, [0, 1, -1, 2], new MapGrid(2, 2), ["zero", "one", "two"]);
 
         using var png = PngAssert.Decode(path);
         AssertLabelMap(png);
@@ -73,7 +74,7 @@ public class MapRendererSpec
         var path = dir.File("labels.png");
         using var pixelFont = new PixelFontPainter(MapRenderer.TextSize);
 
-        MapRenderer.RenderLabelMap(path, [0, 1, -1, 2], rows: 2, cols: 2, ["zero", "one", "two"], pixelFont);
+        MapRenderer.RenderLabelMap(path, [0, 1, -1, 2], new MapGrid(2, 2), ["zero", "one", "two"], pixelFont);
 
         using var png = PngAssert.Decode(path);
         AssertLabelMap(png);
@@ -86,7 +87,7 @@ public class MapRendererSpec
         var path = dir.File("labels.png");
 
         // Label 24 has no name and wraps around the 20-colour palette to colour 4.
-        MapRenderer.RenderLabelMap(path, [24, 0], rows: 1, cols: 2, ["zero"]);
+        MapRenderer.RenderLabelMap(path, [24, 0], new MapGrid(1, 2), ["zero"]);
 
         using var png = PngAssert.Decode(path);
         var cell = MapRenderer.CellSize(2);
@@ -103,7 +104,7 @@ public class MapRendererSpec
         // The 2×2 map of UMatrixSpec: u = 3, 4.5, 2.08, 3.58 -> node 1 is the maximum, node 2 the minimum.
         float[] w = [0, 0, 3, 4, 0, 1, 3, 0];
 
-        MapRenderer.RenderUMatrix(path, w, rows: 2, cols: 2, dim: 2);
+        MapRenderer.RenderUMatrix(path, w, new MapGrid(2, 2), dim: 2);
 
         using var png = PngAssert.Decode(path);
         var cell = MapRenderer.CellSize(2);

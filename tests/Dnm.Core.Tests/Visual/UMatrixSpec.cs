@@ -1,3 +1,4 @@
+using Dnm.Core.Som;
 using Dnm.Core.Visual;
 
 namespace Dnm.Core.Tests.Visual;
@@ -14,7 +15,7 @@ public class UMatrixSpec
         // u2 = (1 + √10)/2 = 2.0811388      u3 = (4 + √10)/2 = 3.5811388
         float[] w = [0, 0, 3, 4, 0, 1, 3, 0];
 
-        var u = MapRenderer.UMatrix(w, rows: 2, cols: 2, dim: 2);
+        var u = MapRenderer.UMatrix(w, new MapGrid(2, 2), dim: 2);
 
         Assert.Equal(4, u.Length);
         Assert.Equal(3f, u[0], 5);
@@ -33,7 +34,7 @@ public class UMatrixSpec
                      2, 0, 3,
                      9, 4, 9];
 
-        var u = MapRenderer.UMatrix(w, rows: 3, cols: 3, dim: 1);
+        var u = MapRenderer.UMatrix(w, new MapGrid(3, 3), dim: 1);
 
         Assert.Equal(2.5f, u[4], 5);
         Assert.Equal(7.5f, u[0], 5);
@@ -43,6 +44,6 @@ public class UMatrixSpec
     [Fact]
     public void Should_give_a_single_node_zero()
     {
-        Assert.Equal(new[] { 0f }, MapRenderer.UMatrix([1f, 2f], rows: 1, cols: 1, dim: 2));
+        Assert.Equal(new[] { 0f }, MapRenderer.UMatrix([1f, 2f], new MapGrid(1, 1), dim: 2));
     }
 }

@@ -65,22 +65,30 @@
   const $ = id => document.getElementById(id);
   const canvas = $("lattice"), ctx = canvas.getContext("2d");
   const state = {
-    ready: false, rows: 0, cols: 0, nodes: 0, nodesDrawn: 0, overlay: "none", dimension: 0,
+    ready: false, rows: 0, cols: 0, nodes: 0, lattice: "rect", toroidal: false, nodesDrawn: 0, overlay: "none", dimension: 0,
     selected: -1, highlight: -1, page: 0, error: null, frames: 0, drawMs: 0,
   };
   let map, layers, sprite, overlayValues = null, overlayColours = null;
   // The view: screen = offset + lattice * scale (CSS pixels); a cell is cellW x cellH lattice units.
   const view = { scale: 1, x: 0, y: 0 };
   let cellW = 1, cellH = 1;
+  // A hex lattice (odd-r offset rows, as the map's PNGs): odd rows sit half a cell to the right, so each cell touches
+  // exactly its six neighbours. shift(row) is that offset in cells; latticeWidth() the width the cells cover.
+  const shift = row => (state.lattice === "hex" && row % 2 === 1 ? 0.5 : 0);
+  const latticeWidth = () => state.cols + (state.lattice === "hex" && state.rows > 1 ? 0.5 : 0);
+  const rowOf = node => Math.floor(node / state.cols), colOf = node => node % state.cols;
+  const cellLeft = node => colOf(node) + shift(rowOf(node));
 
   async function start() {
     try {
       [map, layers] = await Promise.all([api.map(), api.layers()]);
       sprite = await loadImage(api.prototypes);
-      Object.assign(state, { rows: map.rows, cols: map.cols, nodes: map.rows * map.cols });
+      Object.assign(state, { rows: map.rows, cols: map.cols, nodes: map.rows * map.cols, lattice: map.lattice || "rect", toroidal: !!map.toroidal });
+      canvas.dataset.lattice = state.lattice;
       cellW = 1;
       cellH = map.image_shape.height / map.image_shape.width;
-      $("summary").textContent = `${map.rows}×${map.cols} map, latent ${map.latent_dim}, ${map.image_shape.channels}×${map.image_shape.height}×${map.image_shape.width} images` +
+      const kind = (state.lattice === "hex" ? " hex" : "") + (state.toroidal ? " toroidal" : "");
+      $("summary").textContent = `${map.rows}×${map.cols}${kind} map, latent ${map.latent_dim}, ${map.image_shape.channels}×${map.image_shape.height}×${map.image_shape.width} images` +
         (map.dataset ? `; ${map.placed_samples} samples of ${map.dataset}` : "");
       $("dimension").max = map.latent_dim - 1;
       if (!layers.labels) disableOption("labels", "no labels in this dataset");
@@ -136,8 +144,8 @@
 
   function fit() {
     const r = canvas.getBoundingClientRect();
-    view.scale = Math.min(r.width / (state.cols * cellW), r.height / (state.rows * cellH)) * 0.98;
-    view.x = (r.width - state.cols * cellW * view.scale) / 2;
+    view.scale = Math.min(r.width / (latticeWidth() * cellW), r.height / (state.rows * cellH)) * 0.98;
+    view.x = (r.width - latticeWidth() * cellW * view.scale) / 2;
     view.y = (r.height - state.rows * cellH * view.scale) / 2;
     redraw();
   }
@@ -153,14 +161,15 @@
     ctx.imageSmoothingEnabled = false;
     const w = cellW * view.scale, h = cellH * view.scale, gap = w > 12 ? 1 : 0;
     // Only the nodes on screen: a 100x100 map zoomed in draws a few hundred.
-    const c0 = Math.max(0, Math.floor(-view.x / w)), c1 = Math.min(state.cols - 1, Math.floor((r.width - view.x) / w));
     const r0 = Math.max(0, Math.floor(-view.y / h)), r1 = Math.min(state.rows - 1, Math.floor((r.height - view.y) / h));
     const showPrototypes = $("show-prototypes").checked, sw = map.image_shape.width, sh = map.image_shape.height;
     const alpha = showPrototypes ? 0.6 : 1;
     let drawn = 0;
     for (let row = r0; row <= r1; row++) {
+      const left = view.x + shift(row) * w;
+      const c0 = Math.max(0, Math.floor(-left / w)), c1 = Math.min(state.cols - 1, Math.floor((r.width - left) / w));
       for (let col = c0; col <= c1; col++) {
-        const node = row * state.cols + col, x = view.x + col * w, y = view.y + row * h;
+        const node = row * state.cols + col, x = left + col * w, y = view.y + row * h;
         if (showPrototypes) ctx.drawImage(sprite, col * sw, row * sh, sw, sh, x, y, w - gap, h - gap);
         if (overlayColours) {
           ctx.globalAlpha = alpha;
@@ -185,7 +194,7 @@
   function outline(node, colour, width) {
     if (node < 0) return;
     const w = cellW * view.scale, h = cellH * view.scale;
-    const x = view.x + (node % state.cols) * w, y = view.y + Math.floor(node / state.cols) * h;
+    const x = view.x + cellLeft(node) * w, y = view.y + rowOf(node) * h;
     ctx.lineWidth = width;
     ctx.strokeStyle = "#000";
     ctx.strokeRect(x - width, y - width, w + 2 * width - 1, h + 2 * width - 1);
@@ -245,8 +254,8 @@
   // ---- pan, zoom, hover, click ----
   function nodeAt(clientX, clientY) {
     const r = canvas.getBoundingClientRect();
-    const col = Math.floor((clientX - r.left - view.x) / (cellW * view.scale));
     const row = Math.floor((clientY - r.top - view.y) / (cellH * view.scale));
+    const col = Math.floor((clientX - r.left - view.x) / (cellW * view.scale) - shift(row));
     return row >= 0 && row < state.rows && col >= 0 && col < state.cols ? row * state.cols + col : -1;
   }
 
@@ -392,7 +401,7 @@
 
   function centreOn(node) {
     const r = canvas.getBoundingClientRect();
-    const x = view.x + ((node % state.cols) + 0.5) * cellW * view.scale, y = view.y + (Math.floor(node / state.cols) + 0.5) * cellH * view.scale;
+    const x = view.x + (cellLeft(node) + 0.5) * cellW * view.scale, y = view.y + (rowOf(node) + 0.5) * cellH * view.scale;
     if (x < 0 || y < 0 || x > r.width || y > r.height) { view.x += r.width / 2 - x; view.y += r.height / 2 - y; }
     redraw();
   }
@@ -437,8 +446,8 @@
     nodeCenter: node => {
       const r = canvas.getBoundingClientRect();
       return {
-        x: r.left + view.x + ((node % state.cols) + 0.5) * cellW * view.scale,
-        y: r.top + view.y + (Math.floor(node / state.cols) + 0.5) * cellH * view.scale,
+        x: r.left + view.x + (cellLeft(node) + 0.5) * cellW * view.scale,
+        y: r.top + view.y + (rowOf(node) + 0.5) * cellH * view.scale,
       };
     },
   };
