@@ -189,8 +189,14 @@ public sealed class ManifestSpec
             Assert.Equal("In", failJob.OnExitCodes.OperatorProperty);
             // Exactly the exit codes that no retry can change (src/Dnm.Node/CliErrors.cs): a bad config or flag, bad data or checkpoint.
             Assert.Equal([Dnm.Node.CliErrors.Usage, Dnm.Node.CliErrors.Data], failJob.OnExitCodes.Values.Order());
-            var ignore = Assert.Single(rules, r => r.Action == "Ignore");
-            Assert.Equal("DisruptionTarget", Assert.Single(ignore.OnPodConditions).Type);
+            var disruption = Assert.Single(rules, r => r.Action == "Ignore" && r.OnPodConditions is { Count: > 0 });
+            Assert.Equal("DisruptionTarget", Assert.Single(disruption.OnPodConditions).Type);
+            // A clean SIGTERM stop exits with the container's DNM_STOP_EXIT_CODE: replaced, not counted, and never 0.
+            var stopped = Assert.Single(rules, r => r.Action == "Ignore" && r.OnExitCodes is not null);
+            var stopCode = int.Parse(Manifests.Env(Manifests.Dnm(spec.Template), NodeEnvironment.StopExitCode)!, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal([stopCode], stopped.OnExitCodes.Values);
+            Assert.Equal("dnm", stopped.OnExitCodes.ContainerName);
+            Assert.NotEqual(Dnm.Node.CliErrors.Ok, stopCode);
             // What must be retried is matched by no rule: an unexpected failure, an interrupted node, a killed one.
             foreach (var retried in new[] { Dnm.Node.CliErrors.Failure, Dnm.Node.CliErrors.Interrupted, 137 })
                 Assert.DoesNotContain(rules, r => r.OnExitCodes?.Values.Contains(retried) == true);

@@ -11,6 +11,7 @@ namespace Dnm.Deploy.Tests;
 /// processes: 0 only when the run has finished (the rehearsal: every node of a finished run exits 0), so a node stopped
 /// before that, by SIGTERM as the kubelet stops a deleted, drained or preempted pod, must not exit 0: its index would count
 /// as succeeded, and the success policy would complete the Job and stop every other pod. Nor 2 or 3, which fail the Job.
+/// The manifests set DNM_STOP_EXIT_CODE=143, which the failure policy ignores (the pod is replaced, not counted).
 /// </summary>
 public sealed class NodeExitSpec
 {
@@ -23,6 +24,8 @@ public sealed class NodeExitSpec
         var env = new Dictionary<string, string>
         {
             ["DNM_ROLE"] = role, ["DNM_HOST"] = "127.0.0.1", ["DNM_PORT"] = "0", ["DNM_METRICS_PORT"] = "0", ["DNM_JOIN_TIMEOUT"] = "5m",
+            // As the Jobs set it: a clean stop exits 143, which their failure policy replaces without counting.
+            ["DNM_STOP_EXIT_CODE"] = "143",
         };
         var args = new List<string> { "node" };
         if (role == "worker")
@@ -36,10 +39,8 @@ public sealed class NodeExitSpec
         }
 
         var (code, output) = await RunAndTerminate(args, env, started: "dnm node: roles ");
-        // 130 (interrupted), or 1 when Akka's own SIGTERM hook (CoordinatedShutdown's CLR shutdown hook) stops the actor
-        // system before the cancellation reaches the run ("this node's actor system stopped before the run ended"): a
-        // race: 4 of 7 stops of a coordinator that was Up, measured 2026-12-06. Both are failures the Jobs count and retry.
-        Assert.True(code is CliErrors.Interrupted or CliErrors.Failure, $"exit {code}, expected {CliErrors.Interrupted} (or {CliErrors.Failure}):\n{output}");
+        // A clean stop (the node left the cluster; a coordinator checkpointed what it had) exits with DNM_STOP_EXIT_CODE.
+        Assert.True(code == 143, $"exit {code}, expected 143 (DNM_STOP_EXIT_CODE):\n{output}");
     }
 
     /// <summary>Starts dnm, sends SIGTERM once it has printed <paramref name="started"/> and a moment has passed, and returns its exit code and output.</summary>

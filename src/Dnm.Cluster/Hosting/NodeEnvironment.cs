@@ -28,6 +28,7 @@ public static class NodeEnvironment
     public const string TlsCert = "DNM_TLS_CERT";           // PEM files; /etc/dnm/tls/tls.crt on Kubernetes
     public const string TlsKey = "DNM_TLS_KEY";
     public const string TlsCa = "DNM_TLS_CA";
+    public const string StopExitCode = "DNM_STOP_EXIT_CODE";
     /// <summary>Path of a JSON run config (the `dnm train` keys); read by the coordinator.</summary>
     public const string Config = "DNM_CONFIG";
     /// <summary>Port of the node's /metrics, /healthz and /readyz (read by Dnm.Node's telemetry flags); 0 turns them off.</summary>
@@ -72,6 +73,9 @@ public static class NodeEnvironment
         new("tls-key", TlsKey, "PEM private key of --tls-cert (tls.key)", "file", o => o.TlsKey ?? "none", (o, v, _) => o with { TlsKey = v }),
         new("tls-ca", TlsCa, "PEM certificate of the cluster's CA (ca.crt): peers must present a certificate it signed", "file",
             o => o.TlsCa ?? "none", (o, v, _) => o with { TlsCa = v }),
+        new("stop-exit-code", StopExitCode, "Exit status after SIGTERM stopped the node cleanly (checkpointed; the same command resumes); " +
+                "the Kubernetes Jobs set 143 so that a stopped pod is replaced, not counted as the run's success", "status",
+            o => Show(o.StopExitCode), (o, v, at) => o with { StopExitCode = Int(at, v) }),
         new("akka-log-level", AkkaLogLevel, "Akka's own log level", "level", o => o.AkkaLogLevel, (o, v, _) => o with { AkkaLogLevel = v.ToUpperInvariant() },
             HasFlag: false),
     ];

@@ -93,6 +93,13 @@ public sealed record NodeOptions
     /// </summary>
     public bool ResumeFromCheckpoint { get; init; } = true;
 
+    /// <summary>
+    /// The exit status of a node that SIGTERM stopped cleanly (its coordinator checkpointed the last complete step). 0 by
+    /// default: a requested stop is not a failure. Under a Kubernetes Job an exit 0 would count as the run's completion,
+    /// so the manifests set 143 (128 + SIGTERM) and their pod failure policy replaces such a pod without counting it.
+    /// </summary>
+    public int StopExitCode { get; init; }
+
     /// <summary>Akka's own log level (DEBUG, INFO, WARNING, ERROR).</summary>
     public string AkkaLogLevel { get; init; } = "WARNING";
 
@@ -131,6 +138,7 @@ public sealed record NodeOptions
         if (Port is < 0 or > 65535) p.Add($"port must be 0..65535, got {Port}");
         if (DataPlanePort is < 0 or > 65535) p.Add($"data-plane-port must be 0..65535, got {DataPlanePort}");
         if (Roles.HasFlag(NodeRoles.Worker) && LocalWorkers < 1) p.Add($"local-workers must be at least 1 on a worker, got {LocalWorkers}");
+        if (StopExitCode is < 0 or > 255) p.Add($"stop-exit-code must be 0..255, got {StopExitCode}");
         if (MinWorkers < 1) p.Add($"min-workers must be at least 1, got {MinWorkers}");
         if (JoinTimeout <= TimeSpan.Zero || StepTimeout <= TimeSpan.Zero) p.Add("join-timeout and step-timeout must be positive");
         if (ChecksumEvery < 0) p.Add($"checksum-every must be >= 0, got {ChecksumEvery}");

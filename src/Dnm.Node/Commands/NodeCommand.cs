@@ -93,8 +93,9 @@ public static class NodeCommand
             {
                 // SIGTERM: the coordinator checkpointed its last complete step and every node left the cluster; the same
                 // command resumes the run (a worker rejoins it). A requested stop, not a failure.
-                display.Line($"{stop.Message} (SIGTERM)" + (stop.GlobalStep is not null ? "; the same command resumes the run there" : ""));
-                return CliErrors.Ok;
+                display.Line($"{stop.Message} (SIGTERM)" + (stop.GlobalStep is not null ? "; the same command resumes the run there" : "") +
+                             (options.StopExitCode != 0 ? $"; exit status {options.StopExitCode} (stop-exit-code)" : ""));
+                return options.StopExitCode;
             }
             // Every node: its last steps' numbers (a worker's too) reach Prometheus before the process exits.
             telemetry.AwaitFinalScrape(display.Line, context.Cancel);
