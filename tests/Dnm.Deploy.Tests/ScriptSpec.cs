@@ -28,6 +28,18 @@ public sealed class ScriptSpec
     }
 
     [NeedsNetworkNamespacesFact]
+    public void Rehearsal_should_finish_after_the_coordinators_link_is_cut_for_30_seconds()
+    {
+        // The partition variant: the split-brain resolver downs the coordinator's side, every node rejoins with a fresh
+        // actor system, and the coordinator resumes from its newest checkpoint (docs/kubernetes.md).
+        var (code, output) = Run(Repo.Path("scripts", "rehearse-k8s.sh"), TimeSpan.FromMinutes(12), ["--partition-coordinator", "30"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("partition: healed", output);
+        Assert.Contains("partition: every worker rejoined", output);
+        Assert.Matches(@"OK: 4 nodes \(1 coordinator, 3 workers\) in their own network namespaces trained \d+ steps", output);
+    }
+
+    [NeedsNetworkNamespacesFact]
     public void Rehearsal_should_fail_loudly_when_a_node_fails()
     {
         using var dir = new TempDirectory();
@@ -42,9 +54,13 @@ public sealed class ScriptSpec
         Assert.Contains("simulated start-up failure", output);
     }
 
-    private static (int Code, string Output) Run(string script, TimeSpan limit, params (string Name, string Value)[] environment)
+    private static (int Code, string Output) Run(string script, TimeSpan limit, params (string Name, string Value)[] environment) =>
+        Run(script, limit, [], environment);
+
+    private static (int Code, string Output) Run(string script, TimeSpan limit, string[] arguments, params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo(script) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo.Root };
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
         foreach (var (name, value) in environment) start.Environment[name] = value;
         using var p = Process.Start(start)!;
         var output = new System.Text.StringBuilder();
