@@ -130,7 +130,21 @@ public sealed class DnmModel : IEmbedder, IDisposable
         using var _ = no_grad();
         var z = Autoencoder.Encode(x);
         target.copy_(z);
-        return reconstruct ? (Autoencoder.Decode(z) - x).square().sum().item<float>() : 0;
+        return reconstruct ? SquaredError(Autoencoder.Decode(z), x) : 0;
+    }
+
+    /// <summary>
+    /// Σ (x̂ − x)², summed on the host in double precision in element order: torch's own sum splits the reduction by its
+    /// intra-op thread count, so its last bits would differ between a worker with one thread and a process with two,
+    /// and the evaluation's reconstruction error would not be the same bits on every world.
+    /// </summary>
+    private static double SquaredError(Tensor xHat, Tensor x)
+    {
+        using var squared = (xHat - x).square().cpu();
+        var values = squared.data<float>().ToArray();
+        var sum = 0.0;
+        foreach (var v in values) sum += v;
+        return sum;
     }
 
     /// <summary>Inference: the micro-batches one after the other on the calling thread (the same bits as the engine's shard threads).</summary>
