@@ -73,6 +73,7 @@ public sealed partial class CoordinatorActor
         Receive<StepApplied>(a => IsCurrentStep(a.MembershipEpoch, a.Step), a =>
         {
             round!.Applied = a;
+            RecordCommit(a);
             if (a.BroadcastFailedRank is { } lost && lost < world!.Size)
                 Drop(world.Members[lost], $"the statistics of step {a.Step} could not be sent to it: {a.BroadcastError}");
             TryCompleteStep();
@@ -166,6 +167,17 @@ public sealed partial class CoordinatorActor
         }
         AbortStep($"the contribution of {Ranks(ranks)} held NaN or infinity, so the step is computed again without it " +
                   $"(retry {nonFiniteRetries} of {settings.NonFiniteRetries}; then the batch is skipped)", counted: false);
+    }
+
+    /// <summary>
+    /// One line in the commit log (<see cref="CoordinatorSettings.CommitLog"/>), if asked for: the replica applied this step.
+    /// Appended whole, on the actor's thread, before the next step can begin.
+    /// </summary>
+    private void RecordCommit(StepApplied a)
+    {
+        if (settings.CommitLog is not { } path) return;
+        File.AppendAllText(path, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"step={a.Step + 1} epoch={a.MembershipEpoch} world={world!.Size} adam={a.AdamSteps}\n"));
     }
 
     /// <summary>"rank 1 (worker host:port/w0), rank 2 (worker …)" in the current world.</summary>

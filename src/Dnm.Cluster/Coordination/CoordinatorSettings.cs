@@ -35,6 +35,13 @@ public sealed record CoordinatorSettings
     /// </summary>
     public int NonFiniteRetries { get; init; } = 2;
 
+    /// <summary>
+    /// A file the coordinator appends one line to per step its replica applied: "step=S epoch=E world=N adam=A" (the global
+    /// step after it, the membership epoch and world size it was computed in, the replica's Adam step count). A step applied
+    /// twice would show as a repeated S. Null (the default): none is written.
+    /// </summary>
+    public string? CommitLog { get; init; }
+
     /// <summary>The build a worker must run (compared in RegisterWorker).</summary>
     public string DnmVersion { get; init; } = ClusterProtocol.DnmVersion;
 

@@ -29,6 +29,7 @@ public static class NodeEnvironment
     public const string TlsKey = "DNM_TLS_KEY";
     public const string TlsCa = "DNM_TLS_CA";
     public const string StopExitCode = "DNM_STOP_EXIT_CODE";
+    public const string CommitLog = "DNM_COMMIT_LOG";       // on | off
     /// <summary>Path of a JSON run config (the `dnm train` keys); read by the coordinator.</summary>
     public const string Config = "DNM_CONFIG";
     /// <summary>Port of the node's /metrics, /healthz and /readyz (read by Dnm.Node's telemetry flags); 0 turns them off.</summary>
@@ -76,6 +77,9 @@ public static class NodeEnvironment
         new("stop-exit-code", StopExitCode, "Exit status after SIGTERM stopped the node cleanly (checkpointed; the same command resumes); " +
                 "the Kubernetes Jobs set 143 so that a stopped pod is replaced, not counted as the run's success", "status",
             o => Show(o.StopExitCode), (o, v, at) => o with { StopExitCode = Int(at, v) }),
+        new("commit-log", CommitLog, "Coordinator: append one line per committed step (global step, membership epoch, world size, " +
+                "Adam steps) to commits.log in the run directory; for checks that no step is applied twice", "on|off",
+            o => o.CommitLog ? "on" : "off", (o, v, at) => o with { CommitLog = Switch(at, v) }, Choices: ["on", "off"]),
         new("akka-log-level", AkkaLogLevel, "Akka's own log level", "level", o => o.AkkaLogLevel, (o, v, _) => o with { AkkaLogLevel = v.ToUpperInvariant() },
             HasFlag: false),
     ];
@@ -131,6 +135,13 @@ public static class NodeEnvironment
 
     private static IReadOnlyList<string> List(string text) =>
         text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static bool Switch(string name, string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "on" or "true" or "1" => true,
+        "off" or "false" or "0" => false,
+        _ => throw new ConfigException(name.StartsWith("--", StringComparison.Ordinal) ? $"{name} '{text}' must be on or off" : $"{name}={text} must be on or off"),
+    };
 
     private static int Int(string name, string text) =>
         int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)

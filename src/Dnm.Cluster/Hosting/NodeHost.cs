@@ -175,6 +175,7 @@ public static class NodeHost
             {
                 MinWorkers = o.MinWorkers, JoinTimeout = o.JoinTimeout, StepTimeout = o.StepTimeout,
                 ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true,
+                CommitLog = o.CommitLog ? Path.Combine(Path.GetFullPath(config!.Out), "commits.log") : null,
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort) { Options = o.DataPlane };
             var device = TorchRuntime.Resolve(DeviceSpec.Parse(devices[0]));

@@ -100,6 +100,12 @@ public sealed record NodeOptions
     /// </summary>
     public int StopExitCode { get; init; }
 
+    /// <summary>
+    /// The coordinator appends one line per committed step to commits.log in the run directory
+    /// (<see cref="Coordination.CoordinatorSettings.CommitLog"/>). Off by default; the churn check (scripts/churn.sh) turns it on.
+    /// </summary>
+    public bool CommitLog { get; init; }
+
     /// <summary>Akka's own log level (DEBUG, INFO, WARNING, ERROR).</summary>
     public string AkkaLogLevel { get; init; } = "WARNING";
 

@@ -25,6 +25,7 @@ public sealed class NodeEnvironmentSpec
             ["DNM_PORT"] = "4054", ["DNM_DATA_PLANE_PORT"] = "4100", ["DNM_MIN_WORKERS"] = "3", ["DNM_LOCAL_WORKERS"] = "2",
             ["DNM_DEVICES"] = "cuda:0,cuda:1", ["DNM_JOIN_TIMEOUT"] = "2m", ["DNM_STEP_TIMEOUT"] = "500ms", ["DNM_CHECKSUM_EVERY"] = "7",
             ["DNM_BIND_HOST"] = "10.0.0.5", ["DNM_DOWN_AFTER"] = "15", ["DNM_CLUSTER_NAME"] = "maps",
+            ["DNM_COMMIT_LOG"] = "on",
         };
         var o = NodeEnvironment.Apply(new NodeOptions(), k => env.GetValueOrDefault(k));
         Assert.Equal(NodeRoles.Worker, o.Roles);
@@ -34,6 +35,7 @@ public sealed class NodeEnvironmentSpec
         Assert.Equal(["cuda:0", "cuda:1"], o.Devices);
         Assert.Equal((TimeSpan.FromMinutes(2), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(15)), (o.JoinTimeout, o.StepTimeout, o.DownAfter));
         Assert.Equal("maps", o.ClusterName);
+        Assert.True(o.CommitLog);
         Assert.Empty(o.Problems());
     }
 
@@ -55,6 +57,7 @@ public sealed class NodeEnvironmentSpec
     [InlineData("DNM_ROLE", "boss", "DNM_ROLE: role must be coordinator, worker or both")]
     [InlineData("DNM_PORT", "x", "DNM_PORT=x is not an integer")]
     [InlineData("DNM_JOIN_TIMEOUT", "soon", "is not a duration")]
+    [InlineData("DNM_COMMIT_LOG", "yes", "DNM_COMMIT_LOG=yes must be on or off")]
     public void Should_reject_a_bad_value_naming_it(string variable, string value, string message)
     {
         var e = Assert.Throws<ConfigException>(() => NodeEnvironment.Apply(new NodeOptions(), k => k == variable ? value : null));
