@@ -177,22 +177,7 @@ public sealed class EvaluationTally
     public int[]? Classifier(bool referenceHasLabels, ReadOnlySpan<float> prototypes, int dim) =>
         referenceHasLabels && Classes > 0 && dim > 0 ? MapMetrics.FillEmptyNodes(Majority(labelled), prototypes, dim) : null;
 
-    private int[] Majority(long[] counts)
-    {
-        var map = new int[Nodes];
-        for (var n = 0; n < Nodes; n++)
-        {
-            int best = -1;
-            long bestCount = 0;
-            for (var c = 0; c < Classes; c++)
-            {
-                var count = counts[n * (Classes + 1) + c];
-                if (count > bestCount) (best, bestCount) = (c, count);
-            }
-            map[n] = best;
-        }
-        return map;
-    }
+    private int[] Majority(long[] counts) => MapMetrics.Majority(counts, Nodes, Classes, stride: Classes + 1);
 
     /// <summary>
     /// The map's quality on the evaluated samples: purity and NMI (with labels on both sides), QE, TE and the per-pixel

@@ -22,7 +22,7 @@ public static partial class MapMetrics
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(nodes);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
 
-        var counts = new int[checked(nodes * classes)];
+        var counts = new long[checked(nodes * classes)];
         for (var i = 0; i < bmu.Length; i++)
         {
             var label = labels[i];
@@ -32,16 +32,26 @@ public static partial class MapMetrics
                 throw new ArgumentOutOfRangeException(nameof(labels), $"Label {label} of sample {i} is not below classes = {classes}.");
             counts[RequireNode(bmu[i], nodes, i) * classes + label]++;
         }
+        return Majority(counts, nodes, classes, stride: classes);
+    }
 
+    /// <summary>
+    /// The majority label of each node from (node × label) counts, node j's at <c>counts[j · stride + c]</c> for the
+    /// <paramref name="classes"/> labels c (a stride past them leaves room for an unknown-label column). The rule of
+    /// <see cref="LabelMap"/> and of <see cref="EvaluationTally"/>: ties to the smallest label, a node without counts −1.
+    /// </summary>
+    internal static int[] Majority(ReadOnlySpan<long> counts, int nodes, int classes, int stride)
+    {
         var map = new int[nodes];
         for (var node = 0; node < nodes; node++)
         {
             // Strictly greater: the first (smallest) label reaching the top count wins a tie, and a
             // count of zero never wins, which leaves unused nodes at -1.
-            int best = -1, bestCount = 0;
+            int best = -1;
+            long bestCount = 0;
             for (var c = 0; c < classes; c++)
             {
-                var count = counts[node * classes + c];
+                var count = counts[node * stride + c];
                 if (count > bestCount)
                     (best, bestCount) = (c, count);
             }
