@@ -15,12 +15,12 @@ namespace Dnm.Cluster.Coordination;
 /// The torch and socket work is its <see cref="ICoordinatorBackend"/>'s; this class only decides.
 /// <para>
 /// States (<c>Become</c>), each listing exactly the messages it accepts: <see cref="Starting"/> → <see cref="Gathering"/>
-/// → <see cref="Forming"/> ⇄ <see cref="Stepping"/> (→ <see cref="SomPretraining"/> → <see cref="Forming"/>) →
+/// → <see cref="Forming"/> ⇄ <see cref="Stepping"/> / <see cref="ComputingBlocks"/> (→ <see cref="SomPretraining"/> → <see cref="Forming"/>) →
 /// <see cref="Finishing"/> → <see cref="Stopped"/>; a stop on request goes through <see cref="Suspending"/> to <see cref="Stopped"/>. Membership messages are handled alike in every running state;
 /// what a lost member means is the state's own (<see cref="onMemberLost"/>).
 /// </para>
 /// This file: start-up, membership and the end of the run. CoordinatorActor.World.cs forms worlds;
-/// CoordinatorActor.Steps.cs runs steps.
+/// CoordinatorActor.Steps.cs runs steps; CoordinatorActor.Blocks.cs has the workers evaluate and embed in blocks.
 /// </summary>
 public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
@@ -164,8 +164,9 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         Receive<StepTimeout>(_ => { });
         Receive<JoinTimeout>(_ => { });
         Receive<BlocksEvaluated>(_ => { });
+        Receive<BlockEmbedded>(_ => { });
         Receive<BlocksFailed>(_ => { });
-        Receive<EvaluationTimeout>(_ => { });
+        Receive<BlocksTimeout>(_ => { });
     }
 
     private int Needed => started ? 1 : settings.MinWorkers;
@@ -212,11 +213,11 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         }
         while (true)
         {
-            if (evaluation is not null)
+            if (blockJob is not null)
             {
-                // The run holds at its step until the evaluation's tally is complete; the workers compute it.
+                // The run holds at its step until every block of the job is in; the workers compute them.
                 if (world is null || membershipChanged) Form();
-                else BeginEvaluation();
+                else BeginBlocks();
                 return;
             }
             switch (plan.Next(state))
@@ -226,15 +227,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
                     continue;
                 case PlanFinished:
                     RequestEvaluation(final: true, replica.Config.Epochs);
-                    if (evaluation is null) return; // failed: nothing to evaluate on
+                    if (blockJob is null) return; // failed: nothing to evaluate on
                     continue;
                 case PretrainSom:
-                    // The workers are idle meanwhile; the next world gives them the fitted W with the full state.
-                    CloseWorld();
-                    Become(SomPretraining);
-                    observer.OnMessage("SOM pre-training on the coordinator's replica");
-                    backend.PretrainSomAsync(state).PipeTo(Self, success: r => r, failure: e => new SomPretrainFailed(e));
-                    return;
+                    RequestSomPretraining();
+                    if (blockJob is null) return; // no embeddings needed: it runs on the replica now
+                    continue;
                 case PlannedStep when world is null || membershipChanged:
                     Form();
                     return;

@@ -15,7 +15,7 @@ internal sealed record WorldTimeout(long MembershipEpoch);
 
 internal sealed record StepTimeout(long MembershipEpoch, long Step);
 
-internal sealed record EvaluationTimeout(long MembershipEpoch, long Step);
+internal sealed record BlocksTimeout(long MembershipEpoch, long Step);
 
 // A backend task failed: one record per operation, so each state lists the failures it can meet.
 

@@ -63,8 +63,11 @@ public interface ICoordinatorBackend : IDisposable
     /// </summary>
     Task<EvaluationReport> ReportEvaluationAsync(RunState state, int epoch, EvaluationTally tally, TimeSpan duration);
 
-    /// <summary>SOM pre-training on the replica, then the Trainer's transition to the joint phase (and its checkpoint).</summary>
-    Task<SomPretrained> PretrainSomAsync(RunState state);
+    /// <summary>
+    /// SOM pre-training on the replica, from the workers' <paramref name="embeddings"/> of <see cref="ReplicaReady.SomEmbedding"/>
+    /// (null where that is null), then the Trainer's transition to the joint phase (and its checkpoint).
+    /// </summary>
+    Task<SomPretrained> PretrainSomAsync(RunState state, EmbeddingGather? embeddings);
 
     /// <summary>The final metrics from the workers' merged tally, the final checkpoint and the pictures (as TrainingRun writes them).</summary>
     Task<RunCompleted> FinishAsync(RunState state, EvaluationTally tally, TimeSpan duration);
@@ -75,10 +78,13 @@ public interface ICoordinatorBackend : IDisposable
 /// is the most samples of one micro-batch (<see cref="MicroBatches"/>), for the idle-rank warning. <paramref name="Dataset"/> is
 /// the digest of the training files the replica read: every worker's must equal it. <paramref name="PeriodicEvaluation"/> and
 /// <paramref name="FinalEvaluation"/> cut the evaluations into the blocks the workers tally (null: the run has no evaluation samples).
+/// <paramref name="SomEmbedding"/> cuts SOM pre-training's embeddings into the blocks the workers embed (null: it needs none,
+/// <see cref="RunSession.SomEmbedding"/>).
 /// </summary>
 public sealed record ReplicaReady(DnmConfig Config, RunState State, int SampleCount, ImageShape Shape, int StatsLength,
     int StateLength, long AdamSteps, string RunDirectory, string? ResumedFrom, int TargetsLength = 0, int MicroBatch = MicroBatches.AutoMaxSize,
-    DatasetDigest? Dataset = null, EvaluationBlocks? PeriodicEvaluation = null, EvaluationBlocks? FinalEvaluation = null);
+    DatasetDigest? Dataset = null, EvaluationBlocks? PeriodicEvaluation = null, EvaluationBlocks? FinalEvaluation = null,
+    EmbeddingBlocks? SomEmbedding = null);
 
 public sealed record WorldSynced(long MembershipEpoch, ulong Checksum);
 

@@ -90,7 +90,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var state = checkpoint is null ? session.Start() : session.Resume(checkpoint, latest!);
         return new ReplicaReady(config, state, train.Count, train.Shape, engine.Layout.Length, ReplicaFactory.StateLength(engine),
             engine.Optimizer.Steps, session.Directory.Root, latest, TargetsLength(session.Targets), engine.MicroBatches.MaxSize,
-            TrainingRun.TrainDigest(config), session.EvaluationPlan(final: false), session.EvaluationPlan(final: true));
+            TrainingRun.TrainDigest(config), session.EvaluationPlan(final: false), session.EvaluationPlan(final: true), session.SomEmbedding);
     });
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
@@ -311,9 +311,9 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
 
     public Task<CheckpointSaved?> SaveCheckpointAsync(RunState state) => torch.RunAsync(() => Session.SaveCheckpoint(state));
 
-    public Task<SomPretrained> PretrainSomAsync(RunState state) => torch.RunAsync(() =>
+    public Task<SomPretrained> PretrainSomAsync(RunState state, EmbeddingGather? embeddings) => torch.RunAsync(() =>
     {
-        var joint = Session.PretrainSom(state, disposed.Token);
+        var joint = Session.PretrainSom(state, embeddings, disposed.Token);
         return new SomPretrained(joint, TargetsLength(Session.Targets));
     });
 

@@ -21,6 +21,13 @@ public interface IWorkerBackend : IDisposable
     /// </summary>
     Task<byte[]> EvaluateAsync(EvaluateBlocks request);
 
+    /// <summary>
+    /// Embeds the blocks of SOM pre-training's fitted set the coordinator sent, on the replica's thread after every step
+    /// queued before it; hands each block to <paramref name="emit"/> (<see cref="Dnm.Core.Training.EmbeddingGather.Encode"/>)
+    /// as soon as it is made. The task ends after the last.
+    /// </summary>
+    Task EmbedAsync(EmbedBlocks request, Action<int, byte[]> emit);
+
     /// <summary>Closes the data-plane connection; a step blocked in a reduction fails and aborts.</summary>
     void LeaveWorld();
 }

@@ -52,6 +52,8 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
     private sealed record StepError(StartStep Step, Exception Error);
     private sealed record Evaluated(EvaluateBlocks Request, byte[] Tally);
     private sealed record EvaluateError(EvaluateBlocks Request, Exception Error);
+    private sealed record Embedded(EmbedBlocks Request);
+    private sealed record EmbedError(EmbedBlocks Request, Exception Error);
 
     public WorkerActor(WorkerSettings settings, IActorRef coordinatorProxy, Func<IWorkerBackend> backendFactory, RunCompletion? completion)
     {
@@ -164,6 +166,19 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
                 log.Error(e.Error, "worker {0} could not evaluate after step {1}", settings.WorkerId, e.Request.Step);
                 coordinator.Tell(new BlocksFailed(runId, epoch, e.Request.Step, rank, e.Error.Message));
                 break;
+            case EmbedBlocks e when FromCoordinator(e.RunId) && e.MembershipEpoch == epoch && coordinator is not null:
+            {
+                // Each block goes to the coordinator as soon as it is made (from the replica's thread: Tell is thread-safe),
+                // sent as this actor, which the coordinator knows as the member of this rank.
+                var (to, self, run, at, r) = (coordinator, Self, runId, epoch, rank);
+                backend.EmbedAsync(e, (block, bytes) => to.Tell(new BlockEmbedded(run, at, e.Step, r, block, bytes), self))
+                    .PipeTo(Self, success: () => new Embedded(e), failure: x => new EmbedError(e, x));
+                break;
+            }
+            case EmbedError e when e.Request.MembershipEpoch == epoch && coordinator is not null:
+                log.Error(e.Error, "worker {0} could not embed its blocks after step {1}", settings.WorkerId, e.Request.Step);
+                coordinator.Tell(new BlocksFailed(runId, epoch, e.Request.Step, rank, e.Error.Message));
+                break;
             case WorkerDropped d when FromCoordinator(d.RunId):
                 log.Warning("worker {0} was dropped: {1}; registering again", settings.WorkerId, d.Reason);
                 Rejoin();
@@ -185,11 +200,11 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
             case RunFailed f:
                 Stop(new ClusterRunException(f.Reason));
                 break;
-            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed or Evaluated or EvaluateError:
-                break; // stale: of an earlier world or coordinator
-            case StartStep or FormWorld or WorkerDropped or EvaluateBlocks when Sender.Equals(coordinator):
+            case StepDone or StepError or Joined or JoinFailed or Prepared or PrepareFailed or Evaluated or EvaluateError or Embedded or EmbedError:
+                break; // done (the blocks went out as they were made), or stale: of an earlier world or coordinator
+            case StartStep or FormWorld or WorkerDropped or EvaluateBlocks or EmbedBlocks when Sender.Equals(coordinator):
                 break; // stale: of an earlier world or run
-            case StartStep or FormWorld or WorkerDropped or EvaluateBlocks:
+            case StartStep or FormWorld or WorkerDropped or EvaluateBlocks or EmbedBlocks:
                 Drop(message);
                 break;
             default:

@@ -33,6 +33,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private IImageDataset? test;
     // The run's labelled samples (null inside when it trains unsupervised), found at the first evaluation.
     private Lazy<LabelledSamples?>? labelled;
+    // The training samples SOM pre-training fits (made at the first embedding request).
+    private IImageDataset? somSet;
     private DatasetDigest? dataset;
     private StepEngine? engine;
     private IReadOnlyList<NamedArray>? template;
@@ -72,6 +74,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             test?.Dispose();
             test = null;
             labelled = null;
+            somSet = null;
             engine = null;
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
             if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
@@ -160,6 +163,14 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         return bytes.Length <= EvaluationProtocol.MaxTallyBytes ? bytes
             : throw new InvalidOperationException($"its evaluation tally is {bytes.Length} bytes, more than the {EvaluationProtocol.MaxTallyBytes} a message holds " +
                                                   "(a map this large with this many classes): lower eval-limit or evaluate with dnm eval");
+    });
+
+    public Task EmbedAsync(EmbedBlocks request, Action<int, byte[]> emit) => torch.RunAsync(() =>
+    {
+        using var span = Volatile.Read(ref link)?.Tracer.Span("dnm.embed", request.Step);
+        // The same fitted set the coordinator's replica planned: a pure function of the run's config and dataset.
+        somSet ??= SomFitSet.For(config!, train!);
+        Embeddings.Blocks(Engine, somSet, request.Plan, request.Blocks, (block, rows) => emit(block, EmbeddingGather.Encode(rows)), CancellationToken.None);
     });
 
     private DnmMetrics? Metrics(WorldLink world) => telemetry.Worker(world.Rank, device.ToString());

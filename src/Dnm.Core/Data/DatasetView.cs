@@ -48,6 +48,9 @@ public sealed class DatasetView : IImageDataset
     /// <summary>The dataset the view selects from.</summary>
     public IImageDataset Inner => inner;
 
+    /// <summary>The inner dataset's index of each of this view's samples.</summary>
+    public IReadOnlyList<int> Indices => indices;
+
     public int Label(int index) => inner.Label(indices[index]);
 
     public string Key(int index) => inner.Key(indices[index]);

@@ -51,6 +51,8 @@ public sealed class RunSession
     private readonly SomSchedule somSchedule;
     // Semi-supervised training: the samples whose labels train, and label the classifier; null: unsupervised (all label it).
     private readonly LabelledSamples? labelled;
+    // The training samples SOM pre-training fits (all, or a seeded subset of a large set).
+    private readonly IImageDataset somSet;
 
     /// <param name="config">The run's config, already merged with a resumed checkpoint's (<see cref="Merge"/>) and validated.</param>
     public RunSession(DnmConfig config, RunDirectory run, StepEngine engine, IImageDataset train, IImageDataset test, ITrainingObserver observer,
@@ -70,6 +72,7 @@ public sealed class RunSession
         Checkpoints = new CheckpointPolicy(config);
         somSchedule = new SomSchedule(config.Sigma0Resolved, config.Eta0, config.Alpha, config.SigmaFloor);
         labelled = LabelledSamples.For(config, train);
+        somSet = SomFitSet.For(config, train);
         if (labelled is not null) observer.OnMessage($"semi-supervised: {labelled.Description}");
         if (config.Denoise.Enabled) observer.OnMessage($"denoising autoencoder: inputs corrupted by {config.Denoise}");
         run.WriteConfig(config);
@@ -213,31 +216,60 @@ public sealed class RunSession
     }
 
     /// <summary>
-    /// SOM pre-training on the replica's embeddings of the whole training set (or on the smoothed targets, made first
-    /// when smoothing is on), then the move to the joint phase, checkpointed (the baseline evaluation follows where the plan says: <see cref="RunPlan.EvaluatesAfterSomPretraining"/>).
+    /// The embeddings <see cref="PretrainSom"/> needs, of <see cref="SomFitSet.For"/>: null when it needs none (the
+    /// smoothed targets were resumed and no labelled sample is placed). A cluster's workers embed its blocks.
     /// </summary>
-    public RunState PretrainSom(RunState state, CancellationToken cancel)
+    public EmbeddingBlocks? SomEmbedding => Targets is not null && labelled is null ? null : Embeddings.Plan(Engine, somSet, Config.BatchSize);
+
+    /// <summary>
+    /// SOM pre-training on <paramref name="embeddings"/> (of <see cref="SomEmbedding"/>; null: this replica embeds every block
+    /// itself, as one process does), or on the smoothed targets, made from them first when smoothing is on; then the labelled
+    /// samples' first class counts and the move to the joint phase, checkpointed (the baseline evaluation follows where the
+    /// plan says: <see cref="RunPlan.EvaluatesAfterSomPretraining"/>).
+    /// </summary>
+    public RunState PretrainSom(RunState state, EmbeddingGather? embeddings, CancellationToken cancel)
     {
-        if (Config.SmoothWeight > 0 && Targets is null) Targets = SmoothTargets.Make(Config, Engine, train, observer, cancel);
+        if (embeddings is null && SomEmbedding is { } plan) embeddings = Embeddings.All(Engine, somSet, plan, cancel);
+        using var z = embeddings?.ToTensor(Engine.Device);
+        if (Config.SmoothWeight > 0 && Targets is null) Targets = SmoothTargets.Make(Config, z!, train, observer, cancel);
         using (var targets = Targets?.ToTensor(Engine.Device))
-            new SomPretrainer(Config, Engine, train, somSchedule, observer, targets).Run(ref state, s => MaybeCheckpoint(s, planned: false), cancel);
-        if (Engine.Classes is { } classes && labelled is not null) LearnInitialClasses(classes, labelled, cancel);
+            new SomPretrainer(Config, Engine, targets ?? z!, somSchedule, observer).Run(ref state, s => MaybeCheckpoint(s, planned: false), cancel);
+        if (Engine.Classes is { } classes && labelled is not null) LearnInitialClasses(classes, labelled, z!);
         state = state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 };
         SaveCheckpoint(state);
         return state;
     }
 
     /// <summary>
-    /// The nodes' first class counts: every labelled sample placed on the map SOM pre-training left, counted by BMU and
-    /// class. The joint phase then moves them with each step's reduced counts; on a cluster they reach the workers with
+    /// The nodes' first class counts: every labelled sample of the fitted set, placed by its embedding on the map SOM
+    /// pre-training left, counted by BMU and class (a fitted subset of a large set holds a uniform sample of the labelled
+    /// ones). The joint phase then moves them with each step's reduced counts; on a cluster they reach the workers with
     /// the world's state.
     /// </summary>
-    private void LearnInitialClasses(NodeClasses classes, LabelledSamples samples, CancellationToken cancel)
+    private void LearnInitialClasses(NodeClasses classes, LabelledSamples samples, TorchSharp.torch.Tensor embeddings)
     {
-        if (samples.Count == 0) return;
-        using var view = new DatasetView(train, samples.Indices, $"{train.Name} (labelled)", ownsInner: false);
-        var placed = MapEvaluator.Place(Engine, view, Config.BatchSize, null, cancel);
-        classes.Set(NodeClasses.Histogram(placed.Bmu, placed.Labels, classes.Nodes, classes.Classes));
+        // Row of each labelled sample in the fitted set (the whole training split, or a sorted subset of it).
+        var rowOf = somSet is DatasetView view ? view.Indices.Select((index, row) => (index, row)).ToDictionary(p => p.index, p => p.row) : null;
+        var rows = new List<int>(samples.Count);
+        var labels = new List<int>(samples.Count);
+        foreach (var index in samples.Indices)
+        {
+            var row = index;
+            if (rowOf is not null && !rowOf.TryGetValue(index, out row)) continue;
+            rows.Add(row);
+            labels.Add(train.Label(index));
+        }
+        if (rows.Count == 0) return;
+        var dim = Engine.Som.Dim;
+        var w = MapEvaluator.Prototypes(Engine.Model);
+        var z = new float[rows.Count * dim];
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            var picked = embeddings.index_select(0, TorchSharp.torch.tensor(rows.Select(r => (long)r).ToArray(), device: embeddings.device)).cpu();
+            picked.data<float>().CopyTo(z);
+        }
+        var (bmu, _, _) = MapMetrics.BestMatches(z, rows.Count, w, Engine.Som.Nodes, dim);
+        classes.Set(NodeClasses.Histogram(bmu, labels.ToArray(), classes.Nodes, classes.Classes));
     }
 
     /// <summary>

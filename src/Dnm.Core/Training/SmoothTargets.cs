@@ -10,7 +10,7 @@ namespace Dnm.Core.Training;
 /// training set, averaged <see cref="DnmConfig.SmoothSteps"/> times over each sample's
 /// <see cref="DnmConfig.SmoothNeighbours"/> nearest neighbours in that latent space. Made once, at the end of
 /// autoencoder pre-training, by whichever process owns the run (the Trainer, or the cluster's replica, which
-/// sends them to its workers); they travel in checkpoints as <see cref="CheckpointName"/>.
+/// sends them to its workers), from the embeddings its workers made; they travel in checkpoints as <see cref="CheckpointName"/>.
 /// </summary>
 public sealed class SmoothTargets
 {
@@ -28,12 +28,17 @@ public sealed class SmoothTargets
     public int Count { get; }
     public int Latent { get; }
 
-    /// <summary>Embeds <paramref name="train"/> with the engine's encoder, builds the graph and averages over it.</summary>
-    public static SmoothTargets Make(DnmConfig config, StepEngine engine, IImageDataset train, ITrainingObserver observer, CancellationToken cancel)
+    /// <summary>
+    /// Builds the graph of <paramref name="trainEmbeddings"/> (the encoder's embeddings of every training sample, row i for
+    /// sample i of <paramref name="train"/>) and averages over it.
+    /// </summary>
+    public static SmoothTargets Make(DnmConfig config, Tensor trainEmbeddings, IImageDataset train, ITrainingObserver observer, CancellationToken cancel)
     {
+        if (trainEmbeddings.shape[0] != train.Count)
+            throw new ArgumentException($"smoothed targets need the embeddings of all {train.Count} training samples, not {trainEmbeddings.shape[0]}");
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        var embeddings = Embeddings.Of(engine, train, config.BatchSize, cancel).cpu();
+        var embeddings = trainEmbeddings.cpu();
         var graph = NeighbourGraph.Build(embeddings, config.SmoothNeighbours, cancel: cancel);
         var smoothed = graph.Diffuse(embeddings, config.SmoothSteps).contiguous();
         // Labels are read only to report how well the graph follows the classes; training never sees them.

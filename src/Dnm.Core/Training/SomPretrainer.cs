@@ -7,32 +7,23 @@ using static TorchSharp.torch;
 namespace Dnm.Core.Training;
 
 /// <summary>
-/// SOM pre-training: embed the training set with the pre-trained encoder, seed W with embeddings
-/// of randomly chosen samples, then run the Kohonen rule on minibatches of embeddings, with σ and
-/// η decaying over the iterations.
+/// SOM pre-training: seed W with the vectors of randomly chosen samples, then run the Kohonen rule on minibatches of
+/// vectors, with σ and η decaying over the iterations. The vectors are the pre-trained encoder's embeddings of
+/// <see cref="FitSet"/> (or the smoothed targets), made by whoever holds the data (<see cref="Embeddings"/>): this
+/// class reads no image.
 /// </summary>
-/// <param name="targets">Vectors to fit instead of the encoder's embeddings (the smoothed targets), or null.</param>
-internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageDataset data, SomSchedule schedule, ITrainingObserver observer, Tensor? targets = null)
+/// <param name="vectors">(samples × latent) vectors to fit: row i for sample i of the fitted set.</param>
+internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, Tensor vectors, SomSchedule schedule, ITrainingObserver observer)
 {
-    /// <summary>
-    /// Most training samples whose embeddings the SOM is fitted on: a larger set is represented by a random subset of
-    /// this size (seeded by the run's seed), so pre-training's memory (latent × 4 bytes a sample) and its embedding pass
-    /// stop growing with the dataset. MNIST and Fashion-MNIST (60,000) are fitted whole, as before.
-    /// </summary>
-    public const int MaxSamples = 200_000;
-
-    // The smoothed targets, when given, are one per training sample: they pin the set to the whole training split.
-    private readonly IImageDataset train = targets is null && data.Count > MaxSamples
-        ? DatasetView.Subset(data, MaxSamples, config.Seed ^ 0x50_4D_53_5F_46_49_54UL, ownsInner: false)
-        : data;
+    private readonly int count = (int)vectors.shape[0];
 
     public void Run(ref RunState state, Action<RunState> checkpoint, CancellationToken cancel)
     {
         var iterations = config.SomIterations;
-        var stepsPerEpoch = ShardSampler.StepsPerEpoch(train.Count, config.BatchSize);
+        var stepsPerEpoch = ShardSampler.StepsPerEpoch(count, config.BatchSize);
         observer.OnPhaseStarted(TrainingPhase.SomPretrain, (int)Math.Ceiling(iterations / (double)stepsPerEpoch), stepsPerEpoch);
-        using var embeddings = targets?.alias().DetachFromDisposeScope() ?? Embeddings.Of(engine, train, config.BatchSize, cancel).DetachFromDisposeScope();
-        // A warm start's prototypes (--init-from) are where the map starts; otherwise samples' embeddings are.
+        var embeddings = vectors;
+        // A warm start's prototypes (--init-from) are where the map starts; otherwise samples' vectors are.
         if (state.PhaseStep == 0 && !config.InitsPrototypes) SeedPrototypes(embeddings);
         var rule = config.SomRule;
         var sw = Stopwatch.StartNew();
@@ -49,7 +40,7 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
             int n;
             using (NewDisposeScope())
             {
-                var idx = ShardSampler.GlobalBatch(train.Count, config.Seed, epochBase + epoch, step, config.BatchSize);
+                var idx = ShardSampler.GlobalBatch(count, config.Seed, epochBase + epoch, step, config.BatchSize);
                 n = idx.Length;
                 var z = embeddings.index_select(0, tensor(idx.Select(i => (long)i).ToArray(), device: embeddings.device));
                 var bmu = engine.Som.SquaredDistances(z).argmin(1);
@@ -75,31 +66,29 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, IImageD
     {
         using var scope = NewDisposeScope();
         var nodes = engine.Som.Nodes;
-        var order = ShardSampler.EpochOrder(train.Count, config.Seed, int.MaxValue);
+        var order = ShardSampler.EpochOrder(count, config.Seed, int.MaxValue);
         var idx = Enumerable.Range(0, nodes).Select(i => (long)order[i % order.Length]).ToArray();
         engine.Som.SetPrototypes(embeddings.index_select(0, tensor(idx, device: embeddings.device)));
     }
 }
 
-/// <summary>Embeds a dataset in batches, without gradient.</summary>
-public static class Embeddings
+/// <summary>Which training samples SOM pre-training fits.</summary>
+public static class SomFitSet
 {
-    /// <summary>(N, D) embeddings of the first <paramref name="limit"/> samples (all by default). Caller owns the result.</summary>
-    public static Tensor Of(StepEngine engine, IImageDataset data, int batchSize, CancellationToken cancel, int? limit = null)
-    {
-        var count = Math.Min(limit ?? data.Count, data.Count);
-        var buffer = new BatchBuffer(data.Shape, Math.Min(batchSize, engine.MaxLocalBatch));
-        var result = empty(new long[] { count, engine.Som.Dim }, device: engine.Device);
-        using var _ = no_grad();
-        for (int start = 0; start < count; start += buffer.Capacity)
-        {
-            cancel.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            var n = Math.Min(buffer.Capacity, count - start);
-            var indices = Enumerable.Range(start, n).ToArray();
-            buffer.Fill(data, indices);
-            result.narrow(0, start, n).copy_(engine.Embed(buffer.FilledPixels, n));
-        }
-        return result;
-    }
+    /// <summary>
+    /// Most training samples whose embeddings the SOM is fitted on: a larger set is represented by a random subset of
+    /// this size (seeded by the run's seed), so pre-training's memory (latent × 4 bytes a sample) and its embedding pass
+    /// stop growing with the dataset. MNIST and Fashion-MNIST (60,000) are fitted whole, as before.
+    /// </summary>
+    public const int MaxSamples = 200_000;
+
+    /// <summary>
+    /// The training samples SOM pre-training fits: all of them, or a seeded random subset of <see cref="MaxSamples"/> of a
+    /// larger set. The smoothed targets (smooth-weight &gt; 0) are one per training sample: they pin it to the whole split.
+    /// A pure function of the config and the dataset, so every replica computes the same set.
+    /// </summary>
+    public static IImageDataset For(DnmConfig config, IImageDataset train) =>
+        config.SmoothWeight <= 0 && train.Count > MaxSamples
+            ? DatasetView.Subset(train, MaxSamples, config.Seed ^ 0x50_4D_53_5F_46_49_54UL, ownsInner: false)
+            : train;
 }

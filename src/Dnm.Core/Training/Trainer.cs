@@ -66,7 +66,7 @@ public sealed class Trainer : IDisposable
                     state = e.State;
                     break;
                 case PretrainSom:
-                    state = Session.PretrainSom(state, cancel);
+                    state = Session.PretrainSom(state, embeddings: null, cancel);
                     if (plan.EvaluatesAfterSomPretraining) Session.Evaluate(state, 0, cancel);
                     break;
                 case PlannedStep p:

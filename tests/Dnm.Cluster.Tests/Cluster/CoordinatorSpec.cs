@@ -525,4 +525,102 @@ public sealed class CoordinatorSpec(ITestOutputHelper output) : TestKit(output: 
         Assert.Contains("worker b", failed.Reason);
         Assert.Contains("no such file: test-images", failed.Reason);
     }
+
+    private static readonly Core.Training.EmbeddingBlocks SomPlan = new(Samples: 8, Dim: 2, BlockSize: 3);
+
+    /// <summary>Sample i's embedding in the embedding specs: (i, -i).</summary>
+    private static float[] Rows(int start, int count) => Enumerable.Range(start, count).SelectMany(i => new[] { (float)i, -i }).ToArray();
+
+    /// <summary>Answers the worker's embedding request (or <paramref name="received"/>) with blocks <paramref name="only"/> of it (all by default).</summary>
+    private static EmbedBlocks Embed(TestProbe worker, IActorRef coordinator, int rank, EmbedBlocks? received = null, int[]? only = null)
+    {
+        var request = received ?? worker.ExpectMsg<EmbedBlocks>();
+        foreach (var block in only ?? request.Blocks)
+        {
+            var (start, n) = request.Plan[block];
+            worker.Send(coordinator, new BlockEmbedded(request.RunId, request.MembershipEpoch, request.Step, rank, block, Core.Training.EmbeddingGather.Encode(Rows(start, n))));
+        }
+        return request;
+    }
+
+    /// <summary>Two workers through autoencoder pre-training (steps 0 and 1), the embedding requests not yet read.</summary>
+    private (IActorRef Coordinator, RunCompletion Completion, ScriptedBackend Backend, TestProbe A, TestProbe B, FormWorld WorldA, FormWorld WorldB) TwoWorkersToSomPretraining()
+    {
+        var backend = new ScriptedBackend { SomEmbedding = SomPlan };
+        var (coordinator, completion) = Start(backend, new CoordinatorSettings { MinWorkers = 2 });
+        var a = Worker(coordinator, "a");
+        var b = Worker(coordinator, "b");
+        var (worldA, worldB) = (Join(a, coordinator), Join(b, coordinator));
+        for (var step = 0; step < 2; step++)
+        {
+            var start = a.ExpectMsg<StartStep>();
+            b.ExpectMsg<StartStep>();
+            Ack(a, coordinator, start, worldA.Rank);
+            Ack(b, coordinator, start, worldB.Rank);
+        }
+        return (coordinator, completion, backend, a, b, worldA, worldB);
+    }
+
+    [Fact]
+    public void Should_have_the_workers_embed_som_pretrainings_samples_and_fit_the_map_on_them_assembled()
+    {
+        var (coordinator, _, backend, a, b, worldA, worldB) = TwoWorkersToSomPretraining();
+        // Every other block to each rank of the world that ran the last step, held at that step.
+        var requestA = Embed(a, coordinator, worldA.Rank);
+        var requestB = Embed(b, coordinator, worldB.Rank);
+        Assert.Equal([worldA.Rank, 2 + worldA.Rank], requestA.Blocks);
+        Assert.Equal([0, 1, 2], requestA.Blocks.Concat(requestB.Blocks).Order());
+        Assert.Equal((SomPlan, 2L), (requestA.Plan, requestA.Step)); // held after global step 2, the last autoencoder step
+        // SOM pre-training then runs on the replica with every sample's row in place, and the joint phase forms a new world.
+        Join(a, coordinator);
+        Assert.True(backend.SomEmbeddings.TryDequeue(out var fitted));
+        Assert.Equal(Rows(0, 8), fitted);
+    }
+
+    [Fact]
+    public void Should_ask_the_next_world_for_the_embedding_blocks_a_lost_worker_did_not_send()
+    {
+        var (coordinator, _, backend, a, b, worldA, worldB) = TwoWorkersToSomPretraining();
+        Embed(a, coordinator, worldA.Rank);
+        var requestB = b.ExpectMsg<EmbedBlocks>();
+        Assert.Equal([1], requestB.Blocks);
+        Sys.Stop(b.Ref); // b dies before it sends its block
+        var alone = Join(a, coordinator);
+        Assert.Equal(1, alone.WorldSize);
+        var missing = Embed(a, coordinator, 0);
+        Assert.Equal([1], missing.Blocks);
+        Join(a, coordinator);
+        Assert.True(backend.SomEmbeddings.TryDequeue(out var fitted));
+        Assert.Equal(Rows(0, 8), fitted);
+    }
+
+    [Fact]
+    public void Should_drop_a_worker_that_sends_an_embedding_block_it_was_not_asked_for_and_fail_on_one_that_cannot_embed()
+    {
+        var (coordinator, completion, _, a, b, worldA, _) = TwoWorkersToSomPretraining();
+        var requestA = a.ExpectMsg<EmbedBlocks>();
+        b.ExpectMsg<EmbedBlocks>();
+        // a sends b's block: dropped, and b alone is asked for every block.
+        Embed(a, coordinator, worldA.Rank, requestA, only: [1]);
+        Assert.Contains("block 1, which it was not asked for", a.ExpectMsg<WorkerDropped>().Reason);
+        var alone = Join(b, coordinator);
+        var again = b.ExpectMsg<EmbedBlocks>();
+        Assert.Equal([0, 1, 2], again.Blocks);
+        // A block of the wrong size is unusable too; here b instead reports that it cannot read its data: the run fails naming it.
+        b.Send(coordinator, new BlocksFailed(again.RunId, again.MembershipEpoch, again.Step, alone.Rank, "shard train-000003.tar: unexpected end of archive"));
+        var failed = b.ExpectMsg<RunFailed>(TimeSpan.FromSeconds(5));
+        Assert.Contains("worker b", failed.Reason);
+        Assert.Contains("could not embed SOM pre-training's samples", failed.Reason);
+        Assert.Contains("train-000003.tar", failed.Reason);
+    }
+
+    [Fact]
+    public void Should_drop_a_worker_whose_embedding_block_has_the_wrong_size()
+    {
+        var (coordinator, _, _, a, b, worldA, _) = TwoWorkersToSomPretraining();
+        var requestA = a.ExpectMsg<EmbedBlocks>();
+        b.ExpectMsg<EmbedBlocks>();
+        a.Send(coordinator, new BlockEmbedded(requestA.RunId, requestA.MembershipEpoch, requestA.Step, worldA.Rank, 0, new byte[5]));
+        Assert.Contains("holds 5 bytes", a.ExpectMsg<WorkerDropped>().Reason);
+    }
 }

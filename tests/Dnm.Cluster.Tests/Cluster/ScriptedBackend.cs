@@ -28,6 +28,10 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     /// <summary>Floats of smoothed targets the replica reports: from its checkpoint (at start) and after SOM pre-training.</summary>
     public int TargetsAtStart { get; init; }
     public int TargetsAfterSom { get; init; }
+    /// <summary>The blocks of SOM pre-training's embeddings the replica asks of the workers (null: it needs none).</summary>
+    public EmbeddingBlocks? SomEmbedding { get; init; }
+    /// <summary>The workers' embeddings SOM pre-training was handed, per call (null: none).</summary>
+    public ConcurrentQueue<float[]?> SomEmbeddings { get; } = new();
     /// <summary>SOM pre-training fails with this message (null: it succeeds).</summary>
     public string? SomFailure { get; init; }
     public ConcurrentDictionary<(long Epoch, long Step), TaskCompletionSource<StepReduced>> Held { get; } = new();
@@ -36,7 +40,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
 
     public Task<ReplicaReady> InitializeAsync(Guid runId) =>
         Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart, Dataset: Dataset,
-            FinalEvaluation: FinalEvaluation));
+            FinalEvaluation: FinalEvaluation, SomEmbedding: SomEmbedding));
 
     public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
     {
@@ -91,9 +95,18 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public Task<EvaluationReport> ReportEvaluationAsync(RunState state, int epoch, Core.Evaluation.EvaluationTally tally, TimeSpan duration) =>
         Task.FromResult(new EvaluationReport(state.Phase, epoch, state.GlobalStep, tally.Quality(true, true, Shape.Pixels), 0, duration));
 
-    public Task<SomPretrained> PretrainSomAsync(RunState state) => SomFailure is { } failure
-        ? Task.FromException<SomPretrained>(new InvalidOperationException(failure)) :
-        Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }, TargetsAfterSom));
+    public Task<SomPretrained> PretrainSomAsync(RunState state, EmbeddingGather? embeddings)
+    {
+        if (embeddings is not null)
+        {
+            using var z = embeddings.ToTensor(TorchSharp.torch.CPU);
+            SomEmbeddings.Enqueue(z.data<float>().ToArray());
+        }
+        else SomEmbeddings.Enqueue(null);
+        return SomFailure is { } failure
+            ? Task.FromException<SomPretrained>(new InvalidOperationException(failure))
+            : Task.FromResult(new SomPretrained(state with { Phase = TrainingPhase.Joint, Epoch = 0, StepInEpoch = 0, PhaseStep = 0 }, TargetsAfterSom));
+    }
 
     /// <summary>The final quality is the merged tally's, so specs see what the workers reported.</summary>
     public Task<RunCompleted> FinishAsync(RunState state, Core.Evaluation.EvaluationTally tally, TimeSpan duration) =>

@@ -18,6 +18,16 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
         public Task<ulong> JoinWorldAsync(FormWorld world) => Task.FromResult(ScriptedBackend.ReplicaChecksum);
         public Task<WorkerStepResult> RunStepAsync(StartStep step) => Task.FromResult(new WorkerStepResult(null, TimeSpan.Zero));
         public Task<byte[]> EvaluateAsync(EvaluateBlocks request) => Task.FromResult(new byte[] { (byte)request.Blocks.Length });
+        /// <summary>Each block's rows are its number, then a failure if a block is negative.</summary>
+        public Task EmbedAsync(EmbedBlocks request, Action<int, byte[]> emit)
+        {
+            foreach (var block in request.Blocks)
+            {
+                if (block < 0) return Task.FromException(new IOException("shard train-000003.tar: unexpected end of archive"));
+                emit(block, EmbeddingGather.Encode(Enumerable.Repeat((float)block, request.Plan.Bytes(block) / sizeof(float)).ToArray()));
+            }
+            return Task.CompletedTask;
+        }
         public void LeaveWorld() => Interlocked.Increment(ref Left);
         public void Dispose() { }
     }
@@ -156,6 +166,36 @@ public sealed class WorkerSpec(ITestOutputHelper output) : TestKit(output: outpu
         Assert.Equal((1L, 5L, 0), (answer.MembershipEpoch, answer.Step, answer.Rank));
         Assert.Equal([(byte)2], answer.Tally); // the fake replica's tally: how many blocks it was given
         coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        rogue.ExpectNoMsg(TimeSpan.FromMilliseconds(10));
+    }
+
+    [Fact]
+    public void Should_send_each_embedding_block_to_its_coordinator_as_this_rank_and_report_a_failure()
+    {
+        var (worker, proxy, _) = Start();
+        var coordinator = Accept(this, worker, proxy);
+        coordinator.Send(worker, new FormWorld(Run, 1, Guid.NewGuid(), 1, 2, "127.0.0.1:1", 0, 0, 10));
+        coordinator.ExpectMsg<WorldJoined>();
+        var plan = new EmbeddingBlocks(Samples: 10, Dim: 2, BlockSize: 4);
+        var rogue = CreateTestProbe("rogue");
+        EventFilter.Warning(contains: "dropped EmbedBlocks").ExpectOne(() => rogue.Send(worker, new EmbedBlocks(Run, 1, 5, plan, [1])));
+        coordinator.Send(worker, new EmbedBlocks(Run, 0, 5, plan, [0])); // an earlier world's request: stale
+        coordinator.Send(worker, new EmbedBlocks(Run, 1, 5, plan, [0, 2]));
+        // One message a block, in order, from the worker actor itself (the coordinator checks the sender of each rank).
+        foreach (var block in new[] { 0, 2 })
+        {
+            var sent = coordinator.ExpectMsg<BlockEmbedded>();
+            Assert.Equal((1L, 5L, 1, block), (sent.MembershipEpoch, sent.Step, sent.Rank, sent.Block));
+            Assert.Equal(worker, coordinator.LastSender);
+            var gather = new EmbeddingGather(plan);
+            gather.Add(block, sent.Embeddings);
+            Assert.True(gather.Done(block));
+        }
+        coordinator.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        coordinator.Send(worker, new EmbedBlocks(Run, 1, 5, plan, [-1]));
+        var failed = coordinator.ExpectMsg<BlocksFailed>();
+        Assert.Equal((1L, 5L, 1), (failed.MembershipEpoch, failed.Step, failed.Rank));
+        Assert.Contains("train-000003.tar", failed.Reason);
         rogue.ExpectNoMsg(TimeSpan.FromMilliseconds(10));
     }
 
