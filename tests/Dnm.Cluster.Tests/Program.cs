@@ -30,7 +30,7 @@ public static class Program
         });
         try
         {
-            var options = NodeEnvironment.Read();
+            var options = TestFaults.Apply(NodeEnvironment.Read());
             var config = NodeEnvironment.ReadConfig();
             var result = await NodeHost.RunAsync(options, config, new ConsoleObserver(), cancel.Token,
                 joined: () => Console.WriteLine("up: this node is Up in the cluster"));
@@ -55,5 +55,33 @@ public static class Program
         public void OnStep(StepReport r) => Console.WriteLine($"step {r.GlobalStep} {r.Phase} loss {r.Loss.Total:F5} at {clock.Elapsed.TotalSeconds:F2}s ({r.Duration.TotalMilliseconds:F1} ms)");
         public void OnMessage(string message) => Console.WriteLine($"info: {message} at {clock.Elapsed.TotalSeconds:F2}s");
         public void OnCheckpoint(string path, long bytes, TimeSpan duration) => Console.WriteLine($"checkpoint: {Path.GetFileName(path)} at {clock.Elapsed.TotalSeconds:F2}s");
+    }
+}
+
+/// <summary>
+/// The test hook of a node process: <see cref="Variable"/> = "nan-at=S" or "delay-at=S,delay=SECONDS" gives the node's
+/// worker those <see cref="WorkerFaults"/>, so the fault specs drive a worker of its own OS process. Test-only: the product
+/// reads no such variable.
+/// </summary>
+internal static class TestFaults
+{
+    public const string Variable = "DNM_TEST_FAULTS";
+
+    public static NodeOptions Apply(NodeOptions options)
+    {
+        if (Environment.GetEnvironmentVariable(Variable) is not { Length: > 0 } text) return options;
+        var faults = new Dnm.Cluster.Workers.WorkerFaults();
+        foreach (var part in text.Split(','))
+        {
+            var (key, value) = (part.Split('=')[0], long.Parse(part.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture));
+            faults = key switch
+            {
+                "nan-at" => faults with { NonFiniteAt = value },
+                "delay-at" => faults with { DelayAt = value },
+                "delay" => faults with { Delay = TimeSpan.FromSeconds(value) },
+                _ => throw new ArgumentException($"{Variable}: unknown fault {key}"),
+            };
+        }
+        return options with { WorkerFaults = new Dictionary<int, Dnm.Cluster.Workers.WorkerFaults> { [0] = faults } };
     }
 }
