@@ -25,8 +25,13 @@
 # Needs root (network and mount namespaces), iproute2 (`ip`), util-linux (unshare, setpriv, findmnt) and a build
 # (`dotnet build -c Release Dnm.sln`).
 # Usage: scripts/rehearse-k8s.sh [--overlay cpu] [--timeout SECONDS] [--keep] [--partition-coordinator SECONDS]
+#                                [--partition-halves SECONDS]
 # --partition-coordinator S: once the run has written its first checkpoint, cut the coordinator's link for S seconds
 # (see "partition" below); the run must still finish, and every worker must have rejoined on its own.
+# --partition-halves S: instead split the pods into two halves that cannot reach each other for S seconds (the first
+# half, with the coordinator, stays on the bridge; the second moves to a bridge of its own): with 1 coordinator and 3
+# workers, a 2|2 partition. The run must still finish, and the nodes of the side the split-brain resolver downed must
+# have rejoined on their own.
 # Exit status 0 when the run finished on every node; non-zero, with the reason and the nodes' logs, otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,13 +40,15 @@ overlay=cpu
 timeout_s=600
 keep=0
 partition_s=0
+partition_mode=coordinator
 while [ $# -gt 0 ]; do
   case "$1" in
     --overlay) overlay=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    --partition-coordinator) partition_s=$2; shift 2 ;;
-    *) echo "usage: $0 [--overlay cpu] [--timeout SECONDS] [--keep]" >&2; exit 2 ;;
+    --partition-coordinator) partition_s=$2; partition_mode=coordinator; shift 2 ;;
+    --partition-halves) partition_s=$2; partition_mode=halves; shift 2 ;;
+    *) echo "usage: $0 [--overlay cpu] [--timeout SECONDS] [--keep] [--partition-coordinator S | --partition-halves S]" >&2; exit 2 ;;
   esac
 done
 
@@ -61,6 +68,8 @@ id=$$
 net=$(( (id % 200) + 20 ))
 prefix=10.231.$net
 bridge=dnmbr$id
+# The second half's bridge while --partition-halves holds.
+bridge2=dnmbq$id
 # Not under /tmp: every node gets its own /tmp. Readable by the nodes' user.
 work=$(mktemp -d /var/tmp/dnm-rehearse.XXXXXX)
 chmod 755 "$work"
@@ -79,6 +88,7 @@ cleanup() {
     rm -rf "/etc/netns/$ns"
   done
   ip link delete "$bridge" 2>/dev/null
+  ip link delete "$bridge2" 2>/dev/null
   if [ "$keep" = 1 ]; then echo "rehearse-k8s: kept $work"; else rm -rf "$work"; fi
   exit "$rc"
 }
@@ -157,11 +167,15 @@ data_var=$(grep -E '^DNM_DATA=' "$work/manifests/dnm-coordinator.env" | head -n 
 [ -n "$data_var" ] || die "the coordinator's manifest sets no DNM_DATA"
 [ -f "$root$config_var" ] || die "DNM_CONFIG=$config_var is not where the manifests mount the run config"
 out=/runs/rehearsal
+# A 2|2 partition leaves the run to one half for its length and the resolver's decision: the run goes on long enough
+# after it for the downed half to rejoin and train again.
+joint_epochs=2
+[ "$partition_mode" = halves ] && [ "$partition_s" -gt 0 ] && joint_epochs=30
 cat > "$root$config_var" <<EOF
 {
   "dataset": "idx:$root$data_var/blobs-images.idx,$root$data_var/blobs-labels.idx",
   "channels": [4, 4, 2], "kernel": 3, "latent": 8, "map": "3x3",
-  "batch-size": 24, "pretrain-epochs": 2, "epochs": 2, "som-iterations": 10,
+  "batch-size": 24, "pretrain-epochs": 2, "epochs": $joint_epochs, "som-iterations": 10,
   "checkpoint-every": 16, "threads": 1, "device": "cpu",
   "out": "$root$out"
 }
@@ -295,9 +309,20 @@ if [ "$partition_s" -gt 0 ]; then
     mport=$(grep -E '^DNM_METRICS_PORT=' "$work/manifests/dnm-coordinator.env" | cut -d= -f2)
     until [ "$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' _ "${ip_of[dnm-coordinator-0]}" "$mport" 2>/dev/null \
                 | awk '/^dnm_train_steps_total/ {print int($2)}' | head -n 1)" -ge 18 ] 2>/dev/null; do sleep 0.5; done
-    ip link set "$link" down && echo "partition: cut dnm-coordinator-0's link ($link) for ${partition_s}s at $(date +%T)"
-    sleep "$partition_s"
-    ip link set "$link" up && echo "partition: healed at $(date +%T)"
+    if [ "$partition_mode" = coordinator ]; then
+      ip link set "$link" down && echo "partition: cut dnm-coordinator-0's link ($link) for ${partition_s}s at $(date +%T)"
+      sleep "$partition_s"
+      ip link set "$link" up && echo "partition: healed at $(date +%T)"
+    else
+      # Two halves: the second half's veths move to a bridge of their own, so each half still reaches its own nodes.
+      half=$(( (${#pods[@]} + 1) / 2 ))
+      ip link add "$bridge2" type bridge && ip link set "$bridge2" up
+      for k in $(seq "$half" $(( ${#pods[@]} - 1 ))); do ip link set "dv$id-$k" master "$bridge2"; done
+      echo "partition: split ${pods[*]:0:$half} | ${pods[*]:$half} for ${partition_s}s at $(date +%T)"
+      sleep "$partition_s"
+      for k in $(seq "$half" $(( ${#pods[@]} - 1 ))); do ip link set "dv$id-$k" master "$bridge"; done
+      echo "partition: healed at $(date +%T)"
+    fi
   ) > "$partition_log" 2>&1 &
   pids+=($!)
 fi
@@ -337,13 +362,37 @@ if [ "$rc" != 0 ]; then
   for pod in "${pods[@]}"; do echo "--- $pod.log"; tail -n 30 "$work/$pod.log"; done
   die "$coordinator exited with status $rc"
 fi
-# The workers end when the run does.
+# The workers end when the run does. A worker that was not in the cluster when the run ended (one the split-brain
+# resolver downed, still rejoining) never hears of the end: on Kubernetes the worker Job's successPolicy
+# (succeededCount 1) completes the Job once another worker exited 0, and the Job controller stops the rest with
+# SIGTERM. So here: such a worker gets SIGTERM once a worker has succeeded, and must exit within the pods'
+# terminationGracePeriodSeconds with 0 or the manifests' stop-exit-code (which the podFailurePolicy ignores).
+stop_code=$(grep -E '^DNM_STOP_EXIT_CODE=' "$work/manifests/dnm-worker.env" | cut -d= -f2)
+stop_code=${stop_code:-0}
+grace=$(cat "$work/manifests/dnm-worker.grace" 2>/dev/null || echo 60)
+succeeded=0
+stopped_by_job=()
+declare -A worker_rc
 for pod in "${pods[@]}"; do
   if [ "$pod" = "$coordinator" ]; then continue; fi
   for _ in $(seq 1 60); do kill -0 "${pid_of[$pod]}" 2>/dev/null || break; sleep 1; done
-  if kill -0 "${pid_of[$pod]}" 2>/dev/null; then tail -n 20 "$work/$pod.log"; die "$pod did not exit within 60s of the run's end"; fi
+  if kill -0 "${pid_of[$pod]}" 2>/dev/null; then continue; fi
   wait "${pid_of[$pod]}" && rc=0 || rc=$?
+  worker_rc[$pod]=$rc
   [ "$rc" = 0 ] || { tail -n 40 "$work/$pod.log"; die "$pod exited with status $rc"; }
+  succeeded=$((succeeded + 1))
+done
+for pod in "${pods[@]}"; do
+  if [ "$pod" = "$coordinator" ] || [ -n "${worker_rc[$pod]:-}" ]; then continue; fi
+  [ "$succeeded" -gt 0 ] || { tail -n 20 "$work/$pod.log"; die "$pod did not exit within 60s of the run's end, and no worker succeeded"; }
+  say "$pod is still running 60s after the run's end; the worker Job has succeeded, so it is stopped (SIGTERM) as Kubernetes would"
+  kill -TERM "${pid_of[$pod]}"
+  for _ in $(seq 1 "$grace"); do kill -0 "${pid_of[$pod]}" 2>/dev/null || break; sleep 1; done
+  if kill -0 "${pid_of[$pod]}" 2>/dev/null; then tail -n 20 "$work/$pod.log"; die "$pod did not exit within ${grace}s of SIGTERM"; fi
+  wait "${pid_of[$pod]}" && rc=0 || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = "$stop_code" ] || { tail -n 40 "$work/$pod.log"; die "$pod exited with status $rc after SIGTERM (expected 0 or $stop_code)"; }
+  worker_rc[$pod]=$rc
+  stopped_by_job+=("$pod")
 done
 
 # --- what a finished run looks like ---
@@ -357,9 +406,11 @@ done
 grep -Eq "membership epoch [0-9]+: $workers worker\(s\)" "$log" || die "the coordinator never formed a world of all $workers workers"
 total=$(grep -oE 'run finished: [0-9]+ steps' "$log" | grep -oE '[0-9]+' | head -n 1)
 for pod in "${pods[@]}"; do
-  if [ "$pod" = "$coordinator" ]; then continue; fi
+  if [ "$pod" = "$coordinator" ] || [[ " ${stopped_by_job[*]} " == *" $pod "* ]]; then continue; fi
   grep -q "run finished at global step $total" "$work/$pod.log" || { tail -n 20 "$work/$pod.log"; die "$pod did not finish at global step $total"; }
 done
+# Only a partition may leave a worker outside the cluster at the end.
+[ "${#stopped_by_job[@]}" = 0 ] || [ "$partition_s" -gt 0 ] || die "worker(s) ${stopped_by_job[*]} never heard of the run's end"
 for pod in "${pods[@]}"; do
   [ -n "${healthy[$pod]:-}" ] || die "$pod never answered /healthz with 200 on port $metrics_port"
   [ -n "${ready[$pod]:-}" ] || die "$pod never answered /readyz with 200 on port $metrics_port"
@@ -368,15 +419,32 @@ done
 if [ "$partition_s" -gt 0 ]; then
   grep -q "partition: healed" "$partition_log" || die "the partition never happened or never healed: $(cat "$partition_log")"
   cat "$partition_log"
-  for pod in "${pods[@]}"; do
-    [ "$pod" = "$coordinator" ] && continue
-    grep -q "rejoining: " "$work/$pod.log" || die "$pod never rejoined after the partition"
-  done
-  say "partition: every worker rejoined; the coordinator: $(grep -cE 'rejoining: ' "$log") rejoin(s), $(grep -oE 'resumed from [^ ]+' "$log" | tail -n 1)"
+  if [ "$partition_mode" = coordinator ]; then
+    for pod in "${pods[@]}"; do
+      [ "$pod" = "$coordinator" ] && continue
+      grep -q "rejoining: " "$work/$pod.log" || die "$pod never rejoined after the partition"
+    done
+    say "partition: every worker rejoined; the coordinator: $(grep -cE 'rejoining: ' "$log") rejoin(s), $(grep -oE 'resumed from [^ ]+' "$log" | tail -n 1)"
+  else
+    # The resolver downs one half: every node of that half rejoins with a fresh actor system; the other half's stay.
+    half=$(( (${#pods[@]} + 1) / 2 ))
+    rejoined_first=(); rejoined_second=()
+    for k in "${!pods[@]}"; do
+      grep -q "rejoining: " "$work/${pods[$k]}.log" || continue
+      if [ "$k" -lt "$half" ]; then rejoined_first+=("${pods[$k]}"); else rejoined_second+=("${pods[$k]}"); fi
+    done
+    if [ "${#rejoined_first[@]}" = "$half" ]; then side="${pods[*]:0:$half}"
+    elif [ "${#rejoined_second[@]}" = $(( ${#pods[@]} - half )) ]; then side="${pods[*]:$half}"
+    else die "after the 2|2 partition no half rejoined whole: rejoined ${rejoined_first[*]} ${rejoined_second[*]}"; fi
+    # Back in the run, not only trying: each trained on to the run's last step (checked above), none had to be stopped.
+    [ "${#stopped_by_job[@]}" = 0 ] || die "after the 2|2 partition ${stopped_by_job[*]} never got back into the run before it ended"
+    say "partition: the downed half ($side) rejoined on its own and trained to the end; the coordinator $(grep -oE 'resumed from [^ ]+' "$log" | tail -n 1 || echo 'kept running')"
+  fi
 fi
 say "final metrics: $(tr -d '\n ' < "$run_dir/final-metrics.json")"
 # The files the nodes wrote are the nodes' user's: they ran as it, not as root.
 owner=$(stat -c %u:%g "$run_dir/final-metrics.json")
 expected=$(grep -E '^runAsUser=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2):$(grep -E '^runAsGroup=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)
 [ "$owner" = "$expected" ] || die "the run directory's files belong to $owner, not to the manifests' user $expected"
-say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps; every node exited 0 (both Jobs complete), running as $expected without capabilities, root file system read-only: $(grep -E '^readOnlyRootFilesystem=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)"
+[ "${#stopped_by_job[@]}" = 0 ] || say "stopped by the worker Job's success policy after the run's end: ${stopped_by_job[*]} (exit status $(for p in "${stopped_by_job[@]}"; do printf '%s ' "${worker_rc[$p]}"; done| xargs))"
+say "OK: ${#pods[@]} nodes (1 coordinator, $workers workers) in their own network namespaces trained $total steps; every node healthy and ready; coordinator /metrics showed $steps_seen steps; every node exited 0 or was stopped as the Job would stop it (both Jobs complete), running as $expected without capabilities, root file system read-only: $(grep -E '^readOnlyRootFilesystem=' "$work/manifests/dnm-coordinator.security" | cut -d= -f2)"

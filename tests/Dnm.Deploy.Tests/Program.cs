@@ -7,7 +7,7 @@ namespace Dnm.Deploy.Tests;
 /// `dotnet Dnm.Deploy.Tests.dll render-env &lt;overlay&gt; &lt;dir&gt;`: what scripts/rehearse-k8s.sh needs from the rendered
 /// manifests, so that it starts the same topology with the same environment and file system. For each Job it writes
 /// &lt;name&gt;.completions (its pods, indexes 0..n-1), &lt;name&gt;.subdomain (the headless Service its pods are named under,
-/// empty for none), &lt;name&gt;.args (one argument a line), &lt;name&gt;.env (NAME=VALUE lines of the `dnm` container, in order;
+/// empty for none), &lt;name&gt;.grace (its pods' terminationGracePeriodSeconds, Kubernetes' 30 when unset), &lt;name&gt;.args (one argument a line), &lt;name&gt;.env (NAME=VALUE lines of the `dnm` container, in order;
 /// downward-API variables as NAME=@fieldRef:&lt;path&gt;), &lt;name&gt;.mounts (the `dnm` container's volume mounts, one
 /// "&lt;mountPath&gt; &lt;emptyDir|persistentVolumeClaim|configMap|secret|other&gt; &lt;ro|rw&gt;" a line) and &lt;name&gt;.security (the
 /// effective user, group and root file system: "runAsUser=N", "runAsGroup=N", "readOnlyRootFilesystem=true|false"), and
@@ -33,6 +33,7 @@ public static class Program
                 var c = Manifests.Dnm(job);
                 File.WriteAllText(Path.Combine(dir, name + ".completions"), $"{job.Spec.Completions ?? 1}\n");
                 File.WriteAllText(Path.Combine(dir, name + ".subdomain"), $"{pod.Subdomain}\n");
+                File.WriteAllText(Path.Combine(dir, name + ".grace"), $"{pod.TerminationGracePeriodSeconds ?? 30}\n");
                 File.WriteAllLines(Path.Combine(dir, name + ".args"), c.Args ?? []);
                 File.WriteAllLines(Path.Combine(dir, name + ".env"), (c.Env ?? []).Select(e =>
                     $"{e.Name}={(e.ValueFrom?.FieldRef is { } f ? "@fieldRef:" + f.FieldPath : e.Value)}"));

@@ -40,6 +40,19 @@ public sealed class ScriptSpec
     }
 
     [NeedsNetworkNamespacesFact]
+    public void Rehearsal_should_finish_after_a_2_2_partition_of_30_seconds()
+    {
+        // {coordinator, worker 0} | {worker 1, worker 2}: the split-brain resolver downs one half, whose nodes rejoin with
+        // fresh actor systems (and the coordinator resumes from its newest checkpoint if it was on the downed side).
+        var (code, output) = Run(Repo.Path("scripts", "rehearse-k8s.sh"), TimeSpan.FromMinutes(12), ["--partition-halves", "30"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("partition: split dnm-coordinator-0 dnm-worker-0 | dnm-worker-1 dnm-worker-2 for 30s", output);
+        Assert.Contains("partition: healed", output);
+        Assert.Matches(@"partition: the downed half \((dnm-coordinator-0 dnm-worker-0|dnm-worker-1 dnm-worker-2)\) rejoined on its own and trained to the end", output);
+        Assert.Matches(@"OK: 4 nodes \(1 coordinator, 3 workers\) in their own network namespaces trained \d+ steps", output);
+    }
+
+    [NeedsNetworkNamespacesFact]
     public void Rehearsal_should_fail_loudly_when_a_node_fails()
     {
         using var dir = new TempDirectory();
