@@ -5,6 +5,8 @@
 # Usage: scripts/bench-quality.sh [--defaults] [extra dnm train flags...]
 #   --defaults: the defaults of `dnm train` (the paper's conv model) instead of the preset
 #   extra flags override the preset, e.g. --epochs 4 for a quicker look
+# Named suites (mean ± std over seeds, with the targets): scripts/bench-quality.sh --suite NAME [extra dnm train flags...]
+#   NAME: mnist-8x8, fashion-8x8, mnist-20x30, coil20-8x8, coil20-20x30 (see scripts/bench-quality-suite.sh)
 # Semi-supervised suite: scripts/bench-quality.sh --semi-supervised [extra dnm train flags...]
 #   For each dataset of $DATASETS (default "mnist fashion-mnist") and labelled fraction of $FRACTIONS (default
 #   "0.01 0.1 1"), trains the preset at 8x8 semi-supervised (--labelled-fraction F) and the same map unsupervised
@@ -16,6 +18,10 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = --semi-supervised ]; then
   shift
   exec scripts/bench-semi-supervised.sh "$@"
+fi
+if [ "${1:-}" = --suite ]; then
+  shift
+  exec scripts/bench-quality-suite.sh "$@"
 fi
 preset=(--config configs/mnist-mlp.json)
 described="the preset \`configs/mnist-mlp.json\` and the defaults of \`dnm train\` otherwise"
