@@ -22,15 +22,9 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
         using var dir = new TempDir();
         // 72 samples, batch 12: 6 steps an epoch, 30 steps in all. The third checkpoint is step 14's, in the joint phase
         // (after step 7's and the end of SOM pre-training at step 12): the stop comes after it.
-        var dataset = TinyRun.WriteDataset(dir.Path);
-        var single = TinyRun.Config(dataset, dir.Sub("single"));
-        var reference = TinyRun.TrainSingleProcess(single);
-        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
-        var configFile = dir.Sub("run.json");
-        File.WriteAllText(configFile, config.ToJson());
-        var port = TestPorts.Next();
-        var seeds = $"127.0.0.1:{port}";
-        var coordinatorEnv = NodeProcess.Env("coordinator", port, seeds, (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2"));
+        var run = TinyRun.ForProcesses(dir);
+        var (config, seeds) = (run.Config, run.Seeds);
+        var coordinatorEnv = NodeProcess.Env("coordinator", run.Port, seeds, (NodeEnvironment.Config, run.ConfigFile), (NodeEnvironment.MinWorkers, "2"));
         var first = NodeProcess.Start("coordinator", coordinatorEnv, output);
         var workers = Enumerable.Range(0, 2).Select(i => NodeProcess.Start($"worker{i}", NodeProcess.Env("worker", 0, seeds), output)).ToList();
         NodeProcess? second = null;
@@ -68,10 +62,8 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
             // The workers came back on their own: each left its orphaned cluster and joined the restarted coordinator's.
             foreach (var worker in workers)
                 Assert.Contains(worker.Lines, l => l.StartsWith("info: rejoining: ", StringComparison.Ordinal));
-            var final = TinyRun.Final(config);
-            Assert.Equal(reference.State.GlobalStep, final.State.GlobalStep);
-            TinyRun.AssertBitwiseEqual(final, reference, output, $"after the coordinator was stopped with {signal} and started again");
-            Assert.Equal(File.ReadAllText(Path.Combine(single.Out, "final-metrics.json")), File.ReadAllText(Path.Combine(config.Out, "final-metrics.json")));
+            Assert.Equal(run.Reference.State.GlobalStep, TinyRun.Final(config).State.GlobalStep);
+            run.AssertEndsAsTheSingleProcess(output, $"after the coordinator was stopped with {signal} and started again");
         }
         finally
         {
@@ -85,16 +77,10 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
     public async Task Should_let_a_worker_stopped_by_SIGTERM_leave_cleanly_and_the_run_finish_without_it()
     {
         using var dir = new TempDir();
-        var dataset = TinyRun.WriteDataset(dir.Path);
-        var single = TinyRun.Config(dataset, dir.Sub("single"));
-        var reference = TinyRun.TrainSingleProcess(single);
-        var config = single with { Out = dir.Sub("cluster") };
-        var configFile = dir.Sub("run.json");
-        File.WriteAllText(configFile, config.ToJson());
-        var port = TestPorts.Next();
-        var seeds = $"127.0.0.1:{port}";
-        using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
-            (NodeEnvironment.Config, configFile), (NodeEnvironment.MinWorkers, "2")), output);
+        var run = TinyRun.ForProcesses(dir);
+        var seeds = run.Seeds;
+        using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", run.Port, seeds,
+            (NodeEnvironment.Config, run.ConfigFile), (NodeEnvironment.MinWorkers, "2")), output);
         using var stays = NodeProcess.Start("worker0", NodeProcess.Env("worker", 0, seeds), output);
         using var leaves = NodeProcess.Start("worker1", NodeProcess.Env("worker", 0, seeds), output);
         await coordinator.WaitForLineAsync(l => l.StartsWith("step 3 ", StringComparison.Ordinal), RunTimeout);
@@ -104,6 +90,6 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
         Assert.Equal(0, await coordinator.WaitForExitAsync(RunTimeout));
         Assert.Equal(0, await stays.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains(coordinator.Lines, l => l.Contains("/w0 left: ", StringComparison.Ordinal));
-        TinyRun.AssertBitwiseEqual(TinyRun.Final(config), reference, output, "after a worker left on SIGTERM");
+        run.AssertEndsAsTheSingleProcess(output, "after a worker left on SIGTERM");
     }
 }

@@ -105,6 +105,32 @@ internal static class TinyRun
     }
 
     /// <summary>The final checkpoint a run with <paramref name="config"/> wrote.</summary>
+    /// <summary>
+    /// A tiny run for node processes: trained once in this process (<paramref name="Reference"/>, in single/), and its
+    /// config for the cluster (out: cluster/) written to <paramref name="ConfigFile"/>, with the coordinator's port and seeds.
+    /// </summary>
+    public sealed record ProcessRun(DnmConfig Single, Checkpoint Reference, DnmConfig Config, string ConfigFile, int Port, string Seeds)
+    {
+        /// <summary>Every process ended where the single process ended: the final checkpoint's tensors and final-metrics.json.</summary>
+        public void AssertEndsAsTheSingleProcess(ITestOutputHelper output, string what)
+        {
+            AssertBitwiseEqual(Final(Config), Reference, output, what);
+            Assert.Equal(File.ReadAllText(Path.Combine(Single.Out, "final-metrics.json")), File.ReadAllText(Path.Combine(Config.Out, "final-metrics.json")));
+        }
+    }
+
+    public static ProcessRun ForProcesses(TempDir dir)
+    {
+        var dataset = WriteDataset(dir.Path);
+        var single = Config(dataset, dir.Sub("single"));
+        var reference = TrainSingleProcess(single);
+        var config = single with { Out = dir.Sub("cluster") };
+        var configFile = dir.Sub("run.json");
+        File.WriteAllText(configFile, config.ToJson());
+        var port = Dnm.Tests.Shared.TestPorts.Next();
+        return new ProcessRun(single, reference, config, configFile, port, $"127.0.0.1:{port}");
+    }
+
     public static Checkpoint Final(DnmConfig config) => Checkpoint.Load(Path.Combine(config.Out, "checkpoints", "final.ckpt"));
 
     /// <summary>Largest relative difference of θ, φ and W between two checkpoints, without asserting.</summary>
