@@ -78,8 +78,9 @@ public sealed record DnmConfig
     /// training set of fewer than 64·256 samples the size <see cref="BatchSizeFor"/> gives it, once the run knows the set
     /// (<see cref="ForTrainingSet"/>); the run's config.json and checkpoints then hold the number.
     /// </summary>
-    public int BatchSize { get => batchSize ?? DefaultBatchSize; init => batchSize = value; }
-    private readonly int? batchSize;
+    [JsonIgnore] public int BatchSize { get => BatchSizeSetting ?? DefaultBatchSize; init => BatchSizeSetting = value; }
+    /// <summary>The batch-size key as given; null (the default): fitted to the training set. <see cref="BatchSize"/> is the value.</summary>
+    [JsonPropertyName("batch-size")] public int? BatchSizeSetting { get; init; }
     /// <summary>
     /// Most samples in one micro-batch, the unit of work whose result does not depend on where it runs (0: automatic, at
     /// most 64; see <see cref="Training.MicroBatches"/>). A batch is cut into a power of two of them and ranks take whole
@@ -138,8 +139,9 @@ public sealed record DnmConfig
     /// The schedule's decay constant. Unset: <see cref="SomIterations"/> / 5, so that σ and η decay over SOM pre-training
     /// whatever its length (2000 for the paper's 10,000 iterations); 2000 when there is no SOM pre-training.
     /// </summary>
-    public double Alpha { get => alpha ?? (SomIterations > 0 ? SomIterations / 5.0 : PaperAlpha); init => alpha = value; }
-    private readonly double? alpha;
+    [JsonIgnore] public double Alpha { get => AlphaSetting ?? (SomIterations > 0 ? SomIterations / 5.0 : PaperAlpha); init => AlphaSetting = value; }
+    /// <summary>The alpha key as given; null (the default): som-iterations / 5. <see cref="Alpha"/> is the value.</summary>
+    [JsonPropertyName("alpha")] public double? AlphaSetting { get; init; }
     private const double PaperAlpha = 2000;
     /// <summary>Initial neighbourhood width in lattice units. Null: max(R, C) / 3 (10 for the paper's 20x30).</summary>
     public double? Sigma0 { get; init; }
@@ -203,7 +205,7 @@ public sealed record DnmConfig
     public const int MinDefaultBatchSize = 32;
 
     /// <summary>Whether a flag, a config file or a checkpoint gave the batch size (otherwise it follows the training set).</summary>
-    [JsonIgnore] public bool BatchSizeChosen => batchSize is not null;
+    [JsonIgnore] public bool BatchSizeChosen => BatchSizeSetting is not null;
 
     /// <summary>
     /// The default batch for <paramref name="samples"/> training samples: 256, halved while an epoch would have fewer than
