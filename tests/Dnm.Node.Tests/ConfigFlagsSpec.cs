@@ -88,13 +88,17 @@ public sealed class ConfigFlagsSpec
     }
 
     /// <summary>Every float key of the config (double or double?), by its flag name.</summary>
+    /// <summary>A property's config key: its JSON name (batch-size and alpha name the nullable settings behind their values).</summary>
+    private static string KeyOf(PropertyInfo p) =>
+        p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.KebabCaseLower.ConvertName(p.Name);
+
     public static TheoryData<string, string> FloatKeysWithNonFiniteValues()
     {
         var data = new TheoryData<string, string>();
         foreach (var p in typeof(DnmConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance))
             if (p.GetCustomAttribute<JsonIgnoreAttribute>() is null && p.CanWrite && (p.PropertyType == typeof(double) || p.PropertyType == typeof(double?)))
                 foreach (var value in new[] { "NaN", "Infinity", "-Infinity" })
-                    data.Add(JsonNamingPolicy.KebabCaseLower.ConvertName(p.Name), value);
+                    data.Add(KeyOf(p), value);
         return data;
     }
 
@@ -138,7 +142,7 @@ public sealed class ConfigFlagsSpec
     {
         var keys = typeof(DnmConfig).GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.GetCustomAttribute<JsonIgnoreAttribute>() is null && p.CanWrite)
-            .Select(p => JsonNamingPolicy.KebabCaseLower.ConvertName(p.Name))
+            .Select(KeyOf)
             .Order(StringComparer.Ordinal);
         Assert.Equal(keys, new ConfigFlags().Keys.Order(StringComparer.Ordinal));
     }

@@ -81,6 +81,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var config = RunSession.Merge(requested, checkpoint).Validated();
         if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
         train = TrainingRun.OpenTrain(config, null);
+        // Before anything uses it: the config the workers receive, the plan and the checkpoints hold the fitted batch size.
+        config = TrainingRun.SizedFor(config, train.Count, observer.OnMessage);
         EvaluationSplit split;
         (test, split) = TrainingRun.OpenEvaluation(config, null);
         if (train.Count < config.BatchSize)

@@ -73,8 +73,14 @@ public sealed record DnmConfig
     public int PretrainEpochs { get; init; } = 5;
     /// <summary>SOM pre-training iterations on the pre-trained embeddings (the paper: 10 000).</summary>
     public int SomIterations { get; init; } = 10_000;
-    /// <summary>Global batch size (summed over all workers).</summary>
-    public int BatchSize { get; init; } = 256;
+    /// <summary>
+    /// Global batch size (summed over all workers). Unset (no flag, config key or checkpoint gives it): 256, or for a
+    /// training set of fewer than 64·256 samples the size <see cref="BatchSizeFor"/> gives it, once the run knows the set
+    /// (<see cref="ForTrainingSet"/>); the run's config.json and checkpoints then hold the number.
+    /// </summary>
+    [JsonIgnore] public int BatchSize { get => BatchSizeSetting ?? DefaultBatchSize; init => BatchSizeSetting = value; }
+    /// <summary>The batch-size key as given; null (the default): fitted to the training set. <see cref="BatchSize"/> is the value.</summary>
+    [JsonPropertyName("batch-size")] public int? BatchSizeSetting { get; init; }
     /// <summary>
     /// Most samples in one micro-batch, the unit of work whose result does not depend on where it runs (0: automatic, at
     /// most 64; see <see cref="Training.MicroBatches"/>). A batch is cut into a power of two of them and ranks take whole
@@ -82,6 +88,13 @@ public sealed record DnmConfig
     /// </summary>
     public int MicroBatch { get; init; }
     public double LearningRate { get; init; } = 1e-3;
+    /// <summary>
+    /// Adam's learning rate rises linearly from 0 to <see cref="LearningRate"/> over this many first steps (0: full rate
+    /// from the first). Adam's first steps move every weight by about the full rate whatever its gradient, which in the
+    /// wide dense layers around z shifts the whole latent space at once and can hold the autoencoder on its "mean image"
+    /// plateau for hundreds of steps (docs/algorithm.md, "Short runs").
+    /// </summary>
+    public int WarmupSteps { get; init; } = 100;
     /// <summary>Weight γ of the reconstruction term γ‖X − X̂‖² (squared error summed over a sample's pixels, averaged over the batch).</summary>
     public double Gamma { get; init; } = 1.0;
     /// <summary>Weight of the L2 penalty on the encoder weights θ.</summary>
@@ -122,7 +135,14 @@ public sealed record DnmConfig
     [JsonIgnore] public bool SemiSupervised => LabelledFraction is not null || Labelled is not null;
 
     // ---- SOM schedule: sigma(n) = max(sigma0 exp(-n/alpha), sigma-floor), eta(n) = eta0 exp(-n/alpha) ----
-    public double Alpha { get; init; } = 2000;
+    /// <summary>
+    /// The schedule's decay constant. Unset: <see cref="SomIterations"/> / 5, so that σ and η decay over SOM pre-training
+    /// whatever its length (2000 for the paper's 10,000 iterations); 2000 when there is no SOM pre-training.
+    /// </summary>
+    [JsonIgnore] public double Alpha { get => AlphaSetting ?? (SomIterations > 0 ? SomIterations / 5.0 : PaperAlpha); init => AlphaSetting = value; }
+    /// <summary>The alpha key as given; null (the default): som-iterations / 5. <see cref="Alpha"/> is the value.</summary>
+    [JsonPropertyName("alpha")] public double? AlphaSetting { get; init; }
+    private const double PaperAlpha = 2000;
     /// <summary>Initial neighbourhood width in lattice units. Null: max(R, C) / 3 (10 for the paper's 20x30).</summary>
     public double? Sigma0 { get; init; }
     public double Eta0 { get; init; } = 0.3;
@@ -176,6 +196,35 @@ public sealed record DnmConfig
     /// <summary>The run's first prototypes come from <see cref="InitFrom"/> rather than from the data.</summary>
     [JsonIgnore] public bool InitsPrototypes => InitFrom is not null && InitParts is InitParts.Prototypes or InitParts.Both;
     [JsonIgnore] public double Sigma0Resolved => Sigma0 ?? Math.Max(MapRows, MapCols) / 3.0;
+
+    /// <summary>The batch size of a run whose config does not choose one: 256, the paper's model's throughput sweet spot on a CPU.</summary>
+    public const int DefaultBatchSize = 256;
+    /// <summary>A small training set's default batch gives an epoch at least this many steps (<see cref="BatchSizeFor"/>).</summary>
+    public const int MinStepsPerEpoch = 64;
+    /// <summary>The smallest batch <see cref="BatchSizeFor"/> picks: below it the soft counts f of one batch get noisy.</summary>
+    public const int MinDefaultBatchSize = 32;
+
+    /// <summary>Whether a flag, a config file or a checkpoint gave the batch size (otherwise it follows the training set).</summary>
+    [JsonIgnore] public bool BatchSizeChosen => BatchSizeSetting is not null;
+
+    /// <summary>
+    /// The default batch for <paramref name="samples"/> training samples: 256, halved while an epoch would have fewer than
+    /// <see cref="MinStepsPerEpoch"/> steps, down to <see cref="MinDefaultBatchSize"/>. A small set's epoch at 256 is a
+    /// handful of Adam steps (4,000 samples: 16), too few for the autoencoder to learn anything before the SOM is
+    /// fitted; the same samples in batches of 32 are 125 steps. 16,384 samples and more keep 256.
+    /// </summary>
+    public static int BatchSizeFor(int samples)
+    {
+        var b = DefaultBatchSize;
+        while (b > MinDefaultBatchSize && (long)b * MinStepsPerEpoch > samples) b /= 2;
+        return b;
+    }
+
+    /// <summary>
+    /// This config for a training set of <paramref name="samples"/>: an unchosen batch size becomes <see cref="BatchSizeFor"/>
+    /// the set (and chosen from then on: it is what config.json, checkpoints and a cluster's workers see).
+    /// </summary>
+    public DnmConfig ForTrainingSet(int samples) => BatchSizeChosen ? this : this with { BatchSize = BatchSizeFor(samples) };
 
     public static (int Rows, int Cols) ParseMap(string map)
     {
@@ -247,6 +296,7 @@ public sealed record DnmConfig
         Whole(p, "pretrain-epochs", PretrainEpochs, 0, int.MaxValue);
         Whole(p, "som-iterations", SomIterations, 0, int.MaxValue);
         Whole(p, "batch-size", BatchSize, 1, Limits.BatchSize);
+        Whole(p, "warmup-steps", WarmupSteps, 0, int.MaxValue);
         if (MicroBatch < 0) p.Add($"micro-batch must be >= 0 (0: automatic), got {MicroBatch}");
         if (Limit is <= 0) p.Add($"limit must be positive, got {Limit}");
         Number(p, "learning-rate", LearningRate, LearningRate > 0, "a positive number");

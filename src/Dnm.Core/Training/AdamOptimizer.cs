@@ -17,10 +17,12 @@ public sealed class AdamOptimizer : IDisposable
     private readonly Tensor[] v;
     private readonly double beta1, beta2, eps;
 
-    public AdamOptimizer(IEnumerable<Parameter> parameters, double learningRate, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
+    public AdamOptimizer(IEnumerable<Parameter> parameters, double learningRate, int warmupSteps = 0, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8)
     {
         this.parameters = parameters.ToArray();
         LearningRate = learningRate;
+        WarmupSteps = warmupSteps;
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
@@ -29,6 +31,15 @@ public sealed class AdamOptimizer : IDisposable
     }
 
     public double LearningRate { get; }
+
+    /// <summary>The learning rate rises linearly over this many first updates (0: none); see <see cref="RateAt"/>.</summary>
+    public int WarmupSteps { get; }
+
+    /// <summary>
+    /// The learning rate of update <paramref name="t"/> (1-based): <see cref="LearningRate"/>·min(1, t/<see cref="WarmupSteps"/>).
+    /// A function of t alone, which a checkpoint and every replica share.
+    /// </summary>
+    public double RateAt(long t) => WarmupSteps > 0 && t < WarmupSteps ? LearningRate * t / WarmupSteps : LearningRate;
 
     /// <summary>Number of updates applied so far (t in the paper).</summary>
     public long Steps { get; set; }
@@ -44,7 +55,7 @@ public sealed class AdamOptimizer : IDisposable
         Steps++;
         var bc1 = 1 - Math.Pow(beta1, Steps);
         var bc2 = 1 - Math.Pow(beta2, Steps);
-        var stepSize = LearningRate / bc1;
+        var stepSize = RateAt(Steps) / bc1;
         var bc2Sqrt = Math.Sqrt(bc2);
         using var b1 = TorchScalars.Of(beta1);
         using var b2 = TorchScalars.Of(beta2);
@@ -86,7 +97,7 @@ public sealed class AdamOptimizer : IDisposable
         var oneMinusB2 = (float)(1 - beta2);
         var sqrtBc2 = (float)Math.Sqrt(bc2);
         var epsilon = (float)eps;
-        var stepSize = (float)(LearningRate / bc1);
+        var stepSize = (float)(RateAt(Steps) / bc1);
         var twoBeta = (float)(2 * beta);
         var items = new List<(int Parameter, int Start, int Length, long Offset)>();
         long offset = 0;

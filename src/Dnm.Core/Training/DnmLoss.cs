@@ -66,7 +66,7 @@ public static class DnmLoss
         if (picked.numel() == 0) return (loss, zeros(1, device: q.device));
         var prediction = q.index_select(0, picked).mm(classProbabilities.to(q.device));
         var truth = prediction.gather(1, labels.index_select(0, picked).unsqueeze(1));
-        var sum = truth.add(eps).log_().sum().neg();
+        var sum = truth.add(eps, one).log_().sum().neg();
         using var weightOverBatch = TorchScalars.Of(config.LabelWeight / globalBatch);
         return (config.LabelWeight > 0 ? loss.add(sum.mul(weightOverBatch), one) : loss, sum);
     }
@@ -121,7 +121,7 @@ public static class DnmLoss
             return logKernel.softmax(1);
         }
         using var one = TorchScalars.Of(1.0);
-        var kernel = squaredDistances.add(one).reciprocal_();
+        var kernel = squaredDistances.add(one, one).reciprocal_();
         return kernel / kernel.sum(1, keepdim: true);
     }
 
@@ -146,7 +146,10 @@ public static class DnmLoss
     /// <summary>Σ_i Σ_j p_ij log(p_ij / q_ij): a sum over the local samples (the caller divides by the global B).</summary>
     public static Tensor KlSum(Tensor p, Tensor q)
     {
+        // A named alpha: add(scalar) alone passes a temporary alpha of 1 that a garbage collection can free under the
+        // native call (TorchScalars; "Expected false to be true" in Scalar::toFloat here, once, in a loaded test run).
         using var eps = TorchScalars.Of(1e-12);
-        return (p * (p.add(eps).log_() - q.add(eps).log_())).sum();
+        using var one = TorchScalars.Of(1.0);
+        return (p * (p.add(eps, one).log_() - q.add(eps, one).log_())).sum();
     }
 }

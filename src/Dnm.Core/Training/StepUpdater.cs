@@ -24,7 +24,7 @@ public sealed class StepUpdater : IDisposable
         this.config = config;
         this.model = model;
         Layout = layout;
-        Optimizer = new AdamOptimizer(model.Parameters, config.LearningRate);
+        Optimizer = new AdamOptimizer(model.Parameters, config.LearningRate, config.WarmupSteps);
         statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
         if (layout.Classes > 0) Classes = new NodeClasses(layout.Nodes, layout.Classes);
     }

@@ -63,6 +63,19 @@ public static class TrainingRun
         return test is not null ? (test, EvaluationSplit.Test) : (OpenTrain(c, progress), EvaluationSplit.Train);
     }
 
+    /// <summary>
+    /// <paramref name="c"/> with its batch size fitted to a training set of <paramref name="samples"/>
+    /// (<see cref="DnmConfig.ForTrainingSet"/>), said once through <paramref name="say"/> where that changed it. Every run
+    /// does this once, when it has opened its data and before anything else uses the config.
+    /// </summary>
+    public static DnmConfig SizedFor(DnmConfig c, int samples, Action<string> say)
+    {
+        var sized = c.ForTrainingSet(samples);
+        if (sized.BatchSize != c.BatchSize)
+            say($"batch-size {sized.BatchSize}: the default for {samples} training samples (an epoch of at least {DnmConfig.MinStepsPerEpoch} steps; --batch-size chooses another)");
+        return sized;
+    }
+
     /// <param name="resumeFrom">A checkpoint to continue from; its config wins, except device, threads and out.</param>
     /// <param name="tracer">Traces steps, evaluations and checkpoints; timing only when null.</param>
     /// <param name="resumePath">The file <paramref name="resumeFrom"/> was read from, if any.</param>
@@ -76,6 +89,7 @@ public static class TrainingRun
         var (test, split) = OpenEvaluation(config, fetchProgress);
         using var _ = test;
         observer.OnMessage($"data: {train.Name} ({train.Count} samples, {train.Shape}), evaluation on {test.Name} ({test.Count} samples)");
+        config = SizedFor(config, train.Count, observer.OnMessage);
         if (train.Count < config.BatchSize)
             throw new ConfigException($"batch-size {config.BatchSize} is larger than the training set ({train.Count} samples); lower --batch-size or raise --limit");
 

@@ -98,7 +98,9 @@ public sealed class ExplorerPageSpec(ExplorerBrowser browser) : IClassFixture<Ex
             await page.SelectOptionAsync("#overlay", overlay);
             await page.WaitForSelectorAsync($"#lattice[data-overlay='{overlay}']");
         }
-        var centre = await page.EvaluateAsync<JsonElement>("window.dnmExplorer.nodeCenter(0)");
+        // A node with images (node 0 may hold none), so that the click asks for a thumbnail sheet.
+        var held = browser.Map.Mapped.GroupBy(s => s.Row * 4 + s.Col).OrderByDescending(g => g.Count()).First().Key;
+        var centre = await page.EvaluateAsync<JsonElement>($"window.dnmExplorer.nodeCenter({held})");
         await page.Mouse.ClickAsync(centre.GetProperty("x").GetSingle(), centre.GetProperty("y").GetSingle());
         var file = browser.Map.Directory.File("upload-any.png");
         await File.WriteAllBytesAsync(file, browser.Map.Png(3));
