@@ -9,7 +9,7 @@
 #   - the run outlasted the churn: its last step ran with every worker, the restarted ones included;
 #   - the coordinator's resident memory stays bounded: its peak VmRSS (sampled every 2 s) in the last minute of the churn is
 #     at most --rss-margin percent above its peak in the first minute of it (a third of the churn when that is shorter).
-# Prints one summary line ("churn: ok ...") and exits 0, or names the failed check and exits 1. Results: docs/BENCHMARKS.md, "Churn".
+# Prints one summary line ("churn: ok ...", churn_steps= being the steps committed while workers were being killed) and exits 0, or names the failed check and exits 1. Results: docs/BENCHMARKS.md, "Churn".
 #   scripts/churn.sh [--workers 12] [--minutes 5] [--every 10] [--seed 1] [--epochs 110] [--rss-margin 50] [--keep DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +87,7 @@ until [ -s "$root/run/commits.log" ] || ! kill -0 "$coordinator" 2>/dev/null; do
 total=$((1536 / 96 * (2 + epochs))) stop_at=$((1536 / 96 * (2 + epochs) * 3 / 4))
 kills=0 churn_from=$((SECONDS - start)) churn_end=$((SECONDS + minutes * 60))
 committed() { wc -l <"$root/run/commits.log"; }
+churn_first=$(committed)
 while [ $SECONDS -lt $churn_end ] && [ "$(committed)" -lt "$stop_at" ] && kill -0 "$coordinator" 2>/dev/null; do
   sleep "$every"
   [ "$(committed)" -lt "$stop_at" ] && kill -0 "$coordinator" 2>/dev/null || break
@@ -99,6 +100,8 @@ while [ $SECONDS -lt $churn_end ] && [ "$(committed)" -lt "$stop_at" ] && kill -
   worker[i]=$!
 done
 churn_to=$((SECONDS - start))
+# Steps committed while workers were being killed: the throughput under churn.
+churn_commits=$(($(committed) - churn_first))
 fail() { echo "churn: FAILED: $*" >&2; echo "run files in $root" >&2; keep=$root; exit 1; }
 code=0; wait "$coordinator" || code=$?
 duration=$((SECONDS - start))
@@ -134,7 +137,7 @@ read -r first last < <(awk -v from="$churn_from" -v to="$churn_to" -v w="$window
   END { printf "%d %d\n", f / 1024, l / 1024 }' "$root/rss.txt")
 [ "$first" -gt 0 ] || fail "no RSS sample of the coordinator"
 growth=$(( (last - first) * 100 / first ))
-summary="workers=$workers kills=$kills every=${every}s churn=${churn_from}-${churn_to}s run=${duration}s steps=$final commits=$commits worlds=$worlds rss_peak_first_${window}s=${first}MiB rss_peak_last_${window}s=${last}MiB growth=${growth}% (margin ${margin}%)"
+summary="workers=$workers kills=$kills every=${every}s churn=${churn_from}-${churn_to}s churn_steps=$churn_commits run=${duration}s steps=$final commits=$commits worlds=$worlds rss_peak_first_${window}s=${first}MiB rss_peak_last_${window}s=${last}MiB growth=${growth}% (margin ${margin}%)"
 [ "$kills" -gt 0 ] || fail "the run ended before the first kill; raise --epochs ($summary)"
 [ "$growth" -le "$margin" ] || fail "the coordinator's peak RSS grew ${growth}% > ${margin}% ($summary)"
 echo "churn: ok $summary"
