@@ -57,7 +57,7 @@ public sealed partial class CoordinatorActor
     private void Stepping()
     {
         onMemberLost = StepMemberLost;
-        Membership();
+        Membership(onUnreachable: StepMemberUnreachable);
         Receive<StepReduced>(r => IsCurrentStep(r.MembershipEpoch, r.Step), r =>
         {
             if (r.Withheld)
@@ -196,6 +196,24 @@ public sealed partial class CoordinatorActor
         TryCompleteStep();
     }
 
+    /// <summary>
+    /// A member of the world is unreachable mid-step. After the commit its acknowledgement is no longer awaited
+    /// (<see cref="TryCompleteStep"/>). Before it, a contribution that has not arrived will not come from a dead node (a
+    /// killed machine closes no socket): the step is retried at once without it. One that has arrived lets the step go on.
+    /// </summary>
+    private void StepMemberUnreachable(int rank)
+    {
+        if (round is null) return;
+        if (round.Reduced)
+        {
+            TryCompleteStep();
+            return;
+        }
+        var arrivals = backend.Arrivals(world!.Epoch);
+        if (arrivals is not null && rank < arrivals.Length && arrivals[rank] is not null) return;
+        AbortStep($"worker {world.Members[rank].Id} (rank {rank}) is unreachable and its contribution to step {round.Start.Step} has not arrived", counted: false);
+    }
+
     private void AbortStep(string reason, bool counted)
     {
         metrics?.RecordRetriedStep();
@@ -209,8 +227,9 @@ public sealed partial class CoordinatorActor
     private void TryCompleteStep()
     {
         if (round?.Applied is null || world is null) return;
+        // Nothing more is awaited from a rank that left, or whose node is unreachable: the next world brings it up to date.
         for (var rank = 0; rank < world.Size; rank++)
-            if (!round.Lost.Contains(rank) && !round.Acks.ContainsKey(rank)) return;
+            if (!round.Lost.Contains(rank) && !round.Acks.ContainsKey(rank) && !unreachable.Contains(world.Members[rank].Node)) return;
         CompleteStep();
     }
 
@@ -238,6 +257,7 @@ public sealed partial class CoordinatorActor
         }
         var elapsed = r.Clock.Elapsed;
         timedSteps++;
+        worldSteps++;
         stepTime += elapsed;
         reduceTime += r.ReduceTime;
         transferTime += applied.Transfer;

@@ -18,7 +18,7 @@ public sealed partial class CoordinatorActor
     private void Form()
     {
         CloseWorld();
-        var members = workers.Values.Where(w => w.Ready && !benched.Contains(w)).OrderBy(w => w.Sequence).ToArray();
+        var members = workers.Values.Where(Eligible).OrderBy(w => w.Sequence).ToArray();
         if (members.Length < Needed)
         {
             EnterGathering();
@@ -42,6 +42,9 @@ public sealed partial class CoordinatorActor
         stepTracer = telemetry.Tracer(Hosting.ClusterTelemetry.CoordinatorRole, runId, 0, members.Length);
         metrics?.SetWorkers(members.Length);
         membershipChanged = false;
+        formedIn = null;
+        worldSteps = 0;
+        worldClock.Restart();
         synced = null;
         joinAcks.Clear();
         Become(Forming);
@@ -51,7 +54,9 @@ public sealed partial class CoordinatorActor
             members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength, targetsLength));
         // A little longer than the backend's own accept timeout, so its more precise error usually arrives first.
         Timers.StartSingleTimer(WorldTimer, new WorldTimeout(epoch), settings.WorldTimeout + TimeSpan.FromSeconds(2));
-        observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}");
+        var unreachableReady = workers.Values.Where(w => w.Ready && unreachable.Contains(w.Node)).Select(w => w.Id).ToArray();
+        observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}" +
+                           (unreachableReady.Length == 0 ? "" : $"; left out, unreachable: {string.Join(", ", unreachableReady)}"));
         // Ranks take whole micro-batches (the unit whose result does not depend on the world size): more ranks than a
         // batch has micro-batches leave some idle. Said once per world, with the fix.
         var microBatches = new MicroBatches(replica.MicroBatch).Count(replica.Config.BatchSize);
@@ -64,9 +69,10 @@ public sealed partial class CoordinatorActor
     /// <summary>A world forms: the replica's state goes to every rank, and each answers with its checksum.</summary>
     private void Forming()
     {
-        // A member lost while the world forms: form another without it.
+        // A member lost while the world forms: form another without it. So for one the failure detector reports unreachable:
+        // it would not connect (or not acknowledge) before the split-brain resolver downs it seconds later.
         onMemberLost = (_, _) => Form();
-        Membership();
+        Membership(onUnreachable: _ => Form());
         Receive<WorldSynced>(s => s.MembershipEpoch == world?.Epoch, s =>
         {
             synced = s;
@@ -82,23 +88,34 @@ public sealed partial class CoordinatorActor
         Receive<WorldSyncFailed>(f => f.MembershipEpoch == world?.Epoch, f =>
         {
             if (f.Error is RankFailureException r && r.Rank < world!.Size) Drop(world.Members[r.Rank], r.Message);
+            else if (f.Error is RanksMissingException m)
+                EvictSilent(m.Ranks, $"did not connect to the data plane of membership epoch {f.MembershipEpoch} within {settings.WorldTimeout.TotalSeconds:0}s",
+                    $"forming membership epoch {f.MembershipEpoch} failed: {m.Message}");
             else Retry($"forming membership epoch {f.MembershipEpoch} failed: {f.Error.Message}");
         });
         Receive<WorldTimeout>(t => t.MembershipEpoch == world?.Epoch, t =>
-        {
-            var silent = Enumerable.Range(0, world!.Size).Where(r => !joinAcks.ContainsKey(r)).ToArray();
-            // Blame the silent ranks only if others managed: otherwise the fault may well be ours.
-            if (silent.Length > 0 && silent.Length < world.Size)
-            {
-                foreach (var rank in silent) Evict(world.Members[rank], $"did not join membership epoch {t.MembershipEpoch} within {settings.WorldTimeout.TotalSeconds:0}s");
-                membershipChanged = true;
-                Form();
-            }
-            else
-                Retry($"membership epoch {t.MembershipEpoch} did not form within {settings.WorldTimeout.TotalSeconds:0}s");
-        });
+            EvictSilent(Enumerable.Range(0, world!.Size).Where(r => !joinAcks.ContainsKey(r)).ToArray(),
+                $"did not join membership epoch {t.MembershipEpoch} within {settings.WorldTimeout.TotalSeconds:0}s",
+                $"membership epoch {t.MembershipEpoch} did not form within {settings.WorldTimeout.TotalSeconds:0}s"));
         Receive<SuspendRun>(_ => SuspendNow());
         Common();
+    }
+
+    /// <summary>
+    /// Some ranks of the forming world never connected or acknowledged: they are evicted (named in the log) and the next world
+    /// forms without them, rather than the same failing world again. Blamed only if others managed: when every rank is
+    /// silent the fault may well be ours, and the attempt counts (<see cref="Retry"/>).
+    /// </summary>
+    private void EvictSilent(IReadOnlyList<int> silent, string why, string failure)
+    {
+        if (silent.Count == 0 || silent.Count >= world!.Size)
+        {
+            Retry(failure);
+            return;
+        }
+        foreach (var rank in silent.Where(r => r < world.Size)) Evict(world.Members[rank], why);
+        membershipChanged = true;
+        Form();
     }
 
     private void TryFinishForming()
@@ -115,6 +132,7 @@ public sealed partial class CoordinatorActor
         }
         Timers.Cancel(WorldTimer);
         started = true;
+        formedIn = worldClock.Elapsed;
         Advance();
     }
 

@@ -20,7 +20,8 @@ namespace Dnm.Cluster.Coordination;
 /// what a lost member means is the state's own (<see cref="onMemberLost"/>).
 /// </para>
 /// This file: start-up, membership and the end of the run. CoordinatorActor.World.cs forms worlds;
-/// CoordinatorActor.Steps.cs runs steps; CoordinatorActor.Blocks.cs has the workers evaluate and embed in blocks.
+/// CoordinatorActor.Steps.cs runs steps; CoordinatorActor.Blocks.cs has the workers evaluate and embed in blocks;
+/// CoordinatorActor.Reachability.cs follows the cluster's failure detector and decides when joining workers are admitted.
 /// </summary>
 public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
@@ -76,10 +77,17 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         ClusterTelemetry? telemetry = null) =>
         Akka.Actor.Props.Create(() => new CoordinatorActor(settings, backendFactory, observer, completion, telemetry));
 
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
+        SubscribeToReachability();
         backend.InitializeAsync(runId).PipeTo(Self, success: r => r, failure: e => new InitializeFailed(e));
+    }
 
-    protected override void PostStop() => backend.Dispose();
+    protected override void PostStop()
+    {
+        UnsubscribeFromReachability();
+        backend.Dispose();
+    }
 
     /// <summary>The replica is being built; everything else waits.</summary>
     private void Starting()
@@ -96,7 +104,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         Membership(onReady: CheckGathering);
         Receive<JoinTimeout>(_ =>
         {
-            var ready = workers.Values.Count(w => w.Ready);
+            var ready = workers.Values.Count(Eligible);
             Fail($"only {ready} of the {Needed} workers needed were ready after {settings.JoinTimeout.TotalSeconds:0}s" +
                  (lastWorkerProblem is null ? " (is the worker role running and pointed at the same seeds?)" : $"; last worker problem: {lastWorkerProblem}"));
         });
@@ -197,7 +205,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
 
     private void CheckGathering()
     {
-        if (workers.Values.Count(w => w.Ready) < Needed) return;
+        if (workers.Values.Count(Eligible) < Needed) return;
         Timers.Cancel(JoinTimer);
         Advance();
     }
@@ -216,7 +224,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             if (blockJob is not null)
             {
                 // The run holds at its step until every block of the job is in; the workers compute them.
-                if (world is null || membershipChanged) Form();
+                if (NeedsWorld) Form();
                 else BeginBlocks();
                 return;
             }
@@ -233,7 +241,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
                     RequestSomPretraining();
                     if (blockJob is null) return; // no embeddings needed: it runs on the replica now
                     continue;
-                case PlannedStep when world is null || membershipChanged:
+                case PlannedStep when NeedsWorld:
                     Form();
                     return;
                 case PlannedStep step:
@@ -244,11 +252,14 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     }
 
     /// <summary>
-    /// Registration, readiness and loss of workers: the same in every running state. <paramref name="onReady"/> runs when a
-    /// worker becomes ready; a lost member of the current world is the state's <see cref="onMemberLost"/>.
+    /// Registration, readiness, reachability and loss of workers: the same in every running state. <paramref name="onReady"/>
+    /// runs when a worker becomes ready (or reachable again); <paramref name="onUnreachable"/> with the rank of a member of the
+    /// current world whose node the failure detector reports unreachable; a lost member of the current world is the state's
+    /// <see cref="onMemberLost"/>.
     /// </summary>
-    private void Membership(Action? onReady = null)
+    private void Membership(Action? onReady = null, Action<int>? onUnreachable = null)
     {
+        Reachability(onReady, onUnreachable);
         Receive<RegisterWorker>(Register);
         Receive<WorkerReady>(_ => workers.ContainsKey(Sender), r =>
         {
@@ -265,7 +276,6 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             }
             if (entry.Ready) return;
             entry.Ready = true;
-            membershipChanged = true;
             // A join is a membership change, as a loss is (dnm_cluster_membership_changes_total).
             metrics?.RecordMembershipChange();
             observer.OnMessage($"worker {entry.Id} ready ({workers.Values.Count(w => w.Ready)} ready)");
@@ -299,6 +309,22 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         }
         if (!workers.ContainsKey(Sender))
         {
+            if (workers.Values.FirstOrDefault(w => w.Id == r.WorkerId) is { } holder)
+            {
+                if (!holder.Node.Equals(Sender.Path.Address))
+                {
+                    // Ids are the node's address (host:port/wN): another node cannot hold one, and must not drop the live holder.
+                    var clash = $"worker id {r.WorkerId} is already registered from another node ({holder.Ref.Path}, this one {Sender.Path}); " +
+                                "a worker's id is its node's advertised host:port (--host, --port; DNM_HOST, DNM_PORT): give every node its own";
+                    lastWorkerProblem = clash;
+                    Sender.Tell(new RegistrationRejected(runId, clash, r.Nonce));
+                    observer.OnMessage($"rejected worker {r.WorkerId}: {clash}");
+                    return;
+                }
+                // The same node with another worker actor: its process or actor system restarted (one address holds one
+                // system), so the old worker is dead. Drop it now rather than when the cluster downs the old incarnation.
+                Drop(holder, $"superseded: it registered again from a restarted node ({Sender.Path})");
+            }
             workers[Sender] = new WorkerEntry(r.WorkerId, Sender, nextSequence++, r.Nonce);
             Context.Watch(Sender);
             observer.OnMessage($"worker {r.WorkerId} registered ({r.Device})");
@@ -347,11 +373,12 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
     /// <summary>A worker is gone. A step or world in flight that counted on it is abandoned and retried without it.</summary>
     private void MemberLost(WorkerEntry entry, string reason)
     {
-        membershipChanged = true;
         metrics?.RecordMembershipChange();
         observer.OnMessage($"worker {entry.Id} left: {reason}");
         var rank = world?.RankOf(entry) ?? -1;
-        if (rank >= 0) onMemberLost(rank, $"worker {entry.Id} (rank {rank}) left: {reason}");
+        if (rank < 0) return; // not in the current world: nothing to re-form for
+        membershipChanged = true;
+        onMemberLost(rank, $"worker {entry.Id} (rank {rank}) left: {reason}");
     }
 
     private void Finished(RunCompleted c)

@@ -51,6 +51,8 @@ internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Gu
     /// <summary>The nonce of its registration, echoed in every answer to it.</summary>
     public Guid Nonce { get; } = nonce;
     public IActorRef Ref { get; } = worker;
+    /// <summary>The address of its actor system: what the cluster's reachability events and a restarted node's registration name.</summary>
+    public Address Node => Ref.Path.Address;
     /// <summary>Registration order: ranks are handed out in it, so they do not depend on dictionary order.</summary>
     public long Sequence { get; } = sequence;
     public bool Ready { get; set; }

@@ -23,7 +23,10 @@ public interface ICoordinatorBackend : IDisposable
     /// <summary>Starts the data-plane listener of a new world (closing any previous one); returns the host:port to advertise.</summary>
     string OpenWorld(long membershipEpoch, Guid worldId, int worldSize);
 
-    /// <summary>Accepts every rank of the open world, then broadcasts the replica's full state to all of them.</summary>
+    /// <summary>
+    /// Accepts every rank of the open world, then broadcasts the replica's full state to all of them. Ranks that have not
+    /// connected within <paramref name="timeout"/> fail it with a <see cref="RanksMissingException"/> naming them.
+    /// </summary>
     Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout);
 
     /// <summary>
@@ -115,4 +118,10 @@ public sealed record RunCompleted(long GlobalStep, ulong Checksum, string RunDir
 public sealed class RankFailureException(int rank, string message, Exception? inner = null) : Exception(message, inner)
 {
     public int Rank { get; } = rank;
+}
+
+/// <summary>Ranks that never connected to a world's data plane within its timeout; the others did.</summary>
+public sealed class RanksMissingException(IReadOnlyList<int> ranks, string message) : TimeoutException(message)
+{
+    public IReadOnlyList<int> Ranks { get; } = ranks;
 }

@@ -145,7 +145,11 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         {
             foreach (var c in accepted) c.Dispose();
             if (e is OperationCanceledException && !w.Token.IsCancellationRequested)
-                throw new TimeoutException($"only {accepted.Count} of {w.Size} ranks connected to the data plane within {timeout.TotalSeconds:0}s");
+            {
+                var missing = Enumerable.Range(0, w.Size).Except(accepted.Select(c => c.RemoteRank)).ToArray();
+                throw new RanksMissingException(missing, $"only {accepted.Count} of {w.Size} ranks connected to the data plane within " +
+                                                         $"{timeout.TotalSeconds:0}s (missing: {string.Join(", ", missing.Select(r => $"rank {r}"))})");
+            }
             throw;
         }
         lock (gate)

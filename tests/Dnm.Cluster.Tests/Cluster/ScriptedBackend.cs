@@ -51,7 +51,12 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public TimeSpan?[]? Arrivals(long membershipEpoch) => ArrivalsOf is { } script ? script(worldSize) : new TimeSpan?[worldSize];
 
     public Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout) =>
-        Task.FromResult(new WorldSynced(membershipEpoch, ReplicaChecksum));
+        MissingOf?.Invoke(worldSize) is { Count: > 0 } missing
+            ? Task.FromException<WorldSynced>(new RanksMissingException(missing, $"only {worldSize - missing.Count} of {worldSize} ranks connected"))
+            : Task.FromResult(new WorldSynced(membershipEpoch, ReplicaChecksum));
+
+    /// <summary>The ranks of a world of n that never connect to its data plane (default: none).</summary>
+    public Func<int, IReadOnlyList<int>?>? MissingOf { get; init; }
 
     /// <summary>What <see cref="Arrivals"/> reports for a world of n ranks (default: nothing arrived while a reduction is held).</summary>
     public Func<int, TimeSpan?[]?>? ArrivalsOf { get; init; }
