@@ -24,6 +24,10 @@ public static class NodeHost
 {
     /// <param name="joined">Called once this node is Up in the cluster (what a `dnm node`'s /readyz reports), again after each rejoin.</param>
     /// <param name="telemetry">Where the coordinator and the workers record metrics and spans; none by default.</param>
+    /// <param name="left">
+    /// Called when this node leaves its cluster to rejoin it with a fresh actor system: what /readyz said of the old system
+    /// (Up, a worker in a world) no longer holds until <paramref name="joined"/> is called for the new one.
+    /// </param>
     /// <remarks>
     /// <paramref name="cancel"/> (SIGTERM, Ctrl+C) stops the node cleanly: a coordinator finishes or abandons the step in
     /// flight and writes the checkpoint of its last complete step; every node leaves the cluster. It ends in a
@@ -31,7 +35,7 @@ public static class NodeHost
     /// removed, leaves and joins the seeds again with a fresh actor system (in this process), as often as it takes.
     /// </remarks>
     public static async Task<ClusterRunResult> RunAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer, CancellationToken cancel,
-        Action? joined = null, ClusterTelemetry? telemetry = null)
+        Action? joined = null, ClusterTelemetry? telemetry = null, Action? left = null)
     {
         telemetry ??= ClusterTelemetry.None;
         options = options.Validated();
@@ -46,7 +50,7 @@ public static class NodeHost
         var wall = System.Diagnostics.Stopwatch.StartNew();
         for (var restart = 0; ; restart++)
         {
-            var (result, rejoin) = await RunSystemAsync(options, config, observer, cancel, joined, telemetry, rejoining: restart > 0).ConfigureAwait(false);
+            var (result, rejoin) = await RunSystemAsync(options, config, observer, cancel, joined, left, telemetry, rejoining: restart > 0).ConfigureAwait(false);
             if (result is not null) return result with { Duration = wall.Elapsed };
             if (cancel.IsCancellationRequested) throw new RunStoppedException("stopped on request while rejoining the cluster");
             observer.OnMessage($"rejoining: {rejoin}; this node left its cluster and joins the seeds " +
@@ -56,7 +60,7 @@ public static class NodeHost
 
     /// <summary>One actor system's life: the run's result, or why the node must rejoin with a fresh one.</summary>
     private static async Task<(ClusterRunResult? Result, string? Rejoin)> RunSystemAsync(NodeOptions options, DnmConfig? config, ITrainingObserver observer,
-        CancellationToken cancel, Action? joined, ClusterTelemetry telemetry, bool rejoining)
+        CancellationToken cancel, Action? joined, Action? left, ClusterTelemetry telemetry, bool rejoining)
     {
         var completion = new RunCompletion();
         using var host = new HostBuilder()
@@ -88,7 +92,10 @@ public static class NodeHost
                 var ended = await Task.WhenAny(completion.Task, completion.RejoinRequested).WaitAsync(cancel).ConfigureAwait(false);
                 if (ended == completion.Task) return (await completion.Task.ConfigureAwait(false), null);
                 // Whatever the run's own outcome says wins over a rejoin requested at the same moment.
-                return completion.Task.IsCompleted ? (await completion.Task.ConfigureAwait(false), null) : (null, completion.RejoinRequested.Result);
+                if (completion.Task.IsCompleted) return (await completion.Task.ConfigureAwait(false), null);
+                // Said before the old system stops (that may take seconds): readiness follows the current system.
+                left?.Invoke();
+                return (null, completion.RejoinRequested.Result);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested && completion.Task.Status != TaskStatus.RanToCompletion)
             {

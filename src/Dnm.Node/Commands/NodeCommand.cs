@@ -73,7 +73,8 @@ public static class NodeCommand
         using (var display = TrainingDisplay.For(context, tracker))
         {
             // /healthz: the process is alive. /readyz: a coordinator is Up in the cluster; a worker has joined a world
-            // and holds the run's state. The coordinator's metrics follow the run's events; each local worker records
+            // and holds the run's state. Both of the current actor system: a node that leaves to rejoin is not ready again
+            // until its fresh system is. The coordinator's metrics follow the run's events; each local worker records
             // its steps under its rank; a worker-only node's own identity publishes no run metrics.
             var device = TorchRuntime.Resolve(DeviceSpec.Parse(options.Devices.Count > 0 ? options.Devices[0] : config.Device)).ToString();
             var joined = false;
@@ -87,7 +88,12 @@ public static class NodeCommand
             try
             {
                 result = NodeHost.RunAsync(options, options.IsCoordinator ? config : null, observer, context.Cancel,
-                    joined: () => Volatile.Write(ref joined, true), telemetry: telemetry.Cluster(options.IsCoordinator)).GetAwaiter().GetResult();
+                    joined: () => Volatile.Write(ref joined, true), telemetry: telemetry.Cluster(options.IsCoordinator),
+                    left: () =>
+                    {
+                        Volatile.Write(ref joined, false);
+                        telemetry.NodeLeft();
+                    }).GetAwaiter().GetResult();
             }
             catch (RunStoppedException stop) when (context.Terminated())
             {

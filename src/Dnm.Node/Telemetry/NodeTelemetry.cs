@@ -133,6 +133,9 @@ public sealed class NodeTelemetry : IDisposable
     /// <summary>True once a local cluster worker has joined a world and holds the run's state (a worker's /readyz).</summary>
     public bool WorkerJoined => workerJoined;
 
+    /// <summary>The node left its cluster to rejoin it with a fresh actor system: its workers hold no world until one joins again.</summary>
+    public void NodeLeft() => workerJoined = false;
+
     /// <summary>
     /// This process's telemetry as the cluster code records it: <paramref name="coordinator"/> gives the coordinator
     /// <see cref="Metrics"/> (the identity must then have the coordinator role); each local worker gets metrics of
