@@ -84,6 +84,25 @@ public sealed class MetricsEndpointSpec : IDisposable
     }
 
     [Fact]
+    public async Task A_worker_node_that_leaves_to_rejoin_should_not_be_ready_until_a_worker_of_its_fresh_actor_system_joined()
+    {
+        var port = TestPorts.Next();
+        NodeTelemetry? self = null;
+        using var telemetry = NodeTelemetry.Start(new TelemetryOptions(port, "127.0.0.1", null), new TelemetryIdentity("worker", 0, "cpu"), 1,
+            tracker, "run-1", _ => null, said.Add, warned.Add, ready: () => self?.WorkerJoined == true, runMetrics: false);
+        self = telemetry;
+        var first = telemetry.Cluster(coordinator: false);
+        first.WorkerJoined();
+        Assert.Equal(HttpStatusCode.OK, (await Get(port, "/readyz")).StatusCode);
+
+        // NodeHost's `left`: the first actor system is gone; its worker's world says nothing of the node now.
+        telemetry.NodeLeft();
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(port, "/readyz")).StatusCode);
+        telemetry.Cluster(coordinator: false).WorkerJoined();
+        Assert.Equal(HttpStatusCode.OK, (await Get(port, "/readyz")).StatusCode);
+    }
+
+    [Fact]
     public async Task An_embedded_cluster_should_serve_the_coordinator_and_every_worker_under_its_own_labels()
     {
         var port = TestPorts.Next();
