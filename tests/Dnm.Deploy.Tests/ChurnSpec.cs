@@ -30,6 +30,8 @@ public sealed partial class ChurnSpec(ITestOutputHelper output)
         Assert.Equal(16 * (2 + 14), Number("steps"));
         Assert.Equal(Number("steps"), Number("commits"));
         Assert.True(Number("worlds") >= 2, summary.Value);
+        // Steps committed while workers were being killed: the coordinator kept training through the churn.
+        Assert.True(Number("during") > 0, summary.Value);
         Assert.True(Number("growth") <= 50, summary.Value);
     }
 
@@ -41,7 +43,7 @@ public sealed partial class ChurnSpec(ITestOutputHelper output)
         Assert.Contains("--workers must be at least 2 (one is killed at a time), got 1", text);
     }
 
-    [GeneratedRegex(@"churn: ok workers=4 kills=(?<kills>\d+) .* steps=(?<steps>\d+) commits=(?<commits>\d+) worlds=(?<worlds>\d+) .* growth=(?<growth>-?\d+)%")]
+    [GeneratedRegex(@"churn: ok workers=4 kills=(?<kills>\d+) .* churn_steps=(?<during>\d+) .* steps=(?<steps>\d+) commits=(?<commits>\d+) worlds=(?<worlds>\d+) .* growth=(?<growth>-?\d+)%")]
     private static partial Regex Summary();
 
     private static (int Code, string Output) Run(TimeSpan limit, params string[] arguments)
