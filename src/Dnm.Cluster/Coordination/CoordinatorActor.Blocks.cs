@@ -120,7 +120,13 @@ public sealed partial class CoordinatorActor
             Timers.Cancel(BlocksTimer);
             Form();
         };
-        Membership();
+        // So does an unreachable member's, at once, if it still owes blocks (one that answered is only left out of the next world).
+        Membership(onUnreachable: rank =>
+        {
+            if (!blockJob!.Asked.ContainsKey(rank)) return;
+            Timers.Cancel(BlocksTimer);
+            Form();
+        });
         Receive<BlocksEvaluated>(r => IsCurrentMember(r.RunId, r.MembershipEpoch, r.Rank) && IsCurrentJob<PendingEvaluation>(r.MembershipEpoch, r.Step), r =>
         {
             var e = (PendingEvaluation)blockJob!;

@@ -131,6 +131,42 @@ public sealed class ChurnMembershipSpec : TestKit
     }
 
     [Fact]
+    public void Should_give_an_unreachable_members_embedding_blocks_to_the_next_world_at_once()
+    {
+        var plan = new Core.Training.EmbeddingBlocks(Samples: 8, Dim: 2, BlockSize: 3);
+        var (coordinator, _, backend) = Start(new ScriptedBackend { SomEmbedding = plan }, new CoordinatorSettings { MinWorkers = 2 });
+        var remote = FromOther(coordinator);
+        var a = Local(coordinator, "a");
+        var b = OnOtherNode(remote, "b");
+        var (rankA, rankB) = (Join(a, coordinator).Rank, Join(b, remote).Rank);
+        for (var step = 0; step < 2; step++)
+        {
+            var start = a.ExpectMsg<StartStep>();
+            b.ExpectMsg<StartStep>(Remote);
+            Ack(a, coordinator, start, rankA);
+            Ack(b, remote, start, rankB);
+        }
+        // Sample i's embedding is (i, -i).
+        static byte[] Rows(Core.Training.EmbeddingBlocks p, int block) => Core.Training.EmbeddingGather.Encode(
+            Enumerable.Range(p[block].Start, p[block].Length).SelectMany(i => new[] { (float)i, -i }).ToArray());
+        var mine = a.ExpectMsg<EmbedBlocks>();
+        Assert.Equal([1], b.ExpectMsg<EmbedBlocks>(Remote).Blocks);
+        foreach (var block in mine.Blocks)
+            a.Send(coordinator, new BlockEmbedded(mine.RunId, mine.MembershipEpoch, mine.Step, rankA, block, Rows(plan, block)));
+        // b's node dies before it sends its block: a world of a alone is asked for it now, not when the cluster downs b.
+        coordinator.Tell(new ClusterEvent.UnreachableMember(OtherNode));
+        var alone = Join(a, coordinator);
+        Assert.Equal(1, alone.WorldSize);
+        var missing = a.ExpectMsg<EmbedBlocks>();
+        Assert.Equal([1], missing.Blocks);
+        Assert.Equal(alone.MembershipEpoch, missing.MembershipEpoch);
+        a.Send(coordinator, new BlockEmbedded(missing.RunId, missing.MembershipEpoch, missing.Step, 0, 1, Rows(plan, 1)));
+        Join(a, coordinator); // SOM pre-training done: the joint phase's world
+        Assert.True(backend.SomEmbeddings.TryDequeue(out var fitted));
+        Assert.Equal(Enumerable.Range(0, 8).SelectMany(i => new[] { (float)i, -i }), fitted);
+    }
+
+    [Fact]
     public void Should_complete_a_committed_step_without_the_acknowledgement_of_an_unreachable_member_and_leave_it_out_after()
     {
         var (coordinator, _, backend) = Start(new ScriptedBackend(), new CoordinatorSettings { MinWorkers = 2 });
