@@ -91,6 +91,18 @@ public sealed class ChurnMembershipSpec : TestKit
         return world;
     }
 
+    /// <summary>Local <paramref name="a"/> and remote <paramref name="b"/> run the two autoencoder steps (0 and 1) together.</summary>
+    private static void PretrainTogether(TestProbe a, IActorRef coordinator, int rankA, TestProbe b, IActorRef remote, int rankB)
+    {
+        for (var step = 0; step < 2; step++)
+        {
+            var start = a.ExpectMsg<StartStep>();
+            b.ExpectMsg<StartStep>(Remote);
+            Ack(a, coordinator, start, rankA);
+            Ack(b, remote, start, rankB);
+        }
+    }
+
     private static void Ack(TestProbe worker, IActorRef coordinator, StartStep step, int rank) =>
         worker.Send(coordinator, new StepCompleted(step.RunId, step.MembershipEpoch, step.Step, rank, null, 0));
 
@@ -102,13 +114,7 @@ public sealed class ChurnMembershipSpec : TestKit
         var a = Local(coordinator, "a");
         var b = OnOtherNode(remote, "b");
         var (rankA, rankB) = (Join(a, coordinator).Rank, Join(b, remote).Rank);
-        for (var step = 0; step < 2; step++)
-        {
-            var start = a.ExpectMsg<StartStep>();
-            b.ExpectMsg<StartStep>(Remote);
-            Ack(a, coordinator, start, rankA);
-            Ack(b, remote, start, rankB);
-        }
+        PretrainTogether(a, coordinator, rankA, b, remote, rankB);
         // After SOM pre-training the joint phase's world forms; b's node is killed before b connects.
         var forming = a.ExpectMsg<FormWorld>();
         b.ExpectMsg<FormWorld>(Remote);
@@ -139,13 +145,7 @@ public sealed class ChurnMembershipSpec : TestKit
         var a = Local(coordinator, "a");
         var b = OnOtherNode(remote, "b");
         var (rankA, rankB) = (Join(a, coordinator).Rank, Join(b, remote).Rank);
-        for (var step = 0; step < 2; step++)
-        {
-            var start = a.ExpectMsg<StartStep>();
-            b.ExpectMsg<StartStep>(Remote);
-            Ack(a, coordinator, start, rankA);
-            Ack(b, remote, start, rankB);
-        }
+        PretrainTogether(a, coordinator, rankA, b, remote, rankB);
         // Sample i's embedding is (i, -i).
         static byte[] Rows(Core.Training.EmbeddingBlocks p, int block) => Core.Training.EmbeddingGather.Encode(
             Enumerable.Range(p[block].Start, p[block].Length).SelectMany(i => new[] { (float)i, -i }).ToArray());
