@@ -164,12 +164,21 @@ public sealed class MetricsEndpointSpec : IDisposable
         Assert.False(endpoint.AwaitNextScrape(TimeSpan.FromSeconds(30), CancellationToken.None));
 
         await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        // The client can hold the whole response before the server's middleware has counted the scrape as
+        // completed; a wait started in between would see no scrape yet and return at once (CI failed so).
+        await Until(() => endpoint.Scrapes == 1, TimeSpan.FromSeconds(10));
         var waiting = Task.Run(() => endpoint.AwaitNextScrape(TimeSpan.FromSeconds(30), CancellationToken.None));
         await Task.Delay(200);
         Assert.False(waiting.IsCompleted);
         await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
         Assert.True(await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.Equal(2, endpoint.Scrapes);
+    }
+
+    private static async Task Until(Func<bool> condition, TimeSpan limit)
+    {
+        using var patience = new CancellationTokenSource(limit);
+        while (!condition()) await Task.Delay(10, patience.Token);
     }
 
     [Fact]
