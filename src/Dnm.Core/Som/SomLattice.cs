@@ -98,8 +98,7 @@ public sealed class SomLattice : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        using var width = TorchScalars.Of(-2.0 * schedule.Sigma * schedule.Sigma);
-        var kernel = latticeSquaredDistance.div(width).exp_(); // (K, K), symmetric
+        var kernel = Kernel(schedule.Sigma);
         var s = kernel.mm(bmuSums);                 // S_j = Σ_i h_ij z_i
         var h = kernel.mv(bmuCounts).unsqueeze(1);  // H_j = Σ_i h_ij
         if (rule == SomRule.Minibatch)
@@ -116,9 +115,37 @@ public sealed class SomLattice : IDisposable
         }
     }
 
+    // The kernel of the last σ: once σ reaches its floor every step uses the same one.
+    private Tensor? cachedKernel;
+    private double kernelSigma = double.NaN;
+
+    /// <summary>Exponents below this give weights under float32's smallest normal number (e^−87.34); they are made 0.</summary>
+    private const double SmallestExponent = -87.0;
+
+    /// <summary>
+    /// N_σ: (K, K), symmetric, h = exp(−‖p_j − p_k‖²/2σ²), with every weight below e^−87 (1.6·10⁻³⁸) exactly 0. Those
+    /// would be subnormal floats, which the CPU computes with and multiplies by many times slower: on the 20x30 map SOM
+    /// pre-training slowed from 64,000 to 9,000 samples/s as σ fell from 1.1 to 0.3 (docs/BENCHMARKS.md, "SOM
+    /// pre-training"). Owned by the lattice; valid until the next call with another σ.
+    /// </summary>
+    private Tensor Kernel(double sigma)
+    {
+        if (cachedKernel is not null && sigma.Equals(kernelSigma)) return cachedKernel;
+        cachedKernel?.Dispose();
+        using var scope = NewDisposeScope();
+        using var width = TorchScalars.Of(-2.0 * sigma * sigma);
+        using var smallest = TorchScalars.Of(SmallestExponent);
+        using var minusInfinity = TorchScalars.Of(double.NegativeInfinity);
+        var exponent = latticeSquaredDistance.div(width);
+        cachedKernel = exponent.masked_fill_(exponent.lt(smallest), minusInfinity).exp_().DetachFromDisposeScope();
+        kernelSigma = sigma;
+        return cachedKernel;
+    }
+
     public void Dispose()
     {
         Prototypes.Dispose();
         latticeSquaredDistance.Dispose();
+        cachedKernel?.Dispose();
     }
 }

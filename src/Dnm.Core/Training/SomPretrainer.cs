@@ -30,6 +30,9 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, Tensor 
         // SOM passes use data epochs after all training epochs, so their order differs from training's.
         var epochBase = config.PretrainEpochs + config.Epochs + 1;
         var sinceReport = 0;
+        // One shuffle an epoch, not one an iteration (a 60,000-sample shuffle and a large-object allocation each time).
+        var orderEpoch = -1;
+        int[] order = [];
         while (state.PhaseStep < iterations)
         {
             cancel.ThrowIfCancellationRequested();
@@ -40,9 +43,12 @@ internal sealed class SomPretrainer(DnmConfig config, StepEngine engine, Tensor 
             int n;
             using (NewDisposeScope())
             {
-                var idx = ShardSampler.GlobalBatch(count, config.Seed, epochBase + epoch, step, config.BatchSize);
+                if (orderEpoch != epoch) (order, orderEpoch) = (ShardSampler.EpochOrder(count, config.Seed, epochBase + epoch), epoch);
+                var idx = ShardSampler.GlobalBatch(order, step, config.BatchSize);
                 n = idx.Length;
-                var z = embeddings.index_select(0, tensor(idx.Select(i => (long)i).ToArray(), device: embeddings.device));
+                var rows = new long[n];
+                for (int i = 0; i < n; i++) rows[i] = idx[i];
+                var z = embeddings.index_select(0, tensor(rows, device: embeddings.device));
                 var bmu = engine.Som.SquaredDistances(z).argmin(1);
                 var (sums, counts) = engine.Som.BmuStatistics(z, bmu);
                 engine.Som.Update(sums, counts, n, sched, rule);
