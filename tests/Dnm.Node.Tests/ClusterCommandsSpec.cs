@@ -50,7 +50,7 @@ public sealed class ClusterCommandsSpec
         var output = dir.File("run");
         var port = TestPorts.Next();
         // A child process: the embedded cluster builds its engines while other specs of this assembly build theirs.
-        var run = DnmProcess.RunAsync(["train", "--dataset", spec, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
+        var run = DnmProcess.RunAsync(["train", "--dataset", spec, "--encoder", "conv", "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3",
             "--batch-size", "16", "--micro-batch", "4", "--pretrain-epochs", "1", "--epochs", "1", "--som-iterations", "10", "--threads", "1", "--device", "cpu",
             "--out", output, "--workers", "2", "--metrics-host", "127.0.0.1", "--metrics-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
         // Scraped until the process ends: dnm waits for a scrape after the run, so the last answer has the final numbers.

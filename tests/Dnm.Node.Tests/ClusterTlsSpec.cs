@@ -35,7 +35,7 @@ public sealed class ClusterTlsSpec(ITestOutputHelper output)
 
         // The coordinator waits for one worker. The rogues come first: had either joined, it would be that worker.
         var coordinator = DnmProcess.RunAsync(Node("coordinator", "180s", [.. Tls(cluster), "--min-workers", "1",
-            "--dataset", dataset, "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3", "--batch-size", "16", "--micro-batch", "4",
+            "--dataset", dataset, "--encoder", "conv", "--channels", "4,4,2", "--kernel", "3", "--latent", "8", "--map", "3x3", "--batch-size", "16", "--micro-batch", "4",
             "--pretrain-epochs", "1", "--epochs", "1", "--som-iterations", "10", "--threads", "1", "--device", "cpu", "--out", run]), RunTimeout);
         var plain = DnmProcess.RunAsync(Node("worker", "20s"), RunTimeout);
         var foreign = DnmProcess.RunAsync(Node("worker", "20s", Tls(other)), RunTimeout);

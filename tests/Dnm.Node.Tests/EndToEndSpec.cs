@@ -10,7 +10,7 @@ public sealed class TrainedRunFixture : IDisposable
     public static readonly string[] TinyRun =
     [
         "--map", "4x4", "--epochs", "2", "--pretrain-epochs", "1", "--som-iterations", "50", "--batch-size", "64",
-        "--channels", "4,4,2", "--latent", "8", "--device", "cpu", "--threads", "1",
+        "--encoder", "conv", "--channels", "4,4,2", "--latent", "8", "--device", "cpu", "--threads", "1",
     ];
 
     public TrainedRunFixture()

@@ -23,7 +23,7 @@ public sealed class ExportedRunsFixture : IDisposable
     /// <summary>The model flags of each encoder's run (the mlp one with a sigmoid on z, so both latent activations are checked).</summary>
     public static readonly Dictionary<string, string[]> ModelFlags = new()
     {
-        ["conv"] = ["--channels", "4,4,2", "--latent", "8"],
+        ["conv"] = ["--encoder", "conv", "--channels", "4,4,2", "--latent", "8"],
         ["mlp"] = ["--encoder", "mlp", "--hidden", "32,16", "--latent", "4", "--latent-activation", "sigmoid"],
     };
 

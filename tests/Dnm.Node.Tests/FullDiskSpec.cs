@@ -13,7 +13,7 @@ public sealed class FullDiskSpec
     private static string[] TrainArgs(string dataset, string output, int epochs) =>
     [
         "train", "--dataset", dataset, "--map", "3x3", "--epochs", $"{epochs}", "--pretrain-epochs", "1", "--som-iterations", "20",
-        "--batch-size", "16", "--channels", "4,4,2", "--kernel", "3", "--latent", "4", "--seed", "3", "--device", "cpu", "--threads", "1",
+        "--batch-size", "16", "--encoder", "conv", "--channels", "4,4,2", "--kernel", "3", "--latent", "4", "--seed", "3", "--device", "cpu", "--threads", "1",
         "--no-metrics", "--eval-every", "1", "--eval-limit", "32", "--checkpoint-every", "1000", "--out", output,
     ];
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Dnm.Core.Data;
 using Dnm.Core.Som;
@@ -35,19 +36,23 @@ public sealed record DnmConfig
     /// <summary>Folder and shard images that declare more pixels than this are refused before they are decoded (decompression bombs).</summary>
     public long MaxImagePixels { get; init; } = ImageDecoder.DefaultMaxPixels;
 
-    // ---- model (the paper: conv 10-8-5 with 5x5 kernels, dense 100) ----
+    // ---- model (the default: DEC's and DPSOM's fully connected autoencoder; the paper's conv 10-8-5 is configs/dnm-paper.json) ----
     /// <summary>
-    /// conv (the paper's convolutional autoencoder: <see cref="Channels"/>, <see cref="Kernel"/>) | mlp (fully
-    /// connected, DEC's and DPSOM's: <see cref="Hidden"/>; use it with a small <see cref="Latent"/> such as 10).
+    /// mlp (default: fully connected, DEC's and DPSOM's: <see cref="Hidden"/>, with a small <see cref="Latent"/>) | conv
+    /// (the paper's convolutional autoencoder: <see cref="Channels"/>, <see cref="Kernel"/>). On MNIST the mlp's maps are
+    /// purer (docs/BENCHMARKS.md, "Ordered maps").
     /// </summary>
-    public EncoderKind Encoder { get; init; } = EncoderKind.Conv;
+    public EncoderKind Encoder { get; init; } = EncoderKind.Mlp;
     /// <summary>conv: the encoder's conv channels (the decoder mirrors them).</summary>
     public ValueList<int> Channels { get; init; } = [10, 8, 5];
     /// <summary>conv: the kernel size (odd, 'same' padding).</summary>
     public int Kernel { get; init; } = 5;
     /// <summary>mlp: the encoder's hidden layer widths (the decoder mirrors them).</summary>
     public ValueList<int> Hidden { get; init; } = [500, 500, 2000];
-    public int Latent { get; init; } = 100;
+    /// <summary>The latent (embedding) dimension. Unset: 10 for the mlp encoder (DEC's and DPSOM's), 100 for conv (the paper's).</summary>
+    [JsonIgnore] public int Latent { get => LatentSetting ?? (Encoder == EncoderKind.Conv ? 100 : 10); init => LatentSetting = value; }
+    /// <summary>The latent key as given; null (the default): see <see cref="Latent"/>.</summary>
+    [JsonPropertyName("latent")] public int? LatentSetting { get; init; }
     /// <summary>none | sigmoid (the authors' code puts a sigmoid on z).</summary>
     public LatentActivation LatentActivation { get; init; } = LatentActivation.None;
 
@@ -63,14 +68,14 @@ public sealed record DnmConfig
     /// <summary>Lattice size RxC; the paper uses 20x30.</summary>
     public string Map { get; init; } = "20x30";
     /// <summary>rect (4 neighbours) | hex (6 neighbours, pointy-top cells in odd-r offset rows); see <see cref="MapGrid"/>.</summary>
-    public LatticeKind Lattice { get; init; } = LatticeKind.Rect;
+    public LatticeKind Lattice { get; init; } = LatticeKind.Hex;
     /// <summary>The map's edges wrap: the top row neighbours the bottom one and the left column the right one. A hex torus needs an even row count.</summary>
     public bool Toroidal { get; init; }
 
     // ---- optimisation ----
-    public int Epochs { get; init; } = 6;
+    public int Epochs { get; init; } = 8;
     /// <summary>Autoencoder-only epochs before the SOM is fitted.</summary>
-    public int PretrainEpochs { get; init; } = 5;
+    public int PretrainEpochs { get; init; } = 25;
     /// <summary>SOM pre-training iterations on the pre-trained embeddings (the paper: 10 000).</summary>
     public int SomIterations { get; init; } = 10_000;
     /// <summary>
@@ -106,9 +111,12 @@ public sealed record DnmConfig
     /// <summary>
     /// Weight λ of the smoothing term λ‖z_i − ẑ_i‖² of the joint phase (0: off). ẑ_i is sample i's pre-trained
     /// embedding averaged over its neighbourhood graph (<see cref="SmoothNeighbours"/>, <see cref="SmoothSteps"/>);
-    /// the SOM is then pre-trained on ẑ. See docs/algorithm.md.
+    /// the SOM is then pre-trained on ẑ. See docs/algorithm.md. Unset: <see cref="SmoothWeightFor"/> the training set, once
+    /// the run knows it (<see cref="ForTrainingSet"/>): 10 up to 200,000 samples, 0 above; 0 until then.
     /// </summary>
-    public double SmoothWeight { get; init; } = 0;
+    [JsonIgnore] public double SmoothWeight { get => SmoothWeightSetting ?? 0; init => SmoothWeightSetting = value; }
+    /// <summary>The smooth-weight key as given; null (the default): fitted to the training set. <see cref="SmoothWeight"/> is the value.</summary>
+    [JsonPropertyName("smooth-weight")] public double? SmoothWeightSetting { get; init; }
     /// <summary>k of the latent k-nearest-neighbour graph behind the smoothed targets.</summary>
     public int SmoothNeighbours { get; init; } = 10;
     /// <summary>Rounds of neighbourhood averaging that make the smoothed targets.</summary>
@@ -146,7 +154,12 @@ public sealed record DnmConfig
     /// <summary>Initial neighbourhood width in lattice units. Null: max(R, C) / 3 (10 for the paper's 20x30).</summary>
     public double? Sigma0 { get; init; }
     public double Eta0 { get; init; } = 0.3;
-    public double SigmaFloor { get; init; } = 0.3;
+    /// <summary>
+    /// Lower bound of σ. 0.6 (default) keeps each node pulling its neighbours (weight e^−1.4 ≈ 0.25), which keeps the map
+    /// ordered: on the 20x30 MNIST map the topographic error fell from 0.40 (0.3, square lattice) to 0.07 (0.6, hex) for
+    /// purity within half a point (docs/BENCHMARKS.md, "Ordered maps"). 0.3 makes the joint phase close to k-means.
+    /// </summary>
+    public double SigmaFloor { get; init; } = 0.6;
     /// <summary>
     /// What n counts in the joint phase: continue (SOM pre-training's iterations, then joint steps: σ and η
     /// keep decaying from where pre-training left them) | step (joint steps from 0: σ restarts at σ0) |
@@ -206,6 +219,31 @@ public sealed record DnmConfig
 
     /// <summary>Whether a flag, a config file or a checkpoint gave the batch size (otherwise it follows the training set).</summary>
     [JsonIgnore] public bool BatchSizeChosen => BatchSizeSetting is not null;
+    /// <summary>Whether a flag, a config file or a checkpoint gave the smoothing weight (otherwise it follows the training set).</summary>
+    [JsonIgnore] public bool SmoothWeightChosen => SmoothWeightSetting is not null;
+
+    /// <summary>
+    /// Keys whose default has changed, with the value a checkpoint written before the key existed ran with (the square
+    /// lattice, the conv encoder and no smoothing came before those keys did). Checkpoints and exported models fill them in
+    /// where their config lacks them (<see cref="FromRecordedJson"/>), so an old one resumes and evaluates as the run it was.
+    /// </summary>
+    public static readonly IReadOnlyList<(string Key, string Json)> EarlierDefaults = [("encoder", "\"conv\""), ("lattice", "\"rect\""), ("smooth-weight", "0")];
+
+    /// <summary>The smoothing weight of a run whose config does not choose one, up to <see cref="MaxDefaultSmoothedSamples"/>.</summary>
+    public const double DefaultSmoothWeight = 10;
+    /// <summary>
+    /// The largest training set smoothed by default. The smoothed targets' exact neighbour graph costs time that grows with
+    /// the square of the set (and a target a sample): past this a run must ask for it. The same bound as SOM pre-training's
+    /// fitted subset (Training.SomFitSet.MaxSamples).
+    /// </summary>
+    public const int MaxDefaultSmoothedSamples = 200_000;
+
+    /// <summary>
+    /// The default smoothing weight for <paramref name="samples"/> training samples: <see cref="DefaultSmoothWeight"/> up to
+    /// <see cref="MaxDefaultSmoothedSamples"/>, 0 above. It is what made the 20x30 MNIST map reach purity 0.97
+    /// (docs/BENCHMARKS.md, "Ordered maps").
+    /// </summary>
+    public static double SmoothWeightFor(int samples) => samples <= MaxDefaultSmoothedSamples ? DefaultSmoothWeight : 0;
 
     /// <summary>
     /// The default batch for <paramref name="samples"/> training samples: 256, halved while an epoch would have fewer than
@@ -222,9 +260,16 @@ public sealed record DnmConfig
 
     /// <summary>
     /// This config for a training set of <paramref name="samples"/>: an unchosen batch size becomes <see cref="BatchSizeFor"/>
-    /// the set (and chosen from then on: it is what config.json, checkpoints and a cluster's workers see).
+    /// the set and an unchosen smoothing weight <see cref="SmoothWeightFor"/> it (both chosen from then on: they are what
+    /// config.json, checkpoints and a cluster's workers see).
     /// </summary>
-    public DnmConfig ForTrainingSet(int samples) => BatchSizeChosen ? this : this with { BatchSize = BatchSizeFor(samples) };
+    public DnmConfig ForTrainingSet(int samples)
+    {
+        var sized = this;
+        if (!BatchSizeChosen) sized = sized with { BatchSize = BatchSizeFor(samples) };
+        if (!SmoothWeightChosen) sized = sized with { SmoothWeight = SmoothWeightFor(samples) };
+        return sized;
+    }
 
     public static (int Rows, int Cols) ParseMap(string map)
     {
@@ -382,6 +427,32 @@ public sealed record DnmConfig
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>
+    /// A config a run recorded (an exported model's metadata; checkpoints' headers go through
+    /// <see cref="FillEarlierDefaults"/>): keys it lacks take <see cref="EarlierDefaults"/>, the values it ran with.
+    /// </summary>
+    public static DnmConfig FromRecordedJson(string json, string source)
+    {
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"config {source} is not valid: {e.Message}");
+        }
+        if (node is JsonObject config) FillEarlierDefaults(config);
+        return FromJson(node?.ToJsonString() ?? json, source);
+    }
+
+    /// <summary>Adds each of <see cref="EarlierDefaults"/> that a recorded config lacks.</summary>
+    public static void FillEarlierDefaults(JsonObject config)
+    {
+        foreach (var (key, value) in EarlierDefaults)
+            if (!config.ContainsKey(key)) config[key] = JsonNode.Parse(value);
+    }
 
     public static DnmConfig FromJson(string json, string source)
     {

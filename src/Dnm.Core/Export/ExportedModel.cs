@@ -90,7 +90,7 @@ public sealed record ExportedModel(DnmConfig Config, ImageShape Shape, long Glob
         DnmConfig config;
         try
         {
-            config = DnmConfig.FromJson(Get(ConfigKey), $"{path} ({ConfigKey})");
+            config = DnmConfig.FromRecordedJson(Get(ConfigKey), $"{path} ({ConfigKey})");
         }
         catch (ConfigException e)
         {

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.IO;
@@ -146,7 +147,10 @@ public sealed record Checkpoint(DnmConfig Config, RunState State, ImageShape Sha
             Header? header;
             try
             {
-                header = JsonSerializer.Deserialize<Header>(json, DnmConfig.Json);
+                var node = JsonNode.Parse(json);
+                // A checkpoint older than a key ran with that key's default of the time, which may differ from today's.
+                if (node?["config"] is JsonObject config) DnmConfig.FillEarlierDefaults(config);
+                header = node.Deserialize<Header>(DnmConfig.Json);
             }
             catch (JsonException e)
             {

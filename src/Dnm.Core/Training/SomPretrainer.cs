@@ -86,7 +86,7 @@ public static class SomFitSet
     /// this size (seeded by the run's seed), so pre-training's memory (latent × 4 bytes a sample) and its embedding pass
     /// stop growing with the dataset. MNIST and Fashion-MNIST (60,000) are fitted whole, as before.
     /// </summary>
-    public const int MaxSamples = 200_000;
+    public const int MaxSamples = DnmConfig.MaxDefaultSmoothedSamples;
 
     /// <summary>
     /// The training samples SOM pre-training fits: all of them, or a seeded random subset of <see cref="MaxSamples"/> of a

@@ -64,7 +64,7 @@ public static class TrainingRun
     }
 
     /// <summary>
-    /// <paramref name="c"/> with its batch size fitted to a training set of <paramref name="samples"/>
+    /// <paramref name="c"/> with its batch size and smoothing weight fitted to a training set of <paramref name="samples"/>
     /// (<see cref="DnmConfig.ForTrainingSet"/>), said once through <paramref name="say"/> where that changed it. Every run
     /// does this once, when it has opened its data and before anything else uses the config.
     /// </summary>
@@ -73,6 +73,10 @@ public static class TrainingRun
         var sized = c.ForTrainingSet(samples);
         if (sized.BatchSize != c.BatchSize)
             say($"batch-size {sized.BatchSize}: the default for {samples} training samples (an epoch of at least {DnmConfig.MinStepsPerEpoch} steps; --batch-size chooses another)");
+        if (!c.SmoothWeightChosen)
+            say(sized.SmoothWeight > 0
+                ? $"smooth-weight {sized.SmoothWeight}: the default up to {DnmConfig.MaxDefaultSmoothedSamples} training samples (--smooth-weight 0 turns it off)"
+                : $"smooth-weight 0: the default above {DnmConfig.MaxDefaultSmoothedSamples} training samples, whose neighbour graph would cost the square of the set (--smooth-weight chooses one)");
         return sized;
     }
 

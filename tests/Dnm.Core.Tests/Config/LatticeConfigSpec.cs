@@ -22,8 +22,8 @@ public sealed class LatticeConfigSpec
     [Fact]
     public void A_config_written_before_the_lattice_keys_should_read_as_a_flat_rect_map()
     {
-        // What config.json and every checkpoint header held before: no lattice, no toroidal.
-        var config = DnmConfig.FromJson("""{ "map": "3x5", "latent": 4 }""", "old");
+        // What an exported model's config and every checkpoint header held before: no lattice, no toroidal.
+        var config = DnmConfig.FromRecordedJson("""{ "map": "3x5", "latent": 4 }""", "old");
         Assert.Equal(LatticeKind.Rect, config.Lattice);
         Assert.False(config.Toroidal);
         Assert.Equal(new MapGrid(3, 5), MapGrid.Of(config));
@@ -41,7 +41,7 @@ public sealed class LatticeConfigSpec
     [Fact]
     public void Warm_starting_prototypes_from_another_lattice_should_name_the_flags()
     {
-        var run = new DnmConfig { Map = "4x4" };
+        var run = new DnmConfig { Map = "4x4", Lattice = LatticeKind.Rect };
         var exported = run with { Lattice = LatticeKind.Hex, Toroidal = true };
         var e = Assert.Throws<ConfigException>(() => WarmStart.CheckConfig(run, exported, InitParts.Prototypes, "m.safetensors"));
         Assert.Contains("--lattice hex (this run: rect), --toroidal true (this run: false)", e.Message);

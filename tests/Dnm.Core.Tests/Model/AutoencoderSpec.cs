@@ -49,7 +49,7 @@ public class AutoencoderSpec
     [Fact]
     public void Conv_buffer_is_the_widest_im2col_column()
     {
-        using var model = Autoencoder.Create(Shape, new DnmConfig { Channels = [3, 7], Kernel = 3, Latent = 4 });
+        using var model = Autoencoder.Create(Shape, new DnmConfig { Encoder = EncoderKind.Conv, Channels = [3, 7], Kernel = 3, Latent = 4 });
         Assert.IsType<ConvAutoencoder>(model);
         Assert.Equal(7L * 3 * 3 * 6 * 5 * sizeof(float), model.StepBufferBytesPerSample);
     }

@@ -1,4 +1,5 @@
 using System.Text;
+using Dnm.Core.Config;
 using Dnm.Core.Export;
 using Dnm.Core.Som;
 using Dnm.Core.Training;
@@ -48,6 +49,23 @@ public sealed class LatticeCheckpointSpec : IDisposable
 
         var checkpoint = Checkpoint.Load(old);
         Assert.Equal(new MapGrid(2, 3), MapGrid.Of(checkpoint.Config));
+    }
+
+    [Fact]
+    public void A_checkpoint_from_before_the_defaults_changed_should_load_as_the_run_it_was()
+    {
+        // Written before the encoder, lattice and smooth-weight keys existed: a conv model on the square lattice, unsmoothed.
+        var (header, data) = HostileCheckpointSpec.Split(Save(StepEngineSpec.Small with { Map = "2x3", Encoder = EncoderKind.Conv, SmoothWeight = 0 }, "conv.ckpt"));
+        var config = header["config"]!.AsObject();
+        Assert.True(config.Remove("encoder") && config.Remove("lattice") && config.Remove("smooth-weight"), "the header should hold the keys");
+        var old = dir.File("old-defaults.ckpt");
+        HostileCheckpointSpec.Write(old, Encoding.UTF8.GetBytes(header.ToJsonString()), data);
+
+        var loaded = Checkpoint.Load(old).Config;
+        Assert.Equal(EncoderKind.Conv, loaded.Encoder);
+        Assert.Equal(LatticeKind.Rect, loaded.Lattice);
+        Assert.True(loaded.SmoothWeightChosen);
+        Assert.Equal(0, loaded.ForTrainingSet(1000).SmoothWeight);
     }
 
     [Fact]

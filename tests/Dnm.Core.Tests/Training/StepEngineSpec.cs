@@ -10,6 +10,7 @@ public class StepEngineSpec
 {
     internal static readonly DnmConfig Small = new()
     {
+        Encoder = EncoderKind.Conv, Lattice = LatticeKind.Rect, SigmaFloor = 0.3, SmoothWeight = 0,
         Channels = [4, 4, 2], Kernel = 3, Latent = 8, Map = "4x5", BatchSize = 32, Seed = 7, LearningRate = 1e-3,
     };
     internal static readonly ImageShape Shape = new(1, 12, 12);
