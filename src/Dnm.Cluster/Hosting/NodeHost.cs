@@ -181,7 +181,7 @@ public static class NodeHost
             var settings = new CoordinatorSettings
             {
                 MinWorkers = o.MinWorkers, JoinTimeout = o.JoinTimeout, StepTimeout = o.StepTimeout,
-                ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true,
+                ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true, Reduction = o.Reduction,
                 CommitLog = o.CommitLog ? Path.Combine(Path.GetFullPath(config!.Out), "commits.log") : null,
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort) { Options = o.DataPlane };
@@ -196,8 +196,10 @@ public static class NodeHost
         if (o.IsWorker)
         {
             var workerDevices = Enumerable.Range(0, o.LocalWorkers).Select(i => devices[i % devices.Count]).ToArray();
+            // Each worker listens on an ephemeral port of the node's address for the other workers of its worlds.
+            var peerPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, 0) { Options = o.DataPlane };
             builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), o.DataPlane, telemetry,
-                o.WorkerFaults.GetValueOrDefault(i)), completion);
+                o.WorkerFaults.GetValueOrDefault(i), peerPlane), completion);
         }
     }
 

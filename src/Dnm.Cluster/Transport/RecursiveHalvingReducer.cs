@@ -100,25 +100,24 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
     }
 
     /// <summary>
-    /// Connects rank <paramref name="listener"/>.LocalRank to its partners for the world <paramref name="listener"/>.RunId:
+    /// Connects <paramref name="rank"/> to its partners in the world <paramref name="worldId"/> (the connections' run id):
     /// at level k the rank whose bit k is 1 connects to the one whose bit is 0, which accepts on its listener.
     /// <paramref name="endpoints"/>[r] is rank r's listener. Peers the listener refuses (a stray, another world) go to
     /// <paramref name="refused"/>. On failure every connection made is closed.
     /// </summary>
-    public static async Task<RecursiveHalvingReducer> ConnectAsync(DataPlaneListener listener, IReadOnlyList<EndPoint> endpoints,
+    public static async Task<RecursiveHalvingReducer> ConnectAsync(DataPlaneListener listener, Guid worldId, int rank, IReadOnlyList<EndPoint> endpoints,
         DataPlaneOptions? options, Action<DataPlaneException> refused, CancellationToken cancellationToken)
     {
-        var rank = listener.LocalRank;
         var worldSize = endpoints.Count;
         if (!IsPowerOfTwoWorld(worldSize) || rank < 0 || rank >= worldSize)
             throw new ArgumentException($"Rank {rank} of {worldSize}: recursive halving needs a power-of-two world of at least 2 ranks.", nameof(endpoints));
         var lower = Partners(rank, worldSize).Where(p => p < rank).ToArray();
         var accepting = Partners(rank, worldSize).Count(p => p > rank);
         var accepted = new List<DataPlaneConnection>(accepting);
-        var connects = lower.Select(p => DataPlaneConnection.ConnectAsync(endpoints[p], listener.RunId, rank, options, cancellationToken)).ToArray();
+        var connects = lower.Select(p => DataPlaneConnection.ConnectAsync(endpoints[p], worldId, rank, options, cancellationToken)).ToArray();
         try
         {
-            await listener.AcceptManyAsync(accepting, accepted, refused, cancellationToken).ConfigureAwait(false);
+            await listener.AcceptManyAsync(accepting, accepted, refused, cancellationToken, (worldId, rank)).ConfigureAwait(false);
             await Task.WhenAll(connects).ConfigureAwait(false);
             return new RecursiveHalvingReducer(rank, worldSize, accepted.Concat(connects.Select(c => c.Result)));
         }

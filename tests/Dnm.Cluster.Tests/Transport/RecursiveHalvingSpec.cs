@@ -179,7 +179,7 @@ public sealed class RecursiveHalvingSpec
         try
         {
             var endpoints = listeners.Select(l => (EndPoint)l.LocalEndPoint).ToArray();
-            return await Task.WhenAll(listeners.Select(l => RecursiveHalvingReducer.ConnectAsync(l, endpoints, options,
+            return await Task.WhenAll(listeners.Select(l => RecursiveHalvingReducer.ConnectAsync(l, _worldId, l.LocalRank, endpoints, options,
                 e => throw new InvalidOperationException("refused a connection", e), Loopback.Deadline())));
         }
         finally
