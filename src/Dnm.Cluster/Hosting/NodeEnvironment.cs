@@ -53,7 +53,8 @@ public static class NodeEnvironment
         new("host", Host, "Name other nodes reach this one by (must match their --seeds)", "name", o => o.Host, (o, v, _) => o with { Host = v }),
         new("bind-host", BindHost, "Local address to listen on", "address", o => o.BindHost, (o, v, _) => o with { BindHost = v }),
         new("port", Port, "Akka remoting port", "port", o => Show(o.Port), (o, v, at) => o with { Port = Int(at, v) }),
-        new("data-plane-port", DataPlanePort, "Coordinator's tensor data-plane port; 0 = ephemeral", "port", o => Show(o.DataPlanePort),
+        new("data-plane-port", DataPlanePort, "Tensor data-plane port: the coordinator's; on a worker-only node its workers' (+i for the i-th), " +
+                "where the other workers reach them; 0 = ephemeral", "port", o => Show(o.DataPlanePort),
             (o, v, at) => o with { DataPlanePort = Int(at, v) }),
         new("local-workers", LocalWorkers, "Workers in this process", "N", o => Show(o.LocalWorkers), (o, v, at) => o with { LocalWorkers = Int(at, v) }),
         new("devices", Devices, "Devices of the local workers, round-robin: cpu or cuda:0,cuda:1", "list",
