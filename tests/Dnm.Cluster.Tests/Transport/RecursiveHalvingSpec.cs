@@ -56,6 +56,29 @@ public sealed class RecursiveHalvingSpec
     }
 
     [Fact]
+    public async Task Should_run_inside_mutually_authenticated_sessions_between_the_workers()
+    {
+        using var certificates = new Support.TestCertificates();
+        using var tls = Support.TestCertificates.Load(certificates.Create("cluster"));
+        var reducers = await ConnectAsync(4, Loopback.TcpOnly with { Tls = tls });
+        try
+        {
+            Assert.All(reducers, r => Assert.All(r.Peers, c => Assert.True(c.IsEncrypted)));
+            var micro = new MicroBatches(MaxSize: 4);
+            var leafVectors = Enumerable.Range(0, 8).Select(i => Loopback.RandomVector(30_001, seed: 500 + i)).ToArray();
+            var blocks = Enumerable.Range(0, 4).Select(r => RankBlock(micro, 32, r, 4, leafVectors)).ToArray();
+            await Task.WhenAll(reducers.Select((r, rank) => Task.Run(() => r.AllReduceAsync(1, FrameKind.Gradients, blocks[rank], Loopback.Deadline()).AsTask())));
+            var expected = OneProcess(leafVectors);
+            foreach (var block in blocks)
+                Assert.Equal(Bits(expected), Bits(block));
+        }
+        finally
+        {
+            foreach (var r in reducers) r.Dispose();
+        }
+    }
+
+    [Fact]
     public void Should_tile_the_vector_with_the_ranks_slices()
     {
         foreach (var worldSize in new[] { 2, 4, 8, 16 })
