@@ -176,8 +176,17 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         peerListener = null;
         peerEndpoint = null;
         if (peerPlane is null) return;
-        // Its own run id and rank are never used: each world's accepts expect that world's id and this worker's rank in it.
-        peerListener = DataPlaneListener.Start(new IPEndPoint(peerPlane.BindAddress, peerPlane.Port), Guid.Empty, 0, PartnerOptions(statsLength));
+        var at = new IPEndPoint(peerPlane.BindAddress, peerPlane.Port);
+        try
+        {
+            // Its own run id and rank are never used: each world's accepts expect that world's id and this worker's rank in it.
+            peerListener = DataPlaneListener.Start(at, Guid.Empty, 0, PartnerOptions(statsLength));
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new InvalidOperationException($"worker {name} cannot listen for the other workers on {at}: {e.Message}; free that port, or give " +
+                                                "the node another --data-plane-port (DNM_DATA_PLANE_PORT; 0 takes an ephemeral one)", e);
+        }
         peerEndpoint = $"{peerPlane.AdvertisedHost}:{peerListener.LocalEndPoint.Port}";
     }
 
