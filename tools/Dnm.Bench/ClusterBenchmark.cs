@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Dnm.Cluster;
+using Dnm.Cluster.Coordination;
 using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
@@ -39,6 +40,13 @@ internal static class ClusterBenchmark
         // --bare-threads T: the single process's threads (default: --threads). Equal total cores: T = N x --threads.
         var bareThreads = int.Parse(Option("--bare-threads") ?? threads.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
         var microBatch = int.Parse(Option("--micro-batch") ?? "0", CultureInfo.InvariantCulture);
+        // --reduction workers,star: each N with each way of summing the statistics (docs/cluster.md, "Scaling model").
+        var reductions = (Option("--reduction") ?? "workers").Split(',').Select(r => r.Trim() switch
+        {
+            "workers" => StatisticsReduction.AmongWorkers,
+            "star" => StatisticsReduction.Star,
+            _ => throw new ArgumentException($"--reduction '{r}': workers or star"),
+        }).ToArray();
         // --shared-memory 0: every data-plane payload over loopback TCP, as before the shared-memory path.
         var dataPlane = DataPlaneOptions.Default with
         {
@@ -61,9 +69,10 @@ internal static class ClusterBenchmark
         // --repeat R: R rounds, each the bare Trainer and every N (order alternating), so each ratio compares runs minutes apart at most;
         // the summary gives the medians (the machine's load moves single runs by more than the overhead measured).
         var rounds = int.Parse(Option("--repeat") ?? "1", CultureInfo.InvariantCulture);
-        var ratios = workers.ToDictionary(n => n, _ => new List<double>());
-        var shares = workers.ToDictionary(n => n, _ => new List<double>());
-        var transfers = workers.ToDictionary(n => n, _ => new List<double>());
+        var runs = workers.SelectMany(n => reductions.Select(r => (N: n, Reduction: r))).ToArray();
+        var ratios = runs.ToDictionary(n => n, _ => new List<double>());
+        var shares = runs.ToDictionary(n => n, _ => new List<double>());
+        var transfers = runs.ToDictionary(n => n, _ => new List<double>());
         StepTimes RunBare(int round)
         {
             var bare = new StepTimes();
@@ -84,35 +93,36 @@ internal static class ClusterBenchmark
             var bareFirst = round % 2 == 1;
             StepTimes? bare = null;
             if (bareFirst) bare = RunBare(round);
-            var clusterRuns = new List<(int N, StepTimes Times, ClusterRunResult Result)>();
-            foreach (var n in workers)
+            var clusterRuns = new List<((int N, StatisticsReduction Reduction) Run, StepTimes Times, ClusterRunResult Result, string Link)>();
+            foreach (var run in runs)
             {
+                var (n, reduction) = run;
                 var times = new StepTimes();
                 using var profile = new WorkerPhaseProfile();
-                var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}-{round}") }, n, times, CancellationToken.None,
-                    new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane }, telemetry: profile.Telemetry);
-                clusterRuns.Add((n, times, result));
-                Console.WriteLine($"--workers {n} profile, mean ms per worker step: {profile.Describe()}");
+                var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}-{reduction}-{round}") }, n, times, CancellationToken.None,
+                    new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane, Reduction = reduction }, telemetry: profile.Telemetry);
+                clusterRuns.Add((run, times, result, profile.CoordinatorLink(times.Count)));
+                Console.WriteLine($"--workers {n} --reduction {Name(reduction)} profile, mean ms per worker step: {profile.Describe()}");
             }
             bare ??= RunBare(round);
-            foreach (var (n, times, result) in clusterRuns)
+            foreach (var (run, times, result, link) in clusterRuns)
             {
                 var reduce = result.MeanReduce.TotalMilliseconds;
                 var share = reduce / result.MeanStep.TotalMilliseconds;
                 var transfer = result.MeanTransfer.TotalMilliseconds;
-                ratios[n].Add(times.Mean / bare.Mean);
-                shares[n].Add(share);
-                transfers[n].Add(transfer / result.MeanStep.TotalMilliseconds);
-                Console.WriteLine($"--workers {n}:    {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
+                ratios[run].Add(times.Mean / bare.Mean);
+                shares[run].Add(share);
+                transfers[run].Add(transfer / result.MeanStep.TotalMilliseconds);
+                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
                                   $"({100 * share:F0} % of the step; after the slowest rank {transfer:F1} ms, {100 * transfer / result.MeanStep.TotalMilliseconds:F1} %); " +
-                                  $"vs bare {times.Mean / bare.Mean:F2}x");
+                                  $"vs bare {times.Mean / bare.Mean:F2}x; coordinator's link {link}");
             }
         }
         if (rounds > 1)
-            foreach (var n in workers)
-                Console.WriteLine($"median over {rounds} rounds, --workers {n}: step time {Median(ratios[n]):F3}x the bare Trainer's " +
-                                  $"({1 / Median(ratios[n]):F3}x its samples/s), all-reduce {100 * Median(shares[n]):F1} % of the step, " +
-                                  $"after the slowest rank {100 * Median(transfers[n]):F1} %");
+            foreach (var run in runs)
+                Console.WriteLine($"median over {rounds} rounds, --workers {run.N} --reduction {Name(run.Reduction)}: step time {Median(ratios[run]):F3}x the bare Trainer's " +
+                                  $"({1 / Median(ratios[run]):F3}x its samples/s), all-reduce {100 * Median(shares[run]):F1} % of the step, " +
+                                  $"after the slowest rank {100 * Median(transfers[run]):F1} %");
         Directory.Delete(root, recursive: true);
         return 0;
     }
@@ -132,8 +142,24 @@ internal static class ClusterBenchmark
         {
             listener.InstrumentPublished = (instrument, l) =>
             {
-                if (ReferenceEquals(instrument.Meter.Scope, scope) && instrument.Name == "dnm_train_phase_duration_seconds") l.EnableMeasurementEvents(instrument);
+                if (ReferenceEquals(instrument.Meter.Scope, scope) && instrument.Name is "dnm_train_phase_duration_seconds" or "dnm_allreduce_bytes_total")
+                    l.EnableMeasurementEvents(instrument);
             };
+            listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+            {
+                string? role = null, direction = null;
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "role") role = tag.Value?.ToString();
+                    if (tag.Key == "direction") direction = tag.Value?.ToString();
+                }
+                if (instrument.Name != "dnm_allreduce_bytes_total" || role != ClusterTelemetry.CoordinatorRole) return;
+                lock (phases)
+                {
+                    if (direction == "sent") coordinatorSent += value;
+                    else coordinatorReceived += value;
+                }
+            });
             listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
             {
                 string? phase = null;
@@ -142,7 +168,9 @@ internal static class ClusterBenchmark
                 lock (phases) phases[phase] = phases.TryGetValue(phase, out var p) ? (p.Sum + value, p.Count + 1) : (value, 1);
             });
             listener.Start();
-            Telemetry = new ClusterTelemetry(null, id =>
+            coordinator = new Dnm.Core.Telemetry.DnmMetrics(new Dnm.Core.Telemetry.TelemetryIdentity(ClusterTelemetry.CoordinatorRole, 0, "cpu"),
+                scope: scope, publishZeros: false);
+            Telemetry = new ClusterTelemetry(coordinator, id =>
             {
                 var m = new Dnm.Core.Telemetry.DnmMetrics(id, scope: scope, publishZeros: false);
                 lock (metrics) metrics.Add(m);
@@ -151,6 +179,17 @@ internal static class ClusterBenchmark
         }
 
         public ClusterTelemetry Telemetry { get; }
+
+        private readonly Dnm.Core.Telemetry.DnmMetrics coordinator;
+        private long coordinatorSent, coordinatorReceived;
+
+        /// <summary>The coordinator's data-plane bytes (state transfers included), in all and per step.</summary>
+        public string CoordinatorLink(int steps)
+        {
+            lock (phases)
+                return $"{coordinatorReceived / 1e6:F1} MB in, {coordinatorSent / 1e6:F1} MB out " +
+                       $"({coordinatorReceived / 1e6 / Math.Max(steps, 1):F2} + {coordinatorSent / 1e6 / Math.Max(steps, 1):F2} MB a step)";
+        }
 
         public string Describe()
         {
@@ -162,9 +201,12 @@ internal static class ClusterBenchmark
         public void Dispose()
         {
             listener.Dispose();
+            coordinator.Dispose();
             foreach (var m in metrics) m.Dispose();
         }
     }
+
+    private static string Name(StatisticsReduction reduction) => reduction == StatisticsReduction.Star ? "star" : "workers";
 
     private static double Median(List<double> values)
     {

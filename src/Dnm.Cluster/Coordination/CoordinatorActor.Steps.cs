@@ -91,8 +91,15 @@ public sealed partial class CoordinatorActor
                 TryCompleteStep();
             }
         });
-        Receive<StepFailed>(f => IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank) && IsCurrentStep(f.MembershipEpoch, f.Step),
-            f => Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}"));
+        Receive<StepFailed>(f => IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank) && IsCurrentStep(f.MembershipEpoch, f.Step), f =>
+        {
+            // A reduction among the workers fails on every rank when one is lost: that names no one. The coordinator's own
+            // connection to a lost rank fails too and names it (ReduceFailed); failing that, the step timeout retries the step.
+            if (f.AmongWorkers)
+                log.Info("step {0}: the reduction among the workers failed on rank {1}: {2}", f.Step, f.Rank, f.Reason);
+            else
+                Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}");
+        });
         Receive<ReduceFailed>(f => IsCurrentStep(f.MembershipEpoch, f.Step), f =>
         {
             if (f.Error is RankFailureException rf && rf.Rank < world!.Size) Drop(world.Members[rf.Rank], rf.Message);

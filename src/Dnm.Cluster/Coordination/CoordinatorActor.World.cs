@@ -28,17 +28,23 @@ public sealed partial class CoordinatorActor
         if (members.Length > replica.Config.BatchSize) members = members[..replica.Config.BatchSize];
         var epoch = ++membershipEpoch;
         var worldId = Guid.NewGuid();
+        // Among the workers only where it may apply at all (a power-of-two world whose every member has a listener); each step
+        // then checks that every rank holds one block of the tree (Transport.RecursiveHalvingReducer.Applies).
+        var peers = settings.Reduction == StatisticsReduction.AmongWorkers && Transport.RecursiveHalvingReducer.IsPowerOfTwoWorld(members.Length)
+                    && members.All(m => m.PeerEndpoint is not null)
+            ? members.Select(m => m.PeerEndpoint!).ToArray()
+            : null;
         string endpoint;
         try
         {
-            endpoint = backend.OpenWorld(epoch, worldId, members.Length);
+            endpoint = backend.OpenWorld(epoch, worldId, members.Length, amongWorkers: peers is not null);
         }
         catch (Exception e)
         {
             Fail($"the coordinator could not open its data-plane listener: {e.Message}");
             return;
         }
-        world = new World(epoch, worldId, members);
+        world = new World(epoch, worldId, members, AmongWorkers: peers is not null);
         stepTracer = telemetry.Tracer(Hosting.ClusterTelemetry.CoordinatorRole, runId, 0, members.Length);
         metrics?.SetWorkers(members.Length);
         membershipChanged = false;
@@ -51,11 +57,13 @@ public sealed partial class CoordinatorActor
         backend.SyncWorldAsync(epoch, state.GlobalStep, settings.WorldTimeout)
             .PipeTo(Self, success: s => s, failure: e => new WorldSyncFailed(epoch, e));
         for (var rank = 0; rank < members.Length; rank++)
-            members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength, targetsLength));
+            members[rank].Ref.Tell(new FormWorld(runId, epoch, worldId, rank, members.Length, endpoint, state.GlobalStep, adamSteps, replica.StateLength, targetsLength,
+                peers));
         // A little longer than the backend's own accept timeout, so its more precise error usually arrives first.
         Timers.StartSingleTimer(WorldTimer, new WorldTimeout(epoch), settings.WorldTimeout + TimeSpan.FromSeconds(2));
         var unreachableReady = workers.Values.Where(w => w.Ready && unreachable.Contains(w.Node)).Select(w => w.Id).ToArray();
         observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}" +
+                           (peers is null ? "" : ", statistics summed among the workers (recursive halving)") +
                            (unreachableReady.Length == 0 ? "" : $"; left out, unreachable: {string.Join(", ", unreachableReady)}"));
         // Ranks take whole micro-batches (the unit whose result does not depend on the world size): more ranks than a
         // batch has micro-batches leave some idle. Said once per world, with the fix.

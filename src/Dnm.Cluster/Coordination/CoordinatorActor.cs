@@ -276,6 +276,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
             }
             if (entry.Ready) return;
             entry.Ready = true;
+            entry.PeerEndpoint = r.PeerEndpoint;
             // A join is a membership change, as a loss is (dnm_cluster_membership_changes_total).
             metrics?.RecordMembershipChange();
             observer.OnMessage($"worker {entry.Id} ready ({workers.Values.Count(w => w.Ready)} ready)");

@@ -56,11 +56,16 @@ internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Gu
     /// <summary>Registration order: ranks are handed out in it, so they do not depend on dictionary order.</summary>
     public long Sequence { get; } = sequence;
     public bool Ready { get; set; }
+    /// <summary>Where the other workers of a world reach it for the reduction among workers (<see cref="WorkerReady.PeerEndpoint"/>).</summary>
+    public string? PeerEndpoint { get; set; }
     public override string ToString() => Id;
 }
 
-/// <summary>One membership epoch: the workers in rank order, and the data-plane world they share.</summary>
-internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members)
+/// <summary>
+/// One membership epoch: the workers in rank order, and the data-plane world they share. <paramref name="AmongWorkers"/>: its
+/// statistics are summed among the workers wherever that keeps the fixed tree (<see cref="StatisticsReduction.AmongWorkers"/>).
+/// </summary>
+internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members, bool AmongWorkers = false)
 {
     public int Size => Members.Length;
     public int RankOf(WorkerEntry entry) => Array.IndexOf(Members, entry);

@@ -3,6 +3,19 @@ using Dnm.Cluster.Protocol;
 
 namespace Dnm.Cluster.Coordination;
 
+/// <summary>How the step statistics of a world of several workers are summed (docs/cluster.md, "Scaling model").</summary>
+public enum StatisticsReduction
+{
+    /// <summary>
+    /// Among the workers by recursive halving, where the world is a power of two whose ranks each hold one aligned block of
+    /// the fixed tree (the same bits as the star); the coordinator receives one slice of the sum from each. Elsewhere the star.
+    /// </summary>
+    AmongWorkers,
+
+    /// <summary>Every worker sends its blocks to the coordinator, which sums them and sends the sum back to each.</summary>
+    Star,
+}
+
 /// <summary>
 /// How the coordinator waits, retries and verifies. Its defaults are the node's (<see cref="NodeOptions"/>), stated once
 /// there; tests shorten the timeouts.
@@ -41,6 +54,9 @@ public sealed record CoordinatorSettings
     /// twice would show as a repeated S. Null (the default): none is written.
     /// </summary>
     public string? CommitLog { get; init; }
+
+    /// <summary>How a world sums its workers' statistics (<see cref="NodeOptions.Reduction"/>).</summary>
+    public StatisticsReduction Reduction { get; init; } = Node.Reduction;
 
     /// <summary>The build a worker must run (compared in RegisterWorker).</summary>
     public string DnmVersion { get; init; } = ClusterProtocol.DnmVersion;

@@ -20,8 +20,12 @@ public interface ICoordinatorBackend : IDisposable
     /// </summary>
     Task<ReplicaReady> InitializeAsync(Guid runId);
 
-    /// <summary>Starts the data-plane listener of a new world (closing any previous one); returns the host:port to advertise.</summary>
-    string OpenWorld(long membershipEpoch, Guid worldId, int worldSize);
+    /// <summary>
+    /// Starts the data-plane listener of a new world (closing any previous one); returns the host:port to advertise. With
+    /// <paramref name="amongWorkers"/> the workers sum the statistics among themselves wherever every rank holds one block of the
+    /// tree, and each sends only its flag and its slice of the sum (<see cref="Transport.RecursiveHalvingReducer"/>).
+    /// </summary>
+    string OpenWorld(long membershipEpoch, Guid worldId, int worldSize, bool amongWorkers);
 
     /// <summary>
     /// Accepts every rank of the open world, then broadcasts the replica's full state to all of them. Ranks that have not

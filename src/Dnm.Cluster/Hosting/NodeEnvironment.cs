@@ -30,6 +30,7 @@ public static class NodeEnvironment
     public const string TlsCa = "DNM_TLS_CA";
     public const string StopExitCode = "DNM_STOP_EXIT_CODE";
     public const string CommitLog = "DNM_COMMIT_LOG";       // on | off
+    public const string Reduction = "DNM_REDUCTION";        // workers | star
     /// <summary>Path of a JSON run config (the `dnm train` keys); read by the coordinator.</summary>
     public const string Config = "DNM_CONFIG";
     /// <summary>Port of the node's /metrics, /healthz and /readyz (read by Dnm.Node's telemetry flags); 0 turns them off.</summary>
@@ -52,7 +53,8 @@ public static class NodeEnvironment
         new("host", Host, "Name other nodes reach this one by (must match their --seeds)", "name", o => o.Host, (o, v, _) => o with { Host = v }),
         new("bind-host", BindHost, "Local address to listen on", "address", o => o.BindHost, (o, v, _) => o with { BindHost = v }),
         new("port", Port, "Akka remoting port", "port", o => Show(o.Port), (o, v, at) => o with { Port = Int(at, v) }),
-        new("data-plane-port", DataPlanePort, "Coordinator's tensor data-plane port; 0 = ephemeral", "port", o => Show(o.DataPlanePort),
+        new("data-plane-port", DataPlanePort, "Tensor data-plane port: the coordinator's; on a worker-only node its workers' (+i for the i-th), " +
+                "where the other workers reach them; 0 = ephemeral", "port", o => Show(o.DataPlanePort),
             (o, v, at) => o with { DataPlanePort = Int(at, v) }),
         new("local-workers", LocalWorkers, "Workers in this process", "N", o => Show(o.LocalWorkers), (o, v, at) => o with { LocalWorkers = Int(at, v) }),
         new("devices", Devices, "Devices of the local workers, round-robin: cpu or cuda:0,cuda:1", "list",
@@ -80,6 +82,10 @@ public static class NodeEnvironment
         new("commit-log", CommitLog, "Coordinator: append one line per committed step (global step, membership epoch, world size, " +
                 "Adam steps) to commits.log in the run directory; for checks that no step is applied twice", "on|off",
             o => o.CommitLog ? "on" : "off", (o, v, at) => o with { CommitLog = Switch(at, v) }, Choices: ["on", "off"]),
+        new("reduction", Reduction, "Coordinator: sum a world's statistics among the workers (recursive halving, where the world is a power " +
+                "of two with one micro-batch block a rank; the same bits) or always through the coordinator (star)", "workers|star",
+            o => o.Reduction == Coordination.StatisticsReduction.Star ? "star" : "workers",
+            (o, v, at) => o with { Reduction = ParseReduction(v, at) }, Choices: ["workers", "star"]),
         new("akka-log-level", AkkaLogLevel, "Akka's own log level", "level", o => o.AkkaLogLevel, (o, v, _) => o with { AkkaLogLevel = v.ToUpperInvariant() },
             HasFlag: false),
     ];
@@ -135,6 +141,13 @@ public static class NodeEnvironment
 
     private static IReadOnlyList<string> List(string text) =>
         text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static Coordination.StatisticsReduction ParseReduction(string text, string name) => text.Trim().ToLowerInvariant() switch
+    {
+        "workers" => Coordination.StatisticsReduction.AmongWorkers,
+        "star" => Coordination.StatisticsReduction.Star,
+        _ => throw new ConfigException(name.StartsWith("--", StringComparison.Ordinal) ? $"{name} '{text}' must be workers or star" : $"{name}={text} must be workers or star"),
+    };
 
     private static bool Switch(string name, string text) => text.Trim().ToLowerInvariant() switch
     {

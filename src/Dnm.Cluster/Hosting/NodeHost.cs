@@ -181,7 +181,7 @@ public static class NodeHost
             var settings = new CoordinatorSettings
             {
                 MinWorkers = o.MinWorkers, JoinTimeout = o.JoinTimeout, StepTimeout = o.StepTimeout,
-                ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true,
+                ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true, Reduction = o.Reduction,
                 CommitLog = o.CommitLog ? Path.Combine(Path.GetFullPath(config!.Out), "commits.log") : null,
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort) { Options = o.DataPlane };
@@ -196,8 +196,13 @@ public static class NodeHost
         if (o.IsWorker)
         {
             var workerDevices = Enumerable.Range(0, o.LocalWorkers).Select(i => devices[i % devices.Count]).ToArray();
+            // Each worker listens on the node's address for the other workers of its worlds: on data-plane-port + i on a worker-only
+            // node with a fixed port (a firewall or a NetworkPolicy admits it), else on an ephemeral port (the coordinator's
+            // listener holds the fixed one on a node with both roles).
+            DataPlaneSettings PeerPlane(int i) => new(BindAddress(o.BindHost), o.Host, !o.IsCoordinator && o.DataPlanePort > 0 ? o.DataPlanePort + i : 0)
+                { Options = o.DataPlane };
             builder.AddDnmWorkers(workerDevices, (i, d) => new WorkerReplica($"worker-{i}", TorchRuntime.Resolve(DeviceSpec.Parse(d)), o.DataPlane, telemetry,
-                o.WorkerFaults.GetValueOrDefault(i)), completion);
+                o.WorkerFaults.GetValueOrDefault(i), PeerPlane(i)), completion);
         }
     }
 

@@ -6,7 +6,7 @@ namespace Dnm.Cluster.Protocol;
 public static class ClusterProtocol
 {
     /// <summary>Bumped whenever a message of this folder or the meaning of a field changes.</summary>
-    public const int Version = 5;
+    public const int Version = 6;
 
     /// <summary>The Dnm build (informational version of Dnm.Cluster): replicas of different builds may compute differently.</summary>
     public static string DnmVersion { get; } =

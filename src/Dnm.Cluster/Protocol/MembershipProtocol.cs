@@ -24,9 +24,12 @@ public sealed record RegistrationRejected(Guid RunId, string Reason, Guid Nonce)
 
 /// <summary>
 /// The worker opened the data and built its replica; what it has must equal the coordinator's, <paramref name="Dataset"/>
-/// (the digest of the training files it read) included.
+/// (the digest of the training files it read) included. <paramref name="PeerEndpoint"/> is the host:port of its own data-plane
+/// listener, where the other workers of a world reach it for the reduction among workers (null: it takes part in none, and
+/// its worlds reduce through the coordinator).
 /// </summary>
-public sealed record WorkerReady(Guid RunId, string WorkerId, int SampleCount, ImageShape Shape, int StatsLength, DatasetDigest? Dataset = null);
+public sealed record WorkerReady(Guid RunId, string WorkerId, int SampleCount, ImageShape Shape, int StatsLength, DatasetDigest? Dataset = null,
+    string? PeerEndpoint = null);
 
 /// <summary>The worker could not prepare (data missing, device unavailable); the reason is shown to the user.</summary>
 public sealed record WorkerFailed(Guid RunId, string WorkerId, string Reason);
@@ -35,10 +38,13 @@ public sealed record WorkerFailed(Guid RunId, string WorkerId, string Reason);
 /// Membership epoch <paramref name="MembershipEpoch"/> begins: connect to <paramref name="DataPlaneEndpoint"/>
 /// (host:port) as <paramref name="Rank"/> of <paramref name="WorldSize"/>, with <paramref name="WorldId"/> as
 /// the data-plane run id, then receive the full replica state (a State frame tagged <paramref name="StateStep"/>
-/// of <paramref name="StateLength"/> floats) and import it with <paramref name="AdamSteps"/>.
+/// of <paramref name="StateLength"/> floats) and import it with <paramref name="AdamSteps"/>. With
+/// <paramref name="PeerEndpoints"/> (every rank's <see cref="WorkerReady.PeerEndpoint"/>, by rank) the world reduces its
+/// statistics among the workers (recursive halving) wherever that keeps the fixed tree's bits: the worker connects to its
+/// partners before it answers, and sends the coordinator only its slice of the sum.
 /// </summary>
 public sealed record FormWorld(Guid RunId, long MembershipEpoch, Guid WorldId, int Rank, int WorldSize, string DataPlaneEndpoint,
-    long StateStep, long AdamSteps, int StateLength, int TargetsLength = 0);
+    long StateStep, long AdamSteps, int StateLength, int TargetsLength = 0, string[]? PeerEndpoints = null);
 
 /// <summary>The worker holds the coordinator's state; the checksum proves it.</summary>
 public sealed record WorldJoined(Guid RunId, long MembershipEpoch, int Rank, ulong Checksum);

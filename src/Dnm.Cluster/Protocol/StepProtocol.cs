@@ -37,5 +37,9 @@ public sealed record StartStep(
 /// </summary>
 public sealed record StepCompleted(Guid RunId, long MembershipEpoch, long Step, int Rank, ulong? Checksum, double ReduceSeconds);
 
-/// <summary>The worker's step failed (a data-plane error, a torch error); it has aborted the step.</summary>
-public sealed record StepFailed(Guid RunId, long MembershipEpoch, long Step, int Rank, string Reason);
+/// <summary>
+/// The worker's step failed (a data-plane error, a torch error); it has aborted the step. <paramref name="AmongWorkers"/>: its
+/// reduction among the workers failed, which another rank's loss causes as well as its own (a failing rank closes all its
+/// partner connections, so the failure spreads through the world): it names no culprit.
+/// </summary>
+public sealed record StepFailed(Guid RunId, long MembershipEpoch, long Step, int Rank, string Reason, bool AmongWorkers = false);

@@ -41,12 +41,16 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     private WorldSockets? open;
 
     /// <summary>One world's listener, reducer and reusable vectors.</summary>
-    private sealed class WorldSockets(long epoch, DataPlaneListener listener, int size, int nodes, int statsLength) : IDisposable
+    private sealed class WorldSockets(long epoch, DataPlaneListener listener, int size, int nodes, int statsLength, bool amongWorkers) : IDisposable
     {
         private readonly CancellationTokenSource cancel = new();
         public long Epoch { get; } = epoch;
         public DataPlaneListener Listener { get; } = listener;
         public int Size { get; } = size;
+        /// <summary>The workers sum the statistics among themselves wherever every rank holds one block of the tree.</summary>
+        public bool AmongWorkers { get; } = amongWorkers;
+        /// <summary>Each rank's <see cref="FrameKind.Finite"/> flag of the step in flight.</summary>
+        public float[] Flags { get; } = new float[size];
         public StarReducer? Reducer { get; set; }
         public CancellationToken Token => cancel.Token;
         public float[] SoftCounts { get; } = new float[nodes];
@@ -95,7 +99,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             TrainingRun.TrainDigest(config), session.EvaluationPlan(final: false), session.EvaluationPlan(final: true), session.SomEmbedding);
     });
 
-    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
+    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize, bool amongWorkers)
     {
         var e = Engine;
         lock (gate)
@@ -105,7 +109,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             // The world id is the data plane's run id: a connection meant for another world is refused in the handshake.
             var listener = DataPlaneListener.Start(new IPEndPoint(dataPlane.BindAddress, dataPlane.Port), worldId, StarReducer.CoordinatorRank,
                 SharedMemoryFor(dataPlane.Options, e.MicroBatches, e.MaxLocalBatch, e.Layout.Length, worldSize));
-            open = new WorldSockets(membershipEpoch, listener, worldSize, e.Layout.Nodes, e.Layout.Length);
+            open = new WorldSockets(membershipEpoch, listener, worldSize, e.Layout.Nodes, e.Layout.Length, amongWorkers);
             return $"{dataPlane.AdvertisedHost}:{listener.LocalEndPoint.Port}";
         }
     }
@@ -118,12 +122,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     /// </summary>
     internal static DataPlaneOptions SharedMemoryFor(DataPlaneOptions options, MicroBatches micro, int batch, int statsLength, int worldSize)
     {
-        if (options.SharedMemoryBytes <= 0) return options;
         var blocks = Enumerable.Range(0, worldSize).Max(rank => micro.Blocks(batch, rank, worldSize).Count);
-        var largest = (long)Math.Max(blocks, 1) * statsLength * sizeof(float);
-        const long mebibyte = 1 << 20;
-        var needed = Math.Min((largest + mebibyte - 1) / mebibyte * mebibyte, int.MaxValue / 2);
-        return needed > options.SharedMemoryBytes ? options with { SharedMemoryBytes = (int)needed } : options;
+        return options.WithSharedMemoryFor((long)Math.Max(blocks, 1) * statsLength * sizeof(float));
     }
 
     public async Task<WorldSynced> SyncWorldAsync(long membershipEpoch, long stateStep, TimeSpan timeout)
@@ -184,6 +184,8 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var clock = Stopwatch.StartNew();
         var softCountTransfer = TimeSpan.Zero;
         var batch = ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length;
+        // The workers' own reduction gives the coordinator one slice of the sum a rank: nothing to broadcast.
+        var amongWorkers = w.AmongWorkers && RecursiveHalvingReducer.Applies(Engine.MicroBatches, batch, w.Size);
         int[] nonFinite = [];
         // Some ranks' blocks, not all, held NaN or infinity: the sum goes to no one, and the step is retried without them.
         // When every rank's did, the batch itself (or a diverged run) is the cause: the sum goes out, every replica skips it.
@@ -201,13 +203,23 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
                 await reducer.BroadcastAsync(step.Step, FrameKind.SoftCounts, w.SoftCounts, w.Token).ConfigureAwait(false);
                 softCountTransfer = Stopwatch.GetElapsedTime(arrived);
             }
-            var statistics = await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
+            var statistics = amongWorkers
+                ? await GatherFlagsAsync(w, reducer, step.Step).ConfigureAwait(false)
+                : await GatherSumAsync(w, reducer, step.Step, FrameKind.Gradients, batch, w.Stats).ConfigureAwait(false);
             // A rank's non-finite f makes every rank's statistics non-finite: the soft counts' culprits are the cause.
             if (nonFinite.Length == 0) nonFinite = statistics;
             withheld = Withhold(nonFinite);
+            // Withheld, the slices are not waited for: the world closes, and the workers' sum goes nowhere.
+            if (amongWorkers && !withheld) await GatherSlicesAsync(w, reducer, step.Step, w.Stats).ConfigureAwait(false);
         }).ConfigureAwait(false);
         RecordBytes(w);
         if (withheld) return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite, Withheld: true);
+        if (amongWorkers)
+        {
+            // Every worker has (or is gathering from its partners) the same sum: the replica applies it at the commit.
+            w.Broadcast = Task.FromResult<(int?, string?, TimeSpan)>((null, null, softCountTransfer));
+            return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite.Length == 0 ? null : nonFinite);
+        }
         // The sum goes back to the workers at once, not after the actor's commit: that round trip through the
         // actor's mailbox was idle time on every worker. It is safe because the replica still applies only what
         // the actor commits: should it abandon the step instead, the next world's state transfer overwrites
@@ -246,6 +258,34 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             if (!NonFiniteSteps.AllFinite(destinations[rank].Span)) nonFinite = [.. nonFinite, rank];
         micro.SumContributions(batch, destinations, sum);
         return nonFinite;
+    }
+
+    /// <summary>
+    /// The first half of a step whose workers sum the statistics among themselves: every rank's <see cref="FrameKind.Finite"/> flag,
+    /// sent before its reduction began (so a straggler is late here, and named). Returns the ranks whose own statistics were not finite.
+    /// </summary>
+    private static async Task<int[]> GatherFlagsAsync(WorldSockets w, StarReducer reducer, long step)
+    {
+        var flags = new Memory<float>[w.Size];
+        for (var rank = 0; rank < w.Size; rank++) flags[rank] = w.Flags.AsMemory(rank, 1);
+        await reducer.GatherAsync(step, FrameKind.Finite, flags, w.Token).ConfigureAwait(false);
+        return Enumerable.Range(0, w.Size).Where(rank => w.Flags[rank] != 1f).ToArray();
+    }
+
+    /// <summary>
+    /// The second half: each rank's slice of the root (<see cref="RecursiveHalvingReducer.SliceOf"/>), received straight into its
+    /// place in <paramref name="sum"/>. A rank lost midway fails it at once, naming that rank: the others, whose reduction failed
+    /// with it, send nothing.
+    /// </summary>
+    private static Task GatherSlicesAsync(WorldSockets w, StarReducer reducer, long step, float[] sum)
+    {
+        var slices = new Memory<float>[w.Size];
+        for (var rank = 0; rank < w.Size; rank++)
+        {
+            var (start, length) = RecursiveHalvingReducer.SliceOf(rank, w.Size, sum.Length);
+            slices[rank] = sum.AsMemory(start, length);
+        }
+        return reducer.GatherUntilFirstFailureAsync(step, FrameKind.Gradients, slices, w.Token);
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)

@@ -60,7 +60,7 @@ public sealed class DataPlaneListener : IDisposable
     public async Task<DataPlaneConnection> AcceptAsync(CancellationToken cancellationToken = default)
     {
         var socket = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
-        return await HandshakeAsync(socket, cancellationToken).ConfigureAwait(false);
+        return await HandshakeAsync(socket, (RunId, LocalRank), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -69,9 +69,11 @@ public sealed class DataPlaneListener : IDisposable
     /// client) holds up no other, and is refused on its own timeout. Refused peers (that one, a wrong run id, a bad
     /// frame) go to <paramref name="refused"/> and the accepting goes on. The caller owns the connections in
     /// <paramref name="accepted"/>, also when this throws (cancelled: <see cref="OperationCanceledException"/>).
+    /// <paramref name="identity"/>, when given, is the run id the handshakes expect and the rank this side announces instead
+    /// of the listener's own: a worker's one listener serves every world it joins, with that world's id and its rank in it.
     /// </summary>
     public async Task AcceptManyAsync(int count, ICollection<DataPlaneConnection> accepted, Action<DataPlaneException> refused,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, (Guid RunId, int Rank)? identity = null)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var handshakes = new List<Task<DataPlaneConnection>>();
@@ -83,7 +85,7 @@ public sealed class DataPlaneListener : IDisposable
                 var done = await Task.WhenAny(handshakes.Append<Task>(next)).ConfigureAwait(false);
                 if (done == next)
                 {
-                    handshakes.Add(HandshakeAsync(await next.ConfigureAwait(false), stop.Token));
+                    handshakes.Add(HandshakeAsync(await next.ConfigureAwait(false), identity ?? (RunId, LocalRank), stop.Token));
                     next = _socket.AcceptAsync(stop.Token).AsTask();
                     continue;
                 }
@@ -119,7 +121,7 @@ public sealed class DataPlaneListener : IDisposable
     }
 
     /// <summary>The server side of the handshake on an accepted socket; the socket is closed if it fails.</summary>
-    private async Task<DataPlaneConnection> HandshakeAsync(Socket socket, CancellationToken cancellationToken)
+    private async Task<DataPlaneConnection> HandshakeAsync(Socket socket, (Guid RunId, int Rank) identity, CancellationToken cancellationToken)
     {
         var peer = socket.RemoteEndPoint?.ToString() ?? "an unknown peer";
         Stream? stream = null;
@@ -131,8 +133,8 @@ public sealed class DataPlaneListener : IDisposable
             try
             {
                 stream = await DataPlaneStreams.ServerAsync(socket, _options, peer, timeout.Token).ConfigureAwait(false);
-                var handshake = await DataPlaneHandshake.ServerAsync(stream, socket.RemoteEndPoint, RunId, LocalRank, _options, timeout.Token).ConfigureAwait(false);
-                return new DataPlaneConnection(socket, stream, RunId, LocalRank, handshake);
+                var handshake = await DataPlaneHandshake.ServerAsync(stream, socket.RemoteEndPoint, identity.RunId, identity.Rank, _options, timeout.Token).ConfigureAwait(false);
+                return new DataPlaneConnection(socket, stream, identity.RunId, identity.Rank, handshake);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {

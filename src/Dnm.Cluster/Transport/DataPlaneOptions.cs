@@ -37,4 +37,16 @@ public sealed record DataPlaneOptions
     /// loopback in one process. A `dnm node` started with --tls-cert, --tls-key and --tls-ca sets it.
     /// </summary>
     public ClusterTls? Tls { get; init; }
+
+    /// <summary>
+    /// These options with shared-memory segments of at least <paramref name="payloadBytes"/> (rounded up to whole MiB) where the
+    /// configured size is smaller, so the largest frame of a reduction takes shared memory; disabled stays disabled.
+    /// </summary>
+    public DataPlaneOptions WithSharedMemoryFor(long payloadBytes)
+    {
+        if (SharedMemoryBytes <= 0) return this;
+        const long mebibyte = 1 << 20;
+        var needed = Math.Min((payloadBytes + mebibyte - 1) / mebibyte * mebibyte, int.MaxValue / 2);
+        return needed > SharedMemoryBytes ? this with { SharedMemoryBytes = (int)needed } : this;
+    }
 }

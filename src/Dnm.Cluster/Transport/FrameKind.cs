@@ -27,6 +27,12 @@ public enum FrameKind : ushort
     LossParts = 21,
     /// <summary>The smoothed latent targets ẑ (N × D floats), sent to a joining worker after its state.</summary>
     Targets = 22,
+    /// <summary>
+    /// One float: 1 when the sender's own statistics of the step were finite, 0 when they held NaN or infinity. Sent to
+    /// the coordinator before a reduction among the workers (<see cref="RecursiveHalvingReducer"/>), where it sees only
+    /// slices of the sum and could not tell whose contribution was at fault otherwise.
+    /// </summary>
+    Finite = 23,
 
     // A new kind goes here and extends FrameKinds.IsData.
 }
@@ -35,5 +41,5 @@ internal static class FrameKinds
 {
     public static bool IsHandshake(FrameKind kind) => kind is >= FrameKind.Hello and <= FrameKind.SharedMemoryReply;
 
-    public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.Targets;
+    public static bool IsData(FrameKind kind) => kind is >= FrameKind.SoftCounts and <= FrameKind.Finite;
 }

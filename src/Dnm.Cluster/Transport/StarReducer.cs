@@ -109,14 +109,50 @@ public sealed class StarReducer : IAllReducer, IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask GatherAsync(long step, FrameKind kind, IReadOnlyList<Memory<float>> destinations, CancellationToken cancellationToken = default)
     {
+        BeginGather(destinations);
+        for (var rank = 0; rank < _workers.Length; rank++)
+            _receives[rank] = Stamped(rank, _workers[rank].ReceiveAsync(destinations[rank], cancellationToken));
+        await AwaitReceivesAsync(step, kind, arrived: null).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <see cref="GatherAsync"/>, except that it fails as soon as one rank's frame fails, naming that rank, instead of awaiting
+    /// the ranks in order: in a reduction among the workers (<see cref="RecursiveHalvingReducer"/>) a rank lost midway leaves
+    /// the others nothing to send, so their frames would never come. The receives still pending are ended by the closing
+    /// of the world that a failed gather always leads to.
+    /// </summary>
+    public async Task GatherUntilFirstFailureAsync(long step, FrameKind kind, IReadOnlyList<Memory<float>> destinations, CancellationToken cancellationToken = default)
+    {
+        BeginGather(destinations);
+        var pending = new List<Task>(_workers.Length);
+        for (var rank = 0; rank < _workers.Length; rank++)
+            pending.Add(ReceiveOneAsync(rank, step, kind, destinations[rank], cancellationToken));
+        while (pending.Count > 0)
+        {
+            var done = await Task.WhenAny(pending).ConfigureAwait(false);
+            pending.Remove(done);
+            if (done.IsCompletedSuccessfully) continue;
+            foreach (var rest in pending)
+                _ = rest.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            await done.ConfigureAwait(false);
+        }
+    }
+
+    private async Task ReceiveOneAsync(int rank, long step, FrameKind kind, Memory<float> destination, CancellationToken cancellationToken)
+    {
+        var header = await Stamped(rank, _workers[rank].ReceiveAsync(destination, cancellationToken)).ConfigureAwait(false);
+        header.Expect(step, kind, _workers[rank].Peer);
+    }
+
+    /// <summary>Checks the destinations and starts the arrival times of a gather.</summary>
+    private void BeginGather(IReadOnlyList<Memory<float>> destinations)
+    {
         if (destinations.Count != _workers.Length)
             throw new ArgumentException($"{destinations.Count} destinations for {_workers.Length} workers", nameof(destinations));
         for (var rank = 0; rank < _workers.Length; rank++)
             Volatile.Write(ref _arrived[rank], 0);
         Volatile.Write(ref _gatherStarted, Stopwatch.GetTimestamp());
-        for (var rank = 0; rank < _workers.Length; rank++)
-            _receives[rank] = Stamped(rank, _workers[rank].ReceiveAsync(destinations[rank], cancellationToken));
-        await AwaitReceivesAsync(step, kind, arrived: null).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -33,6 +33,13 @@ public interface IWorkerBackend : IDisposable
 }
 
 /// <param name="Dataset">The digest of the training files the worker read (<see cref="DatasetDigest"/>).</param>
-public sealed record WorkerPrepared(int SampleCount, ImageShape Shape, int StatsLength, DatasetDigest? Dataset = null);
+/// <param name="PeerEndpoint">host:port of the worker's listener for the reduction among workers (null: it has none).</param>
+public sealed record WorkerPrepared(int SampleCount, ImageShape Shape, int StatsLength, DatasetDigest? Dataset = null, string? PeerEndpoint = null);
+
+/// <summary>
+/// A step's reduction among the workers failed. Every rank of the world sees this when one rank is lost (each failing rank
+/// closes its partner connections), so it names no culprit: the worker reports it as such (<see cref="Protocol.StepFailed.AmongWorkers"/>).
+/// </summary>
+public sealed class ReductionAmongWorkersException(string message, Exception inner) : IOException(message, inner);
 
 public sealed record WorkerStepResult(ulong? Checksum, TimeSpan ReduceTime);

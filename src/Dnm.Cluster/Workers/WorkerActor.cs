@@ -119,7 +119,8 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
                 backend.PrepareAsync(a).PipeTo(Self, success: p => new Prepared(a.RunId, p), failure: e => new PrepareFailed(a.RunId, e));
                 break;
             case Prepared p when p.RunId == runId && coordinator is not null:
-                coordinator.Tell(new WorkerReady(runId, settings.WorkerId, p.Info.SampleCount, p.Info.Shape, p.Info.StatsLength, p.Info.Dataset));
+                coordinator.Tell(new WorkerReady(runId, settings.WorkerId, p.Info.SampleCount, p.Info.Shape, p.Info.StatsLength, p.Info.Dataset,
+                    p.Info.PeerEndpoint));
                 break;
             case PrepareFailed f when f.RunId == runId && coordinator is not null:
                 log.Error(f.Error, "worker {0} could not prepare", settings.WorkerId);
@@ -153,7 +154,8 @@ public sealed class WorkerActor : UntypedActor, IWithTimers
             case StepError e when e.Step.MembershipEpoch == epoch && coordinator is not null:
                 // Usually the coordinator closed the world (another worker left): it has moved on and ignores this.
                 log.Info("worker {0}: step {1} aborted: {2}", settings.WorkerId, e.Step.Step, e.Error.Message);
-                coordinator.Tell(new StepFailed(runId, epoch, e.Step.Step, rank, e.Error.Message));
+                coordinator.Tell(new StepFailed(runId, epoch, e.Step.Step, rank, e.Error.Message,
+                    AmongWorkers: e.Error is ReductionAmongWorkersException || e.Error.InnerException is ReductionAmongWorkersException));
                 break;
             case EvaluateBlocks e when FromCoordinator(e.RunId) && e.MembershipEpoch == epoch:
                 // Queued on the replica's thread behind the step it follows, ahead of the next one.

@@ -17,12 +17,26 @@ public sealed record WorkerFaults
     public long? DelayAt { get; init; }
 
     public TimeSpan Delay { get; init; }
+
+    /// <summary>
+    /// Closes its data-plane connections (to the coordinator and to its partners) as its statistics' reduction of this step
+    /// begins, as a worker killed mid-step would: the step fails, and the coordinator names this worker.
+    /// </summary>
+    public long? DisconnectAt { get; init; }
 }
 
 /// <summary>Applies a worker's <see cref="WorkerFaults"/> on its torch thread, each once.</summary>
 internal sealed class FaultInjector(WorkerFaults faults)
 {
-    private bool delayed, poisoned;
+    private bool delayed, poisoned, disconnected;
+
+    /// <summary>Whether this worker drops its connections now, as its statistics' reduction of <paramref name="step"/> begins (once).</summary>
+    public bool Disconnects(long step, ReducedVector vector)
+    {
+        if (disconnected || vector != ReducedVector.Statistics || faults.DisconnectAt != step) return false;
+        disconnected = true;
+        return true;
+    }
 
     /// <summary>The contribution this worker sends for <paramref name="vector"/> of <paramref name="step"/>, after any fault.</summary>
     public ReadOnlyMemory<float> Apply(long step, ReducedVector vector, ReadOnlyMemory<float> contribution)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Replica;
@@ -20,7 +21,12 @@ namespace Dnm.Cluster.Workers;
 /// under the coordinator's step span; <paramref name="telemetry"/> gets the worker's metrics (labelled with its rank).
 /// </summary>
 /// <param name="faults">Faults this worker injects into its contributions (specs only; null: none).</param>
-public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null, WorkerFaults? faults = null)
+/// <param name="peerPlane">
+/// Where this worker listens for the other workers of its worlds (bind address, advertised host, port: 0 for an ephemeral one),
+/// for the statistics' reduction among workers; null: it takes part in none, and its worlds reduce through the coordinator.
+/// </param>
+public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? options = null, ClusterTelemetry? telemetry = null, WorkerFaults? faults = null,
+    DataPlaneSettings? peerPlane = null)
     : IWorkerBackend
 {
     private readonly FaultInjector? faults = faults is null ? null : new FaultInjector(faults);
@@ -42,25 +48,95 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private StepRunner? runner;
     // Replaced as a whole on every world (actor side); a step captures the link it started with (torch side).
     private WorldLink? link;
+    // Where the other workers of a world connect to this one (with peerPlane): one listener for every world, made with the
+    // replica (its shared-memory segments fit the statistics' halves), and the host:port it is reached at.
+    private DataPlaneListener? peerListener;
+    private string? peerEndpoint;
 
     private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer, FaultInjector? Faults) : IStepReducer
     {
-        // The connection's byte counts already recorded as metrics (read and written on the torch thread).
+        // The connections' byte counts already recorded as metrics (read and written on the torch thread).
         public long SentSeen, ReceivedSeen;
+        private readonly float[] flag = new float[1];
+
+        /// <summary>Cancelled when the worker leaves the world: ends the partner connections' setup.</summary>
+        public CancellationTokenSource Left { get; } = new();
+
+        /// <summary>The partner connections of a world that sums its statistics among the workers (set while joining).</summary>
+        public RecursiveHalvingReducer? Ring { get; set; }
+
+        /// <summary>Whether the step in flight sums its statistics among the workers (torch thread; set before each step).</summary>
+        public bool AmongWorkers { get; set; }
 
         public bool Communicates => true;
 
         /// <summary>
         /// Sends this rank's blocks of the fixed sum tree to the coordinator, which sums every rank's in that tree, and
-        /// receives the root. Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
+        /// receives the root; or, for statistics summed among the workers, takes part in that (<see cref="ReduceAmongWorkers"/>).
+        /// Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
         /// </summary>
         public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
         {
             var kind = vector == ReducedVector.SoftCounts ? FrameKind.SoftCounts : FrameKind.Gradients;
             if (Faults is not null) contribution = Faults.Apply(step, vector, contribution);
+            if (vector == ReducedVector.Statistics && AmongWorkers)
+            {
+                ReduceAmongWorkers(step, contribution, sum);
+                return;
+            }
+            if (Faults?.Disconnects(step, vector) == true) Disconnect();
             // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step).
             Client.ContributeAsync(step, kind, contribution).AsTask().GetAwaiter().GetResult();
             Client.ReceiveBroadcastAsync(step, kind, sum).AsTask().GetAwaiter().GetResult();
+        }
+
+        /// <summary>
+        /// The statistics summed among the workers: this rank's flag (were its own statistics finite?) to the coordinator first,
+        /// then recursive halving with its partners, its slice of the root to the coordinator, and recursive doubling for the rest.
+        /// The coordinator checks and commits what it assembles from the slices; this rank applies the same bits at once.
+        /// </summary>
+        private void ReduceAmongWorkers(long step, ReadOnlyMemory<float> contribution, Memory<float> sum)
+        {
+            if (contribution.Length != sum.Length)
+                throw new InvalidOperationException($"rank {Rank} holds {contribution.Length / Math.Max(sum.Length, 1)} blocks of the sum tree, not one: the statistics cannot be summed among the workers");
+            flag[0] = NonFiniteSteps.AllFinite(contribution.Span) ? 1f : 0f;
+            Client.ContributeAsync(step, FrameKind.Finite, flag).AsTask().GetAwaiter().GetResult();
+            if (Faults?.Disconnects(step, ReducedVector.Statistics) == true) Disconnect();
+            contribution.CopyTo(sum);
+            var ring = Ring!;
+            AmongWorkersOrFail(() => ring.ReduceScatterAsync(step, FrameKind.Gradients, sum).AsTask());
+            var (start, length) = RecursiveHalvingReducer.SliceOf(Rank, Size, sum.Length);
+            // The slice goes to the coordinator while the rest comes from the partners: the all-gather only reads the slice.
+            var toCoordinator = Client.ContributeAsync(step, FrameKind.Gradients, sum.Slice(start, length)).AsTask();
+            try
+            {
+                AmongWorkersOrFail(() => ring.AllGatherAsync(step, FrameKind.Gradients, sum).AsTask());
+            }
+            finally
+            {
+                // Awaited either way, so no send is left running on the connection; its own failure is the coordinator link's.
+                if (!toCoordinator.IsCompleted) ((IAsyncResult)toCoordinator).AsyncWaitHandle.WaitOne();
+            }
+            toCoordinator.GetAwaiter().GetResult();
+        }
+
+        /// <summary>A fault (specs): every data-plane connection of this world closes, as a killed worker's do.</summary>
+        private void Disconnect()
+        {
+            Ring?.Dispose();
+            Client.Dispose();
+        }
+
+        private void AmongWorkersOrFail(Func<Task> exchange)
+        {
+            try
+            {
+                exchange().GetAwaiter().GetResult();
+            }
+            catch (Exception e)
+            {
+                throw new ReductionAmongWorkersException($"the reduction among the workers failed: {e.Message}", e);
+            }
         }
     }
 
@@ -86,9 +162,33 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             template = EngineState.Export(engine);
             runner = new StepRunner(config, engine, train, reducedObserver: null);
             configJson = accepted.ConfigJson;
+            OpenPeerListener(engine.Layout.Length);
         }
-        return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length, dataset);
+        return new WorkerPrepared(train!.Count, train.Shape, engine.Layout.Length, dataset, peerEndpoint);
     });
+
+    /// <summary>
+    /// Opens the listener the other workers of a world connect to (with peerPlane).
+    /// </summary>
+    private void OpenPeerListener(int statsLength)
+    {
+        peerListener?.Dispose();
+        peerListener = null;
+        peerEndpoint = null;
+        if (peerPlane is null) return;
+        var at = new IPEndPoint(peerPlane.BindAddress, peerPlane.Port);
+        try
+        {
+            // Its own run id and rank are never used: each world's accepts expect that world's id and this worker's rank in it.
+            peerListener = DataPlaneListener.Start(at, Guid.Empty, 0, PartnerOptions(statsLength));
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new InvalidOperationException($"worker {name} cannot listen for the other workers on {at}: {e.Message}; free that port, or give " +
+                                                "the node another --data-plane-port (DNM_DATA_PLANE_PORT; 0 takes an ephemeral one)", e);
+        }
+        peerEndpoint = $"{peerPlane.AdvertisedHost}:{peerListener.LocalEndPoint.Port}";
+    }
 
     public async Task<ulong> JoinWorldAsync(FormWorld world)
     {
@@ -99,15 +199,28 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         var joined = new WorldLink(world.MembershipEpoch, world.Rank, world.WorldSize, client,
             telemetry.Tracer(ClusterTelemetry.WorkerRole, world.RunId, world.Rank, world.WorldSize), faults);
         Volatile.Write(ref link, joined);
+        // The partners connect while the state arrives: every rank of the world is joining now.
+        var ring = world.PeerEndpoints is { } peers ? ConnectPartnersAsync(world, peers, joined, deadline.Token) : null;
         var state = new float[world.StateLength];
-        await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.State, state, deadline.Token).ConfigureAwait(false);
         float[]? targets = null;
-        if (world.TargetsLength > 0)
+        try
         {
-            // A fresh array, not the current targets': a step of the old world may still read those on the torch thread.
-            targets = new float[world.TargetsLength];
-            await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.Targets, targets, deadline.Token).ConfigureAwait(false);
+            await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.State, state, deadline.Token).ConfigureAwait(false);
+            if (world.TargetsLength > 0)
+            {
+                // A fresh array, not the current targets': a step of the old world may still read those on the torch thread.
+                targets = new float[world.TargetsLength];
+                await client.ReceiveBroadcastAsync(world.StateStep, FrameKind.Targets, targets, deadline.Token).ConfigureAwait(false);
+            }
         }
+        catch when (ring is not null)
+        {
+            // The state's failure is the join's; the partners' setup is stopped and awaited, so it leaves no connection behind.
+            await deadline.CancelAsync().ConfigureAwait(false);
+            await ring.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+            throw;
+        }
+        if (ring is not null) await ring.ConfigureAwait(false);
         var checksum = await torch.RunAsync(() =>
         {
             EngineState.Import(Engine, ReplicaFactory.Unflatten(state, template!), world.AdamSteps);
@@ -123,6 +236,37 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         return checksum;
     }
 
+    /// <summary>The data-plane options between workers: shared-memory segments that hold the reduction's largest frame, half the statistics.</summary>
+    private DataPlaneOptions PartnerOptions(int statsLength) => (options ?? DataPlaneOptions.Default).WithSharedMemoryFor((statsLength + 1L) / 2 * sizeof(float));
+
+    /// <summary>
+    /// Connects this rank to its partners of the world's reduction among workers (through the listener every worker opened with
+    /// its replica) and hands them to <paramref name="joined"/>; a world this worker has left by then gets none.
+    /// </summary>
+    private async Task ConnectPartnersAsync(FormWorld world, string[] peers, WorldLink joined, CancellationToken deadline)
+    {
+        var listener = peerListener ?? throw new InvalidOperationException("the world sums its statistics among the workers, but this worker has no listener for them");
+        if (peers.Length != world.WorldSize)
+            throw new InvalidOperationException($"membership epoch {world.MembershipEpoch} names {peers.Length} worker endpoints for {world.WorldSize} ranks");
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline, joined.Left.Token);
+        var endpoints = new EndPoint[peers.Length];
+        for (var rank = 0; rank < peers.Length; rank++)
+            endpoints[rank] = await DataPlaneSettings.ResolveAsync(peers[rank], cancel.Token).ConfigureAwait(false);
+        var ring = await RecursiveHalvingReducer.ConnectAsync(listener, world.WorldId, world.Rank, endpoints, PartnerOptions(Engine.Layout.Length),
+            // A refused peer is told why in the handshake, and its own join fails naming it.
+            _ => { }, cancel.Token).ConfigureAwait(false);
+        lock (joined)
+        {
+            if (!joined.Left.IsCancellationRequested)
+            {
+                joined.Ring = ring;
+                return;
+            }
+        }
+        ring.Dispose();
+        throw new OperationCanceledException($"left membership epoch {world.MembershipEpoch} while connecting to the other workers");
+    }
+
     public Task<WorkerStepResult> RunStepAsync(StartStep step)
     {
         var current = Volatile.Read(ref link);
@@ -136,6 +280,9 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         var clock = Stopwatch.StartNew();
         // The coordinator's step span is the parent: one trace holds the step on every node.
         using var trace = world.Tracer.Begin(step.Step + 1, step.Phase.Name(), StepTracer.ParseTraceParent(step.TraceParent));
+        // The coordinator makes the same decision from the same numbers (ReplicaBackend.ReduceStepAsync).
+        world.AmongWorkers = world.Ring is not null && RecursiveHalvingReducer.Applies(Engine.MicroBatches,
+            ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length, world.Size);
         var outcome = runner!.Run(new StepInput(step.Step, step.Mode, step.DataEpoch, step.StepInEpoch, new ScheduleValues(step.Sigma, step.Eta),
             world.Rank, world.Size), world, trace);
         var checksum = step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null;
@@ -180,18 +327,33 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     {
         var c = world.Client.Connection;
         long sent = c.BytesSent, received = c.BytesReceived;
+        foreach (var peer in world.Ring?.Peers ?? [])
+        {
+            sent += peer.BytesSent;
+            received += peer.BytesReceived;
+        }
         metrics.RecordAllReduceBytes(sent - world.SentSeen, received - world.ReceivedSeen);
         world.SentSeen = sent;
         world.ReceivedSeen = received;
     }
 
-    public void LeaveWorld() => Interlocked.Exchange(ref link, null)?.Client.Dispose();
+    public void LeaveWorld()
+    {
+        if (Interlocked.Exchange(ref link, null) is not { } left) return;
+        lock (left)
+        {
+            left.Left.Cancel();
+            left.Ring?.Dispose();
+        }
+        left.Client.Dispose();
+    }
 
     private StepEngine Engine => engine ?? throw new InvalidOperationException("the replica is not prepared");
 
     public void Dispose()
     {
         LeaveWorld();
+        peerListener?.Dispose();
         _ = torch.RunAsync(() =>
         {
             runner?.Dispose();

@@ -170,14 +170,20 @@ public static class FixedOrderSum
     }
 
     /// <summary>accumulator[i] += addend[i]. Lane-parallel adds keep each element's single addition, so vectorising changes no bit.</summary>
-    public static void Add(Span<float> accumulator, ReadOnlySpan<float> addend)
+    public static void Add(Span<float> accumulator, ReadOnlySpan<float> addend) => Add(accumulator, accumulator, addend);
+
+    /// <summary>
+    /// destination[i] = left[i] + right[i]: one node of the tree from its left and right child, in that operand order.
+    /// <paramref name="destination"/> may be either child (a reduction among ranks keeps the node where the upper child was).
+    /// </summary>
+    public static void Add(Span<float> destination, ReadOnlySpan<float> left, ReadOnlySpan<float> right)
     {
-        if (accumulator.Length != addend.Length) throw new ArgumentException("vectors of different lengths", nameof(addend));
+        if (left.Length != right.Length || destination.Length != left.Length) throw new ArgumentException("vectors of different lengths", nameof(right));
         var lanes = System.Numerics.Vector<float>.Count;
         var i = 0;
-        for (; i <= accumulator.Length - lanes; i += lanes)
-            (new System.Numerics.Vector<float>(accumulator[i..]) + new System.Numerics.Vector<float>(addend[i..])).CopyTo(accumulator[i..]);
-        for (; i < accumulator.Length; i++) accumulator[i] += addend[i];
+        for (; i <= destination.Length - lanes; i += lanes)
+            (new System.Numerics.Vector<float>(left[i..]) + new System.Numerics.Vector<float>(right[i..])).CopyTo(destination[i..]);
+        for (; i < destination.Length; i++) destination[i] = left[i] + right[i];
     }
 }
 

@@ -42,7 +42,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
         Task.FromResult(new ReplicaReady(Config, new RunState(), 8, Shape, StatsLength, StatsLength, 0, "run", null, TargetsAtStart, Dataset: Dataset,
             FinalEvaluation: FinalEvaluation, SomEmbedding: SomEmbedding));
 
-    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize)
+    public string OpenWorld(long membershipEpoch, Guid worldId, int worldSize, bool amongWorkers)
     {
         this.worldSize = worldSize;
         return $"127.0.0.1:{9000 + membershipEpoch}";

@@ -1,0 +1,113 @@
+using System.Collections.Concurrent;
+using Dnm.Cluster.Coordination;
+using Dnm.Cluster.Hosting;
+using Dnm.Cluster.Tests.Support;
+using Dnm.Cluster.Workers;
+using Dnm.Core.Telemetry;
+using Dnm.Core.Training;
+using Xunit.Abstractions;
+
+namespace Dnm.Cluster.Tests.Cluster;
+
+/// <summary>
+/// The statistics summed among the workers (recursive halving, then doubling; the coordinator receives one slice a rank):
+/// embedded runs end bitwise equal to one process, the coordinator's link carries a fraction of the star's bytes, and a
+/// NaN rank or a rank lost mid-reduction is still named and the step retried.
+/// </summary>
+public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
+{
+    private const string AmongWorkers = "statistics summed among the workers (recursive halving)";
+
+    [Fact]
+    public async Task Four_workers_should_sum_among_themselves_end_bitwise_equal_to_one_process_and_spare_the_coordinators_link()
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+
+        var (amongWorkers, ringMessages) = await RunAsync(dataset, dir.Sub("workers"), reference, StatisticsReduction.AmongWorkers);
+        var (star, starMessages) = await RunAsync(dataset, dir.Sub("star"), reference, StatisticsReduction.Star);
+
+        Assert.Contains(ringMessages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
+        Assert.DoesNotContain(starMessages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
+        output.WriteLine($"coordinator's link, 4 workers: star {star.Received:N0} B in, {star.Sent:N0} B out; " +
+                         $"among workers {amongWorkers.Received:N0} B in, {amongWorkers.Sent:N0} B out");
+        // In: the star takes 4 vectors a step, the workers' reduction one (4 slices) and 4 flags. Out: the star sends the sum to
+        // 4 ranks a step, the other nothing. Both send the state (about 3 vectors a rank, once) and the soft counts alike.
+        Assert.True(amongWorkers.Received * 3 < star.Received,
+            $"the coordinator received {amongWorkers.Received} B among workers, {star.Received} B through the star");
+        Assert.True(amongWorkers.Sent * 5 < star.Sent,
+            $"the coordinator sent {amongWorkers.Sent} B among workers, {star.Sent} B through the star");
+    }
+
+    [Fact]
+    public async Task A_non_finite_rank_among_four_should_be_named_and_the_step_retried_without_it()
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+
+        var observer = new RecordingObserver();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        // Worker 2 sends NaN in its statistics of step 3: its partners sum it into their halves, so only its flag names it.
+        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token,
+            new NodeOptions { ChecksumEvery = 5, WorkerFaults = new Dictionary<int, WorkerFaults> { [2] = new() { NonFiniteAt = 3 } } });
+
+        foreach (var line in observer.Messages) output.WriteLine(line);
+        Assert.Contains(observer.Messages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
+        var retried = Assert.Single(observer.Messages, l => l.Contains("held NaN or infinity, so the step is computed again", StringComparison.Ordinal));
+        Assert.StartsWith("step 3 abandoned: the contribution of rank ", retried);
+        Assert.Contains("/w2) held NaN", retried);
+        Assert.DoesNotContain("/w0)", retried);
+        Assert.DoesNotContain(observer.Messages, l => l.Contains(" skipped: ", StringComparison.Ordinal));
+        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "a NaN rank among four workers retried");
+    }
+
+    [Fact]
+    public async Task A_rank_lost_mid_reduction_should_be_named_and_the_step_retried_by_a_new_world()
+    {
+        using var dir = new TempDir();
+        var dataset = TinyRun.WriteDataset(dir.Path);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+
+        var observer = new RecordingObserver();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        // Worker 1 closes every data-plane connection as the statistics' reduction of step 4 begins: its partners' reductions
+        // fail (and name no one); the coordinator's connection to it names it.
+        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token,
+            new NodeOptions { ChecksumEvery = 5, WorkerFaults = new Dictionary<int, WorkerFaults> { [1] = new() { DisconnectAt = 4 } } });
+
+        foreach (var line in observer.Messages) output.WriteLine(line);
+        var dropped = Assert.Single(observer.Messages, l => l.StartsWith("dropped worker ", StringComparison.Ordinal));
+        Assert.Matches(@"^dropped worker [^ ]+/w1: ", dropped);
+        Assert.Single(observer.Messages, l => l.StartsWith("step 4 abandoned", StringComparison.Ordinal));
+        Assert.DoesNotContain(observer.Messages, l => l.Contains("attempt", StringComparison.Ordinal));
+        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "a rank lost mid-reduction");
+    }
+
+    /// <summary>A 4-worker embedded run with <paramref name="reduction"/>, bitwise the reference; the coordinator's data-plane bytes.</summary>
+    private async Task<((double Received, double Sent) Coordinator, string[] Messages)> RunAsync(string dataset, string outDir, Checkpoint reference,
+        StatisticsReduction reduction)
+    {
+        // Its own source, of the name the coordinator requires; nothing listens to it.
+        using var source = new System.Diagnostics.ActivitySource(StepTracer.SourceName);
+        using var recorded = new MetricsRecorder();
+        using var coordinator = new DnmMetrics(new TelemetryIdentity(ClusterTelemetry.CoordinatorRole, 0, "cpu"), scope: recorded);
+        var workerMetrics = new ConcurrentBag<DnmMetrics>();
+        var telemetry = new ClusterTelemetry(coordinator, id =>
+        {
+            var m = new DnmMetrics(id, scope: recorded);
+            workerMetrics.Add(m);
+            return m;
+        }, source);
+        var observer = new RecordingObserver();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, outDir), 4, observer, cancel.Token,
+            new NodeOptions { ChecksumEvery = 5, Reduction = reduction }, telemetry: telemetry);
+        foreach (var m in workerMetrics) m.Dispose();
+        output.WriteLine($"{reduction}: mean step {result.MeanStep.TotalMilliseconds:F2} ms, mean reduce {result.MeanReduce.TotalMilliseconds:F2} ms");
+        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, $"4 workers, {reduction}");
+        return ((recorded.Sum("dnm_allreduce_bytes_total", role: "coordinator", rank: "0", direction: "received"),
+                 recorded.Sum("dnm_allreduce_bytes_total", role: "coordinator", rank: "0", direction: "sent")), observer.Messages.ToArray());
+    }
+}
