@@ -63,7 +63,8 @@ public sealed class ConfigFlagsSpec
         Assert.Equal(EncoderKind.Mlp, c.Encoder);
         Assert.Equal([500, 500, 2000], c.Hidden);
         Assert.Empty(c.Problems());
-        Assert.Equal(EncoderKind.Conv, Resolve(null).Config.Encoder);
+        Assert.Equal(EncoderKind.Mlp, Resolve(null).Config.Encoder);
+        Assert.Equal(EncoderKind.Conv, Resolve(null, "--encoder", "conv").Config.Encoder);
     }
 
     public static TheoryData<string> ShippedConfigs => new(Directory.GetFiles(Repo.Path("configs"), "*.json").Select(Path.GetFileName)!);

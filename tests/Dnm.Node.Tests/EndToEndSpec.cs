@@ -11,6 +11,8 @@ public sealed class TrainedRunFixture : IDisposable
     [
         "--map", "4x4", "--epochs", "2", "--pretrain-epochs", "1", "--som-iterations", "50", "--batch-size", "64",
         "--encoder", "conv", "--channels", "4,4,2", "--latent", "8", "--device", "cpu", "--threads", "1",
+        // Chosen, like the batch size: an unset smooth-weight is fitted to the training set after the config is logged.
+        "--smooth-weight", "0",
     ];
 
     public TrainedRunFixture()

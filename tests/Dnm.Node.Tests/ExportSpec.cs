@@ -18,6 +18,7 @@ public sealed class ExportedRunsFixture : IDisposable
     public static readonly string[] Common =
     [
         "--map", "4x4", "--epochs", "2", "--pretrain-epochs", "1", "--som-iterations", "50", "--batch-size", "64", "--device", "cpu", "--threads", "1",
+        "--lattice", "rect", // the hit-map pixels below are read on the square grid
     ];
 
     /// <summary>The model flags of each encoder's run (the mlp one with a sigmoid on z, so both latent activations are checked).</summary>

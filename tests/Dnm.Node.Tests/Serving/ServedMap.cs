@@ -19,7 +19,8 @@ public sealed record MappedSample(int Index, string Key, int Label, int Row, int
 /// </summary>
 public sealed class ServedMap : IDisposable
 {
-    public ServedMap() : this(TrainedRunFixture.TinyRun) { }
+    /// <summary>The square lattice the explorer specs read their cells from (HexMapExplorerSpec trains a hex one).</summary>
+    public ServedMap() : this([.. TrainedRunFixture.TinyRun, "--lattice", "rect"]) { }
 
     /// <summary>A map trained on the synthetic blobs with <paramref name="training"/>'s `dnm train` options.</summary>
     /// <remarks>A factory, not a second public constructor: a class fixture may have only one.</remarks>
