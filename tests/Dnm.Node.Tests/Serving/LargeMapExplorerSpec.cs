@@ -15,7 +15,7 @@ public sealed class LargeMapBrowser() : ExplorerBrowser(ServedMap.Trained(Traini
     private static readonly string[] Training =
     [
         "--map", $"{Side}x{Side}", "--encoder", "mlp", "--hidden", "16", "--latent", "4", "--epochs", "0", "--pretrain-epochs", "1",
-        "--som-iterations", "2", "--batch-size", "64", "--device", "cpu", "--threads", "1",
+        "--som-iterations", "2", "--batch-size", "64", "--device", "cpu", "--threads", "1", "--lattice", "rect",
     ];
 }
 
