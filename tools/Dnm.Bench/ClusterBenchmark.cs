@@ -41,12 +41,9 @@ internal static class ClusterBenchmark
         var bareThreads = int.Parse(Option("--bare-threads") ?? threads.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
         var microBatch = int.Parse(Option("--micro-batch") ?? "0", CultureInfo.InvariantCulture);
         // --reduction workers,star: each N with each way of summing the statistics (docs/cluster.md, "Scaling model").
-        var reductions = (Option("--reduction") ?? "workers").Split(',').Select(r => r.Trim() switch
-        {
-            "workers" => StatisticsReduction.AmongWorkers,
-            "star" => StatisticsReduction.Star,
-            _ => throw new ArgumentException($"--reduction '{r}': workers or star"),
-        }).ToArray();
+        var reductions = (Option("--reduction") ?? "workers").Split(',').Select(r => KebabEnum.TryParse<StatisticsReduction>(r.Trim(), out var reduction)
+            ? reduction
+            : throw new ArgumentException($"--reduction '{r}': auto, workers or star")).ToArray();
         // --shared-memory 0: every data-plane payload over loopback TCP, as before the shared-memory path.
         var dataPlane = DataPlaneOptions.Default with
         {
@@ -206,7 +203,7 @@ internal static class ClusterBenchmark
         }
     }
 
-    private static string Name(StatisticsReduction reduction) => reduction == StatisticsReduction.Star ? "star" : "workers";
+    private static string Name(StatisticsReduction reduction) => KebabEnum.Name(reduction);
 
     private static double Median(List<double> values)
     {

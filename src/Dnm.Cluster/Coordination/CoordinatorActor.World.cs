@@ -30,7 +30,7 @@ public sealed partial class CoordinatorActor
         var worldId = Guid.NewGuid();
         // Among the workers only where it may apply at all (a power-of-two world whose every member has a listener); each step
         // then checks that every rank holds one block of the tree (Transport.RecursiveHalvingReducer.Applies).
-        var peers = settings.Reduction == StatisticsReduction.AmongWorkers && Transport.RecursiveHalvingReducer.IsPowerOfTwoWorld(members.Length)
+        var peers = StatisticsReductionThreshold.AmongWorkers(settings.Reduction, replica.StatsLength) && Transport.RecursiveHalvingReducer.IsPowerOfTwoWorld(members.Length)
                     && members.All(m => m.PeerEndpoint is not null)
             ? members.Select(m => m.PeerEndpoint!).ToArray()
             : null;

@@ -63,7 +63,7 @@ internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Gu
 
 /// <summary>
 /// One membership epoch: the workers in rank order, and the data-plane world they share. <paramref name="AmongWorkers"/>: its
-/// statistics are summed among the workers wherever that keeps the fixed tree (<see cref="StatisticsReduction.AmongWorkers"/>).
+/// statistics are summed among the workers wherever that keeps the fixed tree (<see cref="StatisticsReduction.Workers"/>).
 /// </summary>
 internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members, bool AmongWorkers = false)
 {

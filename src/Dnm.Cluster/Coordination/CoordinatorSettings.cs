@@ -7,13 +7,31 @@ namespace Dnm.Cluster.Coordination;
 public enum StatisticsReduction
 {
     /// <summary>
+    /// <see cref="Workers"/> for statistics of at least <see cref="StatisticsReductionThreshold.MinBytes"/> bytes, <see cref="Star"/> for smaller ones:
+    /// below that the star's 2 latencies beat the exchange's 2·log2 N (docs/cluster.md, "Scaling model"; a model with a few
+    /// thousand parameters stepped in 48 ms among 2 workers against 17 ms through the star).
+    /// </summary>
+    Auto,
+
+    /// <summary>
     /// Among the workers by recursive halving, where the world is a power of two whose ranks each hold one aligned block of
     /// the fixed tree (the same bits as the star); the coordinator receives one slice of the sum from each. Elsewhere the star.
     /// </summary>
-    AmongWorkers,
+    Workers,
 
     /// <summary>Every worker sends its blocks to the coordinator, which sums them and sends the sum back to each.</summary>
     Star,
+}
+
+/// <summary>Where <see cref="StatisticsReduction.Auto"/> switches from the star to the workers.</summary>
+public static class StatisticsReductionThreshold
+{
+    /// <summary>The statistics size from which <see cref="StatisticsReduction.Auto"/> sums among the workers: 256 KiB (the ring beats the star above ~100–160 kB at 25 Gbit/s and 50 µs).</summary>
+    public const long MinBytes = 256 * 1024;
+
+    /// <summary>Whether statistics of <paramref name="floats"/> floats are summed among the workers under <paramref name="reduction"/>.</summary>
+    public static bool AmongWorkers(StatisticsReduction reduction, long floats) =>
+        reduction == StatisticsReduction.Workers || (reduction == StatisticsReduction.Auto && floats * sizeof(float) >= MinBytes);
 }
 
 /// <summary>

@@ -83,9 +83,10 @@ public static class NodeEnvironment
                 "Adam steps) to commits.log in the run directory; for checks that no step is applied twice", "on|off",
             o => o.CommitLog ? "on" : "off", (o, v, at) => o with { CommitLog = Switch(at, v) }, Choices: ["on", "off"]),
         new("reduction", Reduction, "Coordinator: sum a world's statistics among the workers (recursive halving, where the world is a power " +
-                "of two with one micro-batch block a rank; the same bits) or always through the coordinator (star)", "workers|star",
-            o => o.Reduction == Coordination.StatisticsReduction.Star ? "star" : "workers",
-            (o, v, at) => o with { Reduction = ParseReduction(v, at) }, Choices: ["workers", "star"]),
+                "of two with one micro-batch block a rank; the same bits), always through the coordinator (star), or auto: among the " +
+                "workers from 256 KiB of statistics, through the coordinator below", "auto|workers|star",
+            o => KebabEnum.Name(o.Reduction),
+            (o, v, at) => o with { Reduction = ParseReduction(v, at) }, Choices: KebabEnum.Names<Coordination.StatisticsReduction>()),
         new("akka-log-level", AkkaLogLevel, "Akka's own log level", "level", o => o.AkkaLogLevel, (o, v, _) => o with { AkkaLogLevel = v.ToUpperInvariant() },
             HasFlag: false),
     ];
@@ -142,12 +143,10 @@ public static class NodeEnvironment
     private static IReadOnlyList<string> List(string text) =>
         text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-    private static Coordination.StatisticsReduction ParseReduction(string text, string name) => text.Trim().ToLowerInvariant() switch
-    {
-        "workers" => Coordination.StatisticsReduction.AmongWorkers,
-        "star" => Coordination.StatisticsReduction.Star,
-        _ => throw new ConfigException(name.StartsWith("--", StringComparison.Ordinal) ? $"{name} '{text}' must be workers or star" : $"{name}={text} must be workers or star"),
-    };
+    private static Coordination.StatisticsReduction ParseReduction(string text, string name) =>
+        KebabEnum.TryParse<Coordination.StatisticsReduction>(text.Trim().ToLowerInvariant(), out var reduction)
+            ? reduction
+            : throw new ConfigException(name.StartsWith("--", StringComparison.Ordinal) ? $"{name} '{text}' must be auto, workers or star" : $"{name}={text} must be auto, workers or star");
 
     private static bool Switch(string name, string text) => text.Trim().ToLowerInvariant() switch
     {

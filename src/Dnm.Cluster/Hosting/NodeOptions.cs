@@ -71,10 +71,11 @@ public sealed record NodeOptions
 
     /// <summary>
     /// How the coordinator has a world's statistics summed: among the workers where that keeps the fixed tree's bits (a
-    /// power-of-two world, one block a rank), else through itself; or always through itself (the star). The soft counts
-    /// always take the star (they are small: latency, not bandwidth, is their cost).
+    /// power-of-two world, one block a rank), else through itself; or always through itself (the star); auto (default):
+    /// among the workers from 256 KiB of statistics. The soft counts always take the star (they are small: latency, not
+    /// bandwidth, is their cost).
     /// </summary>
-    public Coordination.StatisticsReduction Reduction { get; init; } = Coordination.StatisticsReduction.AmongWorkers;
+    public Coordination.StatisticsReduction Reduction { get; init; } = Coordination.StatisticsReduction.Auto;
 
     /// <summary>The Akka system name; every node of one cluster must use the same.</summary>
     public string ClusterName { get; init; } = "dnm";

@@ -25,7 +25,7 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
         var dataset = TinyRun.WriteDataset(dir.Path);
         var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
 
-        var (amongWorkers, ringMessages) = await RunAsync(dataset, dir.Sub("workers"), reference, StatisticsReduction.AmongWorkers);
+        var (amongWorkers, ringMessages) = await RunAsync(dataset, dir.Sub("workers"), reference, StatisticsReduction.Workers);
         var (star, starMessages) = await RunAsync(dataset, dir.Sub("star"), reference, StatisticsReduction.Star);
 
         Assert.Contains(ringMessages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
@@ -51,7 +51,7 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         // Worker 2 sends NaN in its statistics of step 3: its partners sum it into their halves, so only its flag names it.
         var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token,
-            new NodeOptions { ChecksumEvery = 5, WorkerFaults = new Dictionary<int, WorkerFaults> { [2] = new() { NonFiniteAt = 3 } } });
+            new NodeOptions { ChecksumEvery = 5, Reduction = StatisticsReduction.Workers, WorkerFaults = new Dictionary<int, WorkerFaults> { [2] = new() { NonFiniteAt = 3 } } });
 
         foreach (var line in observer.Messages) output.WriteLine(line);
         Assert.Contains(observer.Messages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
@@ -75,7 +75,7 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
         // Worker 1 closes every data-plane connection as the statistics' reduction of step 4 begins: its partners' reductions
         // fail (and name no one); the coordinator's connection to it names it.
         var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token,
-            new NodeOptions { ChecksumEvery = 5, WorkerFaults = new Dictionary<int, WorkerFaults> { [1] = new() { DisconnectAt = 4 } } });
+            new NodeOptions { ChecksumEvery = 5, Reduction = StatisticsReduction.Workers, WorkerFaults = new Dictionary<int, WorkerFaults> { [1] = new() { DisconnectAt = 4 } } });
 
         foreach (var line in observer.Messages) output.WriteLine(line);
         var dropped = Assert.Single(observer.Messages, l => l.StartsWith("dropped worker ", StringComparison.Ordinal));
