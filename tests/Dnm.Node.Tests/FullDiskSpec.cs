@@ -15,6 +15,8 @@ public sealed class FullDiskSpec
         "train", "--dataset", dataset, "--map", "3x3", "--epochs", $"{epochs}", "--pretrain-epochs", "1", "--som-iterations", "20",
         "--batch-size", "16", "--encoder", "conv", "--channels", "4,4,2", "--kernel", "3", "--latent", "4", "--seed", "3", "--device", "cpu", "--threads", "1",
         "--no-metrics", "--eval-every", "1", "--eval-limit", "32", "--checkpoint-every", "1000", "--out", output,
+        // The run these specs were written against: no smoothing, the square lattice, σ floor 0.3.
+        "--smooth-weight", "0", "--lattice", "rect", "--sigma-floor", "0.3",
     ];
 
     [NeedsTmpfsFact]
