@@ -7,7 +7,7 @@
 #   scripts/bench-nodes.sh [--workers 2,4,8] [--mlp] [-- extra dnm training flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-workers=2,4,8 model=()
+workers=2,4,8 model=(--encoder conv)
 while [ $# -gt 0 ]; do
   case "$1" in
     --workers) workers=$2; shift 2 ;;

@@ -20,7 +20,7 @@ trap 'rm -rf "$root"' EXIT
 base=(--dataset mnist --limit 2048 --map 6x6 --epochs 1 --pretrain-epochs 1 --som-iterations 200 --batch-size 128 --seed 11 --no-metrics "$@")
 status=0
 for encoder in conv mlp; do
-  model=(); [ "$encoder" = mlp ] && model=(--encoder mlp --latent 10)
+  model=(--encoder conv); [ "$encoder" = mlp ] && model=(--encoder mlp --latent 10)
   reference=
   IFS=, read -ra counts <<<"0,$workers"
   for n in "${counts[@]}"; do

@@ -64,6 +64,7 @@ perl -e '
 # within seconds (DNM_DOWN_AFTER 3s, a step retried after 30 s at most); replica checksums compared every 10 steps.
 export DNM_DOWN_AFTER=3s DNM_CHECKSUM_EVERY=10
 training=(--dataset "idx:$root/data/images.idx,$root/data/labels.idx" --batch-size 96 --micro-batch 8 --encoder mlp --hidden 64,32 --latent 8 --map 4x4
+          --lattice rect --sigma-floor 0.3 --smooth-weight 0
           --pretrain-epochs 2 --epochs "$epochs" --som-iterations 50 --eval-every 0 --threads 1 --device cpu --seed "$seed")
 worker_cmd=("$dnm" node --role worker --seeds "127.0.0.1:$port" --host 127.0.0.1 --port 0 --no-metrics --step-timeout 30s)
 "$dnm" node --role coordinator --host 127.0.0.1 --port "$port" --min-workers "$workers" --no-metrics --step-timeout 30s \

@@ -174,7 +174,8 @@ joint_epochs=2
 cat > "$root$config_var" <<EOF
 {
   "dataset": "idx:$root$data_var/blobs-images.idx,$root$data_var/blobs-labels.idx",
-  "channels": [4, 4, 2], "kernel": 3, "latent": 8, "map": "3x3",
+  "encoder": "conv", "channels": [4, 4, 2], "kernel": 3, "latent": 8, "map": "3x3",
+  "lattice": "rect", "sigma-floor": 0.3, "smooth-weight": 0,
   "batch-size": 24, "pretrain-epochs": 2, "epochs": $joint_epochs, "som-iterations": 10,
   "checkpoint-every": 16, "threads": 1, "device": "cpu",
   "out": "$root$out"

@@ -52,6 +52,8 @@ internal static class ClusterBenchmark
         var root = Directory.CreateTempSubdirectory("dnm-bench-cluster-").FullName;
         var config = new DnmConfig
         {
+            // The paper's conv model on the square lattice, unsmoothed: the set-up of the recorded cluster figures.
+            Encoder = EncoderKind.Conv, Lattice = Core.Som.LatticeKind.Rect, SigmaFloor = 0.3, SmoothWeight = 0,
             Dataset = "mnist", Limit = limit, BatchSize = batch, PretrainEpochs = 1, Epochs = 1, SomIterations = 100, Threads = threads,
             Device = "cpu", EvalEvery = 0, CheckpointEvery = 1_000_000, CheckpointMinutes = 0, MicroBatch = microBatch,
         };

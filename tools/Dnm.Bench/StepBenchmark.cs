@@ -47,7 +47,12 @@ internal sealed class StepBenchmark : IDisposable
         var (device, report) = TorchRuntime.Initialize(DeviceSpec.Parse("cpu"), options.Threads, Console.Error.WriteLine);
         Report = report;
         data = DatasetCatalog.Open("mnist", "train", DatasetCatalog.DefaultDataDir());
-        var config = new DnmConfig { BatchSize = options.Batch, Threads = options.Threads, Device = "cpu", MicroBatch = options.MicroBatch };
+        // The paper's conv model and square 20x30 map by default: the model the PyTorch peer runs.
+        var config = new DnmConfig
+        {
+            Encoder = EncoderKind.Conv, Lattice = LatticeKind.Rect, SigmaFloor = 0.3, BatchSize = options.Batch, Threads = options.Threads, Device = "cpu",
+            MicroBatch = options.MicroBatch,
+        };
         // --mlp: configs/mnist-mlp.json's model (the fully connected 500-500-2000 encoder, latent 10).
         if (options.Mlp) config = config with { Encoder = EncoderKind.Mlp, Latent = 10 };
         Engine = new StepEngine(config, data.Shape, device, options.Batch);

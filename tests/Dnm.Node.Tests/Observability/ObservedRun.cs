@@ -32,7 +32,7 @@ public sealed class ObservedRunFixture : IDisposable
             "--dataset", dataset, "--out", outDir, "--map", "4x4", "--epochs", "6", "--pretrain-epochs", "2",
             // Micro-batches of 8: each of the two workers computes one of a batch's two (the dashboard shows both at work).
             "--som-iterations", "200", "--batch-size", "16", "--micro-batch", "8", "--encoder", "conv", "--channels", "4,4,2", "--latent", "8",
-            "--eval-every", "1", "--eval-limit", "128",
+            "--eval-every", "1", "--eval-limit", "128", "--smooth-weight", "0", "--lattice", "rect", "--sigma-floor", "0.3",
         ];
         string[] Worker(int i) => [.. node, "--role", "worker", "--port", "0", "--seeds", $"127.0.0.1:{clusterPort}", "--metrics-port", Text(metricsPorts[i])];
         return [coordinator, Worker(1), Worker(2)];
