@@ -10,6 +10,9 @@ namespace Dnm.Bench;
 /// in one process, over loopback), for each N over TCP and through the shared-memory path. One round is what a
 /// joint step communicates: the soft counts, then the statistics, each summed by the <see cref="StarReducer"/> and
 /// sent back. No training, no actors: this isolates the transport from the step's compute and scheduling.
+/// <c>--reduction workers</c> measures the statistics' reduction among the workers instead, as a worker runs it
+/// (<c>WorkerReplica</c>): its finite flag to the coordinator, recursive halving with its partners, its slice of the root to the
+/// coordinator (which assembles the root) and recursive doubling for the rest; the soft counts still go through the star.
 /// </summary>
 internal static class AllReduceBenchmark
 {
@@ -20,7 +23,15 @@ internal static class AllReduceBenchmark
         var floats = int.Parse(Option("--floats") ?? "855000", CultureInfo.InvariantCulture);
         var softCounts = int.Parse(Option("--soft-counts") ?? "600", CultureInfo.InvariantCulture);
         var duration = TimeSpan.FromSeconds(double.Parse(Option("--seconds") ?? "3", CultureInfo.InvariantCulture));
-        Console.WriteLine($"star all-reduce in one process over loopback: {softCounts} soft counts then {floats} floats ({floats * 4e-6:F2} MB) a round, " +
+        var amongWorkers = (Option("--reduction") ?? "star") switch
+        {
+            "star" => false,
+            "workers" => true,
+            var other => throw new ArgumentException($"--reduction '{other}': star or workers"),
+        };
+        if (amongWorkers && workers.Any(n => !RecursiveHalvingReducer.IsPowerOfTwoWorld(n)))
+            throw new ArgumentException("--reduction workers needs power-of-two worker counts of at least 2");
+        Console.WriteLine($"{(amongWorkers ? "statistics summed among the workers (soft counts through the star)" : "star all-reduce")} in one process over loopback: {softCounts} soft counts then {floats} floats ({floats * 4e-6:F2} MB) a round, " +
                           $"{duration.TotalSeconds:F0} s per case; {Environment.ProcessorCount} cores, load average {LoadAverage()}");
         // --tls: each path again inside mutual TLS, with a fresh CA and node certificate as `dnm cert create` makes them.
         var tlsFolder = args.Contains("--tls") ? Directory.CreateTempSubdirectory("dnm-bench-tls-").FullName : null;
@@ -35,7 +46,9 @@ internal static class AllReduceBenchmark
             var line = $"N = {n}:";
             foreach (var (path, options) in paths)
             {
-                var (mean, p50, rounds) = await MeasureAsync(n, floats, softCounts, options, duration);
+                var (mean, p50, rounds) = amongWorkers
+                    ? await MeasureAmongWorkersAsync(n, floats, softCounts, options, duration)
+                    : await MeasureAsync(n, floats, softCounts, options, duration);
                 line += FormattableString.Invariant($"  {path}: mean {mean,6:F2} ms, p50 {p50,6:F2} ms ({rounds} rounds);");
             }
             Console.WriteLine(line);
@@ -96,6 +109,106 @@ internal static class AllReduceBenchmark
         {
             foreach (var client in clients)
                 client.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// One round as a joint step communicates with <c>--reduction workers</c>: the soft counts through the star, then every
+    /// worker's flag to the coordinator, the reduce-scatter among the workers, each slice to the coordinator and the all-gather.
+    /// </summary>
+    private static async Task<(double MeanMs, double P50Ms, int Rounds)> MeasureAmongWorkersAsync(
+        int n, int floats, int softCounts, DataPlaneOptions options, TimeSpan duration)
+    {
+        var runId = Guid.NewGuid();
+        // The partners' segments hold the largest frame between workers: half the statistics.
+        var partnerOptions = options.WithSharedMemoryFor((floats + 1L) / 2 * sizeof(float));
+        var listeners = Enumerable.Range(0, n).Select(r => DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, r, partnerOptions)).ToArray();
+        RecursiveHalvingReducer[] partners;
+        try
+        {
+            var endpoints = listeners.Select(l => (EndPoint)l.LocalEndPoint).ToArray();
+            partners = await Task.WhenAll(listeners.Select(l => RecursiveHalvingReducer.ConnectAsync(l, runId, l.LocalRank, endpoints, partnerOptions,
+                e => throw new InvalidOperationException("a partner refused a connection", e), CancellationToken.None)));
+        }
+        finally
+        {
+            foreach (var l in listeners) l.Dispose();
+        }
+        StarReducer reducer;
+        var clients = new StarReduceClient[n];
+        using (var listener = DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, StarReducer.CoordinatorRank, options))
+        {
+            var accept = StarReducer.AcceptWorkersAsync(listener, n);
+            for (var rank = 0; rank < n; rank++)
+                clients[rank] = await StarReduceClient.ConnectAsync(listener.LocalEndPoint, runId, rank, options);
+            reducer = await accept;
+        }
+        using var _ = reducer;
+        try
+        {
+            var random = new Random(1);
+            var data = Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, floats).Select(_ => (float)random.NextDouble()).ToArray()).ToArray();
+            var sums = Enumerable.Range(0, n).Select(_ => new float[floats]).ToArray();
+            var root = new float[floats];
+            var flags = new float[n];
+            var flagSlots = Enumerable.Range(0, n).Select(r => flags.AsMemory(r, 1)).ToArray();
+            var slices = Enumerable.Range(0, n).Select(r =>
+            {
+                var (start, length) = RecursiveHalvingReducer.SliceOf(r, n, floats);
+                return root.AsMemory(start, length);
+            }).ToArray();
+            var one = new[] { 1f };
+            async Task RoundAsync(long step)
+            {
+                var tasks = new Task[n + 1];
+                tasks[0] = reducer.AllReduceAsync(step, FrameKind.SoftCounts, root.AsMemory(0, softCounts)).AsTask();
+                for (var rank = 0; rank < n; rank++)
+                {
+                    var client = clients[rank];
+                    var memory = data[rank].AsMemory(0, softCounts);
+                    tasks[rank + 1] = Task.Run(async () => await client.AllReduceAsync(step, FrameKind.SoftCounts, memory));
+                }
+                await Task.WhenAll(tasks);
+                tasks[0] = Task.Run(async () =>
+                {
+                    await reducer.GatherAsync(step, FrameKind.Finite, flagSlots);
+                    await reducer.GatherUntilFirstFailureAsync(step, FrameKind.Gradients, slices);
+                });
+                for (var rank = 0; rank < n; rank++)
+                {
+                    var (r, client, ring) = (rank, clients[rank], partners[rank]);
+                    // Each worker on its own thread-pool thread, as the workers' torch threads would be.
+                    tasks[rank + 1] = Task.Run(async () =>
+                    {
+                        await client.ContributeAsync(step, FrameKind.Finite, one);
+                        data[r].CopyTo(sums[r], 0);
+                        await ring.ReduceScatterAsync(step, FrameKind.Gradients, sums[r]);
+                        var (start, length) = RecursiveHalvingReducer.SliceOf(r, n, floats);
+                        var toCoordinator = client.ContributeAsync(step, FrameKind.Gradients, sums[r].AsMemory(start, length)).AsTask();
+                        await ring.AllGatherAsync(step, FrameKind.Gradients, sums[r]);
+                        await toCoordinator;
+                    });
+                }
+                await Task.WhenAll(tasks);
+            }
+
+            for (var step = 0; step < 10; step++) // warm-up: JIT, first touches of the buffers and segments
+                await RoundAsync(step);
+            var samples = new List<double>();
+            var clock = Stopwatch.StartNew();
+            for (var step = 10L; clock.Elapsed < duration; step++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await RoundAsync(step);
+                samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+            samples.Sort();
+            return (samples.Average(), samples[samples.Count / 2], samples.Count);
+        }
+        finally
+        {
+            foreach (var client in clients) client.Dispose();
+            foreach (var ring in partners) ring.Dispose();
         }
     }
 

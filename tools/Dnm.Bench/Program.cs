@@ -10,7 +10,8 @@ using Dnm.Cluster.Transport;
 // dnm-bench cluster [--workers 1,2,4] ...: bare Trainer vs dnm train --workers N (scripts/bench-cluster.sh).
 // dnm-bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100]: RSS over many steps.
 // dnm-bench layers [--batch 43] [--steps 7]: each layer alone, single-threaded.
-// dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3] [--tls]: the star all-reduce alone, TCP vs shared memory (and each inside mutual TLS).
+// dnm-bench allreduce [--workers 1,2,4] [--floats 855000] [--seconds 3] [--tls] [--reduction star|workers]: the star all-reduce (or the statistics summed
+// among the workers) alone, TCP vs shared memory (and each inside mutual TLS).
 // dnm-bench serve [--url http://127.0.0.1:8080] [--seconds 10] [--batch 1,64] [--clients 1,2]: a running dnm serve (scripts/bench-serve.sh).
 // dnm-bench loader --dataset <shards:dir | folder:dir> [--batches N]: decoded images/s through the training step's loader (scripts/bench-loader.sh).
 // dnm-bench scaling [--gbit 25] [--latency-us 50] [--floats 855000]: the star vs ring communication model (no measuring).
@@ -64,7 +65,7 @@ if (args is not ["dataplane", .. var rest])
                Dnm.Bench mnist-path
                Dnm.Bench memory [--batch 64] [--threads 2] [--steps 2000] [--every 100] [--bound-percent 5] [--bound-mb 50]
                Dnm.Bench cluster [--workers 1,2,4] [--limit 4096] [--batch-size 256] [--threads 1] [--shared-memory 8388608] [--repeat 1]
-               Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3] [--tls]
+               Dnm.Bench allreduce [--workers 1,2,4] [--floats 855000] [--soft-counts 600] [--seconds 3] [--tls] [--reduction star|workers]
                {LoaderBenchmark.Usage}
                Dnm.Bench scaling [--workers 1,2,4,...,64] [--gbit 25] [--latency-us 50] [--floats 855000] [--soft-counts 600]
         """);
