@@ -46,7 +46,7 @@ public sealed partial class CoordinatorActor
         foreach (var member in w.Members) member.Ref.Tell(start);
         // Only worth withholding a non-finite sum while the step may still be retried without the ranks that made it so.
         var withhold = nonFiniteRetries < settings.NonFiniteRetries;
-        backend.ReduceStepAsync(w.Epoch, start, withhold).PipeTo(Self, success: r => r, failure: e => new ReduceFailed(w.Epoch, step, e));
+        backend.ReduceStepAsync(w.Epoch, start, withhold, settings.AmongWorkersTimeout).PipeTo(Self, success: r => r, failure: e => new ReduceFailed(w.Epoch, step, e));
         Timers.StartSingleTimer(StepTimer, new StepTimeout(w.Epoch, step), settings.StepTimeout);
     }
 
@@ -94,20 +94,44 @@ public sealed partial class CoordinatorActor
         Receive<StepFailed>(f => IsCurrentMember(f.RunId, f.MembershipEpoch, f.Rank) && IsCurrentStep(f.MembershipEpoch, f.Step), f =>
         {
             // A reduction among the workers fails on every rank when one is lost: that names no one. The coordinator's own
-            // connection to a lost rank fails too and names it (ReduceFailed); failing that, the step timeout retries the step.
+            // connection to a lost rank fails too and names it (ReduceFailed). If it has not within the grace, the link between
+            // live workers is what broke: the step is retried, and the statistics go through the coordinator.
             if (f.AmongWorkers)
+            {
                 log.Info("step {0}: the reduction among the workers failed on rank {1}: {2}", f.Step, f.Rank, f.Reason);
+                if (!round!.Reduced && !round.AmongWorkersFailed)
+                {
+                    round.AmongWorkersFailed = true;
+                    Timers.StartSingleTimer(AmongWorkersTimer, new AmongWorkersFailed(f.MembershipEpoch, f.Step, f.Rank, f.Reason), settings.AmongWorkersGrace);
+                }
+            }
             else
                 Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}");
         });
+        Receive<AmongWorkersFailed>(a => IsCurrentStep(a.MembershipEpoch, a.Step) && !round!.Reduced, a =>
+            ThroughTheCoordinator($"rank {a.Rank} (worker {world!.Members[a.Rank].Id}) reported: {a.Reason.TrimEnd('.')}; " +
+                                  $"no worker was lost within {settings.AmongWorkersGrace.TotalSeconds:0.#}s"));
         Receive<ReduceFailed>(f => IsCurrentStep(f.MembershipEpoch, f.Step), f =>
         {
             if (f.Error is RankFailureException rf && rf.Rank < world!.Size) Drop(world.Members[rf.Rank], rf.Message);
+            else if (f.Error is ReductionAmongWorkersStalledException) ThroughTheCoordinator(f.Error.Message);
             else AbortStep($"step {f.Step} failed: {f.Error.Message}", counted: true);
         });
         Receive<StepTimeout>(t => IsCurrentStep(t.MembershipEpoch, t.Step), OnStepTimeout);
         Receive<SuspendRun>(_ => SuspendWhileStepping());
         Common();
+    }
+
+    /// <summary>
+    /// The reduction among the workers failed while every rank still reached the coordinator: a link between workers is down.
+    /// The step is retried (the attempt counts), and the statistics go through the coordinator for as long as the world's
+    /// members stay the same (<see cref="Form"/>); the result is the same bits either way.
+    /// </summary>
+    private void ThroughTheCoordinator(string reason)
+    {
+        starOnly = world!.Members.ToHashSet();
+        starReason = $"step {round!.Start.Step}: {reason}";
+        AbortStep($"{reason}; the next world sums the statistics through the coordinator", counted: true);
     }
 
     private void OnStepTimeout(StepTimeout t)

@@ -25,7 +25,7 @@ namespace Dnm.Cluster.Coordination;
 /// </summary>
 public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
-    private const string JoinTimer = "join", WorldTimer = "world", StepTimer = "step";
+    private const string JoinTimer = "join", WorldTimer = "world", StepTimer = "step", AmongWorkersTimer = "among-workers";
 
     private readonly CoordinatorSettings settings;
     private readonly ICoordinatorBackend backend;
@@ -170,6 +170,7 @@ public sealed partial class CoordinatorActor : ReceiveActor, IWithTimers, IWithU
         Receive<StepFailed>(_ => { });
         Receive<ReduceFailed>(_ => { });
         Receive<StepTimeout>(_ => { });
+        Receive<AmongWorkersFailed>(_ => { });
         Receive<JoinTimeout>(_ => { });
         Receive<BlocksEvaluated>(_ => { });
         Receive<BlockEmbedded>(_ => { });

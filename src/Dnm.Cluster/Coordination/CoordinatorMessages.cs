@@ -15,6 +15,12 @@ internal sealed record WorldTimeout(long MembershipEpoch);
 
 internal sealed record StepTimeout(long MembershipEpoch, long Step);
 
+/// <summary>
+/// Rank <paramref name="Rank"/> reported that its reduction among the workers of step <paramref name="Step"/> failed, and the
+/// grace for the coordinator's own link to name a lost rank has passed (<see cref="CoordinatorSettings.AmongWorkersGrace"/>).
+/// </summary>
+internal sealed record AmongWorkersFailed(long MembershipEpoch, long Step, int Rank, string Reason);
+
 internal sealed record BlocksTimeout(long MembershipEpoch, long Step);
 
 // A backend task failed: one record per operation, so each state lists the failures it can meet.
@@ -83,6 +89,8 @@ internal sealed class StepRound(PlannedStep plan, StartStep start, Dnm.Core.Tele
     /// <summary>Ranks that left after the step committed: nothing more is awaited from them.</summary>
     public HashSet<int> Lost { get; } = new();
     public bool Reduced { get; set; }
+    /// <summary>A rank reported that its reduction among the workers failed (the grace timer runs).</summary>
+    public bool AmongWorkersFailed { get; set; }
     /// <summary>Ranks whose contribution to the step held NaN or infinity (<see cref="StepReduced.NonFiniteRanks"/>).</summary>
     public IReadOnlyList<int>? NonFiniteRanks { get; set; }
     /// <summary>The mean over ranks of the time each spent in the step's all-reduces.</summary>

@@ -76,6 +76,20 @@ public sealed record CoordinatorSettings
     /// <summary>How a world sums its workers' statistics (<see cref="NodeOptions.Reduction"/>).</summary>
     public StatisticsReduction Reduction { get; init; } = Node.Reduction;
 
+    /// <summary>
+    /// How long the slices of a reduction among the workers may take once every rank's flag has arrived (<see cref="NodeOptions.AmongWorkersTimeout"/>).
+    /// Past it the link between some workers is taken to be down: the step is retried, and the statistics go through the
+    /// coordinator for as long as the world's members stay the same.
+    /// </summary>
+    public TimeSpan AmongWorkersTimeout { get; init; } = Node.AmongWorkersTimeout;
+
+    /// <summary>
+    /// After a worker reports that its reduction among the workers failed, how long the coordinator waits for its own link to
+    /// name a lost rank (a killed worker fails its partners' reductions too) before it takes the link between workers to be
+    /// down, retries the step and sends the statistics through itself.
+    /// </summary>
+    public TimeSpan AmongWorkersGrace { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The build a worker must run (compared in RegisterWorker).</summary>
     public string DnmVersion { get; init; } = ClusterProtocol.DnmVersion;
 

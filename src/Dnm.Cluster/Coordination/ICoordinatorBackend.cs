@@ -38,9 +38,11 @@ public interface ICoordinatorBackend : IDisposable
     /// the statistics' sum. Applies nothing to the replica: if the actor abandons the step instead of committing it,
     /// the next world's state transfer overwrites what the workers applied. With <paramref name="withholdNonFinite"/>, a
     /// sum made non-finite by some ranks but not all is not broadcast: the result is <see cref="StepReduced.Withheld"/>, naming
-    /// them, and the actor retries the step without them.
+    /// them, and the actor retries the step without them. Where the workers sum the statistics among themselves, the slices of
+    /// the sum must arrive within <paramref name="amongWorkersTimeout"/> of the ranks' flags, else it fails with a
+    /// <see cref="ReductionAmongWorkersStalledException"/>.
     /// </summary>
-    Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite);
+    Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite, TimeSpan amongWorkersTimeout);
 
     /// <summary>
     /// For the step's latest gather (of soft counts or statistics) in <paramref name="membershipEpoch"/>: how long after it
@@ -122,6 +124,16 @@ public sealed record RunCompleted(long GlobalStep, ulong Checksum, string RunDir
 public sealed class RankFailureException(int rank, string message, Exception? inner = null) : Exception(message, inner)
 {
     public int Rank { get; } = rank;
+}
+
+/// <summary>
+/// A reduction among the workers that stalled: every rank's flag arrived, so each had finished its part of the step, but the
+/// slices of the sum of <see cref="Ranks"/> had not within the timeout. Nothing is left to compute, so a link between workers is
+/// down (or far too slow) while each still reaches the coordinator.
+/// </summary>
+public sealed class ReductionAmongWorkersStalledException(IReadOnlyList<int> ranks, string message) : TimeoutException(message)
+{
+    public IReadOnlyList<int> Ranks { get; } = ranks;
 }
 
 /// <summary>Ranks that never connected to a world's data plane within its timeout; the others did.</summary>

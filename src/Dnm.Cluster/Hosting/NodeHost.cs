@@ -181,7 +181,7 @@ public static class NodeHost
             var settings = new CoordinatorSettings
             {
                 MinWorkers = o.MinWorkers, JoinTimeout = o.JoinTimeout, StepTimeout = o.StepTimeout,
-                ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true, Reduction = o.Reduction,
+                ChecksumEvery = o.ChecksumEvery, AnnounceToCluster = true, Reduction = o.Reduction, AmongWorkersTimeout = o.AmongWorkersTimeout,
                 CommitLog = o.CommitLog ? Path.Combine(Path.GetFullPath(config!.Out), "commits.log") : null,
             };
             var dataPlane = new DataPlaneSettings(BindAddress(o.BindHost), o.Host, o.DataPlanePort) { Options = o.DataPlane };

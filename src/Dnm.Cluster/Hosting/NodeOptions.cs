@@ -77,6 +77,12 @@ public sealed record NodeOptions
     /// </summary>
     public Coordination.StatisticsReduction Reduction { get; init; } = Coordination.StatisticsReduction.Auto;
 
+    /// <summary>
+    /// How long the coordinator waits for the slices of a reduction among the workers once every rank has begun it (API only,
+    /// no flag). Past it a link between workers is taken to be down: the step is retried, through the coordinator.
+    /// </summary>
+    public TimeSpan AmongWorkersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The Akka system name; every node of one cluster must use the same.</summary>
     public string ClusterName { get; init; } = "dnm";
 
@@ -155,6 +161,7 @@ public sealed record NodeOptions
         if (StopExitCode is < 0 or > 255) p.Add($"stop-exit-code must be 0..255, got {StopExitCode}");
         if (MinWorkers < 1) p.Add($"min-workers must be at least 1, got {MinWorkers}");
         if (JoinTimeout <= TimeSpan.Zero || StepTimeout <= TimeSpan.Zero) p.Add("join-timeout and step-timeout must be positive");
+        if (AmongWorkersTimeout <= TimeSpan.Zero) p.Add("the among-workers timeout must be positive");
         if (ChecksumEvery < 0) p.Add($"checksum-every must be >= 0, got {ChecksumEvery}");
         if (UsesTls && (TlsCert is null || TlsKey is null || TlsCa is null))
             p.Add("--tls-cert, --tls-key and --tls-ca (DNM_TLS_CERT, DNM_TLS_KEY, DNM_TLS_CA) go together: " +

@@ -177,7 +177,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         .Select(g => $"{(g.Count() == 1 ? "rank" : "ranks")} {string.Join(", ", g.Select(c => c.RemoteRank))} " +
                      (g.Key is null ? "through shared memory" : $"over TCP ({g.Key})")));
 
-    public async Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite)
+    public async Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite, TimeSpan amongWorkersTimeout)
     {
         var w = Current(membershipEpoch);
         var reducer = w.Reducer ?? throw new InvalidOperationException($"membership epoch {membershipEpoch} has not formed");
@@ -210,7 +210,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             if (nonFinite.Length == 0) nonFinite = statistics;
             withheld = Withhold(nonFinite);
             // Withheld, the slices are not waited for: the world closes, and the workers' sum goes nowhere.
-            if (amongWorkers && !withheld) await GatherSlicesAsync(w, reducer, step.Step, w.Stats).ConfigureAwait(false);
+            if (amongWorkers && !withheld) await GatherSlicesAsync(w, reducer, step.Step, w.Stats, amongWorkersTimeout).ConfigureAwait(false);
         }).ConfigureAwait(false);
         RecordBytes(w);
         if (withheld) return new StepReduced(membershipEpoch, step.Step, clock.Elapsed, nonFinite, Withheld: true);
@@ -275,9 +275,10 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
     /// <summary>
     /// The second half: each rank's slice of the root (<see cref="RecursiveHalvingReducer.SliceOf"/>), received straight into its
     /// place in <paramref name="sum"/>. A rank lost midway fails it at once, naming that rank: the others, whose reduction failed
-    /// with it, send nothing.
+    /// with it, send nothing. Slices that have not all arrived within <paramref name="timeout"/> of the flags (the reduction began
+    /// on every rank, and only the exchange is left) fail it with a <see cref="ReductionAmongWorkersStalledException"/>.
     /// </summary>
-    private static Task GatherSlicesAsync(WorldSockets w, StarReducer reducer, long step, float[] sum)
+    private static async Task GatherSlicesAsync(WorldSockets w, StarReducer reducer, long step, float[] sum, TimeSpan timeout)
     {
         var slices = new Memory<float>[w.Size];
         for (var rank = 0; rank < w.Size; rank++)
@@ -285,7 +286,20 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
             var (start, length) = RecursiveHalvingReducer.SliceOf(rank, w.Size, sum.Length);
             slices[rank] = sum.AsMemory(start, length);
         }
-        return reducer.GatherUntilFirstFailureAsync(step, FrameKind.Gradients, slices, w.Token);
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(w.Token);
+        stall.CancelAfter(timeout);
+        try
+        {
+            await reducer.GatherUntilFirstFailureAsync(step, FrameKind.Gradients, slices, stall.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!w.Token.IsCancellationRequested)
+        {
+            var arrivals = reducer.Arrivals();
+            var missing = Enumerable.Range(0, w.Size).Where(rank => arrivals is null || arrivals[rank] is null).ToArray();
+            throw new ReductionAmongWorkersStalledException(missing,
+                $"the reduction among the workers stalled: every rank began it, but the slices of the sum of {(missing.Length == 1 ? "rank" : "ranks")} " +
+                $"{string.Join(", ", missing)} had not arrived after {timeout.TotalSeconds:0.###}s (a link between workers is down or far too slow)");
+        }
     }
 
     public async Task<StepApplied> CommitStepAsync(long membershipEpoch, StartStep step)

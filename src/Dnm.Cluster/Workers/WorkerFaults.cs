@@ -23,12 +23,40 @@ public sealed record WorkerFaults
     /// begins, as a worker killed mid-step would: the step fails, and the coordinator names this worker.
     /// </summary>
     public long? DisconnectAt { get; init; }
+
+    /// <summary>
+    /// Closes only its connections to its partners of the reduction among the workers, as that reduction of this step begins
+    /// (after its flag went to the coordinator): the link between workers breaks while every worker still reaches the coordinator.
+    /// </summary>
+    public long? PartnersDisconnectAt { get; init; }
+
+    /// <summary>
+    /// Stops at this step after its flag went to the coordinator, sending nothing more to its partners or the coordinator until it
+    /// leaves the world: a link between workers that hangs without an error.
+    /// </summary>
+    public long? PartnersStallAt { get; init; }
 }
 
 /// <summary>Applies a worker's <see cref="WorkerFaults"/> on its torch thread, each once.</summary>
 internal sealed class FaultInjector(WorkerFaults faults)
 {
-    private bool delayed, poisoned, disconnected;
+    private bool delayed, poisoned, disconnected, partnersDisconnected, stalled;
+
+    /// <summary>Whether this worker closes its partner connections now, as its reduction among the workers of <paramref name="step"/> begins (once).</summary>
+    public bool DisconnectsPartners(long step)
+    {
+        if (partnersDisconnected || faults.PartnersDisconnectAt != step) return false;
+        partnersDisconnected = true;
+        return true;
+    }
+
+    /// <summary>Whether this worker stalls now, in its reduction among the workers of <paramref name="step"/> (once).</summary>
+    public bool Stalls(long step)
+    {
+        if (stalled || faults.PartnersStallAt != step) return false;
+        stalled = true;
+        return true;
+    }
 
     /// <summary>Whether this worker drops its connections now, as its statistics' reduction of <paramref name="step"/> begins (once).</summary>
     public bool Disconnects(long step, ReducedVector vector)

@@ -102,6 +102,13 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             flag[0] = NonFiniteSteps.AllFinite(contribution.Span) ? 1f : 0f;
             Client.ContributeAsync(step, FrameKind.Finite, flag).AsTask().GetAwaiter().GetResult();
             if (Faults?.Disconnects(step, ReducedVector.Statistics) == true) Disconnect();
+            if (Faults?.DisconnectsPartners(step) == true) Ring?.Dispose();
+            if (Faults?.Stalls(step) == true)
+            {
+                // Until the worker leaves this world (the next world's join ends it), as a hung link would hold it.
+                Left.Token.WaitHandle.WaitOne();
+                throw new ReductionAmongWorkersException($"the reduction among the workers stalled at step {step} (an injected fault)", new OperationCanceledException(Left.Token));
+            }
             contribution.CopyTo(sum);
             var ring = Ring!;
             AmongWorkersOrFail(() => ring.ReduceScatterAsync(step, FrameKind.Gradients, sum).AsTask());

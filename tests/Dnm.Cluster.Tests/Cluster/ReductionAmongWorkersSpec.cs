@@ -43,46 +43,95 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
     [Fact]
     public async Task A_non_finite_rank_among_four_should_be_named_and_the_step_retried_without_it()
     {
-        using var dir = new TempDir();
-        var dataset = TinyRun.WriteDataset(dir.Path);
-        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
-
-        var observer = new RecordingObserver();
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         // Worker 2 sends NaN in its statistics of step 3: its partners sum it into their halves, so only its flag names it.
-        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token,
-            new NodeOptions { ChecksumEvery = 5, Reduction = StatisticsReduction.Workers, WorkerFaults = new Dictionary<int, WorkerFaults> { [2] = new() { NonFiniteAt = 3 } } });
+        var (messages, final, reference) = await RunFaultedAsync(2, new WorkerFaults { NonFiniteAt = 3 });
 
-        foreach (var line in observer.Messages) output.WriteLine(line);
-        Assert.Contains(observer.Messages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
-        var retried = Assert.Single(observer.Messages, l => l.Contains("held NaN or infinity, so the step is computed again", StringComparison.Ordinal));
+        Assert.Contains(messages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
+        var retried = Assert.Single(messages, l => l.Contains("held NaN or infinity, so the step is computed again", StringComparison.Ordinal));
         Assert.StartsWith("step 3 abandoned: the contribution of rank ", retried);
         Assert.Contains("/w2) held NaN", retried);
         Assert.DoesNotContain("/w0)", retried);
-        Assert.DoesNotContain(observer.Messages, l => l.Contains(" skipped: ", StringComparison.Ordinal));
-        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "a NaN rank among four workers retried");
+        Assert.DoesNotContain(messages, l => l.Contains(" skipped: ", StringComparison.Ordinal));
+        TinyRun.AssertBitwiseEqual(final, reference, output, "a NaN rank among four workers retried");
     }
 
     [Fact]
     public async Task A_rank_lost_mid_reduction_should_be_named_and_the_step_retried_by_a_new_world()
     {
+        // Worker 1 closes every data-plane connection as the statistics' reduction of step 4 begins: its partners' reductions
+        // fail (and name no one); the coordinator's connection to it names it.
+        var (messages, final, reference) = await RunFaultedAsync(1, new WorkerFaults { DisconnectAt = 4 });
+
+        var dropped = Assert.Single(messages, l => l.StartsWith("dropped worker ", StringComparison.Ordinal));
+        Assert.Matches(@"^dropped worker [^ ]+/w1: ", dropped);
+        Assert.Single(messages, l => l.StartsWith("step 4 abandoned", StringComparison.Ordinal));
+        Assert.DoesNotContain(messages, l => l.Contains("attempt", StringComparison.Ordinal));
+        TinyRun.AssertBitwiseEqual(final, reference, output, "a rank lost mid-reduction");
+    }
+
+    [Fact]
+    public async Task A_broken_link_between_live_workers_should_retry_the_step_through_the_coordinator_without_waiting_for_the_step_timeout()
+    {
+        // Worker 1 closes its partner connections (not its link to the coordinator) as the reduction of step 4 begins: every
+        // rank's reduction fails, no rank is lost. The step timeout is far beyond the spec's own deadline: only the coordinator's
+        // reaction to the failure can finish the run.
+        var (messages, final, reference) = await RunFaultedAsync(1, new WorkerFaults { PartnersDisconnectAt = 4 }, stepTimeout: TimeSpan.FromMinutes(10));
+
+        var abandoned = AssertRetriedThroughTheCoordinator(messages, ") reported: the reduction among the workers failed: ");
+        Assert.Contains("no worker was lost within 2s", abandoned);
+        TinyRun.AssertBitwiseEqual(final, reference, output, "a broken link between workers, retried through the coordinator");
+    }
+
+    [Fact]
+    public async Task A_hung_link_between_live_workers_should_be_found_by_the_slices_timeout_and_the_step_retried_through_the_coordinator()
+    {
+        // Worker 2 sends its flag of step 4, then nothing to anyone: its partners wait on it without an error, and so does the
+        // coordinator for the slices, until the among-workers timeout.
+        var (messages, final, reference) = await RunFaultedAsync(2, new WorkerFaults { PartnersStallAt = 4 }, stepTimeout: TimeSpan.FromMinutes(10),
+            amongWorkersTimeout: TimeSpan.FromSeconds(3));
+
+        var abandoned = AssertRetriedThroughTheCoordinator(messages, "the reduction among the workers stalled: every rank began it");
+        Assert.Contains("had not arrived after 3s", abandoned);
+        TinyRun.AssertBitwiseEqual(final, reference, output, "a hung link between workers, retried through the coordinator");
+    }
+
+    /// <summary>
+    /// A 4-worker embedded run summing among the workers, checksums every 5 steps, with <paramref name="fault"/> injected by
+    /// <paramref name="worker"/> (within the spec's 3 minutes); its messages, its final checkpoint and the single process's.
+    /// </summary>
+    private async Task<(IReadOnlyList<string> Messages, Checkpoint Final, Checkpoint Reference)> RunFaultedAsync(int worker, WorkerFaults fault,
+        TimeSpan? stepTimeout = null, TimeSpan? amongWorkersTimeout = null)
+    {
         using var dir = new TempDir();
         var dataset = TinyRun.WriteDataset(dir.Path);
         var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
-
         var observer = new RecordingObserver();
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        // Worker 1 closes every data-plane connection as the statistics' reduction of step 4 begins: its partners' reductions
-        // fail (and name no one); the coordinator's connection to it names it.
-        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token,
-            new NodeOptions { ChecksumEvery = 5, Reduction = StatisticsReduction.Workers, WorkerFaults = new Dictionary<int, WorkerFaults> { [1] = new() { DisconnectAt = 4 } } });
-
+        var options = new NodeOptions { ChecksumEvery = 5, Reduction = StatisticsReduction.Workers, WorkerFaults = new Dictionary<int, WorkerFaults> { [worker] = fault } };
+        if (stepTimeout is { } step) options = options with { StepTimeout = step };
+        if (amongWorkersTimeout is { } among) options = options with { AmongWorkersTimeout = among };
+        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("cluster")), 4, observer, cancel.Token, options);
         foreach (var line in observer.Messages) output.WriteLine(line);
-        var dropped = Assert.Single(observer.Messages, l => l.StartsWith("dropped worker ", StringComparison.Ordinal));
-        Assert.Matches(@"^dropped worker [^ ]+/w1: ", dropped);
-        Assert.Single(observer.Messages, l => l.StartsWith("step 4 abandoned", StringComparison.Ordinal));
-        Assert.DoesNotContain(observer.Messages, l => l.Contains("attempt", StringComparison.Ordinal));
-        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "a rank lost mid-reduction");
+        return (observer.Messages, Checkpoint.Load(result.FinalCheckpoint!), reference);
+    }
+
+    /// <summary>
+    /// Step 4 abandoned once for <paramref name="cause"/>, no worker dropped or evicted, the next world through the coordinator;
+    /// returns the abandonment's line.
+    /// </summary>
+    private static string AssertRetriedThroughTheCoordinator(IReadOnlyCollection<string> messages, string cause)
+    {
+        var abandoned = Assert.Single(messages, l => l.StartsWith("step 4 abandoned", StringComparison.Ordinal));
+        Assert.Contains(cause, abandoned);
+        Assert.Contains("the next world sums the statistics through the coordinator", abandoned);
+        Assert.DoesNotContain(messages, l => l.StartsWith("dropped worker ", StringComparison.Ordinal) || l.Contains("evicted", StringComparison.Ordinal));
+        var worlds = messages.Where(l => l.StartsWith("membership epoch ", StringComparison.Ordinal)).ToArray();
+        Assert.Contains(AmongWorkers, worlds[0]);
+        Assert.Contains(worlds, l => l.Contains("statistics summed through the coordinator (after step 4: ", StringComparison.Ordinal));
+        // Every world after the failure has the same four members, so none sums among the workers again.
+        var failedAt = Array.FindIndex(worlds, l => l.Contains("summed through the coordinator", StringComparison.Ordinal));
+        Assert.All(worlds[failedAt..], l => Assert.DoesNotContain(AmongWorkers, l));
+        return abandoned;
     }
 
     /// <summary>A 4-worker embedded run with <paramref name="reduction"/>, bitwise the reference; the coordinator's data-plane bytes.</summary>

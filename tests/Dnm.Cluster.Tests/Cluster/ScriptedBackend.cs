@@ -64,7 +64,7 @@ internal sealed class ScriptedBackend : ICoordinatorBackend
     public ConcurrentQueue<bool> Withholding { get; } = new();
     private int worldSize;
 
-    public Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite)
+    public Task<StepReduced> ReduceStepAsync(long membershipEpoch, StartStep step, bool withholdNonFinite, TimeSpan amongWorkersTimeout)
     {
         Withholding.Enqueue(withholdNonFinite);
         if (!HoldReductions) return Task.FromResult(new StepReduced(membershipEpoch, step.Step, TimeSpan.Zero));
