@@ -23,9 +23,9 @@ public sealed class FullDiskSpec
     public async Task Writes_that_fail_while_the_disk_is_full_should_be_skipped_and_the_run_should_finish_once_space_is_free()
     {
         using var dir = new ScratchDirectory();
-        // 2,048 samples: a joint epoch of 128 steps between two evaluations' writes, so the space is free (the spec frees it on
+        // 4,096 samples: a joint epoch of 256 steps between two evaluations' writes, so the space is free (the spec frees it on
         // reading the first warning, while the run goes on) long before the third write in a row would fail the run.
-        var dataset = SyntheticIdx.Spec(dir.Path, count: 2048);
+        var dataset = SyntheticIdx.Spec(dir.Path, count: 4096);
         using var disk = Tmpfs.Mount(Path.Combine(dir.Path, "disk"));
         var output = Path.Combine(disk.Path, "run");
         var lines = new List<string>();
