@@ -4,7 +4,7 @@
 # at 8x8, semi-supervised (--labelled-fraction F) and unsupervised with the same labelled subset naming the nodes
 # (--label-weight 0: the same map as plain unsupervised training, docs/algorithm.md). Writes the final test accuracy,
 # purity and NMI of both between the semi-supervised markers of docs/BENCHMARKS.md. Extra flags go to every run.
-#   LABEL_WEIGHT  the semi-supervised runs' --label-weight (default 1, the default of dnm train)
+#   LABEL_WEIGHT  the semi-supervised runs' --label-weight (default 30, the default of dnm train)
 #   INIT_FROM     a path with {dataset} in it, e.g. runs/ae-{dataset}.safetensors: every run of a dataset warm-starts from that
 #                 autoencoder (dnm export of a run of the same preset and seed; --init-parts weights --pretrain-epochs 0), so the
 #                 runs share one autoencoder pre-training instead of repeating it
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 datasets=${DATASETS:-mnist fashion-mnist}
 fractions=${FRACTIONS:-0.01 0.1 1}
-label_weight=${LABEL_WEIGHT:-1}
+label_weight=${LABEL_WEIGHT:-30}
 init_from=${INIT_FROM:-}
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 dotnet build src/Dnm.Node -c Release -nologo -v q >/dev/null
