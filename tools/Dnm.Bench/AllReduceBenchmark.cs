@@ -60,20 +60,11 @@ internal static class AllReduceBenchmark
         int n, int floats, int softCounts, DataPlaneOptions options, TimeSpan duration)
     {
         var runId = Guid.NewGuid();
-        StarReducer reducer;
-        var clients = new StarReduceClient[n];
-        using (var listener = DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, StarReducer.CoordinatorRank, options))
-        {
-            var accept = StarReducer.AcceptWorkersAsync(listener, n);
-            for (var rank = 0; rank < n; rank++)
-                clients[rank] = await StarReduceClient.ConnectAsync(listener.LocalEndPoint, runId, rank, options);
-            reducer = await accept;
-        }
+        var (reducer, clients) = await ConnectStarAsync(runId, n, options);
         using var _ = reducer;
         try
         {
-            var random = new Random(1);
-            var data = Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, floats).Select(_ => (float)random.NextDouble()).ToArray()).ToArray();
+            var data = RandomVectors(n, floats);
             var sum = new float[floats];
             var tasks = new Task[n + 1];
             async Task RoundAsync(long step)
@@ -92,18 +83,7 @@ internal static class AllReduceBenchmark
                 }
             }
 
-            for (var step = 0; step < 10; step++) // warm-up: JIT, first touches of the buffers and segments
-                await RoundAsync(step);
-            var samples = new List<double>();
-            var clock = Stopwatch.StartNew();
-            for (var step = 10L; clock.Elapsed < duration; step++)
-            {
-                var start = Stopwatch.GetTimestamp();
-                await RoundAsync(step);
-                samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            }
-            samples.Sort();
-            return (samples.Average(), samples[samples.Count / 2], samples.Count);
+            return await TimeRoundsAsync(RoundAsync, duration);
         }
         finally
         {
@@ -134,20 +114,11 @@ internal static class AllReduceBenchmark
         {
             foreach (var l in listeners) l.Dispose();
         }
-        StarReducer reducer;
-        var clients = new StarReduceClient[n];
-        using (var listener = DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, StarReducer.CoordinatorRank, options))
-        {
-            var accept = StarReducer.AcceptWorkersAsync(listener, n);
-            for (var rank = 0; rank < n; rank++)
-                clients[rank] = await StarReduceClient.ConnectAsync(listener.LocalEndPoint, runId, rank, options);
-            reducer = await accept;
-        }
+        var (reducer, clients) = await ConnectStarAsync(runId, n, options);
         using var _ = reducer;
         try
         {
-            var random = new Random(1);
-            var data = Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, floats).Select(_ => (float)random.NextDouble()).ToArray()).ToArray();
+            var data = RandomVectors(n, floats);
             var sums = Enumerable.Range(0, n).Select(_ => new float[floats]).ToArray();
             var root = new float[floats];
             var flags = new float[n];
@@ -192,24 +163,48 @@ internal static class AllReduceBenchmark
                 await Task.WhenAll(tasks);
             }
 
-            for (var step = 0; step < 10; step++) // warm-up: JIT, first touches of the buffers and segments
-                await RoundAsync(step);
-            var samples = new List<double>();
-            var clock = Stopwatch.StartNew();
-            for (var step = 10L; clock.Elapsed < duration; step++)
-            {
-                var start = Stopwatch.GetTimestamp();
-                await RoundAsync(step);
-                samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            }
-            samples.Sort();
-            return (samples.Average(), samples[samples.Count / 2], samples.Count);
+            return await TimeRoundsAsync(RoundAsync, duration);
         }
         finally
         {
             foreach (var client in clients) client.Dispose();
             foreach (var ring in partners) ring.Dispose();
         }
+    }
+
+    /// <summary>The coordinator's side of a world of <paramref name="n"/> workers over loopback, and each worker's client.</summary>
+    private static async Task<(StarReducer Reducer, StarReduceClient[] Clients)> ConnectStarAsync(Guid runId, int n, DataPlaneOptions options)
+    {
+        var clients = new StarReduceClient[n];
+        using var listener = DataPlaneListener.Start(new IPEndPoint(IPAddress.Loopback, 0), runId, StarReducer.CoordinatorRank, options);
+        var accept = StarReducer.AcceptWorkersAsync(listener, n);
+        for (var rank = 0; rank < n; rank++)
+            clients[rank] = await StarReduceClient.ConnectAsync(listener.LocalEndPoint, runId, rank, options);
+        return (await accept, clients);
+    }
+
+    /// <summary>One vector of <paramref name="floats"/> seeded uniform values a worker.</summary>
+    private static float[][] RandomVectors(int n, int floats)
+    {
+        var random = new Random(1);
+        return Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, floats).Select(_ => (float)random.NextDouble()).ToArray()).ToArray();
+    }
+
+    /// <summary>10 warm-up rounds (JIT, first touches of the buffers and segments), then rounds for <paramref name="duration"/>: mean and median ms.</summary>
+    private static async Task<(double MeanMs, double P50Ms, int Rounds)> TimeRoundsAsync(Func<long, Task> round, TimeSpan duration)
+    {
+        for (var step = 0; step < 10; step++)
+            await round(step);
+        var samples = new List<double>();
+        var clock = Stopwatch.StartNew();
+        for (var step = 10L; clock.Elapsed < duration; step++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await round(step);
+            samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+        samples.Sort();
+        return (samples.Average(), samples[samples.Count / 2], samples.Count);
     }
 
     private static string LoadAverage() =>
