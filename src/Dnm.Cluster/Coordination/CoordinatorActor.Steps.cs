@@ -99,11 +99,9 @@ public sealed partial class CoordinatorActor
             if (f.AmongWorkers)
             {
                 log.Info("step {0}: the reduction among the workers failed on rank {1}: {2}", f.Step, f.Rank, f.Reason);
-                if (!round!.Reduced && !round.AmongWorkersFailed)
-                {
-                    round.AmongWorkersFailed = true;
+                // The first report of the step starts the grace; closing the world (any outcome of the step) cancels it.
+                if (!round!.Reduced && !Timers.IsTimerActive(AmongWorkersTimer))
                     Timers.StartSingleTimer(AmongWorkersTimer, new AmongWorkersFailed(f.MembershipEpoch, f.Step, f.Rank, f.Reason), settings.AmongWorkersGrace);
-                }
             }
             else
                 Drop(world!.Members[f.Rank], $"step {f.Step} failed on it: {f.Reason}");
@@ -129,8 +127,7 @@ public sealed partial class CoordinatorActor
     /// </summary>
     private void ThroughTheCoordinator(string reason)
     {
-        starOnly = world!.Members.ToHashSet();
-        starReason = $"step {round!.Start.Step}: {reason}";
+        starOnly = new StarOnly(world!.Members.ToHashSet(), $"step {round!.Start.Step}: {reason}");
         AbortStep($"{reason}; the next world sums the statistics through the coordinator", counted: true);
     }
 

@@ -14,10 +14,7 @@ public sealed partial class CoordinatorActor
     private WorldSynced? synced;
     private readonly Dictionary<int, ulong> joinAcks = new();
     private int attempts;
-    // The members whose reduction among themselves failed while each reached the coordinator (a link between workers is down):
-    // their worlds sum the statistics through the coordinator until the members change. Why, for the log.
-    private HashSet<WorkerEntry>? starOnly;
-    private string? starReason;
+    private StarOnly? starOnly;
 
     private void Form()
     {
@@ -34,7 +31,7 @@ public sealed partial class CoordinatorActor
         var worldId = Guid.NewGuid();
         // Among the workers only where it may apply at all (a power-of-two world whose every member has a listener); each step
         // then checks that every rank holds one block of the tree (Transport.RecursiveHalvingReducer.Applies).
-        if (starOnly is not null && !starOnly.SetEquals(members)) starOnly = null;
+        if (starOnly is not null && !starOnly.Members.SetEquals(members)) starOnly = null;
         var amongWorkers = StatisticsReductionThreshold.AmongWorkers(settings.Reduction, replica.StatsLength) && Transport.RecursiveHalvingReducer.IsPowerOfTwoWorld(members.Length)
                            && members.All(m => m.PeerEndpoint is not null);
         var peers = amongWorkers && starOnly is null ? members.Select(m => m.PeerEndpoint!).ToArray() : null;
@@ -68,7 +65,7 @@ public sealed partial class CoordinatorActor
         var unreachableReady = workers.Values.Where(w => w.Ready && unreachable.Contains(w.Node)).Select(w => w.Id).ToArray();
         observer.OnMessage($"membership epoch {epoch}: {members.Length} worker(s) [{string.Join(", ", members.Select(m => m.Id))}], data plane {endpoint}" +
                            (peers is not null ? ", statistics summed among the workers (recursive halving)"
-                               : amongWorkers ? $", statistics summed through the coordinator (after {starReason})" : "") +
+                               : amongWorkers ? $", statistics summed through the coordinator (after {starOnly!.Reason})" : "") +
                            (unreachableReady.Length == 0 ? "" : $"; left out, unreachable: {string.Join(", ", unreachableReady)}"));
         // Ranks take whole micro-batches (the unit whose result does not depend on the world size): more ranks than a
         // batch has micro-batches leave some idle. Said once per world, with the fix.

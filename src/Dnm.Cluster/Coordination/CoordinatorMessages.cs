@@ -71,6 +71,12 @@ internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Gu
 /// One membership epoch: the workers in rank order, and the data-plane world they share. <paramref name="AmongWorkers"/>: its
 /// statistics are summed among the workers wherever that keeps the fixed tree (<see cref="StatisticsReduction.Workers"/>).
 /// </summary>
+/// <summary>
+/// Workers whose reduction among themselves failed while each reached the coordinator (a link between workers is down): their
+/// worlds sum the statistics through the coordinator until the members change. <paramref name="Reason"/>: why, for the log.
+/// </summary>
+internal sealed record StarOnly(HashSet<WorkerEntry> Members, string Reason);
+
 internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members, bool AmongWorkers = false)
 {
     public int Size => Members.Length;
@@ -89,8 +95,6 @@ internal sealed class StepRound(PlannedStep plan, StartStep start, Dnm.Core.Tele
     /// <summary>Ranks that left after the step committed: nothing more is awaited from them.</summary>
     public HashSet<int> Lost { get; } = new();
     public bool Reduced { get; set; }
-    /// <summary>A rank reported that its reduction among the workers failed (the grace timer runs).</summary>
-    public bool AmongWorkersFailed { get; set; }
     /// <summary>Ranks whose contribution to the step held NaN or infinity (<see cref="StepReduced.NonFiniteRanks"/>).</summary>
     public IReadOnlyList<int>? NonFiniteRanks { get; set; }
     /// <summary>The mean over ranks of the time each spent in the step's all-reduces.</summary>

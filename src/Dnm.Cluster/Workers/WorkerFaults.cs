@@ -43,46 +43,37 @@ internal sealed class FaultInjector(WorkerFaults faults)
     private bool delayed, poisoned, disconnected, partnersDisconnected, stalled;
 
     /// <summary>Whether this worker closes its partner connections now, as its reduction among the workers of <paramref name="step"/> begins (once).</summary>
-    public bool DisconnectsPartners(long step)
-    {
-        if (partnersDisconnected || faults.PartnersDisconnectAt != step) return false;
-        partnersDisconnected = true;
-        return true;
-    }
+    public bool DisconnectsPartners(long step) => Once(ref partnersDisconnected, faults.PartnersDisconnectAt == step);
 
     /// <summary>Whether this worker stalls now, in its reduction among the workers of <paramref name="step"/> (once).</summary>
-    public bool Stalls(long step)
-    {
-        if (stalled || faults.PartnersStallAt != step) return false;
-        stalled = true;
-        return true;
-    }
+    public bool Stalls(long step) => Once(ref stalled, faults.PartnersStallAt == step);
 
     /// <summary>Whether this worker drops its connections now, as its statistics' reduction of <paramref name="step"/> begins (once).</summary>
-    public bool Disconnects(long step, ReducedVector vector)
-    {
-        if (disconnected || vector != ReducedVector.Statistics || faults.DisconnectAt != step) return false;
-        disconnected = true;
-        return true;
-    }
+    public bool Disconnects(long step, ReducedVector vector) => Once(ref disconnected, vector == ReducedVector.Statistics && faults.DisconnectAt == step);
 
     /// <summary>The contribution this worker sends for <paramref name="vector"/> of <paramref name="step"/>, after any fault.</summary>
     public ReadOnlyMemory<float> Apply(long step, ReducedVector vector, ReadOnlyMemory<float> contribution)
     {
         if (vector != ReducedVector.Statistics) return contribution;
-        if (!delayed && faults.DelayAt == step)
+        if (Once(ref delayed, faults.DelayAt == step))
         {
-            delayed = true;
             // The replica's own thread, blocked as a slow device or an overloaded host would block it.
             Thread.Sleep(faults.Delay);
         }
-        if (!poisoned && faults.NonFiniteAt == step && contribution.Length > 0)
+        if (Once(ref poisoned, faults.NonFiniteAt == step && contribution.Length > 0))
         {
-            poisoned = true;
             var copy = contribution.ToArray();
             copy[0] = float.NaN;
             return copy;
         }
         return contribution;
+    }
+
+    /// <summary>True the first time a fault is <paramref name="due"/> (and marks it <paramref name="fired"/>), false after.</summary>
+    private static bool Once(ref bool fired, bool due)
+    {
+        if (fired || !due) return false;
+        fired = true;
+        return true;
     }
 }
