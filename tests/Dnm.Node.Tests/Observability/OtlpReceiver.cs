@@ -42,13 +42,23 @@ public sealed class OtlpReceiver : IDisposable
             {
                 return; // stopped
             }
-            using var body = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(body);
-            Posts.Enqueue((context.Request.Url?.AbsolutePath ?? "", body.ToArray()));
-            context.Response.StatusCode = 200;
-            context.Response.ContentType = "application/x-protobuf";
-            context.Response.ContentLength64 = 0;
-            context.Response.Close();
+            try
+            {
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                Posts.Enqueue((context.Request.Url?.AbsolutePath ?? "", body.ToArray()));
+                context.Response.StatusCode = 200;
+                context.Response.ContentType = "application/x-protobuf";
+                context.Response.ContentLength64 = 0;
+                context.Response.Close();
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or HttpListenerException)
+            {
+                // A post cut off mid-body (an exporter's process exiting during its final flush, or that flush racing Dispose) is
+                // dropped, as a collector drops it; every post received whole is kept.
+                if (!listener.IsListening)
+                    return;
+            }
         }
     }
 
