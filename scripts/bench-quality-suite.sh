@@ -75,9 +75,14 @@ secs = [int(x) for x in cols[5]]
 met = eval(sys.argv[2], {}, {"p": pm, "n": nm, "t": tm})
 verdict = "none" if met is None else "met" if met else "missed"
 print(f"| {p} | {n} | {q} | {t} | {st.mean(secs) / 60:.1f} min | {cols[6][0]}, {cols[7][0]} images | {verdict} |")
+print("Per seed, purity / NMI / QE / TE and wall time: " + "; ".join(
+    f"seed {r[0]}: {float(r[1]):.4f} / {float(r[2]):.4f} / {float(r[3]):.3f} / {float(r[4]):.4f}, {int(r[5]) / 60:.1f} min" for r in rows) + ".")
 PY
 )
+per_seed=$(tail -1 <<<"$summary")
+summary=$(head -1 <<<"$summary")
 echo "$summary"
+echo "$per_seed"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 block=$(cat <<MD
@@ -88,6 +93,8 @@ command \`scripts/bench-quality.sh --suite $suite $*\`, seeds $seeds (mean ± st
 | purity | NMI | QE | TE | wall time a run | split | target |
 | --- | --- | --- | --- | --- | --- | --- |
 $summary
+
+$per_seed
 <!-- suite:$suite:end -->
 MD
 )
