@@ -68,15 +68,15 @@ internal sealed class WorkerEntry(string id, IActorRef worker, long sequence, Gu
 }
 
 /// <summary>
-/// One membership epoch: the workers in rank order, and the data-plane world they share. <paramref name="AmongWorkers"/>: its
-/// statistics are summed among the workers wherever that keeps the fixed tree (<see cref="StatisticsReduction.Workers"/>).
-/// </summary>
-/// <summary>
 /// Workers whose reduction among themselves failed while each reached the coordinator (a link between workers is down): their
 /// worlds sum the statistics through the coordinator until the members change. <paramref name="Reason"/>: why, for the log.
 /// </summary>
 internal sealed record StarOnly(HashSet<WorkerEntry> Members, string Reason);
 
+/// <summary>
+/// One membership epoch: the workers in rank order, and the data-plane world they share. <paramref name="AmongWorkers"/>: its
+/// statistics are summed among the workers wherever that keeps the fixed tree (<see cref="StatisticsReduction.Workers"/>).
+/// </summary>
 internal sealed record World(long Epoch, Guid Id, WorkerEntry[] Members, bool AmongWorkers = false)
 {
     public int Size => Members.Length;
