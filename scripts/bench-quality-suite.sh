@@ -4,7 +4,7 @@
 # the final test purity, NMI, QE, TE and the wall time, with the issue's target and whether it was met, between the
 # suite's markers in docs/BENCHMARKS.md ("Map quality suites"). Extra flags go to every `dnm train`.
 #   mnist-8x8     the preset configs/mnist-mlp.json at 8x8 on MNIST           target purity >= 0.983, NMI >= 0.727 (DPSOM, PyTorch)
-#   fashion-8x8   the preset at 8x8 on Fashion-MNIST                          target purity >= 0.80, NMI >= 0.60
+#   fashion-8x8   the preset without augmentation, 8x8, Fashion-MNIST         target purity >= 0.80, NMI >= 0.60
 #   mnist-20x30   the defaults of `dnm train` (20x30) on MNIST                 target purity >= 0.97 with TE <= 0.15
 #   coil20-8x8    COIL-20 as the DNM paper sets it up (the preset configs/coil20.json: 64x64, 1,000 training and
 #   coil20-20x30  440 test images, the defaults' conv model, batch 64, 32 autoencoder epochs, the paper's 500
@@ -19,7 +19,9 @@ seeds=${SEEDS:-1 2 3}
 case "$suite" in
   mnist-8x8) args=(--config configs/mnist-mlp.json --dataset mnist --map 8x8); target="purity >= 0.983 and NMI >= 0.727"
              check='p >= 0.983 and n >= 0.727' ;;
-  fashion-8x8) args=(--config configs/mnist-mlp.json --dataset fashion-mnist --map 8x8); target="purity >= 0.80 and NMI >= 0.60"
+  # Without the preset's augmentation: on Fashion-MNIST it cost a point of purity (seed 1: 0.764 against 0.775).
+  fashion-8x8) args=(--config configs/mnist-mlp.json --augment-rotation 0 --augment-shift 0 --dataset fashion-mnist --map 8x8)
+             target="purity >= 0.80 and NMI >= 0.60"
              check='p >= 0.80 and n >= 0.60' ;;
   mnist-20x30) args=(--dataset mnist --map 20x30); target="purity >= 0.97 and TE <= 0.15"; check='p >= 0.97 and t <= 0.15' ;;
   coil20-8x8|coil20-20x30)
