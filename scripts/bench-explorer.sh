@@ -18,7 +18,7 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null ||
   { echo "chromium is needed: apt-get install --no-install-recommends chromium" >&2; exit 2; }
 dotnet build tests/Dnm.Node.Tests/Dnm.Node.Tests.csproj -c Release --nologo -v quiet -clp:ErrorsOnly
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.runs"' EXIT
 for i in $(seq "$runs"); do
   dotnet test tests/Dnm.Node.Tests/Dnm.Node.Tests.csproj -c Release --no-build --nologo \
     --filter "FullyQualifiedName~LargeMapExplorerSpec.A_zoom_and_pan_round_trip" \
@@ -34,4 +34,3 @@ summary() { # $1: field, $2: what, $3: target ms, $4: printf format
 }
 summary 5 "round trip" 2000 "%d"
 summary 12 "whole-map draw" 500 "%.1f"
-rm -f "$log.runs"
