@@ -9,7 +9,8 @@
 #   - the run outlasted the churn: its last step ran with every worker, the restarted ones included;
 #   - the coordinator's resident memory stays bounded: its peak VmRSS (sampled every 2 s) in the last minute of the churn is
 #     at most --rss-margin percent above its peak in the first minute of it (a third of the churn when that is shorter).
-# Prints one summary line ("churn: ok ...", churn_steps= being the steps committed while workers were being killed) and exits 0, or names the failed check and exits 1. Results: docs/BENCHMARKS.md, "Churn".
+# Prints a line at every kill and when the churn ends, then one summary line ("churn: ok ...", churn_steps= being the steps
+# committed while workers were being killed) and exits 0, or names the failed check and exits 1. Results: docs/BENCHMARKS.md, "Churn".
 #   scripts/churn.sh [--workers 12] [--minutes 5] [--every 10] [--seed 1] [--epochs 110] [--rss-margin 50] [--keep DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,8 @@ cleanup() {
   [ -n "$keep" ] || rm -rf "$root"
 }
 trap cleanup EXIT
-trap "exit 143" TERM INT
+# Stopped from outside (a test's time limit): say how far the run got before the nodes are stopped.
+trap 'echo "churn: stopped after $((SECONDS - ${start:-$SECONDS})) s; the coordinator log ends:" >&2; tail -15 "$root/coordinator.log" >&2 2>/dev/null; exit 143' TERM INT
 port=$((20000 + RANDOM % 20000))   # before seeding: two runs with one seed must not race for one port
 RANDOM=$seed
 # Gaussian blobs at four positions, one per label, with seeded jitter (as scripts/rehearse-k8s.sh makes them).
@@ -90,17 +92,22 @@ kills=0 churn_from=$((SECONDS - start)) churn_end=$((SECONDS + minutes * 60))
 committed() { wc -l <"$root/run/commits.log"; }
 churn_first=$(committed)
 while [ $SECONDS -lt $churn_end ] && [ "$(committed)" -lt "$stop_at" ] && kill -0 "$coordinator" 2>/dev/null; do
-  sleep "$every"
-  [ "$(committed)" -lt "$stop_at" ] && kill -0 "$coordinator" 2>/dev/null || break
+  # Checked every second: on a fast machine the three quarters come between two kills.
+  for ((t = 0; t < every; t++)); do
+    sleep 1
+    [ "$(committed)" -lt "$stop_at" ] && kill -0 "$coordinator" 2>/dev/null || break 2
+  done
   i=$((RANDOM % workers))
   kill -9 "${worker[i]}" 2>/dev/null || true
   wait "${worker[i]}" 2>/dev/null || true
   kills=$((kills + 1))
   echo "--- SIGKILLed at $((SECONDS - start)) s, started again" >>"$root/worker$i.log"
+  echo "churn: $((SECONDS - start)) s: worker $i SIGKILLed and started again (kill $kills), $(committed) of $total steps committed"
   "${worker_cmd[@]}" >>"$root/worker$i.log" 2>&1 &
   worker[i]=$!
 done
 churn_to=$((SECONDS - start))
+echo "churn: $churn_to s: the churn is over, $(committed) of $total steps committed; waiting for the run to finish"
 # Steps committed while workers were being killed: the throughput under churn.
 churn_commits=$(($(committed) - churn_first))
 fail() { echo "churn: FAILED: $*" >&2; echo "run files in $root" >&2; keep=$root; exit 1; }

@@ -5,6 +5,7 @@ using Dnm.Cluster.Hosting;
 using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
+using Dnm.Core.Runtime;
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
 using Dnm.Core.Som;
@@ -83,7 +84,7 @@ public sealed class ReplicaBackend(DnmConfig requested, Device device, DataPlane
         var usable = resumeLatest ? Checkpoint.LatestUsable(Path.Combine(requested.Out, "checkpoints"), observer.OnMessage) : null;
         var (latest, checkpoint) = usable is { } u ? (u.Path, u.Checkpoint) : ((string?)null, (Checkpoint?)null);
         var config = RunSession.Merge(requested, checkpoint).Validated();
-        if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
+        TorchRuntime.SetIntraOpThreads(device, config.Threads);
         train = TrainingRun.OpenTrain(config, null);
         // Before anything uses it: the config the workers receive, the plan and the checkpoints hold the fitted batch size.
         config = TrainingRun.SizedFor(config, train.Count, observer.OnMessage);

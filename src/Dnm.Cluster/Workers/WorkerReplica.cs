@@ -5,6 +5,7 @@ using Dnm.Cluster.Protocol;
 using Dnm.Cluster.Replica;
 using Dnm.Cluster.Transport;
 using Dnm.Core.Config;
+using Dnm.Core.Runtime;
 using Dnm.Core.Data;
 using Dnm.Core.Evaluation;
 using Dnm.Core.Som;
@@ -160,7 +161,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             somSet = null;
             engine = null;
             config = DnmConfig.FromJson(accepted.ConfigJson, "the coordinator's run config");
-            if (config.Threads > 0) TorchSharp.torch.set_num_threads(config.Threads);
+            TorchRuntime.SetIntraOpThreads(device, config.Threads);
             train = TrainingRun.OpenTrain(config, null);
             // Once per config: the coordinator refuses a worker whose files differ from its own.
             dataset = TrainingRun.TrainDigest(config);

@@ -34,8 +34,17 @@ public static class TorchRuntime
             return (device, new RuntimeReport(device.ToString(), StepThreads(threads), cpu.MkldnnEnabled, cpu.HeapTuned, cpu.Notes));
         }
         var heapTuned = NativeTuning.KeepLargeAllocationsOnHeap();
-        if (threads > 0) torch.set_num_threads(threads);
+        SetIntraOpThreads(device, threads);
         return (device, new RuntimeReport(device.ToString(), torch.get_num_threads(), true, heapTuned, []));
+    }
+
+    /// <summary>
+    /// A run's --threads for torch's intra-op threads: on a GPU they are torch's own (0 keeps its default); on the CPU
+    /// nothing, since they stay at one there and --threads is the number of batch shards (<see cref="StepThreads"/>).
+    /// </summary>
+    public static void SetIntraOpThreads(Device device, int threads)
+    {
+        if (device.type != DeviceType.CPU && threads > 0) torch.set_num_threads(threads);
     }
 
     /// <summary>The number of batch shards (threads) a CPU training step uses for a configured thread count (0 = one per core).</summary>

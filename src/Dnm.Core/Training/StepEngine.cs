@@ -51,7 +51,8 @@ public sealed class StepEngine : IEmbedder, IDisposable
         // A GPU runs one micro-batch after the other on one thread; threads only help where the CPU computes.
         var threadCount = device.type == DeviceType.CPU ? Math.Clamp(Runtime.TorchRuntime.StepThreads(config.Threads), 1, shardCount) : 1;
         shards = Enumerable.Range(0, shardCount).Select(_ => new StepShard(config, Model, Layout, MicroBatches.MaxSize)).ToArray();
-        threads = new ShardThreads(threadCount, "dnm-step");
+        // On the CPU torch's intra-op threads stay at one on every shard thread (TorchRuntime: the shards are the parallelism).
+        threads = new ShardThreads(threadCount, "dnm-step", device.type == DeviceType.CPU ? () => torch.set_num_threads(1) : null);
     }
 
     /// <summary>The autoencoder and the lattice (what inference needs, and what checkpoints hold besides Adam's moments).</summary>
