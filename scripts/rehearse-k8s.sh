@@ -168,16 +168,17 @@ data_var=$(grep -E '^DNM_DATA=' "$work/manifests/dnm-coordinator.env" | head -n 
 [ -f "$root$config_var" ] || die "DNM_CONFIG=$config_var is not where the manifests mount the run config"
 out=/runs/rehearsal
 # A 2|2 partition leaves the run to one half for its length and the resolver's decision: the run goes on long enough
-# after it for the downed half to rejoin and train again.
-joint_epochs=2
-[ "$partition_mode" = halves ] && [ "$partition_s" -gt 0 ] && joint_epochs=30
+# after it for the downed half to rejoin and train again. A step of this model takes about 12 ms on one idle worker, so
+# that is 9,600 steps (two minutes idle), evaluated only at the end.
+joint_epochs=2 eval_every=1
+[ "$partition_mode" = halves ] && [ "$partition_s" -gt 0 ] && joint_epochs=1200 eval_every=0
 cat > "$root$config_var" <<EOF
 {
   "dataset": "idx:$root$data_var/blobs-images.idx,$root$data_var/blobs-labels.idx",
   "encoder": "conv", "channels": [4, 4, 2], "kernel": 3, "latent": 8, "map": "3x3",
   "lattice": "rect", "sigma-floor": 0.3, "smooth-weight": 0,
   "batch-size": 24, "pretrain-epochs": 2, "epochs": $joint_epochs, "som-iterations": 10,
-  "checkpoint-every": 16, "threads": 1, "device": "cpu",
+  "checkpoint-every": 16, "eval-every": $eval_every, "threads": 1, "device": "cpu",
   "out": "$root$out"
 }
 EOF
