@@ -1,3 +1,4 @@
+using Dnm.Core.Runtime;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
 using Dnm.Core.Som;
@@ -140,7 +141,7 @@ public sealed class DnmModel : IEmbedder, IDisposable
     /// </summary>
     private static double SquaredError(Tensor xHat, Tensor x)
     {
-        using var squared = (xHat - x).square().cpu();
+        using var squared = TorchScalars.Square(xHat - x).cpu();
         var values = squared.data<float>().ToArray();
         var sum = 0.0;
         foreach (var v in values) sum += v;

@@ -47,7 +47,7 @@ public static class NumericsSelfCheck
         wConvT = wConvT.detach().to(device).requires_grad_(true);
         var h = nn.functional.conv2d(x, wConv, padding: [2, 2]).relu();
         var y = nn.functional.conv_transpose2d(h, wConvT, padding: [2, 2]);
-        var loss = (y * up.to(device)).sum() + y.square().mean();
+        var loss = (y * up.to(device)).sum() + TorchScalars.Square(y).mean();
         loss.backward();
         return (y.detach().to(float64).cpu(), [x.grad!.to(float64).cpu(), wConv.grad!.to(float64).cpu(), wConvT.grad!.to(float64).cpu()]);
     }

@@ -15,4 +15,15 @@ namespace Dnm.Core.Runtime;
 public static class TorchScalars
 {
     public static Scalar Of(double value) => value.ToScalar();
+
+    /// <summary>
+    /// x², element-wise, as TorchSharp's <c>square()</c> computes it: that is <c>pow(2)</c> with a temporary scalar, the
+    /// window above ("Unknown scalar type" from pow in a step's backward, once, in a loaded CI run). The same kernel and
+    /// exponent, so the same bits.
+    /// </summary>
+    public static torch.Tensor Square(torch.Tensor x)
+    {
+        using var two = 2.ToScalar();
+        return x.pow(two);
+    }
 }

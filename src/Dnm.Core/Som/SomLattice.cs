@@ -62,8 +62,8 @@ public sealed class SomLattice : IDisposable
     {
         var z64 = z.to_type(ScalarType.Float64);
         var w64 = Prototypes.to_type(ScalarType.Float64);
-        var zz = z64.square().sum(1, keepdim: true);
-        var ww = w64.square().sum(dim: 1).unsqueeze(0);
+        var zz = TorchScalars.Square(z64).sum(1, keepdim: true);
+        var ww = TorchScalars.Square(w64).sum(dim: 1).unsqueeze(0);
         using var zero = TorchScalars.Of(0.0);
         using var one = TorchScalars.Of(1.0);
         // A named alpha (TorchScalars): `zz + ww` passes a temporary scalar that a garbage collection can free

@@ -27,7 +27,7 @@ public static class DnmLoss
         // Tensor + passes a temporary alpha scalar that a garbage collection can free under the native call
         // (TorchScalars): every sum here names its scalar.
         using var one = TorchScalars.Of(1.0);
-        var squaredError = (xHat - x).square().sum();
+        var squaredError = TorchScalars.Square(xHat - x).sum();
         using var gammaOverBatch = TorchScalars.Of(config.Gamma / globalBatch);
         using var batch = TorchScalars.Of(globalBatch);
         var loss = squaredError.mul(gammaOverBatch);
@@ -43,7 +43,7 @@ public static class DnmLoss
             if (targets is not null && config.SmoothWeight > 0)
             {
                 using var lambdaOverBatch = TorchScalars.Of(config.SmoothWeight / globalBatch);
-                smoothingSum = (z - targets).square().sum();
+                smoothingSum = TorchScalars.Square(z - targets).sum();
                 loss = loss.add(smoothingSum.mul(lambdaOverBatch), one);
             }
         }
@@ -85,7 +85,7 @@ public static class DnmLoss
         {
             if (!isEncoder[i]) continue;
             grads[i] = grads[i] + parameters[i].mul(twoBeta);
-            l2 += parameters[i].square().sum().item<float>();
+            l2 += TorchScalars.Square(parameters[i]).sum().item<float>();
         }
         return l2;
     }
@@ -132,14 +132,14 @@ public static class DnmLoss
     public static Tensor Target(Tensor q, Tensor globalSoftCounts)
     {
         using var floor = TorchScalars.Of(1e-12);
-        var w = q.square() / globalSoftCounts.clamp_min(floor).unsqueeze(0);
+        var w = TorchScalars.Square(q) / globalSoftCounts.clamp_min(floor).unsqueeze(0);
         return w / w.sum(1, keepdim: true);
     }
 
     /// <summary>The authors' variant: no 1/f_j term (and the caller lets the gradient flow through P).</summary>
     public static Tensor TargetWithoutFrequency(Tensor q)
     {
-        var w = q.square();
+        var w = TorchScalars.Square(q);
         return w / w.sum(1, keepdim: true);
     }
 

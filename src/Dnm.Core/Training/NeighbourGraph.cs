@@ -80,7 +80,7 @@ public sealed class NeighbourGraph
         using var _ = no_grad();
         var x = features.to(float32).contiguous();
         var xt = x.t();
-        var norms = x.square().sum(1).unsqueeze(0);
+        var norms = TorchScalars.Square(x).sum(1).unsqueeze(0);
         var blocks = (n + blockRows - 1) / blockRows;
         var c = Math.Min(2 * k, n - 1); // candidates per row for the exact re-ranking
         Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancel }, b =>
