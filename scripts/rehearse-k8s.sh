@@ -52,7 +52,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-die() { echo "rehearse-k8s: FAILED: $*" >&2; exit 1; }
+die() {
+  echo "rehearse-k8s: FAILED: $*" >&2
+  # What each node said last (Akka's stack traces left out), so that a failure in CI can be read from its output alone.
+  if [ -n "${work:-}" ]; then
+    for l in "$work"/dnm-*.log; do
+      [ -f "$l" ] || continue
+      echo "--- the end of $(basename "$l" .log)'s log:" >&2
+      grep -vE '^\s+at |^\s*$|^Cause:' "$l" | tail -n 12 >&2
+    done
+  fi
+  exit 1
+}
 say() { echo "rehearse-k8s: $*"; }
 
 [ "$(id -u)" = 0 ] || die "needs root (it creates network and mount namespaces)"

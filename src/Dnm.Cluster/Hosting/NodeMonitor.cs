@@ -13,7 +13,9 @@ namespace Dnm.Cluster;
 /// the coordinator role has been in the cluster (Joining, WeaklyUp or Up) for <c>orphanAfter</c>, its node was downed or
 /// left, and nothing in this cluster will replace it (a coordinator started again founds a new cluster through its
 /// seeds, it never joins this one). The node then asks to rejoin (<see cref="RunCompletion.RequestRejoin"/>): its host
-/// leaves and joins the seeds again with a fresh actor system, which finds the coordinator wherever it now is.
+/// leaves and joins the seeds again with a fresh actor system, which finds the coordinator wherever it now is. It does the
+/// same when the coordinator is still a member but has been unreachable for twice <c>orphanAfter</c>: longer than the
+/// split-brain resolver takes to decide, so this node is outside what the rest of the cluster decided.
 /// </para>
 /// </summary>
 public sealed class NodeMonitor : ReceiveActor, IWithTimers
@@ -55,19 +57,25 @@ public sealed class NodeMonitor : ReceiveActor, IWithTimers
         Receive<CheckCoordinator>(_ =>
         {
             // Before this node is Up the join itself is being waited for (NodeHost), with its own timeout and message.
-            var present = cluster.SelfMember.Status != MemberStatus.Up
-                          || cluster.State.Members.Any(m => m.HasRole(Hosting.DnmAkkaExtensions.CoordinatorRole)
-                                                           && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up);
-            if (present)
+            var state = cluster.State;
+            var coordinators = state.Members.Where(m => m.HasRole(Hosting.DnmAkkaExtensions.CoordinatorRole)
+                                                        && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up).ToList();
+            if (cluster.SelfMember.Status != MemberStatus.Up || coordinators.Any(m => !state.Unreachable.Contains(m)))
             {
                 orphanSince = null;
                 return;
             }
             orphanSince ??= DateTime.UtcNow;
-            if (DateTime.UtcNow - orphanSince < after) return;
+            // A coordinator that is still a member but unreachable is the split-brain resolver's to decide (it downs one side
+            // after `after` of stable reachability). Twice that long undecided, this node is the one left outside: a healed
+            // partition whose other side had already removed it, which no decision of its own side will undo.
+            var limit = coordinators.Count == 0 ? after : after * 2;
+            if (DateTime.UtcNow - orphanSince < limit) return;
             Timers.Cancel(CheckCoordinator.Instance);
-            completion.RequestRejoin($"no node with the coordinator role has been in the cluster for {after.TotalSeconds:0}s " +
-                                     "(it was downed or left)");
+            completion.RequestRejoin(coordinators.Count == 0
+                ? $"no node with the coordinator role has been in the cluster for {after.TotalSeconds:0}s (it was downed or left)"
+                : $"the coordinator has been unreachable from this node for {limit.TotalSeconds:0}s and the split-brain resolver has not decided " +
+                  "(this node was left outside a healed partition)");
         });
         Timers.StartPeriodicTimer(CheckCoordinator.Instance, CheckCoordinator.Instance, TimeSpan.FromSeconds(1));
     }
