@@ -53,30 +53,48 @@ public sealed class NodeMonitor : ReceiveActor, IWithTimers
         });
         if (orphanAfter is not { } after || ((ExtendedActorSystem)Context.System).Provider is not ClusterActorRefProvider) return;
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
-        DateTime? orphanSince = null;
+        var watch = new OrphanWatch(after);
         Receive<CheckCoordinator>(_ =>
         {
-            // Before this node is Up the join itself is being waited for (NodeHost), with its own timeout and message.
             var state = cluster.State;
             var coordinators = state.Members.Where(m => m.HasRole(Hosting.DnmAkkaExtensions.CoordinatorRole)
-                                                        && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up).ToList();
-            if (cluster.SelfMember.Status != MemberStatus.Up || coordinators.Any(m => !state.Unreachable.Contains(m)))
-            {
-                orphanSince = null;
-                return;
-            }
-            orphanSince ??= DateTime.UtcNow;
-            // A coordinator that is still a member but unreachable is the split-brain resolver's to decide (it downs one side
-            // after `after` of stable reachability). Twice that long undecided, this node is the one left outside: a healed
-            // partition whose other side had already removed it, which no decision of its own side will undo.
-            var limit = coordinators.Count == 0 ? after : after * 2;
-            if (DateTime.UtcNow - orphanSince < limit) return;
+                                                        && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)
+                .Select(m => !state.Unreachable.Contains(m)).ToList();
+            if (watch.Observe(DateTime.UtcNow, cluster.SelfMember.Status == MemberStatus.Up, coordinators) is not { } reason) return;
             Timers.Cancel(CheckCoordinator.Instance);
-            completion.RequestRejoin(coordinators.Count == 0
-                ? $"no node with the coordinator role has been in the cluster for {after.TotalSeconds:0}s (it was downed or left)"
-                : $"the coordinator has been unreachable from this node for {limit.TotalSeconds:0}s and the split-brain resolver has not decided " +
-                  "(this node was left outside a healed partition)");
+            completion.RequestRejoin(reason);
         });
         Timers.StartPeriodicTimer(CheckCoordinator.Instance, CheckCoordinator.Instance, TimeSpan.FromSeconds(1));
+    }
+}
+
+/// <summary>
+/// The node monitor's rule for a node left without a coordinator, fed what the node sees once a second: whether it is Up, and
+/// for each member with the coordinator role (Joining, WeaklyUp or Up) whether it is reachable from here.
+/// </summary>
+internal sealed class OrphanWatch(TimeSpan after)
+{
+    private DateTime? since;
+
+    /// <summary>Why this node must rejoin the seeds now, or null while it need not.</summary>
+    public string? Observe(DateTime now, bool selfUp, IReadOnlyCollection<bool> coordinatorsReachable)
+    {
+        // Before this node is Up the join itself is being waited for (NodeHost), with its own timeout and message.
+        if (!selfUp || coordinatorsReachable.Any(reachable => reachable))
+        {
+            since = null;
+            return null;
+        }
+        since ??= now;
+        // A coordinator that is still a member but unreachable is the split-brain resolver's to decide (it downs one side after
+        // `after` of stable reachability). Twice that long undecided, this node is the one left outside: a healed partition
+        // whose other side had already removed it, which no decision of its own side will undo.
+        var absent = coordinatorsReachable.Count == 0;
+        var limit = absent ? after : after * 2;
+        if (now - since < limit) return null;
+        return absent
+            ? $"no node with the coordinator role has been in the cluster for {after.TotalSeconds:0}s (it was downed or left)"
+            : $"the coordinator has been unreachable from this node for {limit.TotalSeconds:0}s and the split-brain resolver has not decided " +
+              "(this node was left outside a healed partition)";
     }
 }
