@@ -1,6 +1,6 @@
-using Dnm.Core.Runtime;
 using Dnm.Core.Config;
 using Dnm.Core.Data;
+using Dnm.Core.Runtime;
 using Dnm.Core.Som;
 using Dnm.Core.Training;
 using TorchSharp;

@@ -11,7 +11,7 @@ namespace Dnm.Core.Training;
 /// <para>
 /// OpenMP's thread count is per thread too: a thread that never set it gets one per core, and the BLAS and
 /// oneDNN kernels a shard calls (they do not go through torch's own lazy initialisation) fork a team of that
-/// size whose members spin after every kernel. <paramref name="onStart"/> runs first on each thread; on the
+/// size whose members spin after every kernel. The constructor's <c>onStart</c> runs first on each thread; on the
 /// CPU the engine passes <c>torch.set_num_threads(1)</c> there. Without it, 4 one-thread workers and their
 /// coordinator on 2 cores spent 72 % of a worker's CPU spinning in libgomp, at 490 ms a step instead of 48.
 /// </para>
