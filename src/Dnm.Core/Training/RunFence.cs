@@ -34,22 +34,34 @@ public sealed class RunFence
     /// Takes the next incarnation number of the run directory <paramref name="runRoot"/>, fencing off every older one.
     /// <paramref name="owner"/> is written into the file, for whoever looks (host, process id, time).
     /// </summary>
-    public static RunFence Acquire(string runRoot, string owner)
+    public static RunFence Acquire(string runRoot, string owner) => Acquire(runRoot, owner, beforeCreate: null);
+
+    /// <summary><paramref name="beforeCreate"/> runs between reading the numbers present and creating the file (specs hold a racer there).</summary>
+    internal static RunFence Acquire(string runRoot, string owner, Action<long>? beforeCreate)
     {
         var folder = Path.Combine(Path.GetFullPath(runRoot), FolderName);
         Directory.CreateDirectory(folder);
         var next = Highest(folder) + 1;
         while (true)
         {
+            beforeCreate?.Invoke(next);
             var path = Path.Combine(folder, Name(next));
             try
             {
-                using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-                file.Write(Encoding.UTF8.GetBytes(owner + "\n"));
-                file.Flush(flushToDisk: true);
-                break;
+                using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+                {
+                    file.Write(Encoding.UTF8.GetBytes(owner + "\n"));
+                    file.Flush(flushToDisk: true);
+                }
+                // Between reading the highest and creating its file, this coordinator may have been overtaken: others took
+                // this number and more, and one of them pruned it, so the create succeeded on a number that is not new.
+                // A file is pruned only by an incarnation at least Keep above it, and the highest file is never pruned,
+                // so a reused number always sees a file Keep above it here. Give the number back and take a new one.
+                if (Highest(folder) < next + Keep) break;
+                TryDelete(path);
+                next = Highest(folder) + 1;
             }
-            catch (IOException) when (File.Exists(path))
+            catch (IOException) when (File.Exists(path) || Highest(folder) >= next)
             {
                 // Another coordinator took this number first: the next free one above everything present.
                 next = Math.Max(next + 1, Highest(folder) + 1);

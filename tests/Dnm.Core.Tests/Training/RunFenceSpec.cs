@@ -27,11 +27,34 @@ public class RunFenceSpec
     [Fact]
     public void Coordinators_racing_for_a_number_each_get_their_own()
     {
+        // Many more racers than incarnations kept: a slow racer's number can be taken and pruned before it creates its file.
+        for (var round = 0; round < 20; round++)
+        {
+            using var dir = new ScratchDirectory();
+            var numbers = new long[32];
+            Parallel.For(0, numbers.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => numbers[i] = RunFence.Acquire(dir.Path, $"racer {i}").Incarnation);
+            Assert.Equal(numbers.Length, numbers.Distinct().Count());
+        }
+    }
+
+    [Fact]
+    public void A_racer_overtaken_until_its_number_was_pruned_takes_a_new_one()
+    {
         using var dir = new ScratchDirectory();
-        var numbers = new long[16];
-        Parallel.For(0, numbers.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i => numbers[i] = RunFence.Acquire(dir.Path, $"racer {i}").Incarnation);
-        Assert.Equal(numbers.Length, numbers.Distinct().Count());
-        Assert.Equal(Enumerable.Range(1, numbers.Length).Select(n => (long)n), numbers.Order());
+        var first = RunFence.Acquire(dir.Path, "first");
+        var held = true;
+        // The slow racer read 1 as the highest and is about to create 2; meanwhile 2..10 are taken and 10 prunes 2.
+        var slow = RunFence.Acquire(dir.Path, "slow", next =>
+        {
+            if (!held) return;
+            held = false;
+            Assert.Equal(2, next);
+            for (var i = 0; i < 9; i++) RunFence.Acquire(dir.Path, $"fast {i}");
+            Assert.False(File.Exists(Path.Combine(dir.Path, RunFence.FolderName, "000000002")));
+        });
+        Assert.Equal(11, slow.Incarnation);
+        Assert.Null(slow.Newer());
+        Assert.Equal(11, first.Newer());
     }
 
     [Fact]
