@@ -178,11 +178,12 @@ data_var=$(grep -E '^DNM_DATA=' "$work/manifests/dnm-coordinator.env" | head -n 
 [ -n "$data_var" ] || die "the coordinator's manifest sets no DNM_DATA"
 [ -f "$root$config_var" ] || die "DNM_CONFIG=$config_var is not where the manifests mount the run config"
 out=/runs/rehearsal
-# A 2|2 partition leaves the run to one half for its length and the resolver's decision: the run goes on long enough
-# after it for the downed half to rejoin and train again. A step of this model takes about 12 ms on one idle worker, so
-# that is 9,600 steps (two minutes idle), evaluated only at the end.
+# A partition must fall in the middle of the run, and the run must go on long enough after it for the downed side (the
+# coordinator, or one half) to rejoin and train again. A step of this model takes about 12 ms on one idle worker: the
+# 32 steps of the plain rehearsal can end within a second of the cut's trigger, so a partitioned run has 9,600 steps
+# (two minutes idle), evaluated only at the end.
 joint_epochs=2 eval_every=1
-[ "$partition_mode" = halves ] && [ "$partition_s" -gt 0 ] && joint_epochs=1200 eval_every=0
+[ "$partition_s" -gt 0 ] && joint_epochs=1200 eval_every=0
 cat > "$root$config_var" <<EOF
 {
   "dataset": "idx:$root$data_var/blobs-images.idx,$root$data_var/blobs-labels.idx",
