@@ -39,12 +39,16 @@ public static class TorchRuntime
     }
 
     /// <summary>
-    /// A run's --threads for torch's intra-op threads: on a GPU they are torch's own (0 keeps its default); on the CPU
-    /// nothing, since they stay at one there and --threads is the number of batch shards (<see cref="StepThreads"/>).
+    /// A run's --threads for torch's intra-op threads of the calling thread (a replica's torch thread): on a GPU they are
+    /// torch's own (0 keeps its default); on the CPU one, since --threads is the number of batch shards there
+    /// (<see cref="StepThreads"/>). OpenMP's thread count belongs to each thread: a thread that never sets it forks a team
+    /// of one per core for every large kernel it runs (a replica's evaluation, its state import), and with several
+    /// replicas on shared cores those teams spin on the cores the steps need.
     /// </summary>
     public static void SetIntraOpThreads(Device device, int threads)
     {
-        if (device.type != DeviceType.CPU && threads > 0) torch.set_num_threads(threads);
+        if (device.type == DeviceType.CPU) torch.set_num_threads(1);
+        else if (threads > 0) torch.set_num_threads(threads);
     }
 
     /// <summary>The number of batch shards (threads) a CPU training step uses for a configured thread count (0 = one per core).</summary>
