@@ -87,9 +87,13 @@ public static class NodeHost
             }, TaskScheduler.Default);
             try
             {
-                await JoinAsync(system, options, rejoining, cancel).ConfigureAwait(false);
-                joined?.Invoke();
-                var ended = await Task.WhenAny(completion.Task, completion.RejoinRequested).WaitAsync(cancel).ConfigureAwait(false);
+                var ending = Task.WhenAny(completion.Task, completion.RejoinRequested);
+                // A node can take part in the run before it is Up (the leader cannot move it there while a member is
+                // unreachable, as when a partition begins as it joins) and be downed, or see the run end, before it ever is:
+                // then it rejoins or finishes at once instead of waiting out the join timeout (15 minutes in the manifests).
+                if (await JoinAsync(system, options, rejoining, ending, cancel).ConfigureAwait(false) == JoinOutcome.Up)
+                    joined?.Invoke();
+                var ended = await ending.WaitAsync(cancel).ConfigureAwait(false);
                 if (ended == completion.Task) return (await completion.Task.ConfigureAwait(false), null);
                 // Whatever the run's own outcome says wins over a rejoin requested at the same moment.
                 if (completion.Task.IsCompleted) return (await completion.Task.ConfigureAwait(false), null);
@@ -241,10 +245,11 @@ public static class NodeHost
     }
 
     /// <summary>
-    /// Waits until this node is Up in the cluster; otherwise a clear error naming the seeds. A node rejoining after it
-    /// lost its coordinator waits <see cref="NodeOptions.RejoinTimeout"/>: the coordinator may take minutes to come back.
+    /// Waits until this node is Up in the cluster, or until <paramref name="ending"/> completes first (the run ended, or this
+    /// node's system stopped and it must rejoin); otherwise a clear error naming the seeds. A node rejoining after it lost its
+    /// coordinator waits <see cref="NodeOptions.RejoinTimeout"/>: the coordinator may take minutes to come back.
     /// </summary>
-    private static async Task JoinAsync(ActorSystem system, NodeOptions o, bool rejoining, CancellationToken cancel)
+    private static async Task<JoinOutcome> JoinAsync(ActorSystem system, NodeOptions o, bool rejoining, Task ending, CancellationToken cancel)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -254,7 +259,7 @@ public static class NodeHost
         var timeout = rejoining ? o.RejoinTimeout : o.JoinTimeout;
         try
         {
-            await up.Task.WaitAsync(timeout, cancel).ConfigureAwait(false);
+            return await WaitForUpAsync(up.Task, ending, timeout, cancel).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -263,6 +268,23 @@ public static class NodeHost
                 ? $"this node lost its coordinator and could not rejoin the cluster within {timeout.TotalSeconds:0}s: {where}; exiting, so that a restart of the process tries again"
                 : $"could not join the cluster within {timeout.TotalSeconds:0}s: {where}");
         }
+    }
+
+    /// <summary>How waiting for a node to be Up ended: it is Up, or the run ended (or the node must rejoin) before it was.</summary>
+    internal enum JoinOutcome
+    {
+        Up,
+        EndedFirst,
+    }
+
+    /// <summary>
+    /// The join's wait: <see cref="JoinOutcome.Up"/> once <paramref name="up"/> completes, <see cref="JoinOutcome.EndedFirst"/> if
+    /// <paramref name="ending"/> completes before it; a <see cref="TimeoutException"/> after <paramref name="timeout"/> without either.
+    /// </summary>
+    internal static async Task<JoinOutcome> WaitForUpAsync(Task up, Task ending, TimeSpan timeout, CancellationToken cancel)
+    {
+        var first = await Task.WhenAny(up, ending).WaitAsync(timeout, cancel).ConfigureAwait(false);
+        return first == up ? JoinOutcome.Up : JoinOutcome.EndedFirst;
     }
 
     private static IPAddress BindAddress(string host) =>
