@@ -1,5 +1,6 @@
 using System.Net;
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
 using Akka.Event;
@@ -259,7 +260,9 @@ public static class NodeHost
         var timeout = rejoining ? o.RejoinTimeout : o.JoinTimeout;
         try
         {
-            return await WaitForUpAsync(up.Task, ending, timeout, cancel).ConfigureAwait(false);
+            // Accepted: the cluster took this node in (Joining, WeaklyUp, ...), so it may have trained; a node never accepted
+            // (no seed answered, or its certificate was refused) waits out the timeout and fails with the error below.
+            return await WaitForUpAsync(up.Task, ending, () => cluster.SelfMember.Status != MemberStatus.Removed, timeout, cancel).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -277,14 +280,30 @@ public static class NodeHost
         EndedFirst,
     }
 
+    /// <summary>How often the join's wait looks whether the cluster has accepted this node.</summary>
+    private static readonly TimeSpan AcceptedPoll = TimeSpan.FromMilliseconds(250);
+
     /// <summary>
-    /// The join's wait: <see cref="JoinOutcome.Up"/> once <paramref name="up"/> completes, <see cref="JoinOutcome.EndedFirst"/> if
-    /// <paramref name="ending"/> completes before it; a <see cref="TimeoutException"/> after <paramref name="timeout"/> without either.
+    /// The join's wait: <see cref="JoinOutcome.Up"/> once <paramref name="up"/> completes; <see cref="JoinOutcome.EndedFirst"/> if
+    /// <paramref name="ending"/> completes before it on a node the cluster had accepted (<paramref name="accepted"/> was seen true,
+    /// looked at every 250 ms); otherwise a <see cref="TimeoutException"/> after <paramref name="timeout"/>.
     /// </summary>
-    internal static async Task<JoinOutcome> WaitForUpAsync(Task up, Task ending, TimeSpan timeout, CancellationToken cancel)
+    internal static async Task<JoinOutcome> WaitForUpAsync(Task up, Task ending, Func<bool> accepted, TimeSpan timeout, CancellationToken cancel)
     {
-        var first = await Task.WhenAny(up, ending).WaitAsync(timeout, cancel).ConfigureAwait(false);
-        return first == up ? JoinOutcome.Up : JoinOutcome.EndedFirst;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var wasAccepted = false;
+        while (true)
+        {
+            if (up.IsCompleted) return JoinOutcome.Up;
+            wasAccepted |= accepted();
+            if (ending.IsCompleted && wasAccepted) return JoinOutcome.EndedFirst;
+            var left = timeout - clock.Elapsed;
+            if (left <= TimeSpan.Zero) throw new TimeoutException();
+            // Once the run ended on a node never accepted, only Up or the timeout remain.
+            var next = ending.IsCompleted ? left : left < AcceptedPoll ? left : AcceptedPoll;
+            await Task.WhenAny(up, ending.IsCompleted ? up : ending, Task.Delay(next, cancel)).ConfigureAwait(false);
+            cancel.ThrowIfCancellationRequested();
+        }
     }
 
     private static IPAddress BindAddress(string host) =>
