@@ -77,7 +77,8 @@ public sealed class CoordinatorRestartSpec(ITestOutputHelper output)
     public async Task Should_let_a_worker_stopped_by_SIGTERM_leave_cleanly_and_the_run_finish_without_it()
     {
         using var dir = new TempDir();
-        var run = TinyRun.ForProcesses(dir);
+        // 252 joint steps: at ~25 ms a step the default 18 can end before the SIGTERMed worker has left the cluster.
+        var run = TinyRun.ForProcesses(dir, epochs: 42);
         var seeds = run.Seeds;
         using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", run.Port, seeds,
             (NodeEnvironment.Config, run.ConfigFile), (NodeEnvironment.MinWorkers, "2")), output);

@@ -122,10 +122,11 @@ internal static class TinyRun
         }
     }
 
-    public static ProcessRun ForProcesses(TempDir dir)
+    /// <param name="epochs">Joint epochs (6 steps each; 3 unless a spec needs the run to outlast something it does mid-run).</param>
+    public static ProcessRun ForProcesses(TempDir dir, int epochs = 3)
     {
         var dataset = WriteDataset(dir.Path);
-        var single = Config(dataset, dir.Sub("single"));
+        var single = Config(dataset, dir.Sub("single")) with { Epochs = epochs };
         var reference = TrainSingleProcess(single);
         var config = single with { Out = dir.Sub("cluster") };
         var configFile = dir.Sub("run.json");
