@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Transport;
 
@@ -227,8 +228,30 @@ public sealed class DataPlaneConnection : IDisposable
     /// caller can check step and kind.
     /// </summary>
     /// <exception cref="DataPlaneException">A check failed (names the peer and field) or the peer closed.</exception>
+    public ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, CancellationToken cancellationToken = default)
+        => ReceiveAsync(destination, null, cancellationToken);
+
+    /// <summary>
+    /// Receives one frame of <paramref name="local"/>.Length floats and adds it to <paramref name="local"/> into
+    /// <paramref name="destination"/> (which may be <paramref name="local"/>): destination[i] = received[i] + local[i] when
+    /// <paramref name="receivedIsLeft"/>, else local[i] + received[i] (<see cref="FixedOrderSum"/>'s operand order, so the same bits
+    /// as receiving and then adding). Through shared memory the payload is added where it lies, without a copy; over TCP it
+    /// lands in <paramref name="scratch"/> (as long as <paramref name="local"/>) first. The checks are <see cref="ReceiveAsync(Memory{float}, CancellationToken)"/>'s.
+    /// </summary>
+    public ValueTask<FrameHeader> ReceiveSumAsync(Memory<float> destination, ReadOnlyMemory<float> local, bool receivedIsLeft, Memory<float> scratch,
+        CancellationToken cancellationToken = default)
+    {
+        if (local.Length != destination.Length || scratch.Length != destination.Length)
+            throw new ArgumentException($"a sum of {destination.Length} floats needs {destination.Length} local and scratch floats, not {local.Length} and {scratch.Length}",
+                nameof(scratch));
+        return ReceiveAsync(scratch, new SumInto(local, destination, receivedIsLeft), cancellationToken);
+    }
+
+    /// <summary>What a received payload is added to, and where the sum goes (<see cref="ReceiveSumAsync"/>).</summary>
+    private readonly record struct SumInto(ReadOnlyMemory<float> Local, Memory<float> Destination, bool ReceivedIsLeft);
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, CancellationToken cancellationToken = default)
+    private async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, SumInto? sum, CancellationToken cancellationToken)
     {
         Enter(ref _receiving, "ReceiveAsync");
         try
@@ -256,7 +279,7 @@ public sealed class DataPlaneConnection : IDisposable
             {
                 // Validate admitted it only for a destination above the inline size: the socket read
                 // stopped after the header, and the payload is in the peer's segment.
-                actual = ReadShared(header, destination);
+                actual = sum is { } into ? ReadSharedSum(header, into) : ReadShared(header, destination);
             }
             else if (inline)
             {
@@ -287,6 +310,12 @@ public sealed class DataPlaneConnection : IDisposable
                 throw new DataPlaneException(Peer, nameof(FrameHeader.Checksum),
                     $"Payload checksum mismatch from {Peer}: {header.Kind} step {header.Step}, {header.PayloadBytes} bytes, " +
                     $"CRC-32C 0x{actual:X8} but the header says 0x{header.Checksum:X8}.");
+            // Over TCP the payload landed in the scratch: added only now that its checksum is known to be right.
+            if (sum is { } s && !shared)
+            {
+                if (s.ReceivedIsLeft) FixedOrderSum.Add(s.Destination.Span, destination.Span, s.Local.Span);
+                else FixedOrderSum.Add(s.Destination.Span, s.Local.Span, destination.Span);
+            }
             Interlocked.Add(ref _bytesReceived, FrameHeader.Size + header.PayloadBytes);
             if (shared)
                 Interlocked.Add(ref _sharedMemoryBytesReceived, header.PayloadBytes);
@@ -314,6 +343,18 @@ public sealed class DataPlaneConnection : IDisposable
         try
         {
             return _sharedMemory!.Incoming.Read(MemoryMarshal.AsBytes(destination.Span));
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new DataPlaneException(Peer, "SharedMemory", $"{header.Kind} frame from {Peer} (step {header.Step}): {ex.Message}.", ex);
+        }
+    }
+
+    private uint ReadSharedSum(in FrameHeader header, SumInto into)
+    {
+        try
+        {
+            return _sharedMemory!.Incoming.ReadSum(into.Local.Span, into.Destination.Span, into.ReceivedIsLeft);
         }
         catch (InvalidDataException ex)
         {

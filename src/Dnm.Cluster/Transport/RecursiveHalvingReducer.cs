@@ -161,20 +161,31 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
     /// Recursive halving: <paramref name="data"/> holds this rank's block of the tree on entry; on return its
     /// <see cref="SliceOf"/> holds the root's elements (the rest is partial sums, overwritten by <see cref="AllGatherAsync"/>).
     /// </summary>
+    public ValueTask ReduceScatterAsync(long step, FrameKind kind, Memory<float> data, CancellationToken cancellationToken = default)
+        => ReduceScatterAsync(step, kind, data, data, cancellationToken);
+
+    /// <summary>
+    /// Recursive halving from this rank's block of the tree in <paramref name="block"/>, which is only read: the first level sends
+    /// its half from there and adds the partner's half to it into <paramref name="data"/>, so the block is never copied. On
+    /// return <paramref name="data"/>'s <see cref="SliceOf"/> holds the root's elements; the rest of it is partial sums or
+    /// stale, overwritten by <see cref="AllGatherAsync"/>. Each partner's half is added where it arrived (shared memory) or
+    /// from the scratch it landed in (TCP).
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask ReduceScatterAsync(long step, FrameKind kind, Memory<float> data, CancellationToken cancellationToken = default)
+    public async ValueTask ReduceScatterAsync(long step, FrameKind kind, ReadOnlyMemory<float> block, Memory<float> data, CancellationToken cancellationToken = default)
     {
+        if (block.Length != data.Length)
+            throw new ArgumentException($"a block of {block.Length} floats reduces into {data.Length}", nameof(data));
         var (lo, hi) = (0, data.Length);
+        var from = block;
         for (var level = 0; level < _peers.Length; level++)
         {
             var upper = ((Rank >> level) & 1) == 1;
             var (keep, give) = Halve(lo, hi, upper);
-            var received = Scratch(keep.Hi - keep.Lo);
-            await ExchangeAsync(level, step, kind, data[give.Lo..give.Hi], received, cancellationToken).ConfigureAwait(false);
-            var kept = data.Span[keep.Lo..keep.Hi];
             // The node is the lower rank's partial sum (its left child) plus the upper rank's (its right child).
-            if (upper) FixedOrderSum.Add(kept, received.Span, kept);
-            else FixedOrderSum.Add(kept, kept, received.Span);
+            await ExchangeAsync(level, step, kind, from[give.Lo..give.Hi], receive: default, checksum: null,
+                new Sum(from[keep.Lo..keep.Hi], data[keep.Lo..keep.Hi], ReceivedIsLeft: upper), cancellationToken).ConfigureAwait(false);
+            from = data;
             (lo, hi) = keep;
         }
     }
@@ -182,9 +193,15 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
     /// <summary>
     /// Recursive doubling: <paramref name="data"/>'s <see cref="SliceOf"/> holds this rank's slice of the root; on return
     /// all of it does. The levels run in reverse, each rank sending what it holds and receiving its partner's half.
+    /// <paramref name="sliceChecksum"/>: the slice's CRC-32C where the caller already has it (<see cref="Crc32C.Compute"/>), so the
+    /// first level, which sends the slice, does not checksum it again.
     /// </summary>
+    public ValueTask AllGatherAsync(long step, FrameKind kind, Memory<float> data, CancellationToken cancellationToken = default)
+        => AllGatherAsync(step, kind, data, null, cancellationToken);
+
+    /// <inheritdoc cref="AllGatherAsync(long, FrameKind, Memory{float}, CancellationToken)"/>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask AllGatherAsync(long step, FrameKind kind, Memory<float> data, CancellationToken cancellationToken = default)
+    public async ValueTask AllGatherAsync(long step, FrameKind kind, Memory<float> data, uint? sliceChecksum, CancellationToken cancellationToken = default)
     {
         // The range before each level's halving, from the whole vector down to the slice.
         var ranges = new (int Lo, int Hi)[_peers.Length];
@@ -197,22 +214,30 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
         for (var level = _peers.Length - 1; level >= 0; level--)
         {
             var (keep, give) = Halve(ranges[level].Lo, ranges[level].Hi, upper: ((Rank >> level) & 1) == 1);
-            await ExchangeAsync(level, step, kind, data[keep.Lo..keep.Hi], data[give.Lo..give.Hi], cancellationToken).ConfigureAwait(false);
+            var checksum = level == _peers.Length - 1 ? sliceChecksum : null;
+            await ExchangeAsync(level, step, kind, data[keep.Lo..keep.Hi], data[give.Lo..give.Hi], checksum, sum: null, cancellationToken).ConfigureAwait(false);
         }
     }
 
+    /// <summary>A received half added to this rank's own (<see cref="DataPlaneConnection.ReceiveSumAsync"/>).</summary>
+    private readonly record struct Sum(ReadOnlyMemory<float> Local, Memory<float> Destination, bool ReceivedIsLeft);
+
     /// <summary>
-    /// Sends <paramref name="send"/> to the partner and receives its frame into <paramref name="receive"/> at the same time
-    /// (both partners send first). Both are awaited even after a failure; the first failure closes every connection
-    /// (<see cref="FailAll"/>) and is rethrown.
+    /// Sends <paramref name="send"/> to the partner and receives its frame at the same time (both partners send first): into
+    /// <paramref name="receive"/>, or added to <paramref name="sum"/>'s local half. Both are awaited even after a failure; the
+    /// first failure closes every connection (<see cref="FailAll"/>) and is rethrown.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ExchangeAsync(int level, long step, FrameKind kind, ReadOnlyMemory<float> send,
-        Memory<float> receive, CancellationToken cancellationToken)
+        Memory<float> receive, uint? checksum, Sum? sum, CancellationToken cancellationToken)
     {
         var peer = _peers[level];
-        var sending = peer.SendAsync(kind, step, send, cancellationToken);
-        var receiving = peer.ReceiveAsync(receive, cancellationToken);
+        var sending = checksum is { } crc
+            ? peer.SendAsync(kind, step, send, crc, cancellationToken)
+            : peer.SendAsync(kind, step, send, cancellationToken);
+        var receiving = sum is { } s
+            ? peer.ReceiveSumAsync(s.Destination, s.Local, s.ReceivedIsLeft, Scratch(s.Local.Length), cancellationToken)
+            : peer.ReceiveAsync(receive, cancellationToken);
         Exception? failure = null;
         try
         {

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Transport;
 
@@ -225,6 +227,49 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
                 crc = Crc32C.Append(crc, chunk);
             }
             // Release write: the copy above is complete before the writer may see the segment free.
+            Volatile.Write(ref Counter(base_, ConsumedOffset), _frames = expected);
+            return crc;
+        }
+        finally
+        {
+            Release();
+        }
+    }
+
+    /// <summary>
+    /// Adds the next frame's payload (floats) to <paramref name="local"/> into <paramref name="destination"/> where it lies,
+    /// without copying it out first: destination[i] = received[i] + local[i] when <paramref name="receivedIsLeft"/>, else
+    /// local[i] + received[i] (<see cref="FixedOrderSum.Add(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float})"/>'s operand
+    /// order). Each chunk is checksummed right after it was added, while it is still in the cache. The writer writes the segment
+    /// again only after <c>consumed</c> moves, so what is checksummed is what was added. Returns the CRC-32C of the payload.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The writer has not written the frame this header announces.</exception>
+    public uint ReadSum(ReadOnlySpan<float> local, Span<float> destination, bool receivedIsLeft)
+    {
+        var bytes = destination.Length * sizeof(float);
+        if (bytes > Capacity)
+            throw new ArgumentException($"The payload ({bytes} bytes) exceeds the segment ({Capacity} bytes).", nameof(destination));
+        if (local.Length != destination.Length)
+            throw new ArgumentException($"{local.Length} local floats for a sum of {destination.Length}.", nameof(local));
+        var base_ = Acquire();
+        try
+        {
+            var expected = _frames + 1;
+            var written = Volatile.Read(ref Counter(base_, WrittenOffset));
+            if (written != expected)
+                throw new InvalidDataException($"the header announces shared-memory frame {expected}, but the segment holds frame {written}");
+            // The payload starts ControlBytes (128) into the page-aligned mapping, so the floats are aligned.
+            var received = new ReadOnlySpan<float>(base_ + ControlBytes, destination.Length);
+            const int chunkFloats = ChunkBytes / sizeof(float);
+            uint crc = 0;
+            for (var done = 0; done < received.Length; done += chunkFloats)
+            {
+                var n = Math.Min(chunkFloats, received.Length - done);
+                var chunk = received.Slice(done, n);
+                if (receivedIsLeft) FixedOrderSum.Add(destination.Slice(done, n), chunk, local.Slice(done, n));
+                else FixedOrderSum.Add(destination.Slice(done, n), local.Slice(done, n), chunk);
+                crc = Crc32C.Append(crc, MemoryMarshal.AsBytes(chunk));
+            }
             Volatile.Write(ref Counter(base_, ConsumedOffset), _frames = expected);
             return crc;
         }

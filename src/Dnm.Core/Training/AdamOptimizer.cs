@@ -86,8 +86,24 @@ public sealed class AdamOptimizer : IDisposable
     /// its own, so the result is the same bits for any thread count. Returns Σθ² of the decayed parameters before the
     /// update (for the reported L2 part), summed in item order.
     /// </summary>
-    public double StepOnHost(Tensor flatGradients, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor)
+    public unsafe double StepOnHost(Tensor flatGradients, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor)
     {
+        var floats = Runtime.HostTensor.Floats(flatGradients);
+        fixed (float* g = floats)
+            return StepOnHost(g, floats.Length, decay, beta, parallelFor);
+    }
+
+    /// <summary>
+    /// <see cref="StepOnHost(Tensor, IReadOnlyList{bool}, double, Action{int, Action{int}})"/> reading the gradients where the reduced
+    /// statistics lie (pinned by the caller for the call), without copying them into a tensor first: for the fully connected model
+    /// that copy was 13 MB a step on every replica.
+    /// </summary>
+    internal unsafe double StepOnHost(float* flatGradients, int length, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor)
+    {
+        var count = parameters.Sum(p => p.numel());
+        if (length < count)
+            throw new ArgumentException($"{length} gradients for {count} parameters", nameof(length));
+        var gradients = (nint)flatGradients;
         Steps++;
         var bc1 = 1 - Math.Pow(beta1, Steps);
         var bc2 = 1 - Math.Pow(beta2, Steps);
@@ -111,7 +127,7 @@ public sealed class AdamOptimizer : IDisposable
         parallelFor(items.Count, k =>
         {
             var (i, start, length, at) = items[k];
-            var g = Runtime.HostTensor.Floats(flatGradients).Slice((int)at, length);
+            var g = new ReadOnlySpan<float>((float*)gradients + at, length);
             var p = Runtime.HostTensor.Floats(parameters[i]).Slice(start, length);
             var mi = Runtime.HostTensor.Floats(m[i]).Slice(start, length);
             var vi = Runtime.HostTensor.Floats(v[i]).Slice(start, length);

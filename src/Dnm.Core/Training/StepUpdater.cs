@@ -49,14 +49,17 @@ public sealed class StepUpdater : IDisposable
             return DnmLoss.StepLossOf(config, Layout, reducedStats, globalBatch, mode, 0, model.Shape.Pixels) with { Skipped = true };
         var adam = trace?.Phase(StepPhase.Apply);
         using var scope = NewDisposeScope();
-        reducedStats[..Layout.Length].CopyTo(HostTensor.Floats(statsHost));
         var device = model.Device;
+        var onHost = device.type == TorchSharp.DeviceType.CPU;
+        // On the CPU Adam reads the gradients where they lie; only the rest (the SOM's sums) goes into the tensor.
+        var copied = onHost ? Layout.BmuSumsOffset : 0;
+        reducedStats[copied..Layout.Length].CopyTo(HostTensor.Floats(statsHost)[copied..]);
         var flat = statsHost.to(device);
         double l2;
-        if (device.type == TorchSharp.DeviceType.CPU)
+        if (onHost)
         {
             // One fused pass over host memory (see AdamOptimizer.StepOnHost).
-            l2 = Optimizer.StepOnHost(statsHost, model.IsEncoderParameter, config.Beta, parallelFor);
+            l2 = StepOnHost(reducedStats, parallelFor);
         }
         else
         {
@@ -81,6 +84,12 @@ public sealed class StepUpdater : IDisposable
             Classes?.Accumulate(reducedStats.Slice(Layout.ClassCountsOffset, Layout.Nodes * Layout.Classes));
         }
         return DnmLoss.StepLossOf(config, Layout, reducedStats, globalBatch, mode, l2, model.Shape.Pixels);
+    }
+
+    private unsafe double StepOnHost(ReadOnlySpan<float> reducedStats, Action<int, Action<int>> parallelFor)
+    {
+        fixed (float* gradients = reducedStats)
+            return Optimizer.StepOnHost(gradients, Layout.Parameters, model.IsEncoderParameter, config.Beta, parallelFor);
     }
 
     public void Dispose()

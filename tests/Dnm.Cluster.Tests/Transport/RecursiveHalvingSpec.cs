@@ -150,6 +150,65 @@ public sealed class RecursiveHalvingSpec
         }
     }
 
+    [Theory]
+    [InlineData(2, true)]
+    [InlineData(4, true)]
+    [InlineData(4, false)]
+    public async Task Should_reduce_from_a_block_it_only_reads_and_gather_with_the_slices_checksum_given(int worldSize, bool sharedMemory)
+    {
+        const int length = 150_001;
+        var reducers = await ConnectAsync(worldSize, sharedMemory ? null : Loopback.TcpOnly);
+        try
+        {
+            var micro = new MicroBatches(8);
+            var leafVectors = Enumerable.Range(0, 8).Select(i => Loopback.RandomVector(length, seed: 300 + i)).ToArray();
+            var blocks = Enumerable.Range(0, worldSize).Select(r => RankBlock(micro, 64, r, worldSize, leafVectors)).ToArray();
+            var before = blocks.Select(b => (float[])b.Clone()).ToArray();
+            // What the sums land in holds last step's numbers: nothing of them may remain.
+            var sums = Enumerable.Range(0, worldSize).Select(r => Loopback.RandomVector(length, seed: 900 + r)).ToArray();
+            await Task.WhenAll(Enumerable.Range(0, worldSize).Select(rank => Task.Run(async () =>
+            {
+                await reducers[rank].ReduceScatterAsync(11, FrameKind.Gradients, blocks[rank], sums[rank], Loopback.Deadline());
+                var (start, count) = RecursiveHalvingReducer.SliceOf(rank, worldSize, length);
+                var checksum = Crc32C.Compute(MemoryMarshal.AsBytes(sums[rank].AsSpan(start, count)));
+                await reducers[rank].AllGatherAsync(11, FrameKind.Gradients, sums[rank], checksum, Loopback.Deadline());
+            })));
+            var expected = OneProcess(leafVectors);
+            for (var rank = 0; rank < worldSize; rank++)
+            {
+                Assert.Equal(Bits(expected), Bits(sums[rank]));
+                Assert.Equal(Bits(before[rank]), Bits(blocks[rank]));
+            }
+        }
+        finally
+        {
+            foreach (var r in reducers) r.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Should_send_the_slice_with_the_checksum_it_is_given()
+    {
+        // A wrong checksum for the slice is what the partner sees: proof that the given one is sent, not recomputed.
+        const int length = 100_000;
+        var reducers = await ConnectAsync(2, options: null);
+        try
+        {
+            var data = new[] { Loopback.RandomVector(length, 1), Loopback.RandomVector(length, 2) };
+            var gathers = Enumerable.Range(0, 2).Select(rank => Task.Run(() =>
+                reducers[rank].AllGatherAsync(12, FrameKind.Gradients, data[rank], rank == 1 ? 0xDEADBEEFu : null, Loopback.Deadline()).AsTask())).ToArray();
+            var e = await Assert.ThrowsAsync<DataPlaneException>(() => gathers[0]);
+            Assert.Equal("Checksum", e.Field);
+            Assert.Contains("rank 1", e.Peer);
+            // Rank 1 may have had rank 0's frame before rank 0 failed and closed the connection: either ending is fine there.
+            await Task.WhenAny(gathers[1]);
+        }
+        finally
+        {
+            foreach (var r in reducers) r.Dispose();
+        }
+    }
+
     [Fact]
     public async Task Should_fail_every_rank_at_once_when_one_is_lost()
     {

@@ -198,6 +198,56 @@ public sealed class SharedMemorySpec : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(false, false)]
+    public async Task Should_add_a_received_payload_to_a_local_vector_with_the_bits_of_receiving_then_adding(bool sharedMemory, bool receivedIsLeft)
+    {
+        var (server, client) = await Loopback.PairAsync(_runId, clientRank: 1, serverOptions: sharedMemory ? null : Loopback.TcpOnly);
+        using (server)
+        using (client)
+        {
+            Assert.Equal(sharedMemory, server.UsesSharedMemory);
+            // Odd, and beyond one 256 kB chunk of the segment; values whose sums round.
+            const int Floats = 300_001;
+            var sent = Unusual(Loopback.RandomVector(Floats, 41));
+            var local = Loopback.RandomVector(Floats, 42);
+            var localBefore = (float[])local.Clone();
+            var expected = new float[Floats];
+            for (var i = 0; i < Floats; i++) expected[i] = receivedIsLeft ? sent[i] + local[i] : local[i] + sent[i];
+            var sum = new float[Floats];
+            await client.SendAsync(FrameKind.Gradients, 3, sent, Loopback.Deadline());
+            var header = await server.ReceiveSumAsync(sum, local, receivedIsLeft, new float[Floats], Loopback.Deadline());
+            Assert.Equal(3, header.Step);
+            Assert.Equal(Bits(expected), Bits(sum));
+            Assert.Equal(Bits(localBefore), Bits(local));
+            Assert.Equal(sharedMemory ? Floats * 4L : 0, server.SharedMemoryBytesReceived);
+
+            // In place: the sum replaces the local vector (the reduction keeps each node where a child was).
+            await client.SendAsync(FrameKind.Gradients, 4, sent, Loopback.Deadline());
+            await server.ReceiveSumAsync(local, local, receivedIsLeft, new float[Floats], Loopback.Deadline());
+            Assert.Equal(Bits(expected), Bits(local));
+        }
+    }
+
+    [Fact]
+    public async Task Should_detect_a_corrupt_payload_that_is_added_where_it_lies()
+    {
+        var (server, client) = await Loopback.PairAsync(_runId, clientRank: 2);
+        using (server)
+        using (client)
+        {
+            await client.SendAsync(FrameKind.Gradients, 8, Loopback.RandomVector(Large, 3), Loopback.Deadline());
+            server.SharedMemory!.Incoming.CorruptPayloadByte(Large * 3 + 1);
+            var ex = await Assert.ThrowsAsync<DataPlaneException>(async () =>
+                await server.ReceiveSumAsync(new float[Large], new float[Large], receivedIsLeft: true, new float[Large], Loopback.Deadline()));
+            Assert.Equal("Checksum", ex.Field);
+            Assert.Contains("rank 2", ex.Peer);
+        }
+    }
+
     [Fact]
     public async Task Should_never_overwrite_a_payload_the_receiver_has_not_copied_out()
     {
