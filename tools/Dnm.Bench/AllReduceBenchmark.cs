@@ -151,12 +151,14 @@ internal static class AllReduceBenchmark
                     // Each worker on its own thread-pool thread, as the workers' torch threads would be.
                     tasks[rank + 1] = Task.Run(async () =>
                     {
+                        // As WorkerReplica does: the block is only read, the slice checksummed once for both its frames.
                         await client.ContributeAsync(step, FrameKind.Finite, one);
-                        data[r].CopyTo(sums[r], 0);
-                        await ring.ReduceScatterAsync(step, FrameKind.Gradients, sums[r]);
+                        await ring.ReduceScatterAsync(step, FrameKind.Gradients, data[r], sums[r]);
                         var (start, length) = RecursiveHalvingReducer.SliceOf(r, n, floats);
-                        var toCoordinator = client.ContributeAsync(step, FrameKind.Gradients, sums[r].AsMemory(start, length)).AsTask();
-                        await ring.AllGatherAsync(step, FrameKind.Gradients, sums[r]);
+                        var slice = sums[r].AsMemory(start, length);
+                        var checksum = Crc32C.Compute(System.Runtime.InteropServices.MemoryMarshal.AsBytes(slice.Span));
+                        var toCoordinator = client.ContributeAsync(step, FrameKind.Gradients, slice, checksum).AsTask();
+                        await ring.AllGatherAsync(step, FrameKind.Gradients, sums[r], checksum);
                         await toCoordinator;
                     });
                 }

@@ -39,7 +39,7 @@ public sealed class StarReduceClient : IAllReducer, IDisposable
         => Connection.SendAsync(kind, step, local, cancellationToken);
 
     /// <summary>Sends this worker's vector with the CRC-32C the caller already computed for it (a slice that also goes to a partner).</summary>
-    internal ValueTask ContributeAsync(long step, FrameKind kind, ReadOnlyMemory<float> local, uint checksum, CancellationToken cancellationToken = default)
+    public ValueTask ContributeAsync(long step, FrameKind kind, ReadOnlyMemory<float> local, uint checksum, CancellationToken cancellationToken = default)
         => Connection.SendAsync(kind, step, local, checksum, cancellationToken);
 
     /// <summary>Receives the coordinator's broadcast for <paramref name="step"/> (the sum, or e.g. new parameters).</summary>
