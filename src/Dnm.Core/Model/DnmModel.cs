@@ -55,6 +55,17 @@ public sealed class DnmModel : IEmbedder, IDisposable
         MicroBatches = MicroBatches.For(config.MicroBatch, Autoencoder.StepBufferBytesPerSample, MaxStepBufferBytes);
     }
 
+    /// <summary>
+    /// Runs <paramref name="draw"/>, which draws from torch's one global generator (a module's initial weights, an unseeded
+    /// rand), in turn with the seeded model builds, so that it cannot take draws from the middle of a build (specs: test
+    /// classes run in parallel, and a build beside a torch module's construction got other weights).
+    /// </summary>
+    internal static T Drawing<T>(Func<T> draw)
+    {
+        lock (InitGate)
+            return draw();
+    }
+
     /// <summary>Builds the model <paramref name="config"/> describes for images of <paramref name="shape"/>, seeded from the config.
     /// A model over <see cref="DnmConfig.Limits.ModelParameters"/> for these images is a <see cref="ConfigException"/>, before
     /// anything is allocated.</summary>

@@ -14,7 +14,7 @@ public class AutoencoderSpec
     {
         using var scope = NewDisposeScope();
         var config = new DnmConfig { Encoder = EncoderKind.Mlp, Hidden = [16, 12], Latent = 3 };
-        using var model = Autoencoder.Create(Shape, config);
+        using var model = DnmModel.Drawing(() => Autoencoder.Create(Shape, config));
         Assert.IsType<MlpAutoencoder>(model);
         var x = rand(new long[] { 4, 2, 6, 5 }, generator: new Generator(1));
         var z = model.Encode(x);
@@ -39,8 +39,8 @@ public class AutoencoderSpec
         foreach (var encoder in Enum.GetValues<EncoderKind>())
         {
             var config = new DnmConfig { Encoder = encoder, Channels = [3], Kernel = 3, Hidden = [8], Latent = 4 };
-            using var plain = Autoencoder.Create(Shape, config);
-            using var squashed = Autoencoder.Create(Shape, config with { LatentActivation = LatentActivation.Sigmoid });
+            using var plain = DnmModel.Drawing(() => Autoencoder.Create(Shape, config));
+            using var squashed = DnmModel.Drawing(() => Autoencoder.Create(Shape, config with { LatentActivation = LatentActivation.Sigmoid }));
             squashed.load_state_dict(plain.state_dict());
             Assert.True(squashed.Encode(x).allclose(plain.Encode(x).sigmoid()), encoder.ToString());
         }
@@ -49,7 +49,7 @@ public class AutoencoderSpec
     [Fact]
     public void Conv_buffer_is_the_widest_im2col_column()
     {
-        using var model = Autoencoder.Create(Shape, new DnmConfig { Encoder = EncoderKind.Conv, Channels = [3, 7], Kernel = 3, Latent = 4 });
+        using var model = DnmModel.Drawing(() => Autoencoder.Create(Shape, new DnmConfig { Encoder = EncoderKind.Conv, Channels = [3, 7], Kernel = 3, Latent = 4 }));
         Assert.IsType<ConvAutoencoder>(model);
         Assert.Equal(7L * 3 * 3 * 6 * 5 * sizeof(float), model.StepBufferBytesPerSample);
     }

@@ -22,7 +22,7 @@ public class SameConvolutionSpec
     {
         TorchRuntime.EnsureCpuNumerics();
         using var scope = NewDisposeScope();
-        using var layer = new SameConv2d(cin, cout, k);
+        using var layer = DnmModel.Drawing(() => new SameConv2d(cin, cout, k));
         var p = Parameters(layer);
         Assert.Equal(["weight", "bias"], p.Keys);
         Assert.Equal(new long[] { cout, cin, k, k }, p["weight"].shape);
@@ -36,7 +36,7 @@ public class SameConvolutionSpec
     {
         TorchRuntime.EnsureCpuNumerics();
         using var scope = NewDisposeScope();
-        using var layer = new SameConvTranspose2d(cin, cout, k);
+        using var layer = DnmModel.Drawing(() => new SameConvTranspose2d(cin, cout, k));
         var p = Parameters(layer);
         Assert.Equal(["weight", "bias"], p.Keys);
         Assert.Equal(new long[] { cin, cout, k, k }, p["weight"].shape);
@@ -48,8 +48,8 @@ public class SameConvolutionSpec
     public void Input_that_needs_no_gradient_gets_none_and_the_weights_still_do()
     {
         using var scope = NewDisposeScope();
-        using var layer = new SameConv2d(1, 3, 5);
-        var x = rand(2, 1, 28, 28);
+        using var layer = DnmModel.Drawing(() => new SameConv2d(1, 3, 5));
+        var x = rand(new long[] { 2, 1, 28, 28 }, generator: new Generator(3));
         layer.forward(x).sum().backward();
         Assert.Null(x.grad);
         Assert.NotNull(Parameters(layer)["weight"].grad);
