@@ -76,19 +76,20 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         /// receives the root; or, for statistics summed among the workers, takes part in that (<see cref="ReduceAmongWorkers"/>).
         /// Blocking is deliberate: this is the replica's own thread, and the step cannot go on without the sum.
         /// </summary>
-        public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
+        public ReadOnlyMemory<float> Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
         {
             var kind = vector == ReducedVector.SoftCounts ? FrameKind.SoftCounts : FrameKind.Gradients;
             if (Faults is not null) contribution = Faults.Apply(step, vector, contribution);
             if (vector == ReducedVector.Statistics && AmongWorkers)
             {
                 ReduceAmongWorkers(step, contribution, sum);
-                return;
+                return sum;
             }
             if (Faults?.Disconnects(step, vector) == true) Disconnect();
             // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step).
             Client.ContributeAsync(step, kind, contribution).AsTask().GetAwaiter().GetResult();
             Client.ReceiveBroadcastAsync(step, kind, sum).AsTask().GetAwaiter().GetResult();
+            return sum;
         }
 
         /// <summary>

@@ -26,9 +26,10 @@ public interface IStepReducer
 
     /// <summary>
     /// <paramref name="contribution"/> holds this rank's blocks of the fixed sum tree (<see cref="FixedOrderSum"/>);
-    /// <paramref name="sum"/> receives the root: the step's global vector.
+    /// <paramref name="sum"/> receives the root: the step's global vector. Returns where the root is: <paramref name="sum"/>, or
+    /// <paramref name="contribution"/> itself where this rank's one block is the whole tree (nothing to copy).
     /// </summary>
-    void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum);
+    ReadOnlyMemory<float> Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum);
 }
 
 /// <summary>One process, a world of one: its single block is the whole tree's root already.</summary>
@@ -38,7 +39,8 @@ public sealed class LocalReducer : IStepReducer
 
     public bool Communicates => false;
 
-    public void Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum) => contribution.Span.CopyTo(sum.Span);
+    /// <summary>The one block is the root: the step applies it where the backward pass wrote it (the statistics of the fully connected model are 13 MB).</summary>
+    public ReadOnlyMemory<float> Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum) => contribution;
 }
 
 /// <summary>
@@ -130,11 +132,11 @@ public sealed class StepRunner : IDisposable
         using (trace.Phase(StepPhase.Encode)) engine.Forward(batch.FilledPixels, targets, slice, step.Mode, fBlocks.Span, inputs, labels);
         try
         {
-            if (joint) Reduce(reducer, trace, step.Step, ReducedVector.SoftCounts, fBlocks, softCounts);
-            using (trace.Phase(StepPhase.Backward)) engine.Backward(softCounts, sBlocks.Span);
-            Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats);
-            reducedObserver?.OnStepReduced(step.Step + 1, joint ? softCounts : [], stats);
-            var loss = engine.Apply(stats, global.Length, step.Schedule, trace);
+            var f = joint ? Reduce(reducer, trace, step.Step, ReducedVector.SoftCounts, fBlocks, softCounts) : softCounts;
+            using (trace.Phase(StepPhase.Backward)) engine.Backward(f.Span, sBlocks.Span);
+            var root = Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats).Span;
+            reducedObserver?.OnStepReduced(step.Step + 1, joint ? f.Span : [], root);
+            var loss = engine.Apply(root, global.Length, step.Schedule, trace);
             return new StepOutcome(loss, n);
         }
         catch
@@ -175,15 +177,13 @@ public sealed class StepRunner : IDisposable
     public void Dispose() => batches.Dispose();
 
     /// <summary>A reduction, timed as its phase where it communicates (one process has no reduce phases: their timings stay zero).</summary>
-    private static void Reduce(IStepReducer reducer, StepTrace trace, long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum)
+    private static ReadOnlyMemory<float> Reduce(IStepReducer reducer, StepTrace trace, long step, ReducedVector vector, ReadOnlyMemory<float> contribution,
+        Memory<float> sum)
     {
         if (!reducer.Communicates)
-        {
-            reducer.Reduce(step, vector, contribution, sum);
-            return;
-        }
+            return reducer.Reduce(step, vector, contribution, sum);
         using (trace.Phase(vector == ReducedVector.SoftCounts ? StepPhase.SoftCountReduce : StepPhase.GradientReduce))
-            reducer.Reduce(step, vector, contribution, sum);
+            return reducer.Reduce(step, vector, contribution, sum);
     }
 
     private static Memory<float> Blocks(ref float[] buffer, int length)
