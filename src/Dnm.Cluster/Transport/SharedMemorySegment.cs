@@ -213,11 +213,7 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
         var base_ = Acquire();
         try
         {
-            var expected = _frames + 1;
-            var written = Volatile.Read(ref Counter(base_, WrittenOffset));
-            if (written != expected)
-                throw new InvalidDataException($"the header announces shared-memory frame {expected}, but the segment holds frame {written}");
-            var source = new ReadOnlySpan<byte>(base_ + ControlBytes, destination.Length);
+            var source = NextPayload(base_, destination.Length);
             uint crc = 0;
             for (var done = 0; done < source.Length; done += ChunkBytes)
             {
@@ -226,8 +222,7 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
                 source.Slice(done, n).CopyTo(chunk);
                 crc = Crc32C.Append(crc, chunk);
             }
-            // Release write: the copy above is complete before the writer may see the segment free.
-            Volatile.Write(ref Counter(base_, ConsumedOffset), _frames = expected);
+            Consumed(base_);
             return crc;
         }
         finally
@@ -254,12 +249,8 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
         var base_ = Acquire();
         try
         {
-            var expected = _frames + 1;
-            var written = Volatile.Read(ref Counter(base_, WrittenOffset));
-            if (written != expected)
-                throw new InvalidDataException($"the header announces shared-memory frame {expected}, but the segment holds frame {written}");
             // The payload starts ControlBytes (128) into the page-aligned mapping, so the floats are aligned.
-            var received = new ReadOnlySpan<float>(base_ + ControlBytes, destination.Length);
+            var received = MemoryMarshal.Cast<byte, float>(NextPayload(base_, bytes));
             const int chunkFloats = ChunkBytes / sizeof(float);
             uint crc = 0;
             for (var done = 0; done < received.Length; done += chunkFloats)
@@ -270,7 +261,7 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
                 else FixedOrderSum.Add(destination.Slice(done, n), local.Slice(done, n), chunk);
                 crc = Crc32C.Append(crc, MemoryMarshal.AsBytes(chunk));
             }
-            Volatile.Write(ref Counter(base_, ConsumedOffset), _frames = expected);
+            Consumed(base_);
             return crc;
         }
         finally
@@ -278,6 +269,21 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
             Release();
         }
     }
+
+    /// <summary>The payload of the frame a header announced, once the writer has written it (the caller holds the mapping).</summary>
+    private ReadOnlySpan<byte> NextPayload(byte* base_, int bytes)
+    {
+        var expected = _frames + 1;
+        var written = Volatile.Read(ref Counter(base_, WrittenOffset));
+        if (written != expected)
+            throw new InvalidDataException($"the header announces shared-memory frame {expected}, but the segment holds frame {written}");
+        return new ReadOnlySpan<byte>(base_ + ControlBytes, bytes);
+    }
+
+    /// <summary>
+    /// Marks the frame read. A release write: every read of the payload is complete before the writer may see the segment free.
+    /// </summary>
+    private void Consumed(byte* base_) => Volatile.Write(ref Counter(base_, ConsumedOffset), ++_frames);
 
     /// <summary>The payload area, for tests that corrupt a frame in flight.</summary>
     internal void CorruptPayloadByte(int offset)
