@@ -60,10 +60,11 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
     public async Task Should_finish_the_run_when_one_of_three_worker_processes_is_killed()
     {
         using var dir = new TempDir();
-        // 240 samples, batch 12: 20 steps an epoch, 100 steps in all, so the kill lands mid-run.
+        // 240 samples, batch 12: 20 steps an epoch, 40 of pre-training and 160 joint steps, so the kill at step 15 lands
+        // mid-run even at ~20 ms a step on a loaded machine (a 100-step run left 1.7 s).
         var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
-        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
-        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")) with { Epochs = 8 });
+        var config = TinyRun.Config(dataset, dir.Sub("cluster")) with { Epochs = 8 };
         var port = TestPorts.Next();
         var seeds = $"127.0.0.1:{port}";
         using var coordinator = NodeProcess.Start("coordinator", NodeProcess.Env("coordinator", port, seeds,
@@ -92,10 +93,11 @@ public sealed class MultiProcessSpec(ITestOutputHelper output)
     public async Task Should_resume_from_the_last_checkpoint_when_the_coordinator_process_is_killed()
     {
         using var dir = new TempDir();
+        // 200 steps (as above): the failover must come mid-run.
         var dataset = TinyRun.WriteDataset(dir.Path, count: 240);
-        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")) with { Epochs = 8 });
         // Both coordinator-role nodes read the same config and share the run directory (as a volume would).
-        var config = TinyRun.Config(dataset, dir.Sub("cluster"));
+        var config = TinyRun.Config(dataset, dir.Sub("cluster")) with { Epochs = 8 };
         var configFile = WriteConfig(dir, config);
         var port = TestPorts.Next();
         var seeds = $"127.0.0.1:{port}";
