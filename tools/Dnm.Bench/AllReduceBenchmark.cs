@@ -154,9 +154,7 @@ internal static class AllReduceBenchmark
                         // As WorkerReplica does: the block is only read, the slice checksummed once for both its frames.
                         await client.ContributeAsync(step, FrameKind.Finite, one);
                         await ring.ReduceScatterAsync(step, FrameKind.Gradients, data[r], sums[r]);
-                        var (start, length) = RecursiveHalvingReducer.SliceOf(r, n, floats);
-                        var slice = sums[r].AsMemory(start, length);
-                        var checksum = Crc32C.Compute(System.Runtime.InteropServices.MemoryMarshal.AsBytes(slice.Span));
+                        var (slice, checksum) = ring.ChecksummedSlice(sums[r]);
                         var toCoordinator = client.ContributeAsync(step, FrameKind.Gradients, slice, checksum).AsTask();
                         await ring.AllGatherAsync(step, FrameKind.Gradients, sums[r], checksum);
                         await toCoordinator;

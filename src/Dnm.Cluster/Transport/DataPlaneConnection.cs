@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Transport;
 
@@ -232,26 +231,21 @@ public sealed class DataPlaneConnection : IDisposable
         => ReceiveAsync(destination, null, cancellationToken);
 
     /// <summary>
-    /// Receives one frame of <paramref name="local"/>.Length floats and adds it to <paramref name="local"/> into
-    /// <paramref name="destination"/> (which may be <paramref name="local"/>): destination[i] = received[i] + local[i] when
-    /// <paramref name="receivedIsLeft"/>, else local[i] + received[i] (<see cref="FixedOrderSum"/>'s operand order, so the same bits
-    /// as receiving and then adding). Through shared memory the payload is added where it lies, without a copy; over TCP it
-    /// lands in <paramref name="scratch"/> (as long as <paramref name="local"/>) first. The checks are <see cref="ReceiveAsync(Memory{float}, CancellationToken)"/>'s.
+    /// Receives one frame of <paramref name="sum"/>'s length and adds it to its local vector (<see cref="ReceivedSum"/>). Through
+    /// shared memory the payload is added where it lies, without a copy; over TCP it lands in <paramref name="scratch"/> (as long
+    /// as the sum) first, and is added once its checksum is known to be right. The checks are
+    /// <see cref="ReceiveAsync(Memory{float}, CancellationToken)"/>'s.
     /// </summary>
-    public ValueTask<FrameHeader> ReceiveSumAsync(Memory<float> destination, ReadOnlyMemory<float> local, bool receivedIsLeft, Memory<float> scratch,
-        CancellationToken cancellationToken = default)
+    public ValueTask<FrameHeader> ReceiveSumAsync(ReceivedSum sum, Memory<float> scratch, CancellationToken cancellationToken = default)
     {
-        if (local.Length != destination.Length || scratch.Length != destination.Length)
-            throw new ArgumentException($"a sum of {destination.Length} floats needs {destination.Length} local and scratch floats, not {local.Length} and {scratch.Length}",
-                nameof(scratch));
-        return ReceiveAsync(scratch, new SumInto(local, destination, receivedIsLeft), cancellationToken);
+        if (sum.Local.Length != sum.Destination.Length || scratch.Length != sum.Destination.Length)
+            throw new ArgumentException($"a sum of {sum.Destination.Length} floats needs {sum.Destination.Length} local and scratch floats, " +
+                                        $"not {sum.Local.Length} and {scratch.Length}", nameof(scratch));
+        return ReceiveAsync(scratch, sum, cancellationToken);
     }
 
-    /// <summary>What a received payload is added to, and where the sum goes (<see cref="ReceiveSumAsync"/>).</summary>
-    private readonly record struct SumInto(ReadOnlyMemory<float> Local, Memory<float> Destination, bool ReceivedIsLeft);
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, SumInto? sum, CancellationToken cancellationToken)
+    private async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, ReceivedSum? sum, CancellationToken cancellationToken)
     {
         Enter(ref _receiving, "ReceiveAsync");
         try
@@ -312,10 +306,7 @@ public sealed class DataPlaneConnection : IDisposable
                     $"CRC-32C 0x{actual:X8} but the header says 0x{header.Checksum:X8}.");
             // Over TCP the payload landed in the scratch: added only now that its checksum is known to be right.
             if (sum is { } s && !shared)
-            {
-                if (s.ReceivedIsLeft) FixedOrderSum.Add(s.Destination.Span, destination.Span, s.Local.Span);
-                else FixedOrderSum.Add(s.Destination.Span, s.Local.Span, destination.Span);
-            }
+                s.Add(destination.Span, 0);
             Interlocked.Add(ref _bytesReceived, FrameHeader.Size + header.PayloadBytes);
             if (shared)
                 Interlocked.Add(ref _sharedMemoryBytesReceived, header.PayloadBytes);
@@ -350,11 +341,11 @@ public sealed class DataPlaneConnection : IDisposable
         }
     }
 
-    private uint ReadSharedSum(in FrameHeader header, SumInto into)
+    private uint ReadSharedSum(in FrameHeader header, ReceivedSum into)
     {
         try
         {
-            return _sharedMemory!.Incoming.ReadSum(into.Local.Span, into.Destination.Span, into.ReceivedIsLeft);
+            return _sharedMemory!.Incoming.ReadSum(into);
         }
         catch (InvalidDataException ex)
         {

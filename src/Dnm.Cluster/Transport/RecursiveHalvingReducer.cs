@@ -92,6 +92,17 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
         return (lo, hi - lo);
     }
 
+    /// <summary>
+    /// This rank's slice of <paramref name="data"/> after the reduce-scatter (<see cref="SliceOf"/>) and its CRC-32C, computed once
+    /// for the slice's two frames: to the coordinator, and to the first partner of <see cref="AllGatherAsync(long, FrameKind, Memory{float}, uint?, CancellationToken)"/>.
+    /// </summary>
+    public (Memory<float> Slice, uint Checksum) ChecksummedSlice(Memory<float> data)
+    {
+        var (start, length) = SliceOf(Rank, WorldSize, data.Length);
+        var slice = data.Slice(start, length);
+        return (slice, Crc32C.Compute(System.Runtime.InteropServices.MemoryMarshal.AsBytes(slice.Span)));
+    }
+
     /// <summary>The kept and the given half of [lo, hi) at one level; the upper rank keeps the upper half.</summary>
     private static ((int Lo, int Hi) Keep, (int Lo, int Hi) Give) Halve(int lo, int hi, bool upper)
     {
@@ -184,7 +195,7 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
             var (keep, give) = Halve(lo, hi, upper);
             // The node is the lower rank's partial sum (its left child) plus the upper rank's (its right child).
             await ExchangeAsync(level, step, kind, from[give.Lo..give.Hi], receive: default, checksum: null,
-                new Sum(from[keep.Lo..keep.Hi], data[keep.Lo..keep.Hi], ReceivedIsLeft: upper), cancellationToken).ConfigureAwait(false);
+                new ReceivedSum(from[keep.Lo..keep.Hi], data[keep.Lo..keep.Hi], ReceivedIsLeft: upper), cancellationToken).ConfigureAwait(false);
             from = data;
             (lo, hi) = keep;
         }
@@ -219,9 +230,6 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
         }
     }
 
-    /// <summary>A received half added to this rank's own (<see cref="DataPlaneConnection.ReceiveSumAsync"/>).</summary>
-    private readonly record struct Sum(ReadOnlyMemory<float> Local, Memory<float> Destination, bool ReceivedIsLeft);
-
     /// <summary>
     /// Sends <paramref name="send"/> to the partner and receives its frame at the same time (both partners send first): into
     /// <paramref name="receive"/>, or added to <paramref name="sum"/>'s local half. Both are awaited even after a failure; the
@@ -229,14 +237,14 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ExchangeAsync(int level, long step, FrameKind kind, ReadOnlyMemory<float> send,
-        Memory<float> receive, uint? checksum, Sum? sum, CancellationToken cancellationToken)
+        Memory<float> receive, uint? checksum, ReceivedSum? sum, CancellationToken cancellationToken)
     {
         var peer = _peers[level];
         var sending = checksum is { } crc
             ? peer.SendAsync(kind, step, send, crc, cancellationToken)
             : peer.SendAsync(kind, step, send, cancellationToken);
         var receiving = sum is { } s
-            ? peer.ReceiveSumAsync(s.Destination, s.Local, s.ReceivedIsLeft, Scratch(s.Local.Length), cancellationToken)
+            ? peer.ReceiveSumAsync(s, Scratch(s.Local.Length), cancellationToken)
             : peer.ReceiveAsync(receive, cancellationToken);
         Exception? failure = null;
         try

@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Dnm.Core.Training;
 
 namespace Dnm.Cluster.Transport;
 
@@ -232,20 +231,17 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
     }
 
     /// <summary>
-    /// Adds the next frame's payload (floats) to <paramref name="local"/> into <paramref name="destination"/> where it lies,
-    /// without copying it out first: destination[i] = received[i] + local[i] when <paramref name="receivedIsLeft"/>, else
-    /// local[i] + received[i] (<see cref="FixedOrderSum.Add(Span{float}, ReadOnlySpan{float}, ReadOnlySpan{float})"/>'s operand
-    /// order). Each chunk is checksummed right after it was added, while it is still in the cache. The writer writes the segment
-    /// again only after <c>consumed</c> moves, so what is checksummed is what was added. Returns the CRC-32C of the payload.
+    /// Adds the next frame's payload (floats) to <paramref name="sum"/>'s local vector where it lies, without copying it out first
+    /// (<see cref="ReceivedSum"/>). Each chunk is checksummed right after it was added, while it is still in the cache. The writer
+    /// writes the segment again only after <c>consumed</c> moves, so what is checksummed is what was added. Returns the CRC-32C of
+    /// the payload.
     /// </summary>
     /// <exception cref="InvalidDataException">The writer has not written the frame this header announces.</exception>
-    public uint ReadSum(ReadOnlySpan<float> local, Span<float> destination, bool receivedIsLeft)
+    public uint ReadSum(ReceivedSum sum)
     {
-        var bytes = destination.Length * sizeof(float);
+        var bytes = sum.Destination.Length * sizeof(float);
         if (bytes > Capacity)
-            throw new ArgumentException($"The payload ({bytes} bytes) exceeds the segment ({Capacity} bytes).", nameof(destination));
-        if (local.Length != destination.Length)
-            throw new ArgumentException($"{local.Length} local floats for a sum of {destination.Length}.", nameof(local));
+            throw new ArgumentException($"The payload ({bytes} bytes) exceeds the segment ({Capacity} bytes).", nameof(sum));
         var base_ = Acquire();
         try
         {
@@ -255,10 +251,8 @@ internal sealed unsafe class SharedMemorySegment : IDisposable
             uint crc = 0;
             for (var done = 0; done < received.Length; done += chunkFloats)
             {
-                var n = Math.Min(chunkFloats, received.Length - done);
-                var chunk = received.Slice(done, n);
-                if (receivedIsLeft) FixedOrderSum.Add(destination.Slice(done, n), chunk, local.Slice(done, n));
-                else FixedOrderSum.Add(destination.Slice(done, n), local.Slice(done, n), chunk);
+                var chunk = received.Slice(done, Math.Min(chunkFloats, received.Length - done));
+                sum.Add(chunk, done);
                 crc = Crc32C.Append(crc, MemoryMarshal.AsBytes(chunk));
             }
             Consumed(base_);

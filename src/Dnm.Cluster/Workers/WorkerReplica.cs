@@ -114,10 +114,8 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             var ring = Ring!;
             // Straight from the runner's block: its halves are sent and summed from where they lie, not copied into the sum first.
             AmongWorkersOrFail(() => ring.ReduceScatterAsync(step, FrameKind.Gradients, contribution, sum).AsTask());
-            var (start, length) = RecursiveHalvingReducer.SliceOf(Rank, Size, sum.Length);
-            var slice = sum.Slice(start, length);
             // One checksum of the slice for both of its frames: to the coordinator and to the first partner of the all-gather.
-            var checksum = Crc32C.Compute(System.Runtime.InteropServices.MemoryMarshal.AsBytes(slice.Span));
+            var (slice, checksum) = ring.ChecksummedSlice(sum);
             // The slice goes to the coordinator while the rest comes from the partners: the all-gather only reads the slice.
             var toCoordinator = Client.ContributeAsync(step, FrameKind.Gradients, slice, checksum).AsTask();
             try

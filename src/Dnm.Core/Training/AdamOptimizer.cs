@@ -100,9 +100,16 @@ public sealed class AdamOptimizer : IDisposable
     /// </summary>
     internal unsafe double StepOnHost(float* flatGradients, int length, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor)
     {
-        var count = parameters.Sum(p => p.numel());
-        if (length < count)
-            throw new ArgumentException($"{length} gradients for {count} parameters", nameof(length));
+        var items = new List<(int Parameter, int Start, int Length, long Offset)>();
+        long offset = 0;
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            var n = (int)parameters[i].numel();
+            for (var start = 0; start < n; start += HostChunk) items.Add((i, start, Math.Min(HostChunk, n - start), offset + start));
+            offset += n;
+        }
+        if (length < offset)
+            throw new ArgumentException($"{length} gradients for {offset} parameters", nameof(length));
         var gradients = (nint)flatGradients;
         Steps++;
         var bc1 = 1 - Math.Pow(beta1, Steps);
@@ -115,14 +122,6 @@ public sealed class AdamOptimizer : IDisposable
         var epsilon = (float)eps;
         var stepSize = (float)(RateAt(Steps) / bc1);
         var twoBeta = (float)(2 * beta);
-        var items = new List<(int Parameter, int Start, int Length, long Offset)>();
-        long offset = 0;
-        for (var i = 0; i < parameters.Length; i++)
-        {
-            var n = (int)parameters[i].numel();
-            for (var start = 0; start < n; start += HostChunk) items.Add((i, start, Math.Min(HostChunk, n - start), offset + start));
-            offset += n;
-        }
         var squares = new double[items.Count];
         parallelFor(items.Count, k =>
         {

@@ -17,7 +17,10 @@ public sealed class StepUpdater : IDisposable
 {
     private readonly DnmConfig config;
     private readonly DnmModel model;
-    private readonly Tensor statsHost; // (layout.Length) on CPU, reused every step
+    // The reduced statistics from statsOffset on, on the host, reused every step: on the CPU Adam reads the gradients where
+    // they lie, so only the rest (the SOM's sums, from BmuSumsOffset) is copied; elsewhere all of it goes to the device.
+    private readonly Tensor statsHost;
+    private readonly int statsOffset;
 
     public StepUpdater(DnmConfig config, DnmModel model, StepLayout layout)
     {
@@ -25,7 +28,8 @@ public sealed class StepUpdater : IDisposable
         this.model = model;
         Layout = layout;
         Optimizer = new AdamOptimizer(model.Parameters, config.LearningRate, config.WarmupSteps);
-        statsHost = zeros(new long[] { layout.Length }).DetachFromDisposeScope();
+        statsOffset = model.Device.type == TorchSharp.DeviceType.CPU ? layout.BmuSumsOffset : 0;
+        statsHost = zeros(new long[] { layout.Length - statsOffset }).DetachFromDisposeScope();
         if (layout.Classes > 0) Classes = new NodeClasses(layout.Nodes, layout.Classes);
     }
 
@@ -50,19 +54,18 @@ public sealed class StepUpdater : IDisposable
         var adam = trace?.Phase(StepPhase.Apply);
         using var scope = NewDisposeScope();
         var device = model.Device;
-        var onHost = device.type == TorchSharp.DeviceType.CPU;
-        // On the CPU Adam reads the gradients where they lie; only the rest (the SOM's sums) goes into the tensor.
-        var copied = onHost ? Layout.BmuSumsOffset : 0;
-        reducedStats[copied..Layout.Length].CopyTo(HostTensor.Floats(statsHost)[copied..]);
+        reducedStats[statsOffset..Layout.Length].CopyTo(HostTensor.Floats(statsHost));
+        // flat[k] is the statistics' element statsOffset + k.
         var flat = statsHost.to(device);
         double l2;
-        if (onHost)
+        if (device.type == TorchSharp.DeviceType.CPU)
         {
             // One fused pass over host memory (see AdamOptimizer.StepOnHost).
             l2 = StepOnHost(reducedStats, parallelFor);
         }
         else
         {
+            // statsOffset is 0 here: the gradients are the tensor's first elements.
             var grads = new Tensor[model.Parameters.Count];
             long offset = 0;
             for (int i = 0; i < grads.Length; i++)
@@ -78,8 +81,8 @@ public sealed class StepUpdater : IDisposable
         if (mode == StepMode.Joint)
         {
             using var somUpdate = trace?.Phase(StepPhase.SomUpdate);
-            var sums = flat.narrow(0, Layout.BmuSumsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
-            var counts = flat.narrow(0, Layout.BmuCountsOffset, Layout.Nodes);
+            var sums = flat.narrow(0, Layout.BmuSumsOffset - statsOffset, Layout.Nodes * Layout.Latent).view(Layout.Nodes, Layout.Latent);
+            var counts = flat.narrow(0, Layout.BmuCountsOffset - statsOffset, Layout.Nodes);
             model.Som.Update(sums, counts, globalBatch, schedule, config.SomRule);
             Classes?.Accumulate(reducedStats.Slice(Layout.ClassCountsOffset, Layout.Nodes * Layout.Classes));
         }

@@ -193,7 +193,7 @@ public sealed class SharedMemorySpec : IDisposable
             server.SharedMemory!.Incoming.CorruptPayloadByte(Large * 2); // corruption in the segment, after the sender's copy
 
             var ex = await Assert.ThrowsAsync<DataPlaneException>(async () => _ = addedWhereItLies
-                ? await server.ReceiveSumAsync(new float[Large], new float[Large], receivedIsLeft: true, new float[Large], Loopback.Deadline())
+                ? await server.ReceiveSumAsync(new ReceivedSum(new float[Large], new float[Large], ReceivedIsLeft: true), new float[Large], Loopback.Deadline())
                 : await server.ReceiveAsync(new float[Large], Loopback.Deadline()));
             Assert.Equal("Checksum", ex.Field);
             Assert.Contains("rank 3", ex.Peer);
@@ -223,7 +223,7 @@ public sealed class SharedMemorySpec : IDisposable
             for (var i = 0; i < Floats; i++) expected[i] = receivedIsLeft ? sent[i] + local[i] : local[i] + sent[i];
             var sum = new float[Floats];
             await client.SendAsync(FrameKind.Gradients, 3, sent, Loopback.Deadline());
-            var header = await server.ReceiveSumAsync(sum, local, receivedIsLeft, new float[Floats], Loopback.Deadline());
+            var header = await server.ReceiveSumAsync(new ReceivedSum(local, sum, receivedIsLeft), new float[Floats], Loopback.Deadline());
             Assert.Equal(3, header.Step);
             Assert.Equal(Bits(expected), Bits(sum));
             Assert.Equal(Bits(localBefore), Bits(local));
@@ -231,7 +231,7 @@ public sealed class SharedMemorySpec : IDisposable
 
             // In place: the sum replaces the local vector (the reduction keeps each node where a child was).
             await client.SendAsync(FrameKind.Gradients, 4, sent, Loopback.Deadline());
-            await server.ReceiveSumAsync(local, local, receivedIsLeft, new float[Floats], Loopback.Deadline());
+            await server.ReceiveSumAsync(new ReceivedSum(local, local, receivedIsLeft), new float[Floats], Loopback.Deadline());
             Assert.Equal(Bits(expected), Bits(local));
         }
     }
