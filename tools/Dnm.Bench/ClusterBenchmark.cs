@@ -18,15 +18,28 @@ namespace Dnm.Bench;
 /// </summary>
 internal static class ClusterBenchmark
 {
-    private sealed class StepTimes : ITrainingObserver
+    private sealed class StepTimes(int warmup) : ITrainingObserver
     {
         private readonly List<double> ms = [];
         public void OnStep(StepReport r)
         {
             if (r.Phase != TrainingPhase.SomPretrain) lock (ms) ms.Add(r.Duration.TotalMilliseconds);
         }
-        // The first steps warm up (JIT, allocator, first connections): left out of the mean.
-        public double Mean { get { lock (ms) return ms.Skip(3).DefaultIfEmpty().Average(); } }
+        // The first steps warm up (JIT, allocator, first connections): left out of the mean (--warmup, default 3).
+        public double Mean { get { lock (ms) return ms.Skip(warmup).DefaultIfEmpty().Average(); } }
+        // The mean of each quarter of the timed steps: whether the run was still warming up.
+        public string Quarters
+        {
+            get
+            {
+                lock (ms)
+                {
+                    var timed = ms.Skip(warmup).ToArray();
+                    var q = Math.Max(timed.Length / 4, 1);
+                    return string.Join(" / ", Enumerable.Range(0, 4).Select(i => timed.Skip(i * q).Take(q).DefaultIfEmpty().Average().ToString("F1", CultureInfo.InvariantCulture)));
+                }
+            }
+        }
         public int Count { get { lock (ms) return ms.Count; } }
     }
 
@@ -40,6 +53,7 @@ internal static class ClusterBenchmark
         // --bare-threads T: the single process's threads (default: --threads). Equal total cores: T = N x --threads.
         var bareThreads = int.Parse(Option("--bare-threads") ?? threads.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
         var microBatch = int.Parse(Option("--micro-batch") ?? "0", CultureInfo.InvariantCulture);
+        var warmup = int.Parse(Option("--warmup") ?? "3", CultureInfo.InvariantCulture);
         // --reduction workers,star: each N with each way of summing the statistics (docs/cluster.md, "Scaling model").
         var reductions = (Option("--reduction") ?? "workers").Split(',').Select(r => KebabEnum.TryParse<StatisticsReduction>(r.Trim(), out var reduction)
             ? reduction
@@ -74,13 +88,13 @@ internal static class ClusterBenchmark
         var transfers = runs.ToDictionary(n => n, _ => new List<double>());
         StepTimes RunBare(int round)
         {
-            var bare = new StepTimes();
+            var bare = new StepTimes(warmup);
             var sw = Stopwatch.StartNew();
             var single = config with { Out = Path.Combine(root, $"single{round}"), Threads = bareThreads };
             using (var train = TrainingRun.OpenTrain(single with { Limit = limit }, null))
             using (var trainer = new Trainer(single, train, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(CancellationToken.None);
-            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step ({sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
+            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step (by quarter {bare.Quarters}; {sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
             return bare;
         }
         for (var round = 1; round <= rounds; round++)
@@ -96,7 +110,7 @@ internal static class ClusterBenchmark
             foreach (var run in runs)
             {
                 var (n, reduction) = run;
-                var times = new StepTimes();
+                var times = new StepTimes(warmup);
                 using var profile = new WorkerPhaseProfile();
                 var result = await ClusterTraining.RunEmbeddedAsync(config with { Out = Path.Combine(root, $"w{n}-{reduction}-{round}") }, n, times, CancellationToken.None,
                     new NodeOptions { ChecksumEvery = 0, DataPlane = dataPlane, Reduction = reduction }, telemetry: profile.Telemetry);
@@ -112,7 +126,7 @@ internal static class ClusterBenchmark
                 ratios[run].Add(times.Mean / bare.Mean);
                 shares[run].Add(share);
                 transfers[run].Add(transfer / result.MeanStep.TotalMilliseconds);
-                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step, all-reduce {reduce,6:F1} ms " +
+                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step (by quarter {times.Quarters}), all-reduce {reduce,6:F1} ms " +
                                   $"({100 * share:F0} % of the step; after the slowest rank {transfer:F1} ms, {100 * transfer / result.MeanStep.TotalMilliseconds:F1} %); " +
                                   $"vs bare {times.Mean / bare.Mean:F2}x; coordinator's link {link}");
             }
