@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Dnm.Core.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -139,10 +141,41 @@ public sealed class AdamOptimizer : IDisposable
         return total;
     }
 
-    private static double SumOfSquares(ReadOnlySpan<float> x)
+    /// <summary>
+    /// Σx² in double, element j into accumulator j mod 8 (in element order), the eight then summed as
+    /// ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7)) and the last Length mod 8 elements added one by one. One running sum was a
+    /// chain of dependent adds, ~1 ms a step for the fully connected model's 1.7 M encoder weights on every replica; eight are
+    /// ~6x faster. The order is fixed by the definition, not by the vector width: <see cref="Vector128"/>, accelerated on x64
+    /// and ARM64 alike, gives the same bits as <see cref="SumOfSquaresScalar"/>.
+    /// </summary>
+    internal static double SumOfSquares(ReadOnlySpan<float> x)
     {
-        double sum = 0;
-        foreach (var value in x) sum += (double)value * value;
+        Vector128<double> a01 = default, a23 = default, a45 = default, a67 = default;
+        var groups = x.Length / 8;
+        ref var start = ref MemoryMarshal.GetReference(x);
+        for (var g = 0; g < groups; g++)
+        {
+            var (w01, w23) = Vector128.Widen(Vector128.LoadUnsafe(ref start, (nuint)(8 * g)));
+            var (w45, w67) = Vector128.Widen(Vector128.LoadUnsafe(ref start, (nuint)(8 * g + 4)));
+            a01 += w01 * w01;
+            a23 += w23 * w23;
+            a45 += w45 * w45;
+            a67 += w67 * w67;
+        }
+        var sum = ((a01.GetElement(0) + a01.GetElement(1)) + (a23.GetElement(0) + a23.GetElement(1)))
+                  + ((a45.GetElement(0) + a45.GetElement(1)) + (a67.GetElement(0) + a67.GetElement(1)));
+        for (var j = 8 * groups; j < x.Length; j++) sum += (double)x[j] * x[j];
+        return sum;
+    }
+
+    /// <summary><see cref="SumOfSquares"/> written out element by element: its definition, for the specs.</summary>
+    internal static double SumOfSquaresScalar(ReadOnlySpan<float> x)
+    {
+        Span<double> a = stackalloc double[8];
+        var groups = x.Length / 8;
+        for (var j = 0; j < 8 * groups; j++) a[j % 8] += (double)x[j] * x[j];
+        var sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        for (var j = 8 * groups; j < x.Length; j++) sum += (double)x[j] * x[j];
         return sum;
     }
 

@@ -60,6 +60,30 @@ public class AdamOptimizerSpec
         Assert.Equal(20, hostAdam.Steps);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(AdamOptimizer.HostChunk)]
+    [InlineData(AdamOptimizer.HostChunk + 13)]
+    public void The_sum_of_squares_is_its_eight_accumulator_definition_to_the_bit_and_the_sum_to_rounding(int length)
+    {
+        var random = new Random(length + 1);
+        // Magnitudes over six decades, so the order of the adds shows in the last bits.
+        var x = Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-3, 3)))).ToArray();
+        var fast = AdamOptimizer.SumOfSquares(x);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(AdamOptimizer.SumOfSquaresScalar(x)), BitConverter.DoubleToInt64Bits(fast));
+        var sequential = x.Sum(v => (double)v * v);
+        Assert.Equal(sequential, fast, Math.Max(sequential, 1e-300) * 1e-13);
+        // A wrong accumulator (element 3 counted twice) is caught: the spec can fail.
+        if (length >= 8)
+        {
+            var shifted = (float[])x.Clone();
+            shifted[3] *= 2;
+            Assert.NotEqual(fast, AdamOptimizer.SumOfSquares(shifted));
+        }
+    }
+
     private static void Parallel(int items, Action<int> body, int threads) =>
         System.Threading.Tasks.Parallel.For(0, threads, t => { for (var k = t; k < items; k += threads) body(k); });
 }
