@@ -21,10 +21,20 @@ internal static class ClusterBenchmark
     private sealed class StepTimes(int warmup) : ITrainingObserver
     {
         private readonly List<double> ms = [];
+        // The process's CPU time (every thread) after each step: the cores a step used, which scheduling noise moves less than its wall time.
+        private readonly List<double> cpu = [];
         public void OnStep(StepReport r)
         {
-            if (r.Phase != TrainingPhase.SomPretrain) lock (ms) ms.Add(r.Duration.TotalMilliseconds);
+            if (r.Phase == TrainingPhase.SomPretrain) return;
+            var used = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+            lock (ms)
+            {
+                ms.Add(r.Duration.TotalMilliseconds);
+                cpu.Add(used);
+            }
         }
+        /// <summary>CPU milliseconds a timed step, all threads of the process (the coordinator's and the workers' for a cluster).</summary>
+        public double CpuPerStep { get { lock (ms) return cpu.Count > warmup + 1 ? (cpu[^1] - cpu[warmup]) / (cpu.Count - warmup - 1) : 0; } }
         // The first steps warm up (JIT, allocator, first connections): left out of the mean (--warmup, default 3).
         public double Mean { get { lock (ms) return ms.Skip(warmup).DefaultIfEmpty().Average(); } }
         // The mean of each quarter of the timed steps: whether the run was still warming up.
@@ -94,7 +104,7 @@ internal static class ClusterBenchmark
             using (var train = TrainingRun.OpenTrain(single with { Limit = limit }, null))
             using (var trainer = new Trainer(single, train, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(CancellationToken.None);
-            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step (by quarter {bare.Quarters}; {sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
+            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step (by quarter {bare.Quarters}; CPU {bare.CpuPerStep:F1} ms a step; {sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
             return bare;
         }
         for (var round = 1; round <= rounds; round++)
@@ -126,7 +136,7 @@ internal static class ClusterBenchmark
                 ratios[run].Add(times.Mean / bare.Mean);
                 shares[run].Add(share);
                 transfers[run].Add(transfer / result.MeanStep.TotalMilliseconds);
-                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step (by quarter {times.Quarters}), all-reduce {reduce,6:F1} ms " +
+                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step (by quarter {times.Quarters}; CPU {times.CpuPerStep:F1} ms a step, {times.CpuPerStep / bare.CpuPerStep:F2}x the bare's), all-reduce {reduce,6:F1} ms " +
                                   $"({100 * share:F0} % of the step; after the slowest rank {transfer:F1} ms, {100 * transfer / result.MeanStep.TotalMilliseconds:F1} %); " +
                                   $"vs bare {times.Mean / bare.Mean:F2}x; coordinator's link {link}");
             }

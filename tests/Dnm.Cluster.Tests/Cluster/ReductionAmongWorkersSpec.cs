@@ -41,6 +41,24 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Two_workers_dividing_the_update_should_end_bitwise_equal_to_one_process_the_star_steps_of_a_short_batch_included()
+    {
+        using var dir = new TempDir();
+        // 75 samples, batch 12: every epoch ends with a batch of 3, one micro-batch, which two ranks can only sum through the
+        // coordinator. Those steps divide the update too: each rank's Adam moments are current for its own part only.
+        var dataset = TinyRun.WriteDataset(dir.Path, count: 75);
+        var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
+        var observer = new RecordingObserver();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        // θ's checksums compared after every step: a rank that drifted would fail the run at once.
+        var result = await ClusterTraining.RunEmbeddedAsync(TinyRun.Config(dataset, dir.Sub("workers")), 2, observer, cancel.Token,
+            new NodeOptions { ChecksumEvery = 1, Reduction = StatisticsReduction.Workers });
+        foreach (var line in observer.Messages) output.WriteLine(line);
+        Assert.Contains(observer.Messages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
+        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "2 workers dividing the update");
+    }
+
+    [Fact]
     public async Task A_non_finite_rank_among_four_should_be_named_and_the_step_retried_without_it()
     {
         // Worker 2 sends NaN in its statistics of step 3: its partners sum it into their halves, so only its flag names it.
