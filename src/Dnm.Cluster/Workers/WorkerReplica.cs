@@ -54,7 +54,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
     private DataPlaneListener? peerListener;
     private string? peerEndpoint;
 
-    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer, FaultInjector? Faults) : IStepReducer, IShardedApply
+    private sealed record WorldLink(long Epoch, int Rank, int Size, StarReduceClient Client, StepTracer Tracer, FaultInjector? Faults) : IStepReducer
     {
         // The connections' byte counts already recorded as metrics (read and written on the torch thread).
         public long SentSeen, ReceivedSeen;
@@ -69,47 +69,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         /// <summary>Whether the step in flight sums its statistics among the workers (torch thread; set before each step).</summary>
         public bool AmongWorkers { get; set; }
 
-        /// <summary>
-        /// Whether the step in flight divides its update among the workers (torch thread; set before each step): on the CPU, in a world
-        /// whose workers are connected to each other, whichever way the statistics are summed.
-        /// </summary>
-        public bool Divided { get; set; }
-
         public bool Communicates => true;
-
-        public IShardedApply? ShardedApply => Divided ? this : null;
-
-        public (int Start, int Length) Part(int length) => RecursiveHalvingReducer.SliceOf(Rank, Size, length);
-
-        // The slice's sums on their way to the coordinator (a divided step summed among the workers): the update may overwrite
-        // the slice only once they are sent.
-        private Task? sending;
-
-        /// <summary>
-        /// Each rank's flag at its own index, summed among the workers: the root is finite when every part was. Returns once the
-        /// slice's sums have gone to the coordinator as well, which they did meanwhile.
-        /// </summary>
-        public bool AllFinite(long step, bool partFinite)
-        {
-            var flags = new float[Size];
-            flags[Rank] = partFinite ? 1f : 0f;
-            try
-            {
-                AmongWorkersOrFail(() => Ring!.AllReduceAsync(step, FrameKind.Finite, flags).AsTask());
-            }
-            finally
-            {
-                // Awaited either way, so no send is left running on the connection; its own failure is the coordinator link's.
-                if (Interlocked.Exchange(ref sending, null) is { } sent)
-                {
-                    if (!sent.IsCompleted) ((IAsyncResult)sent).AsyncWaitHandle.WaitOne();
-                    sent.GetAwaiter().GetResult();
-                }
-            }
-            return flags.All(f => f == 1f);
-        }
-
-        public void Gather(long step, Memory<float> vector) => AmongWorkersOrFail(() => Ring!.AllGatherAsync(step, FrameKind.Gradients, vector).AsTask());
 
         /// <summary>
         /// Sends this rank's blocks of the fixed sum tree to the coordinator, which sums every rank's in that tree, and
@@ -156,13 +116,6 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             AmongWorkersOrFail(() => ring.ReduceScatterAsync(step, FrameKind.Gradients, contribution, sum).AsTask());
             // One checksum of the slice for both of its frames: to the coordinator and to the first partner of the all-gather.
             var (slice, checksum) = ring.ChecksummedSlice(sum);
-            if (Divided)
-            {
-                // The update writes θ over the slice once the ranks agree the root is finite (AllFinite), which waits for this send;
-                // Gather brings the other ranks' θ and the rest of the sums after it.
-                sending = Client.ContributeAsync(step, FrameKind.Gradients, slice, checksum).AsTask();
-                return;
-            }
             // The slice goes to the coordinator while the rest comes from the partners: the all-gather only reads the slice.
             var toCoordinator = Client.ContributeAsync(step, FrameKind.Gradients, slice, checksum).AsTask();
             try
@@ -340,8 +293,6 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
         // The coordinator makes the same decision from the same numbers (ReplicaBackend.ReduceStepAsync).
         world.AmongWorkers = world.Ring is not null && RecursiveHalvingReducer.Applies(Engine.MicroBatches,
             ShardSampler.GlobalBatchRange(train!.Count, step.StepInEpoch, step.GlobalBatch).Length, world.Size);
-        // Every step of such a world divides it, star steps too: a rank's moments are current for its part only.
-        world.Divided = world.Ring is not null && device.type == TorchSharp.DeviceType.CPU;
         var outcome = runner!.Run(new StepInput(step.Step, step.Mode, step.DataEpoch, step.StepInEpoch, new ScheduleValues(step.Sigma, step.Eta),
             world.Rank, world.Size), world, trace);
         var checksum = step.VerifyChecksum ? EngineState.Checksum(Engine) : (ulong?)null;

@@ -101,48 +101,6 @@ public sealed class AdamOptimizer : IDisposable
     /// that copy was 13 MB a step on every replica.
     /// </summary>
     internal unsafe double StepOnHost(float* flatGradients, int length, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor)
-        => StepOnHost(flatGradients, length, decay, beta, parallelFor, 0, int.MaxValue, writeBack: false);
-
-    /// <summary>
-    /// This rank's part of a step whose update the ranks divide (<see cref="IShardedApply"/>): updates θ, m and v only for the
-    /// elements [<paramref name="from"/>, <paramref name="to"/>) of the flat parameter order and writes their new θ over their
-    /// gradients in <paramref name="flatGradients"/>, for the gather that brings them to the other ranks. Returns Σθ² of every
-    /// decayed parameter before the update, as <see cref="StepOnHost(float*, int, IReadOnlyList{bool}, double, Action{int, Action{int}})"/>
-    /// does (each rank holds all of θ), so the reported L2 part is the same bits on every rank. Every element's arithmetic is its own:
-    /// the ranks' parts together are the same bits as one rank updating all of them.
-    /// </summary>
-    internal unsafe double StepOnHostPart(Memory<float> flatGradients, int length, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor,
-        int from, int to)
-    {
-        using var pin = flatGradients[..length].Pin();
-        return StepOnHost((float*)pin.Pointer, length, decay, beta, parallelFor, from, to, writeBack: true);
-    }
-
-    /// <summary>
-    /// After the gather of a divided step: copies the new θ of every element outside [<paramref name="from"/>, <paramref name="to"/>)
-    /// (the other ranks' parts) from <paramref name="flatParameters"/> into the parameters. Adam's m and v of those elements are not
-    /// this rank's to keep: they stay as they were, and a new world brings them from the coordinator's replica.
-    /// </summary>
-    internal unsafe void TakeGathered(ReadOnlyMemory<float> flatParameters, int length, int from, int to, Action<int, Action<int>> parallelFor)
-    {
-        var items = Items(length);
-        using var pin = flatParameters[..length].Pin();
-        var source = (nint)pin.Pointer;
-        parallelFor(items.Count, k =>
-        {
-            var (i, start, n, at) = items[k];
-            var p = Runtime.HostTensor.Floats(parameters[i]).Slice(start, n);
-            var all = new ReadOnlySpan<float>((float*)source + at, n);
-            // The part before this rank's range, then the part after it.
-            var mineFrom = (int)Math.Clamp(from - at, 0, n);
-            var mineTo = (int)Math.Clamp(to - at, mineFrom, n);
-            all[..mineFrom].CopyTo(p);
-            all[mineTo..].CopyTo(p[mineTo..]);
-        });
-    }
-
-    /// <summary>The work items: fixed chunks of <see cref="HostChunk"/> elements of each parameter, at their offset in the flat order.</summary>
-    private List<(int Parameter, int Start, int Length, long Offset)> Items(int length)
     {
         var items = new List<(int Parameter, int Start, int Length, long Offset)>();
         long offset = 0;
@@ -154,13 +112,6 @@ public sealed class AdamOptimizer : IDisposable
         }
         if (length < offset)
             throw new ArgumentException($"{length} gradients for {offset} parameters", nameof(length));
-        return items;
-    }
-
-    private unsafe double StepOnHost(float* flatGradients, int length, IReadOnlyList<bool> decay, double beta, Action<int, Action<int>> parallelFor,
-        int from, int to, bool writeBack)
-    {
-        var items = Items(length);
         var gradients = (nint)flatGradients;
         Steps++;
         var bc1 = 1 - Math.Pow(beta1, Steps);
@@ -176,19 +127,14 @@ public sealed class AdamOptimizer : IDisposable
         var squares = new double[items.Count];
         parallelFor(items.Count, k =>
         {
-            var (i, start, n, at) = items[k];
-            var p = Runtime.HostTensor.Floats(parameters[i]).Slice(start, n);
+            var (i, start, length, at) = items[k];
+            var g = new ReadOnlySpan<float>((float*)gradients + at, length);
+            var p = Runtime.HostTensor.Floats(parameters[i]).Slice(start, length);
+            var mi = Runtime.HostTensor.Floats(m[i]).Slice(start, length);
+            var vi = Runtime.HostTensor.Floats(v[i]).Slice(start, length);
             var l2 = decay[i] && beta > 0;
             squares[k] = l2 ? SumOfSquares(p) : 0;
-            // The part of the item in [from, to): all of it unless the ranks divide the update.
-            var lo = (int)Math.Clamp(from - at, 0, n);
-            var hi = (int)Math.Clamp(to - at, lo, n);
-            if (hi == lo) return;
-            var g = new Span<float>((float*)gradients + at + lo, hi - lo);
-            var part = p[lo..hi];
-            Update(g, part, Runtime.HostTensor.Floats(m[i]).Slice(start + lo, hi - lo), Runtime.HostTensor.Floats(v[i]).Slice(start + lo, hi - lo),
-                l2 ? twoBeta : 0f, b1, oneMinusB1, b2, oneMinusB2, sqrtBc2, epsilon, stepSize);
-            if (writeBack) part.CopyTo(g);
+            Update(g, p, mi, vi, l2 ? twoBeta : 0f, b1, oneMinusB1, b2, oneMinusB2, sqrtBc2, epsilon, stepSize);
         });
         double total = 0;
         foreach (var x in squares) total += x;

@@ -185,23 +185,6 @@ public sealed class StepEngine : IEmbedder, IDisposable
     }
 
     /// <summary>
-    /// Phase 3 of the step in flight, divided among the ranks (<see cref="IShardedApply"/>): <paramref name="reduced"/> holds this
-    /// rank's part of the root on entry, and all of it (θ where the gradients were) after the gather.
-    /// </summary>
-    public StepLoss Apply(Memory<float> reduced, int globalBatch, ScheduleValues schedule, IShardedApply sharded, long step, StepTrace? trace = null)
-    {
-        if (!inFlight) throw new InvalidOperationException("Apply before Forward");
-        try
-        {
-            return Updater.Apply(reduced, globalBatch, pendingMode, schedule, threads.Run, sharded, step, trace);
-        }
-        finally
-        {
-            EndStep();
-        }
-    }
-
-    /// <summary>
     /// Phase 3 on its own, for a replica that computed no part of the step (the coordinator's): applies the reduced
     /// statistics of a <paramref name="mode"/> step (<see cref="StepUpdater"/>). Ends the step in flight, if any.
     /// </summary>

@@ -30,32 +30,6 @@ public interface IStepReducer
     /// <paramref name="contribution"/> itself where this rank's one block is the whole tree (nothing to copy).
     /// </summary>
     ReadOnlyMemory<float> Reduce(long step, ReducedVector vector, ReadOnlyMemory<float> contribution, Memory<float> sum);
-
-    /// <summary>
-    /// Where the ranks divide the step's update among themselves (null: each applies all of the root). Read after the statistics'
-    /// <see cref="Reduce"/>, which then leaves only this rank's <see cref="IShardedApply.Part"/> of the root in <c>sum</c>.
-    /// </summary>
-    IShardedApply? ShardedApply => null;
-}
-
-/// <summary>
-/// The update divided among the ranks, as ZeRO's first stage divides it: each rank steps Adam for its part of θ only, and the
-/// new θ are gathered instead of the sums. Every element's update is its own arithmetic, so θ ends the same bits as every rank
-/// updating all of it; each rank's Adam moments are current for its part only, and a new world brings them whole.
-/// </summary>
-public interface IShardedApply
-{
-    /// <summary>This rank's part [Start, Start+Length) of a reduced vector of <paramref name="length"/> floats.</summary>
-    (int Start, int Length) Part(int length);
-
-    /// <summary>
-    /// Whether the whole root is finite: this rank knows its part only, so the ranks agree on it (each skips alike). On return the
-    /// update may write over this rank's part of the reduced vector.
-    /// </summary>
-    bool AllFinite(long step, bool partFinite);
-
-    /// <summary>Gathers every rank's part of <paramref name="vector"/> into all of it.</summary>
-    void Gather(long step, Memory<float> vector);
 }
 
 /// <summary>One process, a world of one: its single block is the whole tree's root already.</summary>
@@ -160,22 +134,14 @@ public sealed class StepRunner : IDisposable
         {
             var f = joint ? Reduce(reducer, trace, step.Step, ReducedVector.SoftCounts, fBlocks, softCounts) : softCounts;
             using (trace.Phase(StepPhase.Backward)) engine.Backward(f.Span, sBlocks.Span);
-            var root = Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats);
-            if (reducer.ShardedApply is { } sharded)
-            {
-                // This rank's part of the root is in stats; the rest comes with the gather, θ where the gradients were.
-                if (!root.Span.Overlaps(stats)) throw new InvalidOperationException("a divided update needs the root in the step's own vector");
-                return new StepOutcome(engine.Apply(stats.AsMemory(0, engine.Layout.Length), global.Length, step.Schedule, sharded, step.Step, trace), n);
-            }
-            reducedObserver?.OnStepReduced(step.Step + 1, joint ? f.Span : [], root.Span);
-            var loss = engine.Apply(root.Span, global.Length, step.Schedule, trace);
+            var root = Reduce(reducer, trace, step.Step, ReducedVector.Statistics, sBlocks, stats).Span;
+            reducedObserver?.OnStepReduced(step.Step + 1, joint ? f.Span : [], root);
+            var loss = engine.Apply(root, global.Length, step.Schedule, trace);
             return new StepOutcome(loss, n);
         }
         catch
         {
-            // Same thread as Forward: the step's scope closes here. Nothing of the step is applied, unless a divided update's gather
-            // failed after this rank stepped its part: that rank's state is then the next world's to replace (every world begins
-            // with the coordinator's state).
+            // Same thread as Forward: the step's scope closes here and nothing of the step is applied.
             engine.Abort();
             throw;
         }

@@ -78,44 +78,6 @@ public sealed class StepUpdater : IDisposable
             Optimizer.Step(grads);
         }
         adam?.Dispose();
-        return MoveMap(reducedStats, flat, globalBatch, mode, schedule, l2, trace);
-    }
-
-    /// <summary>
-    /// <see cref="Apply(ReadOnlySpan{float}, int, StepMode, ScheduleValues, Action{int, Action{int}}, StepTrace?)"/> divided among the
-    /// ranks (<see cref="IShardedApply"/>), on the CPU. <paramref name="reduced"/> holds this rank's part of the root on entry. The ranks
-    /// agree whether the root is finite; this rank steps Adam for its part of θ and writes the new θ over those gradients; the gather
-    /// brings the other ranks' θ and the rest of the sums; and the Kohonen rule moves the prototypes by the sums, as on every replica.
-    /// For the fully connected model each of 2 ranks passes over half of θ, m and v (94 MB a step for the whole) and copies the other
-    /// half of θ (13 MB read and written) instead. The gather is timed as communication (gradient_reduce), as the sums' was.
-    /// </summary>
-    public StepLoss Apply(Memory<float> reduced, int globalBatch, StepMode mode, ScheduleValues schedule, Action<int, Action<int>> parallelFor,
-        IShardedApply sharded, long step, StepTrace? trace = null)
-    {
-        if (model.Device.type != TorchSharp.DeviceType.CPU)
-            throw new InvalidOperationException($"the update is divided among the ranks on the CPU only, not on {model.Device}");
-        var vector = reduced[..Layout.Length];
-        var (start, length) = sharded.Part(vector.Length);
-        var end = start + length;
-        if (!sharded.AllFinite(step, NonFiniteSteps.AllFinite(vector.Span[start..end])))
-        {
-            // Skipped on every rank alike; the sums are gathered for the loss's parts, as a whole root would report them.
-            using (trace?.Phase(StepPhase.GradientReduce)) sharded.Gather(step, vector);
-            return DnmLoss.StepLossOf(config, Layout, vector.Span, globalBatch, mode, 0, model.Shape.Pixels) with { Skipped = true };
-        }
-        double l2;
-        using (trace?.Phase(StepPhase.Apply))
-            l2 = Optimizer.StepOnHostPart(vector, Layout.Parameters, model.IsEncoderParameter, config.Beta, parallelFor, start, end);
-        using (trace?.Phase(StepPhase.GradientReduce)) sharded.Gather(step, vector);
-        using (trace?.Phase(StepPhase.Apply)) Optimizer.TakeGathered(vector, Layout.Parameters, start, end, parallelFor);
-        using var scope = NewDisposeScope();
-        vector.Span[statsOffset..].CopyTo(HostTensor.Floats(statsHost));
-        return MoveMap(vector.Span, statsHost.to(model.Device), globalBatch, mode, schedule, l2, trace);
-    }
-
-    /// <summary>The Kohonen rule (and the nodes' class counts) by the reduced sums of a joint step, and the step's loss.</summary>
-    private StepLoss MoveMap(ReadOnlySpan<float> reducedStats, Tensor flat, int globalBatch, StepMode mode, ScheduleValues schedule, double l2, StepTrace? trace)
-    {
         if (mode == StepMode.Joint)
         {
             using var somUpdate = trace?.Phase(StepPhase.SomUpdate);
@@ -126,7 +88,6 @@ public sealed class StepUpdater : IDisposable
         }
         return DnmLoss.StepLossOf(config, Layout, reducedStats, globalBatch, mode, l2, model.Shape.Pixels);
     }
-
 
     private unsafe double StepOnHost(ReadOnlySpan<float> reducedStats, Action<int, Action<int>> parallelFor)
     {

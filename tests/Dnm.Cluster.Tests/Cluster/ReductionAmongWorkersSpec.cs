@@ -41,11 +41,11 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Two_workers_dividing_the_update_should_end_bitwise_equal_to_one_process_the_star_steps_of_a_short_batch_included()
+    public async Task Two_workers_should_sum_among_themselves_end_bitwise_equal_to_one_process_the_star_steps_of_a_short_batch_included()
     {
         using var dir = new TempDir();
         // 75 samples, batch 12: every epoch ends with a batch of 3, one micro-batch, which two ranks can only sum through the
-        // coordinator. Those steps divide the update too: each rank's Adam moments are current for its own part only.
+        // coordinator: a world that sums among its workers switches to the star and back within an epoch.
         var dataset = TinyRun.WriteDataset(dir.Path, count: 75);
         var reference = TinyRun.TrainSingleProcess(TinyRun.Config(dataset, dir.Sub("single")));
         var observer = new RecordingObserver();
@@ -55,7 +55,7 @@ public sealed class ReductionAmongWorkersSpec(ITestOutputHelper output)
             new NodeOptions { ChecksumEvery = 1, Reduction = StatisticsReduction.Workers });
         foreach (var line in observer.Messages) output.WriteLine(line);
         Assert.Contains(observer.Messages, l => l.Contains(AmongWorkers, StringComparison.Ordinal));
-        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "2 workers dividing the update");
+        TinyRun.AssertBitwiseEqual(Checkpoint.Load(result.FinalCheckpoint!), reference, output, "2 workers summing among themselves, and through the star for the short batches");
     }
 
     [Fact]
