@@ -21,20 +21,40 @@ internal static class ClusterBenchmark
     private sealed class StepTimes(int warmup) : ITrainingObserver
     {
         private readonly List<double> ms = [];
-        // The process's CPU time (every thread) after each step: the cores a step used, which scheduling noise moves less than its wall time.
-        private readonly List<double> cpu = [];
+        private readonly Stopwatch clock = Stopwatch.StartNew();
+        // Between the reports of consecutive timed steps of one phase (the interval across a phase change holds SOM pre-training):
+        // the wall time, the step and whatever runs between steps (1 / throughput), and the process's CPU time.
+        private readonly List<double> intervals = [];
+        private readonly List<double> cpuDeltas = [];
+        private double lastReport, lastCpu;
+        private TrainingPhase? lastPhase;
+
         public void OnStep(StepReport r)
         {
             if (r.Phase == TrainingPhase.SomPretrain) return;
             var used = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+            var now = clock.Elapsed.TotalMilliseconds;
             lock (ms)
             {
                 ms.Add(r.Duration.TotalMilliseconds);
-                cpu.Add(used);
+                if (ms.Count > warmup + 1 && r.Phase == lastPhase)
+                {
+                    intervals.Add(now - lastReport);
+                    cpuDeltas.Add(used - lastCpu);
+                }
+                (lastReport, lastCpu, lastPhase) = (now, used, r.Phase);
             }
         }
-        /// <summary>CPU milliseconds a timed step, all threads of the process (the coordinator's and the workers' for a cluster).</summary>
-        public double CpuPerStep { get { lock (ms) return cpu.Count > warmup + 1 ? (cpu[^1] - cpu[warmup]) / (cpu.Count - warmup - 1) : 0; } }
+
+        /// <summary>Wall milliseconds between timed steps: the step's own time and what runs between steps.</summary>
+        public double Interval { get { lock (ms) return intervals.DefaultIfEmpty().Average(); } }
+
+        /// <summary>
+        /// The process's CPU milliseconds a timed step (every thread: the coordinator's and the workers' for a cluster): the cores a step
+        /// used, which scheduling noise moves less than its wall time.
+        /// </summary>
+        public double CpuPerStep { get { lock (ms) return cpuDeltas.DefaultIfEmpty().Average(); } }
+
         // The first steps warm up (JIT, allocator, first connections): left out of the mean (--warmup, default 3).
         public double Mean { get { lock (ms) return ms.Skip(warmup).DefaultIfEmpty().Average(); } }
         // The mean of each quarter of the timed steps: whether the run was still warming up.
@@ -104,7 +124,7 @@ internal static class ClusterBenchmark
             using (var train = TrainingRun.OpenTrain(single with { Limit = limit }, null))
             using (var trainer = new Trainer(single, train, train, device, new RunDirectory(single.Out), bare))
                 trainer.Run(CancellationToken.None);
-            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step (by quarter {bare.Quarters}; CPU {bare.CpuPerStep:F1} ms a step; {sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
+            Console.WriteLine($"bare Trainer:   {bare.Count} steps, {bare.Mean,7:F1} ms a step (by quarter {bare.Quarters}; {bare.Interval:F1} ms between reports; CPU {bare.CpuPerStep:F1} ms a step; {sw.Elapsed.TotalSeconds:F1} s with SOM pre-training)");
             return bare;
         }
         for (var round = 1; round <= rounds; round++)
@@ -136,7 +156,7 @@ internal static class ClusterBenchmark
                 ratios[run].Add(times.Mean / bare.Mean);
                 shares[run].Add(share);
                 transfers[run].Add(transfer / result.MeanStep.TotalMilliseconds);
-                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step (by quarter {times.Quarters}; CPU {times.CpuPerStep:F1} ms a step, {times.CpuPerStep / bare.CpuPerStep:F2}x the bare's), all-reduce {reduce,6:F1} ms " +
+                Console.WriteLine($"--workers {run.N} --reduction {Name(run.Reduction)}: {times.Count} steps, {times.Mean,7:F1} ms a step (by quarter {times.Quarters}; {times.Interval:F1} ms between reports, {times.Interval / bare.Interval:F2}x the bare's; CPU {times.CpuPerStep:F1} ms a step, {times.CpuPerStep / bare.CpuPerStep:F2}x the bare's), all-reduce {reduce,6:F1} ms " +
                                   $"({100 * share:F0} % of the step; after the slowest rank {transfer:F1} ms, {100 * transfer / result.MeanStep.TotalMilliseconds:F1} %); " +
                                   $"vs bare {times.Mean / bare.Mean:F2}x; coordinator's link {link}");
             }
