@@ -171,24 +171,80 @@ public sealed class DataPlaneConnection : IDisposable
     public ValueTask SendAsync(FrameKind kind, long step, ReadOnlyMemory<float> payload, CancellationToken cancellationToken = default)
         => SendAsync(kind, step, payload, Crc32C.Compute(MemoryMarshal.AsBytes(payload.Span)), cancellationToken);
 
-    /// <summary>Sends with a checksum the caller computed once (a broadcast sends one payload to N peers).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    internal async ValueTask SendAsync(FrameKind kind, long step, ReadOnlyMemory<float> payload, uint checksum, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends one frame on the calling thread if that cannot block it: a payload through shared memory (the socket carries the header
+    /// only) or a small inline one, both far below what the socket's buffer takes while the peer is busy. False, with nothing sent,
+    /// when the payload would stream over TCP (no segment, too large for it, or the peer has not copied the previous one out): send it
+    /// with <see cref="SendAsync(FrameKind, long, ReadOnlyMemory{float}, uint, CancellationToken)"/>, which does not wait for the peer to read.
+    /// </summary>
+    internal bool TrySendNow(FrameKind kind, long step, ReadOnlyMemory<float> payload, uint checksum)
+    {
+        var payloadBytes = CheckedPayloadBytes(kind, payload);
+        if (payloadBytes > InlinePayloadBytes && _sharedMemory is null) return false;
+        Enter(ref _sending, "TrySendNow");
+        try
+        {
+            var inline = payloadBytes <= BlockingInlineBytes;
+            if (!inline && (payloadBytes <= InlinePayloadBytes || !TryWriteShared(payload))) return false;
+            var frameBytes = WriteFrame(kind, step, payload, checksum, inline, shared: !inline);
+            _stream.Write(_sendBuffer, 0, frameBytes);
+            Sent(payloadBytes, shared: !inline);
+            return true;
+        }
+        catch (Exception ex)
+        {
+            Fault(ex);
+            if (IsConnectionFailure(ex))
+                throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+            throw;
+        }
+        finally
+        {
+            Volatile.Write(ref _sending, 0);
+        }
+    }
+
+    // The largest inline frame TrySendNow writes from the calling thread: a socket's buffer holds it even if the peer reads nothing.
+    private const int BlockingInlineBytes = 4 * 1024;
+
+    private static int CheckedPayloadBytes(FrameKind kind, ReadOnlyMemory<float> payload)
     {
         if (!FrameKinds.IsData(kind))
             throw new ArgumentException($"{kind} is not a data frame kind.", nameof(kind));
         if (payload.Length > int.MaxValue / sizeof(float))
             throw new ArgumentException($"A frame carries at most {int.MaxValue / sizeof(float)} floats.", nameof(payload));
+        return payload.Length * sizeof(float);
+    }
+
+    /// <summary>The frame's header (and an inline payload) in the send buffer; returns how many of its bytes to write.</summary>
+    private int WriteFrame(FrameKind kind, long step, ReadOnlyMemory<float> payload, uint checksum, bool inline, bool shared)
+    {
         var payloadBytes = payload.Length * sizeof(float);
+        new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer, FrameHeader.ProtocolVersion, shared);
+        if (inline)
+            MemoryMarshal.AsBytes(payload.Span).CopyTo(_sendBuffer.AsSpan(FrameHeader.Size));
+        return FrameHeader.Size + (inline ? payloadBytes : 0);
+    }
+
+    private void Sent(int payloadBytes, bool shared)
+    {
+        Interlocked.Add(ref _bytesSent, FrameHeader.Size + payloadBytes);
+        if (shared)
+            Interlocked.Add(ref _sharedMemoryBytesSent, payloadBytes);
+    }
+
+    /// <summary>Sends with a checksum the caller computed once (a broadcast sends one payload to N peers).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    internal async ValueTask SendAsync(FrameKind kind, long step, ReadOnlyMemory<float> payload, uint checksum, CancellationToken cancellationToken)
+    {
+        var payloadBytes = CheckedPayloadBytes(kind, payload);
         Enter(ref _sending, "SendAsync");
         try
         {
             var inline = payloadBytes <= InlinePayloadBytes;
             // Through shared memory when it fits and the peer has copied the previous one out; else TCP.
             var shared = !inline && TryWriteShared(payload);
-            new FrameHeader(RunId, step, LocalRank, kind, payloadBytes, checksum).WriteTo(_sendBuffer, FrameHeader.ProtocolVersion, shared);
-            if (inline)
-                MemoryMarshal.AsBytes(payload.Span).CopyTo(_sendBuffer.AsSpan(FrameHeader.Size));
+            var frameBytes = WriteFrame(kind, step, payload, checksum, inline, shared);
             var direct = !inline && !shared;
             using var pin = direct ? payload.Pin() : default;
             try
@@ -196,7 +252,7 @@ public sealed class DataPlaneConnection : IDisposable
                 // The writes are inline rather than in a helper method: each async helper is one more state
                 // machine box per frame when the pooling builder's cache misses. A stream's write sends the
                 // whole buffer (a TLS session cuts it into records).
-                await _stream.WriteAsync(_sendBuffer.AsMemory(0, FrameHeader.Size + (inline ? payloadBytes : 0)), cancellationToken).ConfigureAwait(false);
+                await _stream.WriteAsync(_sendBuffer.AsMemory(0, frameBytes), cancellationToken).ConfigureAwait(false);
                 if (direct)
                     await _stream.WriteAsync(_sendWindow.Over(pin, payloadBytes), cancellationToken).ConfigureAwait(false);
             }
@@ -204,9 +260,7 @@ public sealed class DataPlaneConnection : IDisposable
             {
                 _sendWindow.Clear();
             }
-            Interlocked.Add(ref _bytesSent, FrameHeader.Size + payloadBytes);
-            if (shared)
-                Interlocked.Add(ref _sharedMemoryBytesSent, payloadBytes);
+            Sent(payloadBytes, shared);
         }
         catch (Exception ex)
         {
@@ -228,7 +282,16 @@ public sealed class DataPlaneConnection : IDisposable
     /// </summary>
     /// <exception cref="DataPlaneException">A check failed (names the peer and field) or the peer closed.</exception>
     public ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, CancellationToken cancellationToken = default)
-        => ReceiveAsync(destination, null, cancellationToken);
+        => ReceiveAsync(destination, null, blocking: false, cancellationToken);
+
+    /// <summary>
+    /// <see cref="ReceiveAsync(Memory{float}, CancellationToken)"/>; with <paramref name="blocking"/> it reads on the calling thread,
+    /// which waits for the frame anyway: the kernel wakes that thread when the bytes arrive, instead of a thread-pool thread that
+    /// then wakes it (on cores that the workers share, each such hop can wait for a time slice). The task is then complete on return.
+    /// Closing the connection (from any thread) ends a blocked read.
+    /// </summary>
+    internal ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, bool blocking, CancellationToken cancellationToken)
+        => ReceiveAsync(destination, null, blocking, cancellationToken);
 
     /// <summary>
     /// Receives one frame of <paramref name="sum"/>'s length and adds it to its local vector (<see cref="ReceivedSum"/>). Through
@@ -237,15 +300,19 @@ public sealed class DataPlaneConnection : IDisposable
     /// <see cref="ReceiveAsync(Memory{float}, CancellationToken)"/>'s.
     /// </summary>
     public ValueTask<FrameHeader> ReceiveSumAsync(ReceivedSum sum, Memory<float> scratch, CancellationToken cancellationToken = default)
+        => ReceiveSumAsync(sum, scratch, blocking: false, cancellationToken);
+
+    /// <summary><see cref="ReceiveSumAsync(ReceivedSum, Memory{float}, CancellationToken)"/>, on the calling thread with <paramref name="blocking"/> (see <see cref="ReceiveAsync(Memory{float}, bool, CancellationToken)"/>).</summary>
+    internal ValueTask<FrameHeader> ReceiveSumAsync(ReceivedSum sum, Memory<float> scratch, bool blocking, CancellationToken cancellationToken)
     {
         if (sum.Local.Length != sum.Destination.Length || scratch.Length != sum.Destination.Length)
             throw new ArgumentException($"a sum of {sum.Destination.Length} floats needs {sum.Destination.Length} local and scratch floats, " +
                                         $"not {sum.Local.Length} and {scratch.Length}", nameof(scratch));
-        return ReceiveAsync(scratch, sum, cancellationToken);
+        return ReceiveAsync(scratch, sum, blocking, cancellationToken);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, ReceivedSum? sum, CancellationToken cancellationToken)
+    private async ValueTask<FrameHeader> ReceiveAsync(Memory<float> destination, ReceivedSum? sum, bool blocking, CancellationToken cancellationToken)
     {
         Enter(ref _receiving, "ReceiveAsync");
         try
@@ -261,7 +328,7 @@ public sealed class DataPlaneConnection : IDisposable
             for (var done = 0; done < head.Length;)
             {
                 var before = done;
-                done += Received(await _stream.ReadAsync(head[done..], cancellationToken).ConfigureAwait(false), done > 0);
+                done += Received(blocking ? _stream.Read(head.Span[done..]) : await _stream.ReadAsync(head[done..], cancellationToken).ConfigureAwait(false), done > 0);
                 if (before < FrameHeader.Size && done >= FrameHeader.Size)
                 {
                     header = FrameHeader.ReadFrom(_receiveBuffer.AsSpan(0, FrameHeader.Size), Peer, out shared);
@@ -289,7 +356,8 @@ public sealed class DataPlaneConnection : IDisposable
                     var body = _receiveWindow.Over(pin, header.PayloadBytes);
                     for (var done = 0; done < body.Length;)
                     {
-                        var n = Received(await _stream.ReadAsync(body[done..], cancellationToken).ConfigureAwait(false), midFrame: true);
+                        var n = Received(blocking ? _stream.Read(body.Span[done..]) : await _stream.ReadAsync(body[done..], cancellationToken).ConfigureAwait(false),
+                            midFrame: true);
                         // Checksumming each chunk as it lands overlaps the CRC with the kernel receiving the rest.
                         actual = Crc32C.Append(actual, body.Span.Slice(done, n));
                         done += n;

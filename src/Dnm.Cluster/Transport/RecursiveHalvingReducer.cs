@@ -176,14 +176,43 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
         => ReduceScatterAsync(step, kind, data, data, cancellationToken);
 
     /// <summary>
+    /// <see cref="ReduceScatterAsync(long, FrameKind, ReadOnlyMemory{float}, Memory{float}, CancellationToken)"/> for a caller whose thread
+    /// waits for it anyway (a worker's step): each frame is sent and received on that thread where it cannot block on the partner
+    /// (through shared memory, or small), so no thread-pool thread has to wake and then wake it; a payload that streams over TCP is
+    /// still sent asynchronously. The same frames, the same bits.
+    /// </summary>
+    public void ReduceScatter(long step, FrameKind kind, ReadOnlyMemory<float> block, Memory<float> data)
+        => Complete(ReduceScatterAsync(step, kind, block, data, blocking: true, CancellationToken.None));
+
+    /// <summary><see cref="AllGatherAsync(long, FrameKind, Memory{float}, uint?, CancellationToken)"/> on the calling thread, as <see cref="ReduceScatter"/>.</summary>
+    public void AllGather(long step, FrameKind kind, Memory<float> data, uint? sliceChecksum = null)
+        => Complete(AllGatherAsync(step, kind, data, sliceChecksum, blocking: true, CancellationToken.None));
+
+    /// <summary><see cref="AllReduceAsync"/> on the calling thread, as <see cref="ReduceScatter"/>.</summary>
+    public void AllReduce(long step, FrameKind kind, Memory<float> data)
+    {
+        ReduceScatter(step, kind, data, data);
+        AllGather(step, kind, data);
+    }
+
+    private static void Complete(ValueTask exchange)
+    {
+        if (exchange.IsCompletedSuccessfully) return;
+        exchange.AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>
     /// Recursive halving from this rank's block of the tree in <paramref name="block"/>, which is only read: the first level sends
     /// its half from there and adds the partner's half to it into <paramref name="data"/>, so the block is never copied. On
     /// return <paramref name="data"/>'s <see cref="SliceOf"/> holds the root's elements; the rest of it is partial sums or
     /// stale, overwritten by <see cref="AllGatherAsync"/>. Each partner's half is added where it arrived (shared memory) or
     /// from the scratch it landed in (TCP).
     /// </summary>
+    public ValueTask ReduceScatterAsync(long step, FrameKind kind, ReadOnlyMemory<float> block, Memory<float> data, CancellationToken cancellationToken = default)
+        => ReduceScatterAsync(step, kind, block, data, blocking: false, cancellationToken);
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask ReduceScatterAsync(long step, FrameKind kind, ReadOnlyMemory<float> block, Memory<float> data, CancellationToken cancellationToken = default)
+    private async ValueTask ReduceScatterAsync(long step, FrameKind kind, ReadOnlyMemory<float> block, Memory<float> data, bool blocking, CancellationToken cancellationToken)
     {
         if (block.Length != data.Length)
             throw new ArgumentException($"a block of {block.Length} floats reduces into {data.Length}", nameof(data));
@@ -195,7 +224,7 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
             var (keep, give) = Halve(lo, hi, upper);
             // The node is the lower rank's partial sum (its left child) plus the upper rank's (its right child).
             await ExchangeAsync(level, step, kind, from[give.Lo..give.Hi], receive: default, checksum: null,
-                new ReceivedSum(from[keep.Lo..keep.Hi], data[keep.Lo..keep.Hi], ReceivedIsLeft: upper), cancellationToken).ConfigureAwait(false);
+                new ReceivedSum(from[keep.Lo..keep.Hi], data[keep.Lo..keep.Hi], ReceivedIsLeft: upper), blocking, cancellationToken).ConfigureAwait(false);
             from = data;
             (lo, hi) = keep;
         }
@@ -211,8 +240,11 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
         => AllGatherAsync(step, kind, data, null, cancellationToken);
 
     /// <inheritdoc cref="AllGatherAsync(long, FrameKind, Memory{float}, CancellationToken)"/>
+    public ValueTask AllGatherAsync(long step, FrameKind kind, Memory<float> data, uint? sliceChecksum, CancellationToken cancellationToken = default)
+        => AllGatherAsync(step, kind, data, sliceChecksum, blocking: false, cancellationToken);
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask AllGatherAsync(long step, FrameKind kind, Memory<float> data, uint? sliceChecksum, CancellationToken cancellationToken = default)
+    private async ValueTask AllGatherAsync(long step, FrameKind kind, Memory<float> data, uint? sliceChecksum, bool blocking, CancellationToken cancellationToken)
     {
         // The range before each level's halving, from the whole vector down to the slice.
         var ranges = new (int Lo, int Hi)[_peers.Length];
@@ -226,26 +258,36 @@ public sealed class RecursiveHalvingReducer : IAllReducer, IDisposable
         {
             var (keep, give) = Halve(ranges[level].Lo, ranges[level].Hi, upper: ((Rank >> level) & 1) == 1);
             var checksum = level == _peers.Length - 1 ? sliceChecksum : null;
-            await ExchangeAsync(level, step, kind, data[keep.Lo..keep.Hi], data[give.Lo..give.Hi], checksum, sum: null, cancellationToken).ConfigureAwait(false);
+            await ExchangeAsync(level, step, kind, data[keep.Lo..keep.Hi], data[give.Lo..give.Hi], checksum, sum: null, blocking, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>
     /// Sends <paramref name="send"/> to the partner and receives its frame at the same time (both partners send first): into
     /// <paramref name="receive"/>, or added to <paramref name="sum"/>'s local half. Both are awaited even after a failure; the
-    /// first failure closes every connection (<see cref="FailAll"/>) and is rethrown.
+    /// first failure closes every connection (<see cref="FailAll"/>) and is rethrown. <paramref name="blocking"/>: the receive is
+    /// read on the calling thread, and so is the send where it cannot wait for the partner (<see cref="DataPlaneConnection.TrySendNow"/>).
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ExchangeAsync(int level, long step, FrameKind kind, ReadOnlyMemory<float> send,
-        Memory<float> receive, uint? checksum, ReceivedSum? sum, CancellationToken cancellationToken)
+        Memory<float> receive, uint? checksum, ReceivedSum? sum, bool blocking, CancellationToken cancellationToken)
     {
         var peer = _peers[level];
-        var sending = checksum is { } crc
-            ? peer.SendAsync(kind, step, send, crc, cancellationToken)
-            : peer.SendAsync(kind, step, send, cancellationToken);
+        var crc = checksum ?? Crc32C.Compute(System.Runtime.InteropServices.MemoryMarshal.AsBytes(send.Span));
+        ValueTask sending;
+        try
+        {
+            // A send that streams over TCP goes on without this thread, so the receive may block it either way.
+            sending = blocking && peer.TrySendNow(kind, step, send, crc) ? default : peer.SendAsync(kind, step, send, crc, cancellationToken);
+        }
+        catch
+        {
+            FailAll();
+            throw;
+        }
         var receiving = sum is { } s
-            ? peer.ReceiveSumAsync(s, Scratch(s.Local.Length), cancellationToken)
-            : peer.ReceiveAsync(receive, cancellationToken);
+            ? peer.ReceiveSumAsync(s, Scratch(s.Local.Length), blocking, cancellationToken)
+            : peer.ReceiveAsync(receive, blocking, cancellationToken);
         Exception? failure = null;
         try
         {

@@ -42,6 +42,27 @@ public sealed class StarReduceClient : IAllReducer, IDisposable
     public ValueTask ContributeAsync(long step, FrameKind kind, ReadOnlyMemory<float> local, uint checksum, CancellationToken cancellationToken = default)
         => Connection.SendAsync(kind, step, local, checksum, cancellationToken);
 
+    /// <summary>
+    /// Sends this worker's vector for <paramref name="step"/> and returns once it is sent, on the calling thread where the send cannot
+    /// wait for the coordinator (<see cref="DataPlaneConnection.TrySendNow"/>), for a caller whose thread waits for it anyway.
+    /// </summary>
+    public void Contribute(long step, FrameKind kind, ReadOnlyMemory<float> local)
+    {
+        if (Connection.TrySendNow(kind, step, local, Crc32C.Compute(System.Runtime.InteropServices.MemoryMarshal.AsBytes(local.Span)))) return;
+        Connection.SendAsync(kind, step, local).AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Receives the coordinator's broadcast for <paramref name="step"/> on the calling thread, which waits for it anyway: the kernel
+    /// wakes that thread when the frame arrives, with no thread-pool hop (<see cref="DataPlaneConnection.ReceiveAsync(Memory{float}, bool, CancellationToken)"/>).
+    /// </summary>
+    public void ReceiveBroadcast(long step, FrameKind kind, Memory<float> destination)
+    {
+        var receiving = Connection.ReceiveAsync(destination, blocking: true, CancellationToken.None);
+        var header = receiving.IsCompletedSuccessfully ? receiving.Result : receiving.AsTask().GetAwaiter().GetResult();
+        header.Expect(step, kind, Connection.Peer);
+    }
+
     /// <summary>Receives the coordinator's broadcast for <paramref name="step"/> (the sum, or e.g. new parameters).</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ReceiveBroadcastAsync(long step, FrameKind kind, Memory<float> destination, CancellationToken cancellationToken = default)

@@ -86,9 +86,10 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
                 return sum;
             }
             if (Faults?.Disconnects(step, vector) == true) Disconnect();
-            // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step).
-            Client.ContributeAsync(step, kind, contribution).AsTask().GetAwaiter().GetResult();
-            Client.ReceiveBroadcastAsync(step, kind, sum).AsTask().GetAwaiter().GetResult();
+            // Straight from the runner's buffers, no copies (for the fully connected model 13 MB each way a step); on this thread,
+            // which waits for the sum anyway.
+            Client.Contribute(step, kind, contribution);
+            Client.ReceiveBroadcast(step, kind, sum);
             return sum;
         }
 
@@ -102,7 +103,7 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             if (contribution.Length != sum.Length)
                 throw new InvalidOperationException($"rank {Rank} holds {contribution.Length / Math.Max(sum.Length, 1)} blocks of the sum tree, not one: the statistics cannot be summed among the workers");
             flag[0] = NonFiniteSteps.AllFinite(contribution.Span) ? 1f : 0f;
-            Client.ContributeAsync(step, FrameKind.Finite, flag).AsTask().GetAwaiter().GetResult();
+            Client.Contribute(step, FrameKind.Finite, flag);
             if (Faults?.Disconnects(step, ReducedVector.Statistics) == true) Disconnect();
             if (Faults?.DisconnectsPartners(step) == true) Ring?.Dispose();
             if (Faults?.Stalls(step) == true)
@@ -113,14 +114,14 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             }
             var ring = Ring!;
             // Straight from the runner's block: its halves are sent and summed from where they lie, not copied into the sum first.
-            AmongWorkersOrFail(() => ring.ReduceScatterAsync(step, FrameKind.Gradients, contribution, sum).AsTask());
+            AmongWorkersOrFail(() => ring.ReduceScatter(step, FrameKind.Gradients, contribution, sum));
             // One checksum of the slice for both of its frames: to the coordinator and to the first partner of the all-gather.
             var (slice, checksum) = ring.ChecksummedSlice(sum);
             // The slice goes to the coordinator while the rest comes from the partners: the all-gather only reads the slice.
             var toCoordinator = Client.ContributeAsync(step, FrameKind.Gradients, slice, checksum).AsTask();
             try
             {
-                AmongWorkersOrFail(() => ring.AllGatherAsync(step, FrameKind.Gradients, sum, checksum).AsTask());
+                AmongWorkersOrFail(() => ring.AllGather(step, FrameKind.Gradients, sum, checksum));
             }
             finally
             {
@@ -137,11 +138,12 @@ public sealed class WorkerReplica(string name, Device device, DataPlaneOptions? 
             Client.Dispose();
         }
 
-        private void AmongWorkersOrFail(Func<Task> exchange)
+        /// <summary>An exchange among the workers, on this thread (it waits for it anyway: <see cref="RecursiveHalvingReducer.ReduceScatter"/>).</summary>
+        private static void AmongWorkersOrFail(Action exchange)
         {
             try
             {
-                exchange().GetAwaiter().GetResult();
+                exchange();
             }
             catch (Exception e)
             {

@@ -14,12 +14,16 @@ public sealed class RecursiveHalvingSpec
     private readonly Guid _worldId = Guid.NewGuid();
 
     [Theory]
-    [InlineData(2, 8, true)]
-    [InlineData(4, 8, true)]
-    [InlineData(8, 8, true)]
-    [InlineData(4, 16, false)]
-    [InlineData(8, 32, false)]
-    public async Task Should_give_every_rank_the_fixed_trees_root_bit_for_bit(int worldSize, int leaves, bool sharedMemory)
+    [InlineData(2, 8, true, false)]
+    [InlineData(4, 8, true, false)]
+    [InlineData(8, 8, true, false)]
+    [InlineData(4, 16, false, false)]
+    [InlineData(8, 32, false, false)]
+    // On the calling thread (a worker's step): the same frames and bits, through shared memory and over TCP.
+    [InlineData(2, 8, true, true)]
+    [InlineData(4, 8, true, true)]
+    [InlineData(4, 16, false, true)]
+    public async Task Should_give_every_rank_the_fixed_trees_root_bit_for_bit(int worldSize, int leaves, bool sharedMemory, bool blocking)
     {
         var options = sharedMemory ? null : Loopback.TcpOnly;
         var reducers = await ConnectAsync(worldSize, options);
@@ -41,7 +45,9 @@ public sealed class RecursiveHalvingSpec
                 micro.SumContributions(batch, blocks.Select(b => (Memory<float>)(float[])b.Clone()).ToArray(), star);
                 Assert.Equal(Bits(expected), Bits(star));
 
-                await Task.WhenAll(reducers.Select((r, rank) => Task.Run(() => r.AllReduceAsync(step, FrameKind.Gradients, blocks[rank], Loopback.Deadline()).AsTask())));
+                await Task.WhenAll(reducers.Select((r, rank) => blocking
+                    ? Task.Run(() => r.AllReduce(step, FrameKind.Gradients, blocks[rank])).WaitAsync(TimeSpan.FromSeconds(60))
+                    : Task.Run(() => r.AllReduceAsync(step, FrameKind.Gradients, blocks[rank], Loopback.Deadline()).AsTask())));
                 foreach (var block in blocks)
                     Assert.Equal(Bits(expected), Bits(block));
                 // The data are such that the order of the additions shows in the bits: a sum in rank order differs.
@@ -151,10 +157,13 @@ public sealed class RecursiveHalvingSpec
     }
 
     [Theory]
-    [InlineData(2, true)]
-    [InlineData(4, true)]
-    [InlineData(4, false)]
-    public async Task Should_reduce_from_a_block_it_only_reads_and_gather_with_the_slices_checksum_given(int worldSize, bool sharedMemory)
+    [InlineData(2, true, false)]
+    [InlineData(4, true, false)]
+    [InlineData(4, false, false)]
+    [InlineData(2, true, true)]
+    [InlineData(4, true, true)]
+    [InlineData(4, false, true)]
+    public async Task Should_reduce_from_a_block_it_only_reads_and_gather_with_the_slices_checksum_given(int worldSize, bool sharedMemory, bool blocking)
     {
         const int length = 150_001;
         var reducers = await ConnectAsync(worldSize, sharedMemory ? null : Loopback.TcpOnly);
@@ -168,11 +177,13 @@ public sealed class RecursiveHalvingSpec
             var sums = Enumerable.Range(0, worldSize).Select(r => Loopback.RandomVector(length, seed: 900 + r)).ToArray();
             await Task.WhenAll(Enumerable.Range(0, worldSize).Select(rank => Task.Run(async () =>
             {
-                await reducers[rank].ReduceScatterAsync(11, FrameKind.Gradients, blocks[rank], sums[rank], Loopback.Deadline());
+                if (blocking) reducers[rank].ReduceScatter(11, FrameKind.Gradients, blocks[rank], sums[rank]);
+                else await reducers[rank].ReduceScatterAsync(11, FrameKind.Gradients, blocks[rank], sums[rank], Loopback.Deadline());
                 var (start, count) = RecursiveHalvingReducer.SliceOf(rank, worldSize, length);
                 var checksum = Crc32C.Compute(MemoryMarshal.AsBytes(sums[rank].AsSpan(start, count)));
-                await reducers[rank].AllGatherAsync(11, FrameKind.Gradients, sums[rank], checksum, Loopback.Deadline());
-            })));
+                if (blocking) reducers[rank].AllGather(11, FrameKind.Gradients, sums[rank], checksum);
+                else await reducers[rank].AllGatherAsync(11, FrameKind.Gradients, sums[rank], checksum, Loopback.Deadline());
+            }).WaitAsync(TimeSpan.FromSeconds(60))));
             var expected = OneProcess(leafVectors);
             for (var rank = 0; rank < worldSize; rank++)
             {
@@ -186,8 +197,10 @@ public sealed class RecursiveHalvingSpec
         }
     }
 
-    [Fact]
-    public async Task Should_send_the_slice_with_the_checksum_it_is_given()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Should_send_the_slice_with_the_checksum_it_is_given(bool blocking)
     {
         // A wrong checksum for the slice is what the partner sees: proof that the given one is sent, not recomputed.
         const int length = 100_000;
@@ -195,8 +208,9 @@ public sealed class RecursiveHalvingSpec
         try
         {
             var data = new[] { Loopback.RandomVector(length, 1), Loopback.RandomVector(length, 2) };
-            var gathers = Enumerable.Range(0, 2).Select(rank => Task.Run(() =>
-                reducers[rank].AllGatherAsync(12, FrameKind.Gradients, data[rank], rank == 1 ? 0xDEADBEEFu : null, Loopback.Deadline()).AsTask())).ToArray();
+            var gathers = Enumerable.Range(0, 2).Select(rank => blocking
+                ? Task.Run(() => reducers[rank].AllGather(12, FrameKind.Gradients, data[rank], rank == 1 ? 0xDEADBEEFu : null)).WaitAsync(TimeSpan.FromSeconds(60))
+                : Task.Run(() => reducers[rank].AllGatherAsync(12, FrameKind.Gradients, data[rank], rank == 1 ? 0xDEADBEEFu : null, Loopback.Deadline()).AsTask())).ToArray();
             var e = await Assert.ThrowsAsync<DataPlaneException>(() => gathers[0]);
             Assert.Equal("Checksum", e.Field);
             Assert.Contains("rank 1", e.Peer);
@@ -209,8 +223,10 @@ public sealed class RecursiveHalvingSpec
         }
     }
 
-    [Fact]
-    public async Task Should_fail_every_rank_at_once_when_one_is_lost()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Should_fail_every_rank_at_once_when_one_is_lost(bool blocking)
     {
         const int worldSize = 4;
         var reducers = await ConnectAsync(worldSize, options: null);
@@ -220,8 +236,10 @@ public sealed class RecursiveHalvingSpec
             // fails because the failure spreads (each failing rank closes all its connections), not on a timeout.
             reducers[3].Dispose();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var reductions = Enumerable.Range(0, 3).Select(rank => Task.Run(() =>
-                reducers[rank].AllReduceAsync(4, FrameKind.Gradients, new float[50_000], Loopback.Deadline()).AsTask())).ToArray();
+            // A blocked read ends when its socket closes: the failure spreads the same way on the calling thread.
+            var reductions = Enumerable.Range(0, 3).Select(rank => blocking
+                ? Task.Run(() => reducers[rank].AllReduce(4, FrameKind.Gradients, new float[50_000])).WaitAsync(TimeSpan.FromSeconds(60))
+                : Task.Run(() => reducers[rank].AllReduceAsync(4, FrameKind.Gradients, new float[50_000], Loopback.Deadline()).AsTask())).ToArray();
             foreach (var reduction in reductions)
             {
                 var e = await Assert.ThrowsAnyAsync<Exception>(() => reduction);
