@@ -193,9 +193,7 @@ public sealed class DataPlaneConnection : IDisposable
         }
         catch (Exception ex)
         {
-            Fault(ex);
-            if (IsConnectionFailure(ex))
-                throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+            ThrowFailure(ex);
             throw;
         }
         finally
@@ -264,9 +262,7 @@ public sealed class DataPlaneConnection : IDisposable
         }
         catch (Exception ex)
         {
-            Fault(ex);
-            if (IsConnectionFailure(ex))
-                throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+            ThrowFailure(ex);
             throw;
         }
         finally
@@ -382,15 +378,26 @@ public sealed class DataPlaneConnection : IDisposable
         }
         catch (Exception ex)
         {
-            Fault(ex);
-            if (IsConnectionFailure(ex))
-                throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+            ThrowFailure(ex);
             throw;
         }
         finally
         {
             Volatile.Write(ref _receiving, 0);
         }
+    }
+
+    /// <summary>
+    /// Faults the connection (a frame broke off mid-way: the byte stream is unusable) and throws: a connection failure as a
+    /// <see cref="DataPlaneException"/> naming the peer, anything else as it was.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowFailure(Exception ex)
+    {
+        Fault(ex);
+        if (IsConnectionFailure(ex))
+            throw new DataPlaneException(Peer, "Connection", $"Data-plane connection to {Peer} failed: {ex.Message}", ex);
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex);
     }
 
     private bool TryWriteShared(ReadOnlyMemory<float> payload)
