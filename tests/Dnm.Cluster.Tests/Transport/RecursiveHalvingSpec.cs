@@ -61,8 +61,12 @@ public sealed class RecursiveHalvingSpec
         }
     }
 
-    [Fact]
-    public async Task Should_run_inside_mutually_authenticated_sessions_between_the_workers()
+    [Theory]
+    [InlineData(30_001, false)]
+    // On the calling thread: frames that stream (a read of this thread beside an asynchronous write) and small ones written here.
+    [InlineData(30_001, true)]
+    [InlineData(1_001, true)]
+    public async Task Should_run_inside_mutually_authenticated_sessions_between_the_workers(int length, bool blocking)
     {
         using var certificates = new Support.TestCertificates();
         using var tls = Support.TestCertificates.Load(certificates.Create("cluster"));
@@ -71,9 +75,11 @@ public sealed class RecursiveHalvingSpec
         {
             Assert.All(reducers, r => Assert.All(r.Peers, c => Assert.True(c.IsEncrypted)));
             var micro = new MicroBatches(MaxSize: 4);
-            var leafVectors = Enumerable.Range(0, 8).Select(i => Loopback.RandomVector(30_001, seed: 500 + i)).ToArray();
+            var leafVectors = Enumerable.Range(0, 8).Select(i => Loopback.RandomVector(length, seed: 500 + i)).ToArray();
             var blocks = Enumerable.Range(0, 4).Select(r => RankBlock(micro, 32, r, 4, leafVectors)).ToArray();
-            await Task.WhenAll(reducers.Select((r, rank) => Task.Run(() => r.AllReduceAsync(1, FrameKind.Gradients, blocks[rank], Loopback.Deadline()).AsTask())));
+            await Task.WhenAll(reducers.Select((r, rank) => blocking
+                ? Task.Run(() => r.AllReduce(1, FrameKind.Gradients, blocks[rank])).WaitAsync(TimeSpan.FromSeconds(60))
+                : Task.Run(() => r.AllReduceAsync(1, FrameKind.Gradients, blocks[rank], Loopback.Deadline()).AsTask())));
             var expected = OneProcess(leafVectors);
             foreach (var block in blocks)
                 Assert.Equal(Bits(expected), Bits(block));
