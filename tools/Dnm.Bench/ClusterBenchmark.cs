@@ -32,7 +32,7 @@ internal static class ClusterBenchmark
         public void OnStep(StepReport r)
         {
             if (r.Phase == TrainingPhase.SomPretrain) return;
-            var used = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+            var used = Environment.CpuUsage.TotalTime.TotalMilliseconds;
             var now = clock.Elapsed.TotalMilliseconds;
             lock (ms)
             {

@@ -180,12 +180,13 @@ public sealed class DataPlaneConnection : IDisposable
     internal bool TrySendNow(FrameKind kind, long step, ReadOnlyMemory<float> payload, uint checksum)
     {
         var payloadBytes = CheckedPayloadBytes(kind, payload);
-        if (payloadBytes > InlinePayloadBytes && _sharedMemory is null) return false;
+        var inline = payloadBytes <= BlockingInlineBytes;
+        // Larger inline frames are the asynchronous send's; larger ones go through shared memory or not at all here.
+        if (!inline && (payloadBytes <= InlinePayloadBytes || _sharedMemory is null)) return false;
         Enter(ref _sending, "TrySendNow");
         try
         {
-            var inline = payloadBytes <= BlockingInlineBytes;
-            if (!inline && (payloadBytes <= InlinePayloadBytes || !TryWriteShared(payload))) return false;
+            if (!inline && !TryWriteShared(payload)) return false;
             var frameBytes = WriteFrame(kind, step, payload, checksum, inline, shared: !inline);
             _stream.Write(_sendBuffer, 0, frameBytes);
             Sent(payloadBytes, shared: !inline);
